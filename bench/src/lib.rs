@@ -1,0 +1,2 @@
+//! Shared helpers of Rampart's benchmark binaries (timing, report tables).
+#![forbid(unsafe_code)]

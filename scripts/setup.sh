@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Rampart's build, tests, demo and benchmarks need on a Debian machine, as root:
+# clang (the XDP program), iproute2/ethtool (namespaces, veth), strongSwan with kernel-libipsec
+# (the real IKEv2/ESP peer), tcpdump/iperf3 (captures and load), intel-ipsec-mb (a benchmark
+# reference), scapy/cryptography (the independent ESP oracle). Safe to run again.
+set -euo pipefail
+
+APT_PACKAGES=(
+  clang llvm libbpf-dev iproute2 ethtool iputils-ping netcat-openbsd tcpdump iperf3
+  strongswan-charon strongswan-swanctl charon-systemd strongswan-pki
+  libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins
+  libipsec-mb-dev
+)
+PIP_PACKAGES=(scapy==2.8.0 cryptography==48.0.0)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[setup] apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! python3 -c 'import scapy, cryptography' 2>/dev/null; then
+  echo "[setup] pip install ${PIP_PACKAGES[*]}"
+  python3 -m pip install --quiet "${PIP_PACKAGES[@]}"
+fi
+echo "[setup] ok"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Rampart's whole test suite: formatting, lints, every crate's unit and integration tests
+# (known-answer vectors, Wycheproof, the scapy ESP oracle, property tests) and the feature matrix.
+# Tests that build network namespaces or load XDP programs need root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "crypto feature matrix"
+cargo check -q -p rampart-crypto --locked --no-default-features --features ring
+cargo check -q -p rampart-crypto --locked --no-default-features --features rustcrypto
+step "cargo test"
+cargo test --workspace --all-targets --locked
+echo
+echo "all tests passed"
