@@ -26,6 +26,9 @@
 
 mod suite;
 
+#[cfg(target_arch = "x86_64")]
+pub mod vaes;
+
 pub use suite::{Encryption, Integrity, PolicyError, Suite, encr_id, integ_id};
 
 use core::fmt;
