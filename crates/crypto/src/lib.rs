@@ -20,10 +20,45 @@
 //!   between the IV and the ICV.
 //! * AES-CBC + HMAC (RFC 3602, RFC 4868): the encrypted region must be a multiple of 16 bytes;
 //!   ICV = truncated HMAC over SPI || Seq low || IV || ciphertext, followed by Seq high when
-//!   ESN is on (RFC 4303 section 3.3.2.2.1: the high half is authenticated, never sent).
+//!   ESN is on (RFC 4303 section 3.3.2.1 step 4: the high half is authenticated, never sent).
 //! * NULL + HMAC (RFC 2410): no IV, no encryption, ICV as above.
+//!
+//! IVs: the AEADs use the 64-bit sequence number, big-endian, as the IV (unique per key, RFC 4106
+//! section 3.1, RFC 7634 section 2). AES-CBC uses AES-128-ECB of the block `0^64 || seq` under a
+//! random key drawn by [`SaCrypto::new`]: unique and unpredictable (RFC 3602 section 2.4) without
+//! a system call per packet.
+//!
+//! # Backends
+//! Cargo features, both on by default; at least one is required.
+//!
+//! | suite family                  | `ring` (`Backend::Ring`)          | `rustcrypto` (`Backend::RustCrypto`) |
+//! |-------------------------------|-----------------------------------|--------------------------------------|
+//! | AES-GCM-16, ChaCha20-Poly1305 | `ring::aead`                      | `aes-gcm`, `chacha20poly1305`        |
+//! | AES-CBC + HMAC-SHA-2          | `aes` + `cbc`, then `ring::hmac`  | `aes` + `cbc`, then `hmac` + `sha2`  |
+//! | NULL + HMAC-SHA-2             | `ring::hmac`                      | `hmac` + `sha2`                      |
+//!
+//! `ring` has no AES-CBC, so both backends run the cipher of the CBC suites on the RustCrypto
+//! `aes`/`cbc` crates and differ in the HMAC. [`Backend::fastest`] names the backend measured
+//! fastest for each suite family (see `bench/src/bin/crypto.rs`).
+//!
+//! # Modules
+//! * `suite`: the suites and the RFC 8221 policy (public types re-exported here).
+//! * `aead`, `mac`, `cbc`: the primitives of each backend behind small enums.
+//! * `esp`: ESP framing of one packet (IV, nonce, AAD, ICV, ESN, wipe on failure).
+//! * `raw` (hidden): hooks that let tests drive the primitives with arbitrary inputs; never
+//!   used on the data path.
+//! * `vaes` (x86-64): Rampart's own multi-buffer AES-GCM.
 #![deny(unsafe_code)]
 
+#[cfg(not(any(feature = "ring", feature = "rustcrypto")))]
+compile_error!("rampart-crypto needs at least one backend: enable the `ring` or the `rustcrypto` feature");
+
+mod aead;
+mod cbc;
+mod esp;
+mod mac;
+#[doc(hidden)]
+pub mod raw;
 mod suite;
 
 #[cfg(target_arch = "x86_64")]
@@ -32,6 +67,8 @@ pub mod vaes;
 pub use suite::{Encryption, Integrity, PolicyError, Suite, encr_id, integ_id};
 
 use core::fmt;
+
+use zeroize::Zeroizing;
 
 /// Largest burst a backend interleaves at once; longer bursts are cut into chunks of this size.
 pub const MAX_BURST: usize = 64;
@@ -48,26 +85,46 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Every backend compiled in and usable on this CPU.
+    /// Every backend compiled in and usable on this CPU. Both library backends run on any
+    /// CPU (they pick their assembly or intrinsics at run time and fall back to portable code).
     pub fn available() -> Vec<Backend> {
-        todo!("crypto: list backends")
+        const COMPILED_IN: &[Backend] = &[
+            #[cfg(feature = "ring")]
+            Backend::Ring,
+            #[cfg(feature = "rustcrypto")]
+            Backend::RustCrypto,
+        ];
+        COMPILED_IN.to_vec()
     }
 
     /// The fastest backend for `suite` on this machine (decided by measurement, see bench/).
     pub fn fastest(suite: Suite) -> Backend {
         let _ = suite;
-        todo!("crypto: pick the default")
+        Backend::preferred()
     }
 
-    /// Parses a backend name as the CLI and config write it (`ring`, `rustcrypto`).
+    /// The first compiled-in backend in the order `ring`, `rustcrypto`.
+    fn preferred() -> Backend {
+        #[cfg(feature = "ring")]
+        return Backend::Ring;
+        #[cfg(not(feature = "ring"))]
+        return Backend::RustCrypto;
+    }
+
+    /// Parses a backend name as the CLI and config write it (`ring`, `rustcrypto`); `None` for
+    /// an unknown name or a backend this build leaves out.
     pub fn from_name(name: &str) -> Option<Backend> {
-        let _ = name;
-        todo!("crypto: backend names")
+        Backend::available().into_iter().find(|b| b.name() == name)
     }
 
     /// The name that [`Backend::from_name`] reads back.
     pub fn name(&self) -> &'static str {
-        todo!("crypto: backend names")
+        match self {
+            #[cfg(feature = "ring")]
+            Backend::Ring => "ring",
+            #[cfg(feature = "rustcrypto")]
+            Backend::RustCrypto => "rustcrypto",
+        }
     }
 }
 
@@ -90,11 +147,17 @@ pub enum CryptoError {
         /// The suite.
         suite: Suite,
     },
-    /// A seal op whose buffer does not fit the suite's layout (caller bug, nothing was sealed).
+    /// A seal op whose buffer does not fit the suite's layout (caller bug, nothing was sealed):
+    /// too short, an encrypted region that is empty or not a multiple of
+    /// [`Suite::block_len`], `esp[4..8]` not the low half of `seq`, or `seq` beyond 32 bits on
+    /// an SA without ESN.
     BadLayout {
         /// Index of the op in the burst.
         index: usize,
     },
+    /// The operating system's random number generator failed while drawing the per-SA CBC IV
+    /// key; no SA was built.
+    RandomUnavailable,
 }
 
 impl fmt::Display for CryptoError {
@@ -107,6 +170,7 @@ impl fmt::Display for CryptoError {
                 write!(f, "backend {} does not implement {suite}", backend.name())
             }
             CryptoError::BadLayout { index } => write!(f, "op {index} does not fit the suite's ESP layout"),
+            CryptoError::RandomUnavailable => f.write_str("the operating system's random number generator failed"),
         }
     }
 }
@@ -114,11 +178,35 @@ impl fmt::Display for CryptoError {
 impl std::error::Error for CryptoError {}
 
 /// One SA's expanded keys for one backend. Zeroized on drop; `Debug` shows no key.
+///
+/// The RustCrypto key schedules and HMAC states wipe themselves on drop, as do the salt and the
+/// CBC IV key; `ring` keeps its AES-GCM/ChaCha20 keys and HMAC pads private and does not wipe
+/// them (no raw copy of a key is kept anywhere else).
 pub struct SaCrypto {
     suite: Suite,
     backend: Backend,
-    // Backend-specific expanded keys go here.
+    transform: Transform,
 }
+
+/// The expanded keys of each suite family.
+///
+/// Kept inline (no `Box`): a worker reaches the key schedule of every packet without another
+/// pointer to chase, and an SA is built once.
+#[allow(clippy::large_enum_variant)]
+enum Transform {
+    /// AES-GCM-16 or ChaCha20-Poly1305, with the 4-byte salt of the nonce.
+    Aead { key: aead::AeadKey, salt: Zeroizing<[u8; 4]> },
+    /// AES-CBC with its IV generator, and the HMAC.
+    Cbc { cipher: cbc::AesCbcKey, iv_gen: cbc::CbcIvGenerator, mac: mac::IntegrityKey },
+    /// No encryption, HMAC only.
+    Null { mac: mac::IntegrityKey },
+}
+
+// Workers and the IKE daemon hand SA contexts across threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<SaCrypto>();
+};
 
 impl fmt::Debug for SaCrypto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,15 +217,46 @@ impl fmt::Debug for SaCrypto {
 impl SaCrypto {
     /// Expands the keys of one SA. `encryption_key` includes the 4-byte salt of the AEADs
     /// (RFC 4106 section 8.1, RFC 7634 section 4); `integrity_key` is empty for AEADs.
+    ///
+    /// Refuses keys of the wrong length ([`CryptoError::KeyLength`]). AES-CBC suites draw a
+    /// random IV key from the operating system ([`CryptoError::RandomUnavailable`] if it fails).
     pub fn new(
         suite: Suite,
         encryption_key: &[u8],
         integrity_key: &[u8],
         backend: Backend,
     ) -> Result<SaCrypto, CryptoError> {
-        let _ = (encryption_key, integrity_key);
-        let _ = SaCrypto { suite, backend };
-        todo!("crypto: key expansion")
+        let expected = suite.encryption_key_len();
+        if encryption_key.len() != expected {
+            return Err(CryptoError::KeyLength { which: "encryption", expected, got: encryption_key.len() });
+        }
+        let expected = suite.integrity_key_len();
+        if integrity_key.len() != expected {
+            return Err(CryptoError::KeyLength { which: "integrity", expected, got: integrity_key.len() });
+        }
+        let transform = match suite.encryption() {
+            Encryption::AesGcm16 { .. } | Encryption::ChaCha20Poly1305 => {
+                //= https://www.rfc-editor.org/rfc/rfc4106#section-8.1
+                //# The first 32 octets are the 256-bit AES key, and the
+                //# remaining four octets are used as the salt value in the nonce.
+                // (Likewise 16 + 4 for AES-128, and 32 + 4 for ChaCha20, RFC 7634 section 4.)
+                let (key, salt_bytes) = encryption_key.split_at(encryption_key.len() - 4);
+                let mut salt = Zeroizing::new([0u8; 4]);
+                salt.copy_from_slice(salt_bytes);
+                Transform::Aead { key: aead::AeadKey::new(backend, suite, key)?, salt }
+            }
+            Encryption::AesCbc { .. } => Transform::Cbc {
+                cipher: cbc::AesCbcKey::new(encryption_key).ok_or(CryptoError::KeyLength {
+                    which: "encryption",
+                    expected: suite.encryption_key_len(),
+                    got: encryption_key.len(),
+                })?,
+                iv_gen: cbc::CbcIvGenerator::new().map_err(|_| CryptoError::RandomUnavailable)?,
+                mac: mac::IntegrityKey::new(backend, suite, integrity_key)?,
+            },
+            Encryption::Null => Transform::Null { mac: mac::IntegrityKey::new(backend, suite, integrity_key)? },
+        };
+        Ok(SaCrypto { suite, backend, transform })
     }
 
     /// The suite.
@@ -185,14 +304,48 @@ pub struct OpenOp<'a> {
 
 /// Seals a burst in place. Checks every op's layout first: on [`CryptoError::BadLayout`]
 /// nothing at all was sealed.
+///
+/// An op fits when `esp` holds at least header, IV, two bytes of trailer and ICV, its encrypted
+/// region is a multiple of [`Suite::block_len`], `esp[4..8]` is the low half of `seq`, and `seq`
+/// fits 32 bits unless `esn` is set.
 pub fn seal_burst(ops: &mut [SealOp<'_>]) -> Result<(), CryptoError> {
-    let _ = ops;
-    todo!("crypto: seal")
+    for (index, op) in ops.iter().enumerate() {
+        if seal_region(op).is_none() {
+            return Err(CryptoError::BadLayout { index });
+        }
+    }
+    for chunk in ops.chunks_mut(MAX_BURST) {
+        seal_chunk(chunk);
+    }
+    Ok(())
+}
+
+/// Checks one seal op; the region of its packet when it fits.
+fn seal_region(op: &SealOp<'_>) -> Option<esp::Region> {
+    let region = esp::Region::of(op.sa, op.esp.len(), true)?;
+    esp::seq_matches(op.esp, op.seq, op.esn).then_some(region)
+}
+
+/// Seals up to [`MAX_BURST`] checked ops, each on its own SA and backend. The library backends
+/// take one packet at a time.
+fn seal_chunk(chunk: &mut [SealOp<'_>]) {
+    for op in chunk {
+        if let Some(region) = seal_region(op) {
+            esp::seal(op.sa, op.esp, op.seq, op.esn, region, None);
+        }
+    }
 }
 
 /// Verifies and decrypts a burst in place, setting each op's `verified`. Tags are compared in
 /// constant time. An op whose length cannot be a valid packet for its suite is not verified.
+///
+/// An op is also not verified when `esp[4..8]` is not the low half of `seq`, or when `seq` is
+/// beyond 32 bits on an SA without ESN. When an op is not verified, its encrypted region (the
+/// bytes between IV and ICV) is zeroed, so no unauthenticated plaintext stays in the buffer.
 pub fn open_burst(ops: &mut [OpenOp<'_>]) {
-    let _ = ops;
-    todo!("crypto: open")
+    for chunk in ops.chunks_mut(MAX_BURST) {
+        for op in chunk {
+            op.verified = esp::open(op.sa, op.esp, op.seq, op.esn);
+        }
+    }
 }
