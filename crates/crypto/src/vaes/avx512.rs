@@ -1,0 +1,539 @@
+//! The VAES + VPCLMULQDQ path (512-bit registers, AVX-512 F/BW/VL): four blocks per instruction.
+//!
+//! Small packets: each packet's data is cut into slots of 4 counter blocks (one register); the
+//! J0 blocks of 4 packets share one slot (with per-lane round keys when their keys differ).
+//! Slots of a group of packets go through the AES rounds 8 at a time (32 blocks in flight).
+//! Each packet's GHASH is one sum of products (AAD, data, length block) with the powers of H,
+//! lanes and halves folded and reduced once. Byte masks handle partial blocks and partial
+//! registers, so no load or store touches a byte outside the op's buffers.
+//! Long packets: 16 blocks per iteration, GHASH of the 16 ciphertext blocks reduced once.
+//!
+//! Must never be called on a CPU without AVX-512 F/BW/VL, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ,
+//! SSSE3 and SSE4.1: every entry is an `unsafe fn` that only [`super::Engine`] calls.
+
+use super::aesni::len_block;
+use super::key::{HPOW, dot, reduce};
+use super::{GROUP_MAX, GcmOp, TAG_LEN, finish, schedule};
+use core::arch::x86_64::*;
+
+/// Loads 64 bytes.
+///
+/// # Safety
+/// `p` must be valid for reading 64 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn ld(p: *const u8) -> __m512i {
+    // Safety: the caller guarantees 64 readable bytes at `p`.
+    unsafe { _mm512_loadu_si512(p.cast()) }
+}
+
+/// Loads the bytes of `p` selected by `m`, zeroing the others.
+///
+/// # Safety
+/// Every byte selected by `m` must be readable (unselected bytes are never accessed).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn ld_mask(p: *const u8, m: u64) -> __m512i {
+    // Safety: the caller guarantees the selected bytes are readable; masked-off bytes are not
+    // accessed (AVX-512 masked loads suppress them, faults included).
+    unsafe { _mm512_maskz_loadu_epi8(m, p.cast()) }
+}
+
+/// Stores the bytes of `v` selected by `m`.
+///
+/// # Safety
+/// Every byte selected by `m` must be writable (unselected bytes are never accessed).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn st_mask(p: *mut u8, m: u64, v: __m512i) {
+    // Safety: the caller guarantees the selected bytes are writable; others are not accessed.
+    unsafe { _mm512_mask_storeu_epi8(p.cast(), m, v) }
+}
+
+/// Mask selecting the first `min(n, 64)` bytes.
+#[inline]
+fn bytes(n: usize) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+/// Reverses the bytes of each block (GCM's bit order to POLYVAL's).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+fn bswap(x: __m512i) -> __m512i {
+    let m = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    _mm512_shuffle_epi8(x, _mm512_broadcast_i32x4(m))
+}
+
+/// Reverses the bytes of one block.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+fn bswap128(x: __m128i) -> __m128i {
+    _mm_shuffle_epi8(x, _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+}
+
+/// `nonce || 0^32` in every lane.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+fn ctr_base(nonce: &[u8; 12]) -> __m512i {
+    let mut b = [0u8; 16];
+    b[..12].copy_from_slice(nonce);
+    // Safety: `b` has 16 bytes.
+    _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(b.as_ptr().cast()) })
+}
+
+/// Counter blocks `nonce || BE32(c + lane)` for lanes 0..4.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+fn ctr4(base: __m512i, c: u32) -> __m512i {
+    let lanes = _mm512_set_epi32(3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0);
+    let v = _mm512_add_epi32(_mm512_add_epi32(base, lanes), _mm512_maskz_set1_epi32(0x8888, c as i32));
+    let swap_last_word = _mm_set_epi8(12, 13, 14, 15, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(swap_last_word))
+}
+
+/// Four consecutive power rows from row `i` (`K^(HPOW - i)`, ... ; zero past `HPOW`).
+///
+/// # Safety
+/// `hp` is a key's `hpow_ptr()` and `i + 4 <= HPOW + 4`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn hpow4(hp: *const u8, i: usize) -> __m512i {
+    // Safety: the table has `HPOW + 4` rows of 16 bytes (caller: `i <= HPOW`).
+    unsafe { ld(hp.add(16 * i)) }
+}
+
+/// XOR of the four 128-bit lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+fn hsum(x: __m512i) -> __m128i {
+    let y = _mm256_xor_si256(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64::<1>(x));
+    _mm_xor_si128(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y))
+}
+
+/// Unreduced sums of GHASH products, four lanes.
+#[derive(Clone, Copy)]
+struct Acc {
+    lo: __m512i,
+    mid: __m512i,
+    hi: __m512i,
+}
+
+impl Acc {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+    fn new() -> Acc {
+        Acc { lo: _mm512_setzero_si512(), mid: _mm512_setzero_si512(), hi: _mm512_setzero_si512() }
+    }
+
+    /// Adds `x * h` lane by lane (schoolbook).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+    fn mul(&mut self, x: __m512i, h: __m512i) {
+        self.lo = _mm512_xor_si512(self.lo, _mm512_clmulepi64_epi128::<0x00>(x, h));
+        self.hi = _mm512_xor_si512(self.hi, _mm512_clmulepi64_epi128::<0x11>(x, h));
+        self.mid = _mm512_ternarylogic_epi64::<0x96>(
+            self.mid,
+            _mm512_clmulepi64_epi128::<0x01>(x, h),
+            _mm512_clmulepi64_epi128::<0x10>(x, h),
+        );
+    }
+
+    /// Sum of the four lanes, reduced.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+    fn reduce(self) -> __m128i {
+        reduce(hsum(self.lo), hsum(self.mid), hsum(self.hi))
+    }
+}
+
+/// Encrypts one block with the round keys at `rk`.
+///
+/// # Safety
+/// `rk` is a key's `rk_ptr()` and `rounds` its round count.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn aes1(rk: *const u8, rounds: usize, x: __m128i) -> __m128i {
+    // Safety: (every load below) the key has `rounds + 1` rows of 64 bytes at `rk`.
+    let mut s = unsafe { _mm_xor_si128(x, _mm_loadu_si128(rk.cast())) };
+    for r in 1..rounds {
+        // Safety: row `r` exists.
+        s = _mm_aesenc_si128(s, unsafe { _mm_loadu_si128(rk.add(64 * r).cast()) });
+    }
+    // Safety: row `rounds` exists.
+    _mm_aesenclast_si128(s, unsafe { _mm_loadu_si128(rk.add(64 * rounds).cast()) })
+}
+
+/// Encrypts four counter blocks with the (broadcast) round keys at `rk`.
+///
+/// # Safety
+/// `rk` points at `rounds + 1` rows of 64 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn aes4(rk: *const u8, rounds: usize, x: __m512i) -> __m512i {
+    // Safety: (every load below) rows `0..=rounds` exist (caller).
+    let mut s = unsafe { _mm512_xor_si512(x, ld(rk)) };
+    for r in 1..rounds {
+        // Safety: row `r` exists.
+        s = _mm512_aesenc_epi128(s, unsafe { ld(rk.add(64 * r)) });
+    }
+    // Safety: row `rounds` exists.
+    _mm512_aesenclast_epi128(s, unsafe { ld(rk.add(64 * rounds)) })
+}
+
+/// Folds `len` bytes at `p` (the last block zero padded) into the GHASH state `acc`, 16 blocks
+/// per reduction.
+///
+/// # Safety
+/// `p` valid for reading `len` bytes; `hp` a key's `hpow_ptr()`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn ghash_update(hp: *const u8, mut acc: __m128i, p: *const u8, len: usize) -> __m128i {
+    let mut off = 0;
+    while off < len {
+        let chunk = (len - off).min(256);
+        let nb = chunk.div_ceil(16);
+        let mut a = Acc::new();
+        let mut k = 0;
+        while 64 * k < chunk {
+            // Safety: the selected bytes `off + 64k .. off + chunk` lie in `p[..len]`.
+            let mut x = bswap(unsafe { ld_mask(p.add(off + 64 * k), bytes(chunk - 64 * k)) });
+            if k == 0 {
+                x = _mm512_xor_si512(x, _mm512_zextsi128_si512(acc));
+            }
+            // Safety: `4k < nb`, so the row index `HPOW - nb + 4k <= HPOW - 1`.
+            a.mul(x, unsafe { hpow4(hp, HPOW - nb + 4 * k) });
+            k += 1;
+        }
+        acc = a.reduce();
+        off += chunk;
+    }
+    acc
+}
+
+/// GHASH (POLYVAL domain) of AAD (at most 64 bytes), ciphertext and length block with one
+/// reduction.
+///
+/// # Safety
+/// `aad`/`ct` valid for `alen <= 64`/`clen` bytes; `hp` a key's `hpow_ptr()`;
+/// `alen.div_ceil(16) + clen.div_ceil(16) + 1 <= HPOW`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn ghash_small(hp: *const u8, aad: *const u8, alen: usize, ct: *const u8, clen: usize) -> __m128i {
+    let na = alen.div_ceil(16);
+    let total = na + clen.div_ceil(16) + 1;
+    let mut a = Acc::new();
+    // The AAD blocks take lanes 0..na of one register; with room left, the length block takes
+    // lane na, with K^1 blended into that lane of the powers.
+    // Safety: the selected `alen` bytes of `aad` are readable; row `HPOW - total` + 4 is in range.
+    let mut x = bswap(unsafe { ld_mask(aad, bytes(alen)) });
+    // Safety: `HPOW - total <= HPOW`.
+    let mut h = unsafe { hpow4(hp, HPOW - total) };
+    // Safety: row `HPOW - 1` is K^1.
+    let k1 = unsafe { _mm_loadu_si128(hp.add(16 * (HPOW - 1)).cast()) };
+    let lb = len_block(alen, clen);
+    if na < 4 {
+        let lane: u16 = 0xf << (4 * na);
+        x = _mm512_mask_broadcast_i32x4(x, lane, lb);
+        h = _mm512_mask_broadcast_i32x4(h, lane, k1);
+        a.mul(x, h);
+    } else {
+        a.mul(x, h);
+        a.mul(_mm512_zextsi128_si512(lb), _mm512_zextsi128_si512(k1));
+    }
+    let mut k = 0;
+    while 64 * k < clen {
+        // Safety: the selected bytes `64k .. clen` of `ct` are readable.
+        let x = bswap(unsafe { ld_mask(ct.add(64 * k), bytes(clen - 64 * k)) });
+        // Safety: data block `4k` has power `total - na - 4k >= 2`, so the row index is
+        // at most `HPOW - 2` and the 4 rows end within `HPOW + 4`.
+        a.mul(x, unsafe { hpow4(hp, HPOW - total + na + 4 * k) });
+        k += 1;
+    }
+    a.reduce()
+}
+
+/// The tag from the GHASH state and the encrypted J0.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+fn make_tag(s: __m128i, ej0: __m128i) -> [u8; TAG_LEN] {
+    let mut t = [0u8; TAG_LEN];
+    // Safety: `t` has 16 writable bytes.
+    unsafe { _mm_storeu_si128(t.as_mut_ptr().cast(), _mm_xor_si128(bswap128(s), ej0)) };
+    t
+}
+
+/// Seals (`SEAL`) or opens one packet on the per-packet path; returns the computed tag.
+///
+/// # Safety
+/// The CPU runs this path's features.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn crypt_wide<const SEAL: bool>(op: &mut GcmOp<'_>) -> [u8; TAG_LEN] {
+    let key = op.key;
+    let (rk, hp, rounds) = (key.rk_ptr(), key.hpow_ptr(), key.rounds());
+    let base = ctr_base(&op.nonce);
+    let j0 = _mm512_castsi512_si128(ctr4(base, 1));
+    // Safety: `rk`/`rounds` come from one key.
+    let ej0 = unsafe { aes1(rk, rounds, j0) };
+    // Safety: the AAD slice is readable; `hp` from the key.
+    let mut acc = unsafe { ghash_update(hp, _mm_setzero_si128(), op.aad.as_ptr(), op.aad.len()) };
+    let len = op.data.len();
+    let p = op.data.as_mut_ptr();
+    let mut off = 0;
+    let mut c = 2u32;
+    while len - off >= 256 {
+        let mut s = [_mm512_setzero_si512(); 4];
+        // Safety: (round key loads) the key has `rounds + 1` rows of 64 bytes.
+        let k0 = unsafe { ld(rk) };
+        for (i, si) in s.iter_mut().enumerate() {
+            *si = _mm512_xor_si512(ctr4(base, c.wrapping_add(4 * i as u32)), k0);
+        }
+        for r in 1..rounds {
+            // Safety: row `r` exists.
+            let k = unsafe { ld(rk.add(64 * r)) };
+            for si in s.iter_mut() {
+                *si = _mm512_aesenc_epi128(*si, k);
+            }
+        }
+        // Safety: row `rounds` exists.
+        let kl = unsafe { ld(rk.add(64 * rounds)) };
+        let mut a = Acc::new();
+        for (i, si) in s.iter().enumerate() {
+            let q = p.wrapping_add(off + 64 * i);
+            // Safety: `off + 256 <= len`, so these 64 bytes lie in the data.
+            let d = unsafe { ld(q) };
+            let o = _mm512_xor_si512(_mm512_aesenclast_epi128(*si, kl), d);
+            // Safety: as above; `data` is writable.
+            unsafe { _mm512_storeu_si512(q.cast(), o) };
+            let mut x = bswap(if SEAL { o } else { d });
+            if i == 0 {
+                x = _mm512_xor_si512(x, _mm512_zextsi128_si512(acc));
+            }
+            // Safety: rows `HPOW - 16 + 4i .. + 4` are in the table.
+            a.mul(x, unsafe { hpow4(hp, HPOW - 16 + 4 * i) });
+        }
+        acc = a.reduce();
+        off += 256;
+        c = c.wrapping_add(16);
+    }
+    let rest = len - off;
+    if rest > 0 {
+        let q = p.wrapping_add(off);
+        if !SEAL {
+            // Safety: `rest` bytes from `q` lie in the data.
+            acc = unsafe { ghash_update(hp, acc, q, rest) };
+        }
+        let mut o = 0;
+        while o < rest {
+            let m = bytes(rest - o);
+            // Safety: `rk`/`rounds` from one key (a key's rows are broadcast over 64 bytes).
+            let ks = unsafe { aes4(rk, rounds, ctr4(base, c)) };
+            // Safety: the selected bytes `o .. rest` from `q` lie in the data.
+            unsafe { st_mask(q.add(o), m, _mm512_xor_si512(ks, ld_mask(q.add(o), m))) };
+            c = c.wrapping_add(4);
+            o += 64;
+        }
+        if SEAL {
+            // Safety: `rest` bytes from `q` lie in the data.
+            acc = unsafe { ghash_update(hp, acc, q, rest) };
+        }
+    }
+    // Safety: row `HPOW - 1` is K^1.
+    let k1 = unsafe { _mm_loadu_si128(hp.add(16 * (HPOW - 1)).cast()) };
+    let s = dot(_mm_xor_si128(acc, len_block(op.aad.len(), len)), k1);
+    make_tag(s, ej0)
+}
+
+/// Four counter blocks in flight: their round keys (`rounds + 1` rows of 64 bytes, one key per
+/// lane) and where their keystream goes.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Slot {
+    ctr: __m512i,
+    rk: *const u8,
+    dst: *mut u8,
+    mask: u64,
+}
+
+/// Runs `N` slots through the AES rounds together and XORs their keystream into place.
+///
+/// # Safety
+/// Every slot's `rk` points at `rounds + 1` rows of 64 bytes and the bytes of its `dst`
+/// selected by its `mask` are readable and writable.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn run<const N: usize>(slots: &[Slot; N], rounds: usize) {
+    let mut s = [_mm512_setzero_si512(); N];
+    for i in 0..N {
+        // Safety: row 0 of the slot's keys.
+        s[i] = _mm512_xor_si512(slots[i].ctr, unsafe { ld(slots[i].rk) });
+    }
+    for r in 1..rounds {
+        for i in 0..N {
+            // Safety: row `r < rounds` of the slot's keys.
+            s[i] = _mm512_aesenc_epi128(s[i], unsafe { ld(slots[i].rk.add(64 * r)) });
+        }
+    }
+    for i in 0..N {
+        let sl = &slots[i];
+        // Safety: row `rounds` of the slot's keys; the masked bytes of `dst` are valid (caller).
+        unsafe {
+            let ks = _mm512_aesenclast_epi128(s[i], ld(sl.rk.add(64 * rounds)));
+            st_mask(sl.dst, sl.mask, _mm512_xor_si512(ks, ld_mask(sl.dst, sl.mask)));
+        }
+    }
+}
+
+/// Runs the first `n < 8` slots in batches of 4, 2 and 1.
+///
+/// # Safety
+/// As [`run`], for the first `n` slots.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn run_tail(slots: &[Slot; 8], n: usize, rounds: usize) {
+    let mut k = 0;
+    if n - k >= 4 {
+        // Safety: slots `k..k + 4` are filled (caller).
+        unsafe { run::<4>(slots[k..k + 4].try_into().expect("4 slots"), rounds) };
+        k += 4;
+    }
+    if n - k >= 2 {
+        // Safety: slots `k..k + 2` are filled (caller).
+        unsafe { run::<2>(slots[k..k + 2].try_into().expect("2 slots"), rounds) };
+        k += 2;
+    }
+    if n - k >= 1 {
+        // Safety: slot `k` is filled (caller).
+        unsafe { run::<1>(slots[k..k + 1].try_into().expect("1 slot"), rounds) };
+    }
+}
+
+/// Round keys of up to four different keys, one per lane.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct LaneKeys([[u64; 8]; 15]);
+
+/// The encrypted J0 blocks of a group, four packets to a 64-byte row.
+#[repr(C, align(64))]
+struct J0Rows([[u8; 64]; GROUP_MAX / 4]);
+
+/// Seals or opens a group of small packets (all with `rounds` rounds) together.
+///
+/// # Safety
+/// The CPU runs this path's features; `group` holds at most [`GROUP_MAX`] distinct indices of
+/// small ops of `ops` whose keys have `rounds` rounds.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], rounds: usize) {
+    let n = group.len();
+    let mut ej0 = J0Rows([[0u8; 64]; GROUP_MAX / 4]);
+    let mut gh = [_mm_setzero_si128(); GROUP_MAX];
+    if !SEAL {
+        for (g, &i) in group.iter().enumerate() {
+            let op = &ops[i];
+            // Safety: both slices are readable; small ops have `alen <= 64` and need at most
+            // 4 + 16 + 1 powers.
+            gh[g] = unsafe {
+                ghash_small(op.key.hpow_ptr(), op.aad.as_ptr(), op.aad.len(), op.data.as_ptr(), op.data.len())
+            };
+        }
+    }
+    let mut mixed = core::mem::MaybeUninit::<[LaneKeys; GROUP_MAX / 4]>::uninit();
+    let empty = Slot { ctr: _mm512_setzero_si512(), rk: core::ptr::null(), dst: core::ptr::null_mut(), mask: 0 };
+    let mut slots = [empty; 8];
+    let mut ns = 0;
+    // J0 slots: lanes 4q..4q+4 of the group.
+    for q in 0..n.div_ceil(4) {
+        let lanes = (n - 4 * q).min(4);
+        let first = ops[group[4 * q]].key;
+        let mut ctr = _mm512_setzero_si512();
+        let mut same = true;
+        for l in 0..lanes {
+            let op = &ops[group[4 * q + l]];
+            same &= core::ptr::eq(op.key, first);
+            let j0 = _mm512_castsi512_si128(ctr4(ctr_base(&op.nonce), 1));
+            ctr = match l {
+                0 => _mm512_inserti32x4::<0>(ctr, j0),
+                1 => _mm512_inserti32x4::<1>(ctr, j0),
+                2 => _mm512_inserti32x4::<2>(ctr, j0),
+                _ => _mm512_inserti32x4::<3>(ctr, j0),
+            };
+        }
+        let rk = if same {
+            first.rk_ptr()
+        } else {
+            let rows: *mut LaneKeys = mixed.as_mut_ptr().cast::<LaneKeys>().wrapping_add(q);
+            for l in 0..4 {
+                let key = ops[group[4 * q + l.min(lanes - 1)]].key;
+                for r in 0..=rounds {
+                    // Safety: row `r <= rounds` of a key with `rounds` rounds; `rows` is slot
+                    // `q < GROUP_MAX / 4` of `mixed`, 960 writable bytes.
+                    unsafe {
+                        let v = _mm_loadu_si128(key.rk_ptr().add(64 * r).cast());
+                        _mm_storeu_si128(rows.cast::<u8>().add(64 * r + 16 * l).cast(), v);
+                    }
+                }
+            }
+            rows.cast::<u8>().cast_const()
+        };
+        slots[ns] = Slot { ctr, rk, dst: ej0.0[q].as_mut_ptr(), mask: bytes(16 * lanes) };
+        ns += 1;
+        if ns == 8 {
+            // Safety: 8 filled slots with keys of `rounds` rounds (rows `0..=rounds` of `mixed`
+            // were written above) and destinations in live buffers.
+            unsafe { run::<8>(&slots, rounds) };
+            ns = 0;
+        }
+    }
+    for &i in group {
+        let op = &mut ops[i];
+        let rk = op.key.rk_ptr();
+        let base = ctr_base(&op.nonce);
+        let len = op.data.len();
+        let p = op.data.as_mut_ptr();
+        let mut off = 0;
+        let mut c = 2u32;
+        while off < len {
+            slots[ns] = Slot { ctr: ctr4(base, c), rk, dst: p.wrapping_add(off), mask: bytes(len - off) };
+            ns += 1;
+            if ns == 8 {
+                // Safety: as above.
+                unsafe { run::<8>(&slots, rounds) };
+                ns = 0;
+            }
+            off += 64;
+            c += 4;
+        }
+    }
+    if ns > 0 {
+        // Safety: `ns` filled slots, as above.
+        unsafe { run_tail(&slots, ns, rounds) };
+    }
+    for (g, &i) in group.iter().enumerate() {
+        let op = &mut ops[i];
+        let s = if SEAL {
+            // Safety: both slices are readable; small ops have `alen <= 64` and need at most
+            // 4 + 16 + 1 powers.
+            unsafe { ghash_small(op.key.hpow_ptr(), op.aad.as_ptr(), op.aad.len(), op.data.as_ptr(), op.data.len()) }
+        } else {
+            gh[g]
+        };
+        // Safety: bytes `16 (g % 4) .. + 16` of row `g / 4` are in `ej0`.
+        let e = unsafe { _mm_loadu_si128(ej0.0[g / 4].as_ptr().add(16 * (g % 4)).cast()) };
+        finish::<SEAL>(op, make_tag(s, e));
+    }
+}
+
+/// Seals or opens a burst on this path.
+///
+/// # Safety
+/// The CPU runs this path's features; no op is longer than `MAX_DATA_LEN`.
+pub(super) unsafe fn crypt_burst<const SEAL: bool>(ops: &mut [GcmOp<'_>]) {
+    schedule(
+        ops,
+        // Safety: the CPU runs this path (caller); `schedule` hands over groups of small ops
+        // with one round count.
+        |ops, group, rounds| unsafe { crypt_group::<SEAL>(ops, group, rounds) },
+        |op| {
+            // Safety: the CPU runs this path (caller).
+            let tag = unsafe { crypt_wide::<SEAL>(op) };
+            finish::<SEAL>(op, tag);
+        },
+    );
+}
