@@ -1,0 +1,477 @@
+//! Proposals: what the configuration offers (swanctl.conf keyword strings), the RFC 8247 /
+//! RFC 8221 algorithm policy, how they become SA payload proposals, and how one proposal is
+//! selected from a peer's offer (RFC 7296 section 2.7).
+//!
+//! Nothing here touches keys. A transform Rampart does not implement is never selected; a
+//! forbidden one cannot even be configured.
+
+use core::fmt;
+
+use rampart_crypto::{Encryption, Integrity, PolicyError, Suite};
+
+use crate::crypto::{DhGroup, Encr, Integ, Prf};
+use crate::message::{Proposal, ProtocolId, Transform, transform_type as tt};
+
+/// Why a proposal string was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposalError {
+    /// An algorithm RFC 8247 / RFC 8221 rules out.
+    Forbidden {
+        /// The keyword as written.
+        keyword: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A keyword Rampart does not know.
+    Unknown(String),
+    /// A transform type the proposal needs is missing.
+    Missing(&'static str),
+    /// The ESP suite policy refused a combination.
+    Policy(PolicyError),
+}
+
+impl fmt::Display for ProposalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProposalError::Forbidden { keyword, reason } => write!(f, "algorithm '{keyword}' is refused: {reason}"),
+            ProposalError::Unknown(k) => write!(f, "unknown algorithm keyword '{k}'"),
+            ProposalError::Missing(what) => write!(f, "proposal has no {what}"),
+            ProposalError::Policy(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ProposalError {}
+
+impl From<PolicyError> for ProposalError {
+    fn from(e: PolicyError) -> Self {
+        ProposalError::Policy(e)
+    }
+}
+
+/// One IKE proposal: every listed algorithm of a type is an alternative.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkeProposal {
+    /// Encryption algorithms (all AEAD or all not).
+    pub encr: Vec<Encr>,
+    /// Integrity algorithms (empty for AEAD proposals).
+    pub integ: Vec<Integ>,
+    /// PRFs.
+    pub prf: Vec<Prf>,
+    /// Diffie-Hellman groups, the first being the one guessed for the KE payload.
+    pub dh: Vec<DhGroup>,
+}
+
+/// One ESP proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EspProposal {
+    /// Encryption algorithms (all AEAD or all not).
+    pub encr: Vec<Encryption>,
+    /// Integrity algorithms (empty for AEAD proposals).
+    pub integ: Vec<Integrity>,
+    /// Diffie-Hellman groups for PFS (empty: no PFS).
+    pub dh: Vec<DhGroup>,
+    /// Extended sequence numbers, in order of preference (`[false]` when unspecified).
+    pub esn: Vec<bool>,
+}
+
+/// The algorithms of an IKE SA after selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IkeAlgorithms {
+    /// Encryption.
+    pub encr: Encr,
+    /// PRF.
+    pub prf: Prf,
+    /// Integrity (none for AEAD).
+    pub integ: Option<Integ>,
+    /// Diffie-Hellman group.
+    pub dh: DhGroup,
+}
+
+/// The algorithms of a CHILD_SA after selection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EspAlgorithms {
+    /// The policy-checked ESP suite.
+    pub suite: Suite,
+    /// PFS group, when the exchange carries a KE payload.
+    pub dh: Option<DhGroup>,
+    /// Extended sequence numbers.
+    pub esn: bool,
+}
+
+enum Token {
+    Ike(Encr),
+    Esp(Encryption),
+    Integ(Integ, Integrity),
+    Prf(Prf),
+    Dh(DhGroup),
+    Esn(bool),
+}
+
+fn forbidden(keyword: &str, reason: &'static str) -> ProposalError {
+    ProposalError::Forbidden { keyword: keyword.to_string(), reason }
+}
+
+fn token(word: &str) -> Result<Token, ProposalError> {
+    let gcm = |bits| Ok(Token::Ike(Encr::AesGcm16 { key_bits: bits }));
+    let t = match word {
+        "aes128" | "aes" => Token::Ike(Encr::AesCbc { key_bits: 128 }),
+        "aes256" => Token::Ike(Encr::AesCbc { key_bits: 256 }),
+        "aes192" => Token::Esp(Encryption::AesCbc { key_bits: 192 }),
+        "aes128gcm16" | "aes128gcm128" | "aes128gcm" => return gcm(128),
+        "aes256gcm16" | "aes256gcm128" | "aes256gcm" => return gcm(256),
+        "chacha20poly1305" => Token::Ike(Encr::ChaCha20Poly1305),
+        "null" => Token::Esp(Encryption::Null),
+        "sha256" | "sha2_256" => Token::Integ(Integ::HmacSha256_128, Integrity::HmacSha256_128),
+        "sha384" | "sha2_384" => Token::Integ(Integ::HmacSha384_192, Integrity::HmacSha384_192),
+        "sha512" | "sha2_512" => Token::Integ(Integ::HmacSha512_256, Integrity::HmacSha512_256),
+        "prfsha256" => Token::Prf(Prf::HmacSha256),
+        "prfsha384" => Token::Prf(Prf::HmacSha384),
+        "prfsha512" => Token::Prf(Prf::HmacSha512),
+        "ecp256" => Token::Dh(DhGroup::Ecp256),
+        "ecp384" => Token::Dh(DhGroup::Ecp384),
+        "x25519" | "curve25519" => Token::Dh(DhGroup::Curve25519),
+        "modp2048" => Token::Dh(DhGroup::Modp2048),
+        "esn" => Token::Esn(true),
+        "noesn" => Token::Esn(false),
+        //= https://www.rfc-editor.org/rfc/rfc8247#section-2.1
+        //# ENCR_DES | MUST NOT | ... ENCR_3DES | MAY
+        "des" => return Err(forbidden(word, "DES is broken (RFC 8247 section 2.1, RFC 8221 section 5)")),
+        "3des" => return Err(forbidden(word, "3DES has a 64-bit block (RFC 8247 section 2.1), refused by Rampart")),
+        "blowfish" | "blowfish128" | "blowfish192" | "blowfish256" => {
+            return Err(forbidden(word, "Blowfish has a 64-bit block (RFC 8221 section 5)"));
+        }
+        "md5" | "md5_128" | "prfmd5" => return Err(forbidden(word, "MD5 is broken (RFC 8247 sections 2.2, 2.3)")),
+        "sha1" | "sha" | "sha1_160" | "prfsha1" => {
+            return Err(forbidden(
+                word,
+                "SHA-1 is not offered by Rampart (RFC 8247 sections 2.2, 2.3: SHA-2 is the MUST)",
+            ));
+        }
+        //= https://www.rfc-editor.org/rfc/rfc8247#section-2.4
+        //# Group 14 or 2048-bit MODP Group is raised from SHOULD+ to MUST.
+        "modp768" | "modp1024" | "modp1536" | "modp1024s160" | "modp2048s224" | "modp2048s256" => {
+            return Err(forbidden(
+                word,
+                "Diffie-Hellman groups below 2048-bit MODP strength are refused (RFC 8247 section 2.4)",
+            ));
+        }
+        "ecp192" | "ecp224" => {
+            return Err(forbidden(word, "elliptic curve groups below 256 bits are refused (RFC 8247 section 2.4)"));
+        }
+        other => return Err(ProposalError::Unknown(other.to_string())),
+    };
+    Ok(t)
+}
+
+/// Parses one IKE proposal as swanctl.conf writes it (`aes256gcm16-prfsha256-x25519`,
+/// `aes256-sha256-ecp256`). An integrity keyword also names the PRF when no `prf...` keyword is
+/// given. AEAD and non-AEAD ciphers in one string become two proposals, AEAD first.
+pub fn parse_ike_proposal(s: &str) -> Result<Vec<IkeProposal>, ProposalError> {
+    let (mut aead, mut plain, mut integ, mut prf, mut dh) = (vec![], vec![], vec![], vec![], vec![]);
+    for word in s.to_ascii_lowercase().split('-').filter(|w| !w.is_empty()) {
+        match token(word)? {
+            Token::Ike(e) if e.is_aead() => aead.push(e),
+            Token::Ike(e) => plain.push(e),
+            Token::Esp(_) => return Err(ProposalError::Unknown(format!("{word} (not an IKE cipher)"))),
+            Token::Integ(i, _) => integ.push(i),
+            Token::Prf(p) => prf.push(p),
+            Token::Dh(g) => dh.push(g),
+            Token::Esn(_) => return Err(ProposalError::Unknown(format!("{word} (ESN is for ESP proposals)"))),
+        }
+    }
+    if aead.is_empty() && plain.is_empty() {
+        return Err(ProposalError::Missing("encryption algorithm"));
+    }
+    if dh.is_empty() {
+        return Err(ProposalError::Missing("Diffie-Hellman group"));
+    }
+    if prf.is_empty() {
+        prf = integ
+            .iter()
+            .map(|i| match i {
+                Integ::HmacSha256_128 => Prf::HmacSha256,
+                Integ::HmacSha384_192 => Prf::HmacSha384,
+                Integ::HmacSha512_256 => Prf::HmacSha512,
+            })
+            .collect();
+    }
+    if prf.is_empty() {
+        return Err(ProposalError::Missing("PRF (add e.g. prfsha256)"));
+    }
+    let mut out = Vec::new();
+    if !aead.is_empty() {
+        out.push(IkeProposal { encr: aead, integ: vec![], prf: prf.clone(), dh: dh.clone() });
+    }
+    if !plain.is_empty() {
+        if integ.is_empty() {
+            return Err(PolicyError::EncryptionWithoutIntegrity.into());
+        }
+        out.push(IkeProposal { encr: plain, integ, prf, dh });
+    }
+    Ok(out)
+}
+
+/// Parses one ESP proposal as swanctl.conf writes it (`aes256gcm16`, `aes256-sha256-esn`,
+/// `aes256gcm16-ecp256` where the group asks for PFS).
+pub fn parse_esp_proposal(s: &str) -> Result<Vec<EspProposal>, ProposalError> {
+    let (mut aead, mut plain, mut integ, mut dh, mut esn) = (vec![], vec![], vec![], vec![], vec![]);
+    for word in s.to_ascii_lowercase().split('-').filter(|w| !w.is_empty()) {
+        match token(word)? {
+            Token::Ike(e) => match e {
+                Encr::AesCbc { key_bits } => plain.push(Encryption::AesCbc { key_bits }),
+                Encr::AesGcm16 { key_bits } => aead.push(Encryption::AesGcm16 { key_bits }),
+                Encr::ChaCha20Poly1305 => aead.push(Encryption::ChaCha20Poly1305),
+            },
+            Token::Esp(e) => plain.push(e),
+            Token::Integ(_, i) => integ.push(i),
+            Token::Prf(_) => return Err(ProposalError::Unknown(format!("{word} (a PRF is for IKE proposals)"))),
+            Token::Dh(g) => dh.push(g),
+            Token::Esn(e) => esn.push(e),
+        }
+    }
+    if aead.is_empty() && plain.is_empty() {
+        return Err(ProposalError::Missing("encryption algorithm"));
+    }
+    if esn.is_empty() {
+        esn.push(false);
+    }
+    let mut out = Vec::new();
+    if !aead.is_empty() {
+        for e in &aead {
+            Suite::new(*e, Integrity::None)?;
+        }
+        out.push(EspProposal { encr: aead, integ: vec![], dh: dh.clone(), esn: esn.clone() });
+    }
+    if !plain.is_empty() {
+        if integ.is_empty() {
+            return Err(PolicyError::EncryptionWithoutIntegrity.into());
+        }
+        for e in &plain {
+            for i in &integ {
+                Suite::new(*e, *i)?;
+            }
+        }
+        out.push(EspProposal { encr: plain, integ, dh, esn });
+    }
+    Ok(out)
+}
+
+/// Parses a comma-separated list of IKE proposals (`proposals = a, b` in swanctl.conf).
+pub fn parse_ike_proposals(list: &str) -> Result<Vec<IkeProposal>, ProposalError> {
+    let mut out = Vec::new();
+    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        out.extend(parse_ike_proposal(p)?);
+    }
+    Ok(out)
+}
+
+/// Parses a comma-separated list of ESP proposals (`esp_proposals = a, b`).
+pub fn parse_esp_proposals(list: &str) -> Result<Vec<EspProposal>, ProposalError> {
+    let mut out = Vec::new();
+    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        out.extend(parse_esp_proposal(p)?);
+    }
+    Ok(out)
+}
+
+fn esp_encr_transform(e: Encryption) -> Transform {
+    match e {
+        Encryption::AesGcm16 { key_bits } => Transform::with_key_length(tt::ENCR, 20, key_bits),
+        Encryption::AesCbc { key_bits } => Transform::with_key_length(tt::ENCR, 12, key_bits),
+        Encryption::ChaCha20Poly1305 => Transform::new(tt::ENCR, 28),
+        Encryption::Null => Transform::new(tt::ENCR, 11),
+    }
+}
+
+fn esp_integ_id(i: Integrity) -> u16 {
+    match i {
+        Integrity::None => 0,
+        Integrity::HmacSha256_128 => 12,
+        Integrity::HmacSha384_192 => 13,
+        Integrity::HmacSha512_256 => 14,
+    }
+}
+
+impl IkeProposal {
+    /// The SA payload proposal (`spi` empty in IKE_SA_INIT, 8 bytes when rekeying).
+    pub fn to_wire(&self, number: u8, spi: &[u8]) -> Proposal {
+        let mut t = Vec::new();
+        for e in &self.encr {
+            t.push(match e.key_length_attribute() {
+                Some(bits) => Transform::with_key_length(tt::ENCR, e.id(), bits),
+                None => Transform::new(tt::ENCR, e.id()),
+            });
+        }
+        t.extend(self.prf.iter().map(|p| Transform::new(tt::PRF, p.id())));
+        t.extend(self.integ.iter().map(|i| Transform::new(tt::INTEG, i.id())));
+        t.extend(self.dh.iter().map(|g| Transform::new(tt::DH, g.id())));
+        Proposal { number, protocol: ProtocolId::Ike, spi: spi.to_vec(), transforms: t }
+    }
+}
+
+impl EspProposal {
+    /// The SA payload proposal for our inbound `spi`. Without `with_dh` the groups are left
+    /// out (the first CHILD_SA, made in IKE_AUTH, has no KE payload).
+    pub fn to_wire(&self, number: u8, spi: u32, with_dh: bool) -> Proposal {
+        let mut t: Vec<Transform> = self.encr.iter().map(|e| esp_encr_transform(*e)).collect();
+        t.extend(self.integ.iter().map(|i| Transform::new(tt::INTEG, esp_integ_id(*i))));
+        if with_dh {
+            t.extend(self.dh.iter().map(|g| Transform::new(tt::DH, g.id())));
+        }
+        t.extend(self.esn.iter().map(|e| Transform::new(tt::ESN, u16::from(*e))));
+        Proposal { number, protocol: ProtocolId::Esp, spi: spi.to_be_bytes().to_vec(), transforms: t }
+    }
+
+    /// Whether the proposal asks for PFS.
+    pub fn pfs_group(&self) -> Option<DhGroup> {
+        self.dh.first().copied()
+    }
+}
+
+fn of_type(p: &Proposal, kind: u8) -> impl Iterator<Item = &Transform> {
+    p.transforms.iter().filter(move |t| t.kind == kind && !t.unknown_attributes)
+}
+
+/// Picks, for one transform type, the first offered transform that `accept` maps to something.
+fn pick<T>(p: &Proposal, kind: u8, mut accept: impl FnMut(&Transform) -> Option<T>) -> Option<T> {
+    of_type(p, kind).find_map(&mut accept)
+}
+
+fn select_ike_one(p: &Proposal, ours: &IkeProposal) -> Option<IkeAlgorithms> {
+    if p.protocol != ProtocolId::Ike {
+        return None;
+    }
+    let encr = pick(p, tt::ENCR, |t| Encr::from_transform(t.id, t.key_length).filter(|e| ours.encr.contains(e)))?;
+    let prf = pick(p, tt::PRF, |t| Prf::from_id(t.id).filter(|x| ours.prf.contains(x)))?;
+    let integ = if encr.is_aead() {
+        //= https://www.rfc-editor.org/rfc/rfc5282#section-8
+        //# integrity transform ... MUST NOT be ... with an AEAD (a proposal with one is refused)
+        if of_type(p, tt::INTEG).any(|t| t.id != 0) {
+            return None;
+        }
+        None
+    } else {
+        Some(pick(p, tt::INTEG, |t| Integ::from_id(t.id).filter(|x| ours.integ.contains(x)))?)
+    };
+    let dh = pick(p, tt::DH, |t| DhGroup::from_id(t.id).filter(|g| ours.dh.contains(g)))?;
+    Some(IkeAlgorithms { encr, prf, integ, dh })
+}
+
+/// Responder: selects an IKE proposal from the peer's offer, in the peer's order of preference.
+/// Returns the offered proposal's number and the algorithms.
+//= https://www.rfc-editor.org/rfc/rfc7296#section-2.7
+//# The responder MUST choose a single suite, which may be
+//# any subset of the SA proposal following the rules below.
+pub fn select_ike(offered: &[Proposal], ours: &[IkeProposal]) -> Option<(u8, IkeAlgorithms)> {
+    offered.iter().find_map(|p| ours.iter().find_map(|o| select_ike_one(p, o)).map(|a| (p.number, a)))
+}
+
+/// The responder's answer: one proposal with one transform of each type.
+pub fn ike_answer(number: u8, algs: &IkeAlgorithms, spi: &[u8]) -> Proposal {
+    let one = IkeProposal {
+        encr: vec![algs.encr],
+        integ: algs.integ.into_iter().collect(),
+        prf: vec![algs.prf],
+        dh: vec![algs.dh],
+    };
+    one.to_wire(number, spi)
+}
+
+/// Initiator: checks that the responder chose exactly one of each type from what we offered.
+pub fn accept_ike_answer(answer: &[Proposal], ours: &[IkeProposal]) -> Option<IkeAlgorithms> {
+    let [p] = answer else { return None };
+    for kind in [tt::ENCR, tt::PRF, tt::INTEG, tt::DH] {
+        if p.transforms.iter().filter(|t| t.kind == kind).count() > 1 {
+            return None;
+        }
+    }
+    ours.iter().find_map(|o| select_ike_one(p, o))
+}
+
+fn esp_encr_from(t: &Transform) -> Option<Encryption> {
+    match (t.id, t.key_length) {
+        (20, Some(b @ (128 | 256))) => Some(Encryption::AesGcm16 { key_bits: b }),
+        (12, Some(b @ (128 | 192 | 256))) => Some(Encryption::AesCbc { key_bits: b }),
+        (28, None) => Some(Encryption::ChaCha20Poly1305),
+        (11, None) => Some(Encryption::Null),
+        _ => None,
+    }
+}
+
+fn esp_integ_from(id: u16) -> Option<Integrity> {
+    match id {
+        12 => Some(Integrity::HmacSha256_128),
+        13 => Some(Integrity::HmacSha384_192),
+        14 => Some(Integrity::HmacSha512_256),
+        _ => None,
+    }
+}
+
+fn select_esp_one(p: &Proposal, ours: &EspProposal, with_dh: bool) -> Option<EspAlgorithms> {
+    if p.protocol != ProtocolId::Esp || p.spi.len() != 4 {
+        return None;
+    }
+    let encr = pick(p, tt::ENCR, |t| esp_encr_from(t).filter(|e| ours.encr.contains(e)))?;
+    let aead = matches!(encr, Encryption::AesGcm16 { .. } | Encryption::ChaCha20Poly1305);
+    let integ = if aead {
+        if of_type(p, tt::INTEG).any(|t| t.id != 0) {
+            return None;
+        }
+        Integrity::None
+    } else {
+        pick(p, tt::INTEG, |t| esp_integ_from(t.id).filter(|i| ours.integ.contains(i)))?
+    };
+    let suite = Suite::new(encr, integ).ok()?;
+    let dh = if with_dh && !ours.dh.is_empty() {
+        Some(pick(p, tt::DH, |t| DhGroup::from_id(t.id).filter(|g| ours.dh.contains(g)))?)
+    } else if with_dh && of_type(p, tt::DH).any(|t| t.id != 0) && of_type(p, tt::DH).all(|t| t.id != 0) {
+        // The peer insists on PFS and we have none configured.
+        return None;
+    } else {
+        None
+    };
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-3.3.2
+    //# ... ESN ... if it is not present, (only) No Extended Sequence Numbers is assumed.
+    let offered_esn: Vec<bool> = {
+        let v: Vec<bool> = of_type(p, tt::ESN).filter_map(|t| (t.id <= 1).then_some(t.id == 1)).collect();
+        if of_type(p, tt::ESN).next().is_none() { vec![false] } else { v }
+    };
+    let esn = offered_esn.into_iter().find(|e| ours.esn.contains(e))?;
+    Some(EspAlgorithms { suite, dh, esn })
+}
+
+/// Responder: selects an ESP proposal; returns the proposal number, the peer's SPI (its
+/// inbound, our outbound) and the algorithms. `with_dh` is false for the CHILD_SA of IKE_AUTH,
+/// whose D-H transforms are ignored (RFC 7296 section 1.2).
+pub fn select_esp(offered: &[Proposal], ours: &[EspProposal], with_dh: bool) -> Option<(u8, u32, EspAlgorithms)> {
+    offered.iter().find_map(|p| {
+        let spi: [u8; 4] = p.spi.as_slice().try_into().ok()?;
+        ours.iter().find_map(|o| select_esp_one(p, o, with_dh)).map(|a| (p.number, u32::from_be_bytes(spi), a))
+    })
+}
+
+/// The responder's ESP answer for our inbound `spi`.
+pub fn esp_answer(number: u8, algs: &EspAlgorithms, spi: u32) -> Proposal {
+    let integ = if algs.suite.is_aead() { vec![] } else { vec![algs.suite.integrity()] };
+    let one = EspProposal {
+        encr: vec![algs.suite.encryption()],
+        integ,
+        dh: algs.dh.into_iter().collect(),
+        esn: vec![algs.esn],
+    };
+    one.to_wire(number, spi, true)
+}
+
+/// Initiator: checks the responder's ESP answer; returns its SPI and the algorithms.
+pub fn accept_esp_answer(answer: &[Proposal], ours: &[EspProposal], with_dh: bool) -> Option<(u32, EspAlgorithms)> {
+    let [p] = answer else { return None };
+    for kind in [tt::ENCR, tt::INTEG, tt::DH, tt::ESN] {
+        if p.transforms.iter().filter(|t| t.kind == kind).count() > 1 {
+            return None;
+        }
+    }
+    let spi: [u8; 4] = p.spi.as_slice().try_into().ok()?;
+    let algs = ours.iter().find_map(|o| select_esp_one(p, o, with_dh))?;
+    Some((u32::from_be_bytes(spi), algs))
+}

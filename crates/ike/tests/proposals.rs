@@ -1,0 +1,159 @@
+//! Proposal keywords, RFC 8247 refusals, and selection per RFC 7296 section 2.7.
+
+use rampart_crypto::{Encryption, Integrity};
+use rampart_ike::crypto::{DhGroup, Encr, Integ, Prf};
+use rampart_ike::message::{Proposal, ProtocolId, Transform, transform_type as tt};
+use rampart_ike::proposal::*;
+
+#[test]
+fn ike_keywords() {
+    let p = parse_ike_proposal("aes256gcm16-prfsha256-x25519").unwrap();
+    assert_eq!(
+        p,
+        vec![IkeProposal {
+            encr: vec![Encr::AesGcm16 { key_bits: 256 }],
+            integ: vec![],
+            prf: vec![Prf::HmacSha256],
+            dh: vec![DhGroup::Curve25519]
+        }]
+    );
+    let p = parse_ike_proposal("aes256-sha256-ecp256").unwrap();
+    assert_eq!(p[0].integ, vec![Integ::HmacSha256_128]);
+    assert_eq!(p[0].prf, vec![Prf::HmacSha256], "integrity keyword implies the PRF");
+    // Mixed AEAD and CBC: two proposals, AEAD first, the AEAD one without integrity.
+    let p = parse_ike_proposal("aes128-aes256gcm16-sha384-modp2048-ecp384").unwrap();
+    assert_eq!(p.len(), 2);
+    assert!(p[0].encr[0].is_aead() && p[0].integ.is_empty() && p[0].prf == vec![Prf::HmacSha384]);
+    assert_eq!(p[1].dh, vec![DhGroup::Modp2048, DhGroup::Ecp384]);
+    assert_eq!(parse_ike_proposals("aes256-sha256-ecp256, aes256-sha256-x25519").unwrap().len(), 2);
+}
+
+#[test]
+fn esp_keywords() {
+    let p = parse_esp_proposal("aes256gcm16").unwrap();
+    assert_eq!(p[0].encr, vec![Encryption::AesGcm16 { key_bits: 256 }]);
+    assert_eq!(p[0].esn, vec![false]);
+    assert!(p[0].dh.is_empty());
+    let p = parse_esp_proposal("aes256-sha256-ecp256-esn-noesn").unwrap();
+    assert_eq!(p[0].integ, vec![Integrity::HmacSha256_128]);
+    assert_eq!(p[0].pfs_group(), Some(DhGroup::Ecp256));
+    assert_eq!(p[0].esn, vec![true, false]);
+    assert!(parse_esp_proposal("chacha20poly1305-x25519").unwrap()[0].pfs_group().is_some());
+}
+
+#[test]
+fn rfc8247_refusals_are_named() {
+    for (s, word) in [
+        ("3des-sha256-modp2048", "3des"),
+        ("des-sha256-modp2048", "des"),
+        ("aes128-md5-modp2048", "md5"),
+        ("aes128-sha1-modp2048", "sha1"),
+        ("aes128-sha256-modp1024", "modp1024"),
+        ("aes128-sha256-modp1536", "modp1536"),
+        ("aes128gcm16-prfsha1-ecp256", "prfsha1"),
+    ] {
+        match parse_ike_proposal(s) {
+            Err(ProposalError::Forbidden { keyword, reason }) => {
+                assert_eq!(keyword, word);
+                assert!(reason.contains("RFC"), "{reason}");
+            }
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+    assert!(matches!(parse_esp_proposal("blowfish-sha256"), Err(ProposalError::Forbidden { .. })));
+    assert!(matches!(parse_esp_proposal("aes128"), Err(ProposalError::Policy(_))));
+    assert!(matches!(parse_ike_proposal("aes128-ecp256"), Err(ProposalError::Missing(_))));
+    assert!(matches!(parse_ike_proposal("aes128gcm16-ecp256"), Err(ProposalError::Missing(_))));
+    assert!(matches!(parse_ike_proposal("aes128-sha256"), Err(ProposalError::Missing(_))));
+    assert!(matches!(parse_ike_proposal("aes128-sha256-ecp256-foo"), Err(ProposalError::Unknown(_))));
+    let msg = parse_ike_proposal("3des-sha256-modp2048").unwrap_err().to_string();
+    assert!(msg.contains("3des") && msg.contains("refused"), "{msg}");
+}
+
+#[test]
+fn ike_selection_follows_the_initiators_order() {
+    let ours = parse_ike_proposals("aes256-sha256-ecp256, aes256gcm16-prfsha256-x25519").unwrap();
+    let theirs = parse_ike_proposals(
+        "aes128gcm16-prfsha512-ecp384, aes256gcm16-prfsha384-prfsha256-x25519-ecp256, aes256-sha256-ecp256",
+    )
+    .unwrap();
+    let offered: Vec<Proposal> = theirs.iter().enumerate().map(|(i, p)| p.to_wire(i as u8 + 1, &[])).collect();
+    let (number, algs) = select_ike(&offered, &ours).unwrap();
+    assert_eq!(number, 2);
+    assert_eq!(
+        algs,
+        IkeAlgorithms {
+            encr: Encr::AesGcm16 { key_bits: 256 },
+            prf: Prf::HmacSha256,
+            integ: None,
+            dh: DhGroup::Curve25519
+        }
+    );
+    // The answer has one of each and is accepted by the initiator.
+    let answer = ike_answer(number, &algs, &[]);
+    assert_eq!(accept_ike_answer(&[answer.clone()], &theirs), Some(algs));
+    // An answer with two DH groups, or a group never offered, is refused.
+    let mut two = answer.clone();
+    two.transforms.push(Transform::new(tt::DH, 19));
+    assert_eq!(accept_ike_answer(&[two], &theirs), None);
+    let mut other = answer;
+    other.transforms.retain(|t| t.kind != tt::DH);
+    other.transforms.push(Transform::new(tt::DH, 14));
+    assert_eq!(accept_ike_answer(&[other], &theirs), None);
+    // Nothing in common.
+    let none = parse_ike_proposals("aes128-sha512-modp2048").unwrap();
+    assert_eq!(select_ike(&[none[0].to_wire(1, &[])], &ours), None);
+}
+
+#[test]
+fn unknown_and_forbidden_transforms_are_skipped_not_fatal() {
+    let ours = parse_ike_proposals("aes256-sha256-ecp256").unwrap();
+    let offered = Proposal {
+        number: 1,
+        protocol: ProtocolId::Ike,
+        spi: vec![],
+        transforms: vec![
+            Transform::new(tt::ENCR, 3), // 3DES
+            Transform::with_key_length(tt::ENCR, 12, 256),
+            Transform::new(tt::PRF, 2), // SHA1
+            Transform::new(tt::PRF, 5),
+            Transform::new(tt::INTEG, 2),
+            Transform::new(tt::INTEG, 12),
+            Transform::new(tt::DH, 2), // modp1024
+            Transform::new(tt::DH, 19),
+        ],
+    };
+    let (_, a) = select_ike(&[offered.clone()], &ours).unwrap();
+    assert_eq!(a.dh, DhGroup::Ecp256);
+    let mut only_weak = offered;
+    only_weak.transforms.retain(|t| !(t.kind == tt::DH && t.id == 19));
+    assert_eq!(select_ike(&[only_weak], &ours), None);
+}
+
+#[test]
+fn esp_selection_pfs_and_esn() {
+    let ours = parse_esp_proposals("aes256gcm16-ecp256").unwrap();
+    let theirs = parse_esp_proposals("aes256gcm16-ecp256-x25519").unwrap();
+    let offered = vec![theirs[0].to_wire(1, 0xc0ffee, true)];
+    let (n, spi, a) = select_esp(&offered, &ours, true).unwrap();
+    assert_eq!((n, spi, a.dh, a.esn), (1, 0xc0ffee, Some(DhGroup::Ecp256), false));
+    // In IKE_AUTH the groups are ignored.
+    let (_, _, a) = select_esp(&offered, &ours, false).unwrap();
+    assert_eq!(a.dh, None);
+    // We need PFS, the peer offers none: no proposal chosen.
+    let nopfs = parse_esp_proposals("aes256gcm16").unwrap();
+    assert!(select_esp(&[nopfs[0].to_wire(1, 5, true)], &ours, true).is_none());
+    // ESN: peer wants only ESN, we only no-ESN.
+    let esn_only = parse_esp_proposals("aes256gcm16-esn").unwrap();
+    assert!(select_esp(&[esn_only[0].to_wire(1, 5, true)], &nopfs, true).is_none());
+    let both = parse_esp_proposals("aes256gcm16-esn-noesn").unwrap();
+    let (_, _, a) = select_esp(&[both[0].to_wire(1, 5, true)], &nopfs, true).unwrap();
+    assert!(!a.esn);
+    // Round trip through the answer.
+    let answer = esp_answer(1, &a, 0x1234);
+    assert_eq!(accept_esp_answer(&[answer], &both, true), Some((0x1234, a)));
+    // An ESP proposal with a bad SPI size is not selectable.
+    let mut bad = nopfs[0].to_wire(1, 5, true);
+    bad.spi = vec![1, 2];
+    assert!(select_esp(&[bad], &nopfs, true).is_none());
+}
