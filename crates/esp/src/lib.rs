@@ -1,9 +1,33 @@
 //! ESP security-association runtime: outbound encapsulation, inbound decapsulation,
-//! anti-replay with ESN, drop reasons. No I/O: bytes in, bytes out.
+//! anti-replay with ESN, drop reasons. No I/O: bytes in, bytes out (DESIGN.md rule 1).
+//!
+//! This crate never allocates per packet, never blocks and never panics on packet contents:
+//! every packet either comes out transformed or is dropped under a named [`DropReason`].
+//!
+//! | module       | what it is for                                                         |
+//! |--------------|------------------------------------------------------------------------|
+//! | [`config`]   | what an SA is made of ([`SaConfig`], [`TrafficSelector`], ...)          |
+//! | [`outbound`] | [`OutboundSa`]: sequence numbers, padding, headers, sealing             |
+//! | [`inbound`]  | [`parse_outer`], [`InboundSa`]: checks, opening, replay, selectors     |
+//! | [`replay`]   | [`ReplayWindow`] with ESN inference (RFC 4303 Appendix A)               |
+//! | [`drop`]     | [`DropReason`] and per-worker [`DropCounters`]                          |
+//! | [`buf`]      | [`PacketBuf`]: a packet in a frame with head- and tailroom               |
 #![forbid(unsafe_code)]
 
+pub mod buf;
 pub mod config;
+pub mod drop;
+pub mod inbound;
+pub mod outbound;
+pub mod replay;
+mod sa;
 
+pub use buf::PacketBuf;
 pub use config::{
     DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, SaConfig, TrafficSelector, UdpEncap,
 };
+pub use drop::{DropCounters, DropReason};
+pub use inbound::{Decapsulated, EspLocation, InboundSa, Received, parse_outer};
+pub use outbound::{OutboundSa, OutboundStatus, Prepared};
+pub use replay::ReplayWindow;
+pub use sa::{SaCounters, SaError};

@@ -1,0 +1,455 @@
+//! Inbound ESP: classifying what arrives on the WAN side, and the runtime of one inbound SA that
+//! checks, authenticates and decapsulates it (RFC 4303 section 3.4, RFC 3948).
+//!
+//! Order of checks, so that nothing changes state before the packet is known to be genuine
+//! (DESIGN.md rule 4): [`parse_outer`] (headers, UDP encapsulation) -> SA lookup by the caller ->
+//! [`InboundSa::precheck`] (length for the suite, replay check without moving the window) ->
+//! [`InboundSa::open_op`] + `open_burst` (integrity, decryption) -> [`InboundSa::complete`]
+//! (trailer, next header, inner packet, traffic selectors, and only then the window moves).
+//! [`InboundSa::decapsulate_burst`] chains them for a burst of one SA.
+
+use std::net::IpAddr;
+
+use arrayvec::ArrayVec;
+use rampart_crypto::{Backend, MAX_BURST, OpenOp, SaCrypto};
+use rampart_wire::{EspTrailer, Ipv4Packet, Ipv6Packet, UdpPacket, esp, ip_protocol, ipv6, udp, udp_encap};
+
+use crate::buf::PacketBuf;
+use crate::config::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector};
+use crate::drop::DropReason;
+use crate::replay::ReplayWindow;
+use crate::sa::{SaCounters, SaError, check_config};
+
+/// What a packet from the WAN side is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// An ESP packet (plain or UDP-encapsulated) to look up by SPI.
+    Esp(EspLocation),
+    /// A one-byte NAT keepalive (RFC 3948 section 2.3): consumed.
+    Keepalive,
+    /// Not ESP (IKE behind a non-ESP marker, other UDP, other protocols): for the kernel.
+    NotEsp,
+}
+
+/// Where the ESP packet lies in a received IP packet, and what identifies its SA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EspLocation {
+    /// Offset of the SPI from the start of the IP packet.
+    pub esp_offset: usize,
+    /// Length of the outer IP header including extension headers.
+    pub ip_header_len: usize,
+    /// Offset of the next-header byte that names ESP or UDP (IPv4: the protocol field).
+    pub next_header_pos: usize,
+    /// SPI.
+    pub spi: u32,
+    /// Low 32 bits of the sequence number.
+    pub seq_low: u32,
+    /// Outer source address.
+    pub src: IpAddr,
+    /// Outer destination address.
+    pub dst: IpAddr,
+    /// UDP source and destination ports when UDP-encapsulated.
+    pub udp_ports: Option<(u16, u16)>,
+}
+
+/// Classifies an IP packet received on the WAN side. `encap_port` is the UDP port on which ESP
+/// in UDP arrives (4500). Link-layer padding behind the IP total length is ignored.
+pub fn parse_outer(packet: &[u8], encap_port: u16) -> Result<Received, DropReason> {
+    let version = packet.first().map(|b| b >> 4).ok_or(DropReason::Truncated)?;
+    let (ip_header_len, next_header_pos, protocol, src, dst, ip_len) = match version {
+        4 => {
+            let ip = Ipv4Packet::new_checked(packet).map_err(wire_drop)?;
+            if !ip.verify_checksum() {
+                return Err(DropReason::BadOuterHeader);
+            }
+            if ip.is_fragment() {
+                return Err(DropReason::Fragment);
+            }
+            let len = usize::from(ip.total_len());
+            (ip.header_len(), 9, ip.protocol(), IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), len)
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(packet).map_err(wire_drop)?;
+            let upper = ip.upper_layer(ipv6::DEFAULT_EXTENSION_LIMIT).map_err(wire_drop)?;
+            if upper.is_fragment() {
+                return Err(DropReason::Fragment);
+            }
+            let nh_pos = last_next_header_pos(ip.packet()).unwrap_or(6);
+            (upper.offset, nh_pos, upper.protocol, IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.total_len())
+        }
+        _ => return Err(DropReason::BadOuterHeader),
+    };
+    let packet = &packet[..ip_len];
+    let (esp_offset, udp_ports) = match protocol {
+        ip_protocol::ESP => (ip_header_len, None),
+        ip_protocol::UDP => {
+            let datagram = UdpPacket::new_checked(&packet[ip_header_len..]).map_err(wire_drop)?;
+            if datagram.dst_port() != encap_port {
+                return Ok(Received::NotEsp);
+            }
+            match udp_encap::classify(datagram.payload()) {
+                Ok(udp_encap::UdpEncap::Esp) => {}
+                Ok(udp_encap::UdpEncap::Keepalive) => return Ok(Received::Keepalive),
+                Ok(udp_encap::UdpEncap::Ike) => return Ok(Received::NotEsp),
+                Err(_) => return Err(DropReason::BadUdpEncap),
+            }
+            (ip_header_len + udp::HEADER_LEN, Some((datagram.src_port(), datagram.dst_port())))
+        }
+        _ => return Ok(Received::NotEsp),
+    };
+    let header = rampart_wire::EspPacket::new_checked(&packet[esp_offset..]).map_err(wire_drop)?;
+    if header.spi() == 0 {
+        return Err(DropReason::UnknownSpi);
+    }
+    Ok(Received::Esp(EspLocation {
+        esp_offset,
+        ip_header_len,
+        next_header_pos,
+        spi: header.spi(),
+        seq_low: header.seq_number(),
+        src,
+        dst,
+        udp_ports,
+    }))
+}
+
+/// What came out of a decapsulated packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decapsulated {
+    /// IP version of the packet now in the buffer (4 or 6).
+    pub version: u8,
+    /// Its source address.
+    pub src: IpAddr,
+    /// Its destination address.
+    pub dst: IpAddr,
+    /// The full sequence number it carried.
+    pub seq: u64,
+}
+
+/// The runtime of one inbound SA, owned by one worker at a time.
+#[derive(Debug)]
+pub struct InboundSa {
+    spi: u32,
+    crypto: SaCrypto,
+    iv_len: usize,
+    icv_len: usize,
+    block_len: usize,
+    mode: Mode,
+    esn: bool,
+    window: ReplayWindow,
+    local_ts: Vec<TrafficSelector>,
+    remote_ts: Vec<TrafficSelector>,
+    lifetimes: Lifetimes,
+    counters: SaCounters,
+}
+
+impl InboundSa {
+    /// Builds the runtime of an inbound SA.
+    pub fn new(config: &SaConfig, backend: Backend) -> Result<InboundSa, SaError> {
+        check_config(config, Direction::Inbound)?;
+        let suite = config.suite;
+        let crypto = SaCrypto::new(suite, &config.encryption_key, &config.integrity_key, backend)?;
+        Ok(InboundSa {
+            spi: config.spi,
+            crypto,
+            iv_len: suite.iv_len(),
+            icv_len: suite.icv_len(),
+            block_len: suite.block_len(),
+            mode: config.mode,
+            esn: config.esn,
+            window: ReplayWindow::new(config.replay_window, config.esn),
+            local_ts: config.local_ts.clone(),
+            remote_ts: config.remote_ts.clone(),
+            lifetimes: config.lifetimes,
+            counters: SaCounters::default(),
+        })
+    }
+
+    /// The SPI.
+    pub fn spi(&self) -> u32 {
+        self.spi
+    }
+
+    /// The crypto context, for building open jobs of mixed-SA bursts.
+    pub fn crypto(&self) -> &SaCrypto {
+        &self.crypto
+    }
+
+    /// The anti-replay window.
+    pub fn replay_window(&self) -> &ReplayWindow {
+        &self.window
+    }
+
+    /// Packets and bytes accepted so far.
+    pub fn counters(&self) -> SaCounters {
+        self.counters
+    }
+
+    /// Whether a soft lifetime (bytes or packets) has been reached.
+    pub fn soft_expired(&self) -> bool {
+        exceeds(self.counters.bytes, self.lifetimes.soft_bytes)
+            || exceeds(self.counters.packets, self.lifetimes.soft_packets)
+    }
+
+    fn hard_expired(&self) -> bool {
+        exceeds(self.counters.bytes, self.lifetimes.hard_bytes)
+            || exceeds(self.counters.packets, self.lifetimes.hard_packets)
+    }
+
+    /// Step 1: checks that the packet can be one of this SA's and infers its full sequence
+    /// number, without changing any state.
+    pub fn precheck(&self, pkt: &PacketBuf<'_>, loc: &EspLocation) -> Result<u64, DropReason> {
+        if loc.spi != self.spi {
+            return Err(DropReason::UnknownSpi);
+        }
+        if self.hard_expired() {
+            return Err(DropReason::SaExpired);
+        }
+        let esp_len = pkt.len().checked_sub(loc.esp_offset).ok_or(DropReason::Truncated)?;
+        let encrypted =
+            esp_len.checked_sub(esp::HEADER_LEN + self.iv_len + self.icv_len).ok_or(DropReason::BadLength)?;
+        //= https://www.rfc-editor.org/rfc/rfc4303#section-2.4
+        //# the Pad Length and Next Header fields MUST be right aligned within a 4-byte word
+        if encrypted < esp::TRAILER_LEN || encrypted % self.block_len != 0 {
+            return Err(DropReason::BadLength);
+        }
+        self.window.check(loc.seq_low)
+    }
+
+    /// Step 2: the crypto job opening a prechecked packet.
+    pub fn open_op<'a>(&'a self, pkt: &'a mut PacketBuf<'_>, loc: &EspLocation, seq: u64) -> Option<OpenOp<'a>> {
+        let len = pkt.len();
+        let esp = pkt.data_range_mut(loc.esp_offset, len)?;
+        Some(OpenOp { sa: &self.crypto, esp, seq, esn: self.esn, verified: false })
+    }
+
+    /// Step 3: after the integrity check, validates the trailer and the inner packet, checks the
+    /// traffic selectors, moves the window and leaves the inner packet in `pkt`.
+    pub fn complete(
+        &mut self,
+        pkt: &mut PacketBuf<'_>,
+        loc: &EspLocation,
+        seq: u64,
+        verified: bool,
+    ) -> Result<Decapsulated, DropReason> {
+        //= https://www.rfc-editor.org/rfc/rfc4303#section-3.4.4.1
+        //# If the computed and received ICVs do not match, then the receiver MUST discard the
+        //# received IP datagram as invalid
+        if !verified {
+            return Err(DropReason::AuthFailed);
+        }
+        let len = pkt.len();
+        let plain_start = loc.esp_offset + esp::HEADER_LEN + self.iv_len;
+        let plain_end = len.checked_sub(self.icv_len).ok_or(DropReason::Truncated)?;
+        let plaintext = pkt.data().get(plain_start..plain_end).ok_or(DropReason::Truncated)?;
+        let trailer = parse_trailer(plaintext)?;
+        let cut_back = (plaintext.len() - trailer.payload_len) + self.icv_len;
+
+        //= https://www.rfc-editor.org/rfc/rfc4303#section-2.6
+        //# A receiver MUST be prepared to silently discard dummy packets.
+        if trailer.is_dummy() {
+            self.window.accept(seq)?;
+            return Err(DropReason::Dummy);
+        }
+
+        let out = match self.mode {
+            Mode::Tunnel => {
+                let inner = &plaintext[..trailer.payload_len];
+                let (version, src, dst, inner_len) = check_inner(inner, trailer.next_header)?;
+                self.check_selectors(inner, version, src, dst)?;
+                self.window.accept(seq)?;
+                pkt.pull_front(plain_start)?;
+                pkt.trim_back(pkt.len() - inner_len)?;
+                Decapsulated { version, src, dst, seq }
+            }
+            Mode::Transport => {
+                if trailer.next_header == ip_protocol::IPV4 || trailer.next_header == ip_protocol::IPV6 {
+                    // A tunnel-mode packet on a transport SA.
+                    return Err(DropReason::BadNextHeader);
+                }
+                let version = pkt.data()[0] >> 4;
+                let (src, dst) = (loc.src, loc.dst);
+                // The selectors need only addresses, protocol and upper-layer bytes: check them
+                // before the window moves and the header is rebuilt.
+                let upper = &plaintext[..trailer.payload_len];
+                self.check_selectors_parts(src, dst, trailer.next_header, upper)?;
+                self.window.accept(seq)?;
+                pkt.trim_back(cut_back)?;
+                let removed = plain_start - loc.ip_header_len;
+                pkt.close_gap(loc.ip_header_len, removed)?;
+                restore_transport_header(pkt.data_mut(), loc, trailer.next_header)?;
+                Decapsulated { version, src, dst, seq }
+            }
+        };
+        self.counters.packets += 1;
+        self.counters.bytes += pkt.len() as u64;
+        Ok(out)
+    }
+
+    /// Decapsulates a burst of this SA's packets in place; `locs[i]` comes from
+    /// [`parse_outer`] for `pkts[i]`. On `Err` the packet must be dropped.
+    pub fn decapsulate_burst(
+        &mut self,
+        pkts: &mut [PacketBuf<'_>],
+        locs: &[EspLocation],
+        verdicts: &mut [Result<Decapsulated, DropReason>],
+    ) {
+        let chunks = pkts.chunks_mut(MAX_BURST).zip(locs.chunks(MAX_BURST)).zip(verdicts.chunks_mut(MAX_BURST));
+        for ((pkts, locs), verdicts) in chunks {
+            let mut seqs: ArrayVec<Result<u64, DropReason>, MAX_BURST> = ArrayVec::new();
+            for (pkt, loc) in pkts.iter().zip(locs) {
+                seqs.push(self.precheck(pkt, loc));
+            }
+            let mut verified = [false; MAX_BURST];
+            {
+                let mut ops: ArrayVec<OpenOp<'_>, MAX_BURST> = ArrayVec::new();
+                let mut index: ArrayVec<usize, MAX_BURST> = ArrayVec::new();
+                for (i, ((pkt, loc), seq)) in pkts.iter_mut().zip(locs).zip(&seqs).enumerate() {
+                    if let Ok(seq) = seq
+                        && let Some(op) = self.open_op(pkt, loc, *seq)
+                    {
+                        ops.push(op);
+                        index.push(i);
+                    }
+                }
+                rampart_crypto::open_burst(&mut ops);
+                for (op, i) in ops.iter().zip(index) {
+                    verified[i] = op.verified;
+                }
+            }
+            for (i, ((pkt, loc), verdict)) in pkts.iter_mut().zip(locs).zip(verdicts.iter_mut()).enumerate() {
+                *verdict = match seqs[i] {
+                    Ok(seq) => self.complete(pkt, loc, seq, verified[i]),
+                    Err(e) => Err(e),
+                };
+            }
+        }
+    }
+
+    /// Classifies and decapsulates one received IP packet (a burst of one). A keepalive comes
+    /// back as [`DropReason::NatKeepalive`], anything else that is not ESP as
+    /// [`DropReason::BadOuterHeader`].
+    pub fn decapsulate(&mut self, pkt: &mut PacketBuf<'_>, encap_port: u16) -> Result<Decapsulated, DropReason> {
+        let loc = match parse_outer(pkt.data(), encap_port)? {
+            Received::Esp(loc) => loc,
+            Received::Keepalive => return Err(DropReason::NatKeepalive),
+            Received::NotEsp => return Err(DropReason::BadOuterHeader),
+        };
+        let mut verdict = [Err(DropReason::Truncated)];
+        self.decapsulate_burst(core::slice::from_mut(pkt), &[loc], &mut verdict);
+        verdict[0]
+    }
+
+    fn check_selectors(&self, inner: &[u8], version: u8, src: IpAddr, dst: IpAddr) -> Result<(), DropReason> {
+        let (protocol, upper): (u8, &[u8]) = if version == 4 {
+            let ip = Ipv4Packet::new_unchecked(inner);
+            // Non-first fragments carry no ports: they are checked with port 0.
+            let end = usize::from(ip.total_len()).min(inner.len());
+            let upper = if ip.frag_offset() != 0 { &[][..] } else { inner.get(ip.header_len()..end).unwrap_or(&[]) };
+            (ip.protocol(), upper)
+        } else {
+            let ip = Ipv6Packet::new_unchecked(inner);
+            match ip.upper_layer(ipv6::DEFAULT_EXTENSION_LIMIT) {
+                Ok(u) if u.fragment.is_some_and(|f| f.offset != 0) => (u.protocol, &[][..]),
+                Ok(u) => (u.protocol, inner.get(u.offset..ip.total_len().min(inner.len())).unwrap_or(&[])),
+                Err(_) => return Err(DropReason::BadInnerPacket),
+            }
+        };
+        self.check_selectors_parts(src, dst, protocol, upper)
+    }
+
+    //= https://www.rfc-editor.org/rfc/rfc4301#section-5.2
+    //# check that the packet is appropriate for the SA via which it was received ... the
+    //# selectors of the SA
+    fn check_selectors_parts(&self, src: IpAddr, dst: IpAddr, protocol: u8, upper: &[u8]) -> Result<(), DropReason> {
+        let ports = rampart_wire::ports::ports(protocol, upper);
+        let (sport, dport) = ports.map_or((0, 0), |p| (p.src, p.dst));
+        let remote_ok = self.remote_ts.is_empty() || self.remote_ts.iter().any(|ts| ts.matches(src, protocol, sport));
+        let local_ok = self.local_ts.is_empty() || self.local_ts.iter().any(|ts| ts.matches(dst, protocol, dport));
+        if remote_ok && local_ok { Ok(()) } else { Err(DropReason::TrafficSelector) }
+    }
+}
+
+/// Parses pad length and next header and checks the padding bytes.
+fn parse_trailer(plaintext: &[u8]) -> Result<EspTrailer, DropReason> {
+    let [.., pad_len, _next_header] = *plaintext else {
+        return Err(DropReason::BadLength);
+    };
+    if usize::from(pad_len) + esp::TRAILER_LEN > plaintext.len() {
+        return Err(DropReason::BadPadLength);
+    }
+    //= https://www.rfc-editor.org/rfc/rfc4303#section-2.4
+    //# the receiver SHOULD inspect the Padding field
+    EspTrailer::parse(plaintext).map_err(|_| DropReason::BadPadding)
+}
+
+/// Validates a tunnel-mode inner packet against the next header and returns its version,
+/// addresses and length (its own total length: TFC padding behind it is cut off).
+fn check_inner(inner: &[u8], next_header: u8) -> Result<(u8, IpAddr, IpAddr, usize), DropReason> {
+    match next_header {
+        ip_protocol::IPV4 => {
+            let ip = Ipv4Packet::new_checked(inner).map_err(|_| DropReason::BadInnerPacket)?;
+            if ip.version() != 4 || !ip.verify_checksum() {
+                return Err(DropReason::BadInnerPacket);
+            }
+            Ok((4, IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()), usize::from(ip.total_len())))
+        }
+        ip_protocol::IPV6 => {
+            let ip = Ipv6Packet::new_checked(inner).map_err(|_| DropReason::BadInnerPacket)?;
+            if ip.version() != 6 {
+                return Err(DropReason::BadInnerPacket);
+            }
+            Ok((6, IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.total_len()))
+        }
+        _ => Err(DropReason::BadNextHeader),
+    }
+}
+
+/// After the ESP header was cut out of a transport-mode packet: next header, lengths, checksum.
+fn restore_transport_header(data: &mut [u8], loc: &EspLocation, next_header: u8) -> Result<(), DropReason> {
+    let total = data.len();
+    if data.first().map(|b| b >> 4) == Some(4) {
+        let total = u16::try_from(total).map_err(|_| DropReason::BadInnerPacket)?;
+        let mut ip = Ipv4Packet::new_unchecked(&mut data[..]);
+        ip.set_protocol(next_header);
+        ip.set_total_len(total);
+        ip.fill_checksum();
+    } else {
+        let payload = total.checked_sub(ipv6::HEADER_LEN).ok_or(DropReason::BadInnerPacket)?;
+        let payload = u16::try_from(payload).map_err(|_| DropReason::BadInnerPacket)?;
+        *data.get_mut(loc.next_header_pos).ok_or(DropReason::BadInnerPacket)? = next_header;
+        Ipv6Packet::new_unchecked(&mut data[..]).set_payload_len(payload);
+    }
+    Ok(())
+}
+
+/// Offset of the next-header byte that names the upper layer of an IPv6 packet.
+fn last_next_header_pos(packet: &[u8]) -> Option<usize> {
+    let mut protocol = *packet.get(6)?;
+    let mut pos = 6;
+    let mut offset = ipv6::HEADER_LEN;
+    for _ in 0..ipv6::DEFAULT_EXTENSION_LIMIT {
+        let len = match protocol {
+            ip_protocol::HOPOPT | ip_protocol::IPV6_ROUTE | ip_protocol::IPV6_OPTS => {
+                (usize::from(*packet.get(offset + 1)?) + 1) * 8
+            }
+            ip_protocol::IPV6_FRAG => ipv6::FRAGMENT_HEADER_LEN,
+            _ => return Some(pos),
+        };
+        pos = offset;
+        protocol = *packet.get(offset)?;
+        offset += len;
+    }
+    None
+}
+
+fn wire_drop(e: rampart_wire::Error) -> DropReason {
+    match e {
+        rampart_wire::Error::Truncated => DropReason::Truncated,
+        _ => DropReason::BadOuterHeader,
+    }
+}
+
+fn exceeds(value: u64, limit: u64) -> bool {
+    limit != 0 && value >= limit
+}
