@@ -114,15 +114,18 @@ impl Default for XskConfig {
 pub struct XskStatistics {
     /// Packets dropped for reasons other than the two rx ring counters below.
     pub rx_dropped: u64,
-    /// Fill descriptors the kernel found invalid.
+    /// Invalid descriptors on the rx ring. (Invalid fill ring addresses are skipped by the kernel
+    /// without being counted here; they show up as `rx_fill_ring_empty_descs` when the ring runs dry.)
     pub rx_invalid_descs: u64,
     /// Tx descriptors the kernel found invalid (out of the UMEM, crossing a frame, too long).
+    /// In copy mode the kernel still returns them on the completion ring.
     pub tx_invalid_descs: u64,
     /// Packets dropped because the rx ring was full.
     pub rx_ring_full: u64,
     /// Packets dropped because the fill ring was empty.
     pub rx_fill_ring_empty_descs: u64,
-    /// Times the kernel found the tx ring empty when asked to send.
+    /// Times the kernel found the tx ring empty when asked to send (counted by the zero-copy tx
+    /// path; stays 0 in copy mode on Linux 6.18).
     pub tx_ring_empty_descs: u64,
 }
 
@@ -141,6 +144,9 @@ pub struct XskCounters {
     pub tx_ring_full: u64,
     /// Frames returned by the completion ring.
     pub tx_completed: u64,
+    /// Completed addresses the UMEM refused (outside it, or already free): the caller
+    /// transmitted a frame it did not hold.
+    pub tx_completion_refused: u64,
     /// `sendto` kicks made.
     pub tx_kicks: u64,
     /// Kicks that ended with the kernel not consuming anything (completion ring full or device
@@ -459,9 +465,11 @@ impl XskSocket {
         loop {
             let n = self.comp.consume(&mut self.completions);
             for &addr in &self.completions[..n] {
-                // A completion always names a frame we put on the tx ring; a refusal here is a
-                // caller bug that the UMEM counts.
-                let _ = umem.free(addr);
+                // A completion names a frame the caller put on the tx ring (invalid descriptors
+                // included: copy mode completes them too). A refusal is a caller bug.
+                if umem.free(addr).is_err() {
+                    self.counters.tx_completion_refused += 1;
+                }
             }
             total += n;
             if n < self.completions.len() {

@@ -306,6 +306,23 @@ impl PacketSocket {
         PacketSocket { fd, ifindex }
     }
 
+    /// Bypasses the qdisc: the kernel then picks the tx queue as `cpu % tx queues`, which lets a
+    /// thread pinned to CPU q send on queue q.
+    pub fn qdisc_bypass(&self) {
+        let one: libc::c_int = 1;
+        // Safety: an int option of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        assert_eq!(r, 0, "PACKET_QDISC_BYPASS: {}", std::io::Error::last_os_error());
+    }
+
     pub fn send(&self, frame: &[u8]) {
         // Safety: `frame` is valid for its length; the socket is bound so no address is needed.
         let r = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
