@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::*;
-use rampart_nic::{AttachOptions, Desc, LoadOptions, Role, SteeringProgram, Umem, UmemConfig, XskConfig, XskSocket};
+use rampart_nic::{
+    AttachOptions, BusyPoll, Desc, LoadOptions, Role, SteeringProgram, Umem, UmemConfig, XskConfig, XskSocket,
+};
 
 #[test]
 fn ring_statistics_are_visible() {
@@ -94,4 +96,55 @@ fn ring_statistics_are_visible() {
 
     let c = prog.counters().unwrap();
     assert_eq!(c.to_xsk_esp, 26);
+}
+
+#[test]
+fn busy_poll_options_and_headroom() {
+    if !require_root("busy_poll_options_and_headroom") {
+        return;
+    }
+    let gw = Netns::new("gw");
+    let peer = Netns::new("peer");
+    let (g, p) = veth(&gw, "wan0", &peer, "wan1", 116, 1);
+    let gip = g.ip4;
+    let (_prog, umem, mut sock) = gw.run(move || {
+        let ifx = rampart_nic::ifindex("wan0").unwrap();
+        let mut prog = SteeringProgram::load(Role::Wan, LoadOptions::default()).unwrap();
+        prog.attach(ifx, AttachOptions::default()).unwrap();
+        prog.add_local_address(IpAddr::V4(gip)).unwrap();
+        let mut umem = Umem::new(UmemConfig { frame_size: 4096, frame_count: 64, headroom: 128 }).unwrap();
+        let cfg = XskConfig {
+            rx_size: 32,
+            tx_size: 32,
+            fill_size: 32,
+            comp_size: 32,
+            busy_poll: Some(BusyPoll::default()),
+            ..Default::default()
+        };
+        let mut sock = XskSocket::bind(&umem, ifx, 0, &cfg).unwrap();
+        assert_eq!(sock.refill(&mut umem, 32), 32);
+        prog.register_socket(0, &sock).unwrap();
+        (prog, umem, sock)
+    });
+    let acc = sock.busy_poll_accepted();
+    assert!(acc.prefer && acc.usecs && acc.budget, "busy-poll options refused: {acc:?}");
+
+    let (gmac, pmac, pip) = (g.mac, p.mac, p.ip4);
+    peer.run(move || {
+        let ps = PacketSocket::open("wan1");
+        let mut f = eth(gmac, pmac, &[], ETH_IP);
+        f.extend(ipv4(pip, gip, 50, &[], 0, &esp(0x77, 1, 20)));
+        ps.send(&pad60(f));
+    });
+    let mut descs = [Desc::default(); 4];
+    let got = wait_for(Duration::from_secs(3), || {
+        sock.busy_poll();
+        sock.rx_burst(&mut descs) == 1
+    });
+    assert!(got, "frame received while busy polling");
+    // Received data starts after the configured headroom plus the kernel's 256 bytes.
+    assert_eq!(umem.rx_offset(), 128 + 256);
+    assert_eq!(umem.headroom(&descs[0]), umem.rx_offset());
+    assert_eq!(frame_spi(umem.frame(&descs[0]).unwrap()), Some((0x77, false)));
+    assert_eq!(umem.tailroom(&descs[0]), 4096 - 384 - descs[0].len);
 }
