@@ -146,3 +146,13 @@ fn backend_names_round_trip() {
         assert!(all.contains(&Backend::fastest(suite)), "{suite}");
     }
 }
+
+/// The defaults that `bench/src/bin/crypto.rs` measured (see `Backend::fastest`).
+#[cfg(all(feature = "ring", feature = "rustcrypto"))]
+#[test]
+fn fastest_follows_the_measurement() {
+    for suite in common::every_suite() {
+        let expected = if suite.is_aead() { Backend::Ring } else { Backend::RustCrypto };
+        assert_eq!(Backend::fastest(suite), expected, "{suite}");
+    }
+}
