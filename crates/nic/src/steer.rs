@@ -389,7 +389,18 @@ impl SteeringProgram {
             };
             replaced.push(ReplacedProgram { prog_id: id, name: info.name, was_rampart, via });
         }
-        let link = bpf::link_create_xdp(self.prog.as_fd(), ifindex, opts.mode.flags())?;
+        let link = bpf::link_create_xdp(self.prog.as_fd(), ifindex, opts.mode.flags()).map_err(|e| {
+            match (e.raw_os_error(), opts.mode) {
+                (Some(libc::ERANGE), AttachMode::Native) => Error::Config(format!(
+                    "native XDP refused on interface {ifindex} (ERANGE): on veth the peer's MTU must be \
+                     below about 3500; lower it or attach in AttachMode::Generic"
+                )),
+                (Some(libc::EOPNOTSUPP), AttachMode::Native) => Error::Config(format!(
+                    "interface {ifindex} has no native XDP support (EOPNOTSUPP); attach in AttachMode::Generic"
+                )),
+                _ => e,
+            }
+        })?;
         let link_id = bpf::link_info(link.as_fd())?.id;
         self.attached = Some(Attached { _link: link, ifindex, mode: opts.mode });
         Ok(AttachReport { ifindex, mode: opts.mode, prog_id: self.prog_id, link_id, replaced })

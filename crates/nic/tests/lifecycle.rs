@@ -219,3 +219,27 @@ fn program_held_by_a_live_link_is_in_use_unless_forced() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(query(&gw).drv_prog_id, Some(second.prog_id()));
 }
+
+#[test]
+fn native_attach_with_a_jumbo_peer_mtu_explains_itself() {
+    if !require_root("native_attach_with_a_jumbo_peer_mtu_explains_itself") {
+        return;
+    }
+    let (gw, peer) = one_veth(117);
+    peer.ip(&["link", "set", "wan1", "mtu", "9000"]);
+    let err = gw
+        .run(|| {
+            let mut p = load(Role::Wan);
+            p.attach(rampart_nic::ifindex("wan0").unwrap(), AttachOptions::default()).map(|_| p)
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("MTU"), "{err}");
+    // Generic mode has no such limit.
+    let p = gw.run(|| {
+        let mut p = load(Role::Wan);
+        p.attach(rampart_nic::ifindex("wan0").unwrap(), AttachOptions { mode: AttachMode::Generic, force: false })
+            .unwrap();
+        p
+    });
+    assert_eq!(query(&gw).skb_prog_id, Some(p.prog_id()));
+}

@@ -18,7 +18,8 @@ const PER_QUEUE: u32 = 20;
 fn run(mode: AttachMode, net: u8) -> Option<[Vec<u32>; 2]> {
     // Safety: sysconf has no preconditions.
     if unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } < 2 {
-        eprintln!("\n!!!!!!!! SKIPPED multi-queue test: needs two CPUs !!!!!!!!\n");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "\n!!!!!!!! SKIPPED multi-queue test: needs two CPUs !!!!!!!!\n");
         return None;
     }
     let gw = Netns::new("gw");

@@ -17,7 +17,12 @@ pub fn require_root(test: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
-    eprintln!("\n!!!!!!!! SKIPPED {test}: needs root (network namespaces, XDP, AF_XDP) !!!!!!!!\n");
+    // Written to the stderr handle directly: libtest captures eprintln! of passing tests.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!!!!!!! SKIPPED {test}: needs root (network namespaces, XDP, AF_XDP) !!!!!!!!\n"
+    );
     false
 }
 
