@@ -32,6 +32,16 @@ pub(crate) enum AeadKey {
     ChaCha20Poly1305(chacha20poly1305::ChaCha20Poly1305),
 }
 
+// The RustCrypto key schedules must wipe themselves (their `zeroize` features): checked here so
+// that a dependency change cannot silently drop it.
+#[cfg(feature = "rustcrypto")]
+const _: () = {
+    const fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<aes_gcm::Aes128Gcm>();
+    wiped_on_drop::<aes_gcm::Aes256Gcm>();
+    wiped_on_drop::<chacha20poly1305::ChaCha20Poly1305>();
+};
+
 impl AeadKey {
     /// Expands `key` (without the salt) for `suite`, which must be an AEAD suite.
     pub(crate) fn new(backend: Backend, suite: Suite, key: &[u8]) -> Result<AeadKey, CryptoError> {

@@ -27,6 +27,15 @@ pub(crate) enum AesCbcKey {
     Aes256(aes::Aes256),
 }
 
+// The AES key schedules must wipe themselves (`aes`'s `zeroize` feature): checked at compile time.
+const _: () = {
+    const fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<aes::Aes128>();
+    wiped_on_drop::<aes::Aes192>();
+    wiped_on_drop::<aes::Aes256>();
+    wiped_on_drop::<aes::Aes128Enc>();
+};
+
 impl AesCbcKey {
     /// Expands a 16, 24 or 32-byte key; `None` for any other length.
     pub(crate) fn new(key: &[u8]) -> Option<AesCbcKey> {

@@ -32,6 +32,18 @@ pub(crate) enum IntegrityKey {
     Sha512(hmac::Hmac<sha2::Sha512>),
 }
 
+// The RustCrypto HMAC states (hashed pads) must wipe themselves: checked at compile time.
+// `hmac` 0.13 does not mark `Hmac<D>` itself `ZeroizeOnDrop`, but all it holds are two cores of
+// `D` (the hashed inner and outer pads) and a block buffer of `D`'s block size: the very types
+// `D` is made of, so checking `D` checks them (`sha2` and `digest` built with `zeroize`).
+#[cfg(feature = "rustcrypto")]
+const _: () = {
+    const fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<sha2::Sha256>();
+    wiped_on_drop::<sha2::Sha384>();
+    wiped_on_drop::<sha2::Sha512>();
+};
+
 impl IntegrityKey {
     /// Prepares the HMAC of `suite`'s integrity transform with `key`. Any key length is
     /// accepted here (HMAC allows it); [`crate::SaCrypto::new`] enforces RFC 4868's lengths.

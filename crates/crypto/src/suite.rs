@@ -224,7 +224,10 @@ impl Suite {
         Suite::new(encryption, integrity)
     }
 
-    /// Every suite Rampart implements, for tests and benchmarks.
+    /// The suites that tests and benchmarks cover by default: both AES-GCM-16 key sizes,
+    /// ChaCha20-Poly1305, AES-CBC-128/256 with HMAC-SHA-256, AES-CBC-256 with each HMAC, and
+    /// NULL with each HMAC. The other AES-CBC pairs (AES-192, AES-128 with SHA-384/512) are
+    /// implemented as well and accepted by [`Suite::new`].
     pub fn all() -> [Suite; 10] {
         use Encryption as E;
         use Integrity as I;
@@ -364,6 +367,9 @@ const FORBIDDEN_NAMES: &[(&str, &str)] = &[
     ("blowfish256", "Blowfish has a 64-bit block (RFC 8221 section 5)"),
     ("md5", "MD5 is broken (RFC 8221 section 6)"),
     ("md5_128", "MD5 is broken (RFC 8221 section 6)"),
+    ("sha1", "Rampart offers only SHA-2 integrity (RFC 8221 section 6)"),
+    ("sha", "Rampart offers only SHA-2 integrity (RFC 8221 section 6)"),
+    ("sha1_160", "Rampart offers only SHA-2 integrity (RFC 8221 section 6)"),
 ];
 
 fn forbidden(algorithm: &str, reason: &'static str) -> PolicyError {

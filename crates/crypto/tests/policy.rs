@@ -18,6 +18,8 @@ fn forbidden_algorithms_are_refused_with_a_reason() {
         ("blowfish128-sha256", "Blowfish"),
         ("aes128-md5", "MD5"),
         ("null-md5", "MD5"),
+        ("aes128-sha1", "SHA-2"),
+        ("aes256-sha", "SHA-2"),
     ] {
         let err = refused(name);
         assert!(matches!(err, PolicyError::Forbidden { .. }), "{name}: {err:?}");
