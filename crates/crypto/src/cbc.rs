@@ -82,9 +82,7 @@ impl CbcIvGenerator {
     pub(crate) fn new() -> Result<CbcIvGenerator, getrandom::Error> {
         let mut key = Zeroizing::new([0u8; 16]);
         getrandom::fill(key.as_mut_slice())?;
-        // A 16-byte slice always fits AES-128, so `expect` cannot fire.
-        let key = aes::Aes128Enc::new_from_slice(key.as_slice()).expect("16-byte AES-128 key");
-        Ok(CbcIvGenerator { key })
+        Ok(CbcIvGenerator { key: aes::Aes128Enc::new((&*key).into()) })
     }
 
     /// The IV of the packet with sequence number `seq`.
