@@ -275,6 +275,29 @@ mod against_ring {
     }
 
     #[test]
+    fn edges_of_lengths_and_aad() {
+        // Block, register, small-path and wide-chunk boundaries, with every AAD layout.
+        let lens = [0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 1536, 1537];
+        let alens = [0, 1, 8, 12, 15, 16, 17, 48, 49, 63, 64, 65, 80, 200];
+        let mut rng = Rng(4);
+        for engine in engines() {
+            for key_len in [16, 32] {
+                let keys = vec![rng.bytes(key_len)];
+                for &alen in &alens {
+                    let pkts: Vec<Packet> = lens
+                        .iter()
+                        .map(|&len| {
+                            let (aad, data) = (rng.bytes(alen), rng.bytes(len));
+                            Packet::new(0, rng.nonce(), &aad, &data, rng.below(64))
+                        })
+                        .collect();
+                    check(&engine, &keys, &pkts, &mut rng);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn mixed_bursts() {
         let mut rng = Rng(2);
         for engine in engines() {

@@ -11,9 +11,8 @@
 //! Must never be called on a CPU without AVX-512 F/BW/VL, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ,
 //! SSSE3 and SSE4.1: every entry is an `unsafe fn` that only [`super::Engine`] calls.
 
-use super::aesni::len_block;
-use super::key::{HPOW, dot, reduce};
-use super::{GROUP_MAX, GcmOp, TAG_LEN, finish, schedule};
+use super::key::HPOW;
+use super::{GROUP_MAX, GcmKey, GcmOp, TAG_LEN, finish, schedule};
 use core::arch::x86_64::*;
 
 /// Loads 64 bytes.
@@ -91,15 +90,40 @@ fn ctr4(base: __m512i, c: u32) -> __m512i {
     _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(swap_last_word))
 }
 
-/// Four consecutive power rows from row `i` (`K^(HPOW - i)`, ... ; zero past `HPOW`).
-///
-/// # Safety
-/// `hp` is a key's `hpow_ptr()` and `i + 4 <= HPOW + 4`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn hpow4(hp: *const u8, i: usize) -> __m512i {
-    // Safety: the table has `HPOW + 4` rows of 16 bytes (caller: `i <= HPOW`).
-    unsafe { ld(hp.add(16 * i)) }
+/// A key's power tables.
+#[derive(Clone, Copy)]
+struct Powers {
+    /// `hpow` rows.
+    h: *const u8,
+    /// `hkar` rows.
+    k: *const u8,
+}
+
+impl Powers {
+    fn of(key: &GcmKey) -> Powers {
+        Powers { h: key.hpow_ptr(), k: key.hkar_ptr() }
+    }
+
+    /// Rows `i..i + 4` of both tables: `K^(HPOW - i)`, ... (zero past `HPOW`).
+    ///
+    /// # Safety
+    /// `i <= HPOW` (the tables have `HPOW + 4` rows of 16 bytes).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+    unsafe fn at(self, i: usize) -> (__m512i, __m512i) {
+        // Safety: rows `i..i + 4` exist in both tables (caller).
+        unsafe { (ld(self.h.add(16 * i)), ld(self.k.add(16 * i))) }
+    }
+
+    /// `K^1` of both tables, one block.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+    fn k1(self) -> (__m128i, __m128i) {
+        // Safety: row `HPOW - 1` exists in both tables.
+        unsafe {
+            (_mm_loadu_si128(self.h.add(16 * (HPOW - 1)).cast()), _mm_loadu_si128(self.k.add(16 * (HPOW - 1)).cast()))
+        }
+    }
 }
 
 /// XOR of the four 128-bit lanes.
@@ -110,7 +134,8 @@ fn hsum(x: __m512i) -> __m128i {
     _mm_xor_si128(_mm256_castsi256_si128(y), _mm256_extracti128_si256::<1>(y))
 }
 
-/// Unreduced sums of GHASH products, four lanes.
+/// Unreduced sums of GHASH products, four lanes (Karatsuba: `mid` holds the products of the
+/// half sums, corrected in [`Acc::reduce`]).
 #[derive(Clone, Copy)]
 struct Acc {
     lo: __m512i,
@@ -125,24 +150,29 @@ impl Acc {
         Acc { lo: _mm512_setzero_si512(), mid: _mm512_setzero_si512(), hi: _mm512_setzero_si512() }
     }
 
-    /// Adds `x * h` lane by lane (schoolbook).
+    /// Adds `x * h` lane by lane; `hk` holds the XOR of `h`'s halves.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-    fn mul(&mut self, x: __m512i, h: __m512i) {
+    fn mul(&mut self, x: __m512i, (h, hk): (__m512i, __m512i)) {
         self.lo = _mm512_xor_si512(self.lo, _mm512_clmulepi64_epi128::<0x00>(x, h));
         self.hi = _mm512_xor_si512(self.hi, _mm512_clmulepi64_epi128::<0x11>(x, h));
-        self.mid = _mm512_ternarylogic_epi64::<0x96>(
-            self.mid,
-            _mm512_clmulepi64_epi128::<0x01>(x, h),
-            _mm512_clmulepi64_epi128::<0x10>(x, h),
-        );
+        let xs = _mm512_xor_si512(x, _mm512_shuffle_epi32::<0x4e>(x));
+        self.mid = _mm512_xor_si512(self.mid, _mm512_clmulepi64_epi128::<0x00>(xs, hk));
     }
 
-    /// Sum of the four lanes, reduced.
+    /// Sum of the four lanes, reduced (`a * b * x^-128` summed, see `key::reduce`).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
     fn reduce(self) -> __m128i {
-        reduce(hsum(self.lo), hsum(self.mid), hsum(self.hi))
+        let mid = _mm512_ternarylogic_epi64::<0x96>(self.mid, self.lo, self.hi);
+        let lo = _mm512_xor_si512(self.lo, _mm512_bslli_epi128::<8>(mid));
+        let hi = _mm512_xor_si512(self.hi, _mm512_bsrli_epi128::<8>(mid));
+        let poly = _mm512_broadcast_i32x4(_mm_set_epi64x(0xc200_0000_0000_0000u64 as i64, 0));
+        let t = _mm512_clmulepi64_epi128::<0x10>(lo, poly);
+        let lo = _mm512_xor_si512(_mm512_shuffle_epi32::<0x4e>(lo), t);
+        let t = _mm512_clmulepi64_epi128::<0x10>(lo, poly);
+        let lo = _mm512_xor_si512(_mm512_shuffle_epi32::<0x4e>(lo), t);
+        hsum(_mm512_xor_si512(hi, lo))
     }
 }
 
@@ -163,30 +193,13 @@ unsafe fn aes1(rk: *const u8, rounds: usize, x: __m128i) -> __m128i {
     _mm_aesenclast_si128(s, unsafe { _mm_loadu_si128(rk.add(64 * rounds).cast()) })
 }
 
-/// Encrypts four counter blocks with the (broadcast) round keys at `rk`.
-///
-/// # Safety
-/// `rk` points at `rounds + 1` rows of 64 bytes.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn aes4(rk: *const u8, rounds: usize, x: __m512i) -> __m512i {
-    // Safety: (every load below) rows `0..=rounds` exist (caller).
-    let mut s = unsafe { _mm512_xor_si512(x, ld(rk)) };
-    for r in 1..rounds {
-        // Safety: row `r` exists.
-        s = _mm512_aesenc_epi128(s, unsafe { ld(rk.add(64 * r)) });
-    }
-    // Safety: row `rounds` exists.
-    _mm512_aesenclast_epi128(s, unsafe { ld(rk.add(64 * rounds)) })
-}
-
 /// Folds `len` bytes at `p` (the last block zero padded) into the GHASH state `acc`, 16 blocks
 /// per reduction.
 ///
 /// # Safety
-/// `p` valid for reading `len` bytes; `hp` a key's `hpow_ptr()`.
+/// `p` valid for reading `len` bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn ghash_update(hp: *const u8, mut acc: __m128i, p: *const u8, len: usize) -> __m128i {
+unsafe fn ghash_update(pw: Powers, mut acc: __m128i, p: *const u8, len: usize) -> __m128i {
     let mut off = 0;
     while off < len {
         let chunk = (len - off).min(256);
@@ -200,7 +213,7 @@ unsafe fn ghash_update(hp: *const u8, mut acc: __m128i, p: *const u8, len: usize
                 x = _mm512_xor_si512(x, _mm512_zextsi128_si512(acc));
             }
             // Safety: `4k < nb`, so the row index `HPOW - nb + 4k <= HPOW - 1`.
-            a.mul(x, unsafe { hpow4(hp, HPOW - nb + 4 * k) });
+            a.mul(x, unsafe { pw.at(HPOW - nb + 4 * k) });
             k += 1;
         }
         acc = a.reduce();
@@ -209,43 +222,59 @@ unsafe fn ghash_update(hp: *const u8, mut acc: __m128i, p: *const u8, len: usize
     acc
 }
 
-/// GHASH (POLYVAL domain) of AAD (at most 64 bytes), ciphertext and length block with one
-/// reduction.
+/// Folds the sequence AAD (`alen <= 64` bytes, zero padded), data (`clen` bytes, zero padded),
+/// length block `lb` into the GHASH state `acc` with one reduction.
 ///
 /// # Safety
-/// `aad`/`ct` valid for `alen <= 64`/`clen` bytes; `hp` a key's `hpow_ptr()`;
+/// `aad`/`ct` valid for reading `alen`/`clen` bytes; `alen <= 64`;
 /// `alen.div_ceil(16) + clen.div_ceil(16) + 1 <= HPOW`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn ghash_small(hp: *const u8, aad: *const u8, alen: usize, ct: *const u8, clen: usize) -> __m128i {
+unsafe fn ghash_seq(
+    pw: Powers,
+    acc: __m128i,
+    aad: *const u8,
+    alen: usize,
+    ct: *const u8,
+    clen: usize,
+    lb: __m128i,
+) -> __m128i {
     let na = alen.div_ceil(16);
     let total = na + clen.div_ceil(16) + 1;
+    let acc = _mm512_zextsi128_si512(acc);
     let mut a = Acc::new();
     // The AAD blocks take lanes 0..na of one register; with room left, the length block takes
     // lane na, with K^1 blended into that lane of the powers.
-    // Safety: the selected `alen` bytes of `aad` are readable; row `HPOW - total` + 4 is in range.
+    // Safety: the selected `alen` bytes of `aad` are readable.
     let mut x = bswap(unsafe { ld_mask(aad, bytes(alen)) });
-    // Safety: `HPOW - total <= HPOW`.
-    let mut h = unsafe { hpow4(hp, HPOW - total) };
-    // Safety: row `HPOW - 1` is K^1.
-    let k1 = unsafe { _mm_loadu_si128(hp.add(16 * (HPOW - 1)).cast()) };
-    let lb = len_block(alen, clen);
+    // Safety: `HPOW - total <= HPOW - 1`.
+    let (mut h, mut hk) = unsafe { pw.at(HPOW - total) };
+    let (k1, k1k) = pw.k1();
     if na < 4 {
         let lane: u16 = 0xf << (4 * na);
         x = _mm512_mask_broadcast_i32x4(x, lane, lb);
         h = _mm512_mask_broadcast_i32x4(h, lane, k1);
-        a.mul(x, h);
-    } else {
-        a.mul(x, h);
-        a.mul(_mm512_zextsi128_si512(lb), _mm512_zextsi128_si512(k1));
+        hk = _mm512_mask_broadcast_i32x4(hk, lane, k1k);
+    }
+    // The state goes with the first block of the sequence: AAD, else data, else length block
+    // (lane 0 of `x` in the first and last case).
+    if na > 0 || clen == 0 {
+        x = _mm512_xor_si512(x, acc);
+    }
+    a.mul(x, (h, hk));
+    if na == 4 {
+        a.mul(_mm512_zextsi128_si512(lb), (_mm512_zextsi128_si512(k1), _mm512_zextsi128_si512(k1k)));
     }
     let mut k = 0;
     while 64 * k < clen {
         // Safety: the selected bytes `64k .. clen` of `ct` are readable.
-        let x = bswap(unsafe { ld_mask(ct.add(64 * k), bytes(clen - 64 * k)) });
-        // Safety: data block `4k` has power `total - na - 4k >= 2`, so the row index is
-        // at most `HPOW - 2` and the 4 rows end within `HPOW + 4`.
-        a.mul(x, unsafe { hpow4(hp, HPOW - total + na + 4 * k) });
+        let mut x = bswap(unsafe { ld_mask(ct.add(64 * k), bytes(clen - 64 * k)) });
+        if k == 0 && na == 0 {
+            x = _mm512_xor_si512(x, acc);
+        }
+        // Safety: data block `4k` has power `total - na - 4k >= 2`, so the row index is at most
+        // `HPOW - 2`.
+        a.mul(x, unsafe { pw.at(HPOW - total + na + 4 * k) });
         k += 1;
     }
     a.reduce()
@@ -261,6 +290,9 @@ fn make_tag(s: __m128i, ej0: __m128i) -> [u8; TAG_LEN] {
     t
 }
 
+/// Bytes per iteration of the wide path (32 blocks, 8 registers).
+const WIDE_CHUNK: usize = 512;
+
 /// Seals (`SEAL`) or opens one packet on the per-packet path; returns the computed tag.
 ///
 /// # Safety
@@ -268,19 +300,24 @@ fn make_tag(s: __m128i, ej0: __m128i) -> [u8; TAG_LEN] {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
 unsafe fn crypt_wide<const SEAL: bool>(op: &mut GcmOp<'_>) -> [u8; TAG_LEN] {
     let key = op.key;
-    let (rk, hp, rounds) = (key.rk_ptr(), key.hpow_ptr(), key.rounds());
+    let (rk, rounds, pw) = (key.rk_ptr(), key.rounds(), Powers::of(key));
     let base = ctr_base(&op.nonce);
-    let j0 = _mm512_castsi512_si128(ctr4(base, 1));
     // Safety: `rk`/`rounds` come from one key.
-    let ej0 = unsafe { aes1(rk, rounds, j0) };
-    // Safety: the AAD slice is readable; `hp` from the key.
-    let mut acc = unsafe { ghash_update(hp, _mm_setzero_si128(), op.aad.as_ptr(), op.aad.len()) };
+    let ej0 = unsafe { aes1(rk, rounds, _mm512_castsi512_si128(ctr4(base, 1))) };
     let len = op.data.len();
+    let alen = op.aad.len();
     let p = op.data.as_mut_ptr();
+    let mut acc = _mm_setzero_si128();
+    // The AAD goes with the last chunk's reduction when it is short and comes right before it.
+    let aad_last = alen <= 64 && len <= WIDE_CHUNK;
+    if !aad_last {
+        // Safety: the AAD slice is readable.
+        acc = unsafe { ghash_update(pw, acc, op.aad.as_ptr(), alen) };
+    }
     let mut off = 0;
     let mut c = 2u32;
-    while len - off >= 256 {
-        let mut s = [_mm512_setzero_si512(); 4];
+    while len - off > WIDE_CHUNK {
+        let mut s = [_mm512_setzero_si512(); 8];
         // Safety: (round key loads) the key has `rounds + 1` rows of 64 bytes.
         let k0 = unsafe { ld(rk) };
         for (i, si) in s.iter_mut().enumerate() {
@@ -298,7 +335,7 @@ unsafe fn crypt_wide<const SEAL: bool>(op: &mut GcmOp<'_>) -> [u8; TAG_LEN] {
         let mut a = Acc::new();
         for (i, si) in s.iter().enumerate() {
             let q = p.wrapping_add(off + 64 * i);
-            // Safety: `off + 256 <= len`, so these 64 bytes lie in the data.
+            // Safety: `off + 512 < len`, so these 64 bytes lie in the data.
             let d = unsafe { ld(q) };
             let o = _mm512_xor_si512(_mm512_aesenclast_epi128(*si, kl), d);
             // Safety: as above; `data` is writable.
@@ -307,39 +344,42 @@ unsafe fn crypt_wide<const SEAL: bool>(op: &mut GcmOp<'_>) -> [u8; TAG_LEN] {
             if i == 0 {
                 x = _mm512_xor_si512(x, _mm512_zextsi128_si512(acc));
             }
-            // Safety: rows `HPOW - 16 + 4i .. + 4` are in the table.
-            a.mul(x, unsafe { hpow4(hp, HPOW - 16 + 4 * i) });
+            // Safety: rows `HPOW - 32 + 4i .. + 4` are in the tables.
+            a.mul(x, unsafe { pw.at(HPOW - 32 + 4 * i) });
         }
         acc = a.reduce();
-        off += 256;
-        c = c.wrapping_add(16);
+        off += WIDE_CHUNK;
+        c = c.wrapping_add(32);
     }
+    // The last 0..=512 bytes, then the length block, with one reduction.
     let rest = len - off;
-    if rest > 0 {
-        let q = p.wrapping_add(off);
-        if !SEAL {
-            // Safety: `rest` bytes from `q` lie in the data.
-            acc = unsafe { ghash_update(hp, acc, q, rest) };
-        }
-        let mut o = 0;
-        while o < rest {
-            let m = bytes(rest - o);
-            // Safety: `rk`/`rounds` from one key (a key's rows are broadcast over 64 bytes).
-            let ks = unsafe { aes4(rk, rounds, ctr4(base, c)) };
-            // Safety: the selected bytes `o .. rest` from `q` lie in the data.
-            unsafe { st_mask(q.add(o), m, _mm512_xor_si512(ks, ld_mask(q.add(o), m))) };
-            c = c.wrapping_add(4);
-            o += 64;
-        }
-        if SEAL {
-            // Safety: `rest` bytes from `q` lie in the data.
-            acc = unsafe { ghash_update(hp, acc, q, rest) };
-        }
+    let q = p.wrapping_add(off);
+    let (aad, an) = (op.aad.as_ptr(), if aad_last { alen } else { 0 });
+    let lb = super::aesni::len_block(alen, len);
+    if !SEAL {
+        // Safety: `rest` bytes from `q` lie in the data; `an <= 64`; at most 4 + 32 + 1 powers.
+        acc = unsafe { ghash_seq(pw, acc, aad, an, q, rest, lb) };
     }
-    // Safety: row `HPOW - 1` is K^1.
-    let k1 = unsafe { _mm_loadu_si128(hp.add(16 * (HPOW - 1)).cast()) };
-    let s = dot(_mm_xor_si128(acc, len_block(op.aad.len(), len)), k1);
-    make_tag(s, ej0)
+    let empty = Slot { ctr: _mm512_setzero_si512(), rk, dst: core::ptr::null_mut(), mask: 0 };
+    let mut slots = [empty; 8];
+    let mut ns = 0;
+    while 64 * ns < rest {
+        slots[ns] = Slot { ctr: ctr4(base, c), rk, dst: q.wrapping_add(64 * ns), mask: bytes(rest - 64 * ns) };
+        c = c.wrapping_add(4);
+        ns += 1;
+    }
+    if ns == 8 {
+        // Safety: 8 slots over the last 512 bytes of the data, with the key's round keys.
+        unsafe { run::<8>(&slots, rounds) };
+    } else if ns > 0 {
+        // Safety: `ns` slots over the last bytes of the data, with the key's round keys.
+        unsafe { run_tail(&slots, ns, rounds) };
+    }
+    if SEAL {
+        // Safety: as above.
+        acc = unsafe { ghash_seq(pw, acc, aad, an, q, rest, lb) };
+    }
+    make_tag(acc, ej0)
 }
 
 /// Four counter blocks in flight: their round keys (`rounds + 1` rows of 64 bytes, one key per
@@ -414,7 +454,9 @@ struct LaneKeys([[u64; 8]; 15]);
 #[repr(C, align(64))]
 struct J0Rows([[u8; 64]; GROUP_MAX / 4]);
 
-/// Seals or opens a group of small packets (all with `rounds` rounds) together.
+/// Seals or opens a group of small packets (all with `rounds` rounds) together. Packets are
+/// hashed while the AES rounds of later slots run: when opening, each packet just before its
+/// slots are queued; when sealing, each packet once a batch has finished its last slot.
 ///
 /// # Safety
 /// The CPU runs this path's features; `group` holds at most [`GROUP_MAX`] distinct indices of
@@ -424,21 +466,11 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
     let n = group.len();
     let mut ej0 = J0Rows([[0u8; 64]; GROUP_MAX / 4]);
     let mut gh = [_mm_setzero_si128(); GROUP_MAX];
-    if !SEAL {
-        for (g, &i) in group.iter().enumerate() {
-            let op = &ops[i];
-            // Safety: both slices are readable; small ops have `alen <= 64` and need at most
-            // 4 + 16 + 1 powers.
-            gh[g] = unsafe {
-                ghash_small(op.key.hpow_ptr(), op.aad.as_ptr(), op.aad.len(), op.data.as_ptr(), op.data.len())
-            };
-        }
-    }
     let mut mixed = core::mem::MaybeUninit::<[LaneKeys; GROUP_MAX / 4]>::uninit();
     let empty = Slot { ctr: _mm512_setzero_si512(), rk: core::ptr::null(), dst: core::ptr::null_mut(), mask: 0 };
     let mut slots = [empty; 8];
     let mut ns = 0;
-    // J0 slots: lanes 4q..4q+4 of the group.
+    // J0 slots first (at most 4, so the first batch holds them all): lanes 4q..4q+4 of the group.
     for q in 0..n.div_ceil(4) {
         let lanes = (n - 4 * q).min(4);
         let first = ops[group[4 * q]].key;
@@ -462,7 +494,7 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
             for l in 0..4 {
                 let key = ops[group[4 * q + l.min(lanes - 1)]].key;
                 for r in 0..=rounds {
-                    // Safety: row `r <= rounds` of a key with `rounds` rounds; `rows` is slot
+                    // Safety: row `r <= rounds` of a key with `rounds` rounds; `rows` is entry
                     // `q < GROUP_MAX / 4` of `mixed`, 960 writable bytes.
                     unsafe {
                         let v = _mm_loadu_si128(key.rk_ptr().add(64 * r).cast());
@@ -474,18 +506,23 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
         };
         slots[ns] = Slot { ctr, rk, dst: ej0.0[q].as_mut_ptr(), mask: bytes(16 * lanes) };
         ns += 1;
-        if ns == 8 {
-            // Safety: 8 filled slots with keys of `rounds` rounds (rows `0..=rounds` of `mixed`
-            // were written above) and destinations in live buffers.
-            unsafe { run::<8>(&slots, rounds) };
-            ns = 0;
-        }
     }
-    for &i in group {
+    // Packets `..done` are finished; packets `..queued` have all their slots queued or run.
+    let mut done = 0;
+    for (g, &i) in group.iter().enumerate() {
         let op = &mut ops[i];
+        let pw = Powers::of(op.key);
+        let (alen, len) = (op.aad.len(), op.data.len());
+        if !SEAL {
+            // Safety: both slices are readable; small ops have `alen <= 64` and at most
+            // 4 + 32 + 1 blocks to hash.
+            gh[g] = unsafe {
+                let lb = super::aesni::len_block(alen, len);
+                ghash_seq(pw, _mm_setzero_si128(), op.aad.as_ptr(), alen, op.data.as_ptr(), len, lb)
+            };
+        }
         let rk = op.key.rk_ptr();
         let base = ctr_base(&op.nonce);
-        let len = op.data.len();
         let p = op.data.as_mut_ptr();
         let mut off = 0;
         let mut c = 2u32;
@@ -493,9 +530,14 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
             slots[ns] = Slot { ctr: ctr4(base, c), rk, dst: p.wrapping_add(off), mask: bytes(len - off) };
             ns += 1;
             if ns == 8 {
-                // Safety: as above.
+                // Safety: 8 filled slots with keys of `rounds` rounds (rows `0..=rounds` of
+                // `mixed` were written above) and destinations in live buffers.
                 unsafe { run::<8>(&slots, rounds) };
                 ns = 0;
+                // Every slot of packets `..g` has run (and the J0 slots, in the first batch).
+                // Safety: as stated; `ej0` and `gh` hold entries for the whole group.
+                unsafe { finish_upto::<SEAL>(ops, group, done, g, &gh, &ej0) };
+                done = g;
             }
             off += 64;
             c += 4;
@@ -505,12 +547,34 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
         // Safety: `ns` filled slots, as above.
         unsafe { run_tail(&slots, ns, rounds) };
     }
-    for (g, &i) in group.iter().enumerate() {
-        let op = &mut ops[i];
+    // Safety: every slot has run.
+    unsafe { finish_upto::<SEAL>(ops, group, done, n, &gh, &ej0) };
+}
+
+/// Hashes (sealing) and finishes packets `from..to` of a group whose slots have all run.
+///
+/// # Safety
+/// As [`crypt_group`]; every slot of packets `from..to`, and every J0 slot, has run.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn finish_upto<const SEAL: bool>(
+    ops: &mut [GcmOp<'_>],
+    group: &[usize],
+    from: usize,
+    to: usize,
+    gh: &[__m128i; GROUP_MAX],
+    ej0: &J0Rows,
+) {
+    for g in from..to {
+        let op = &mut ops[group[g]];
         let s = if SEAL {
-            // Safety: both slices are readable; small ops have `alen <= 64` and need at most
-            // 4 + 16 + 1 powers.
-            unsafe { ghash_small(op.key.hpow_ptr(), op.aad.as_ptr(), op.aad.len(), op.data.as_ptr(), op.data.len()) }
+            let (alen, len) = (op.aad.len(), op.data.len());
+            let lb = super::aesni::len_block(alen, len);
+            // Safety: both slices are readable; small ops have `alen <= 64` and at most
+            // 4 + 32 + 1 blocks to hash.
+            unsafe {
+                ghash_seq(Powers::of(op.key), _mm_setzero_si128(), op.aad.as_ptr(), alen, op.data.as_ptr(), len, lb)
+            }
         } else {
             gh[g]
         };

@@ -18,12 +18,14 @@ pub(super) const HPOW: usize = 48;
 /// * `rk[r]`: round key `r` repeated in the four 128-bit lanes of a 64-byte row (the VAES path
 ///   loads a row whole, the AES-NI path its first 16 bytes);
 /// * `hpow[i]`: `K^(HPOW - i)` in the POLYVAL domain for `i < HPOW` (descending, so that four
-///   consecutive rows hold four consecutive powers in block order), then 4 zero rows.
+///   consecutive rows hold four consecutive powers in block order), then 4 zero rows;
+/// * `hkar[i]`: both halves of `hpow[i]` XORed, in both halves (Karatsuba's middle operand).
 #[repr(C, align(64))]
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct GcmKey {
     pub(super) rk: [[u64; 8]; 15],
     pub(super) hpow: [[u64; 2]; HPOW + 4],
+    pub(super) hkar: [[u64; 2]; HPOW + 4],
     pub(super) rounds: usize,
 }
 
@@ -40,7 +42,7 @@ impl GcmKey {
         if !(key.len() == 16 || key.len() == 32) || !super::Path::AesNi.is_supported() {
             return None;
         }
-        let mut k = GcmKey { rk: [[0; 8]; 15], hpow: [[0; 2]; HPOW + 4], rounds: 0 };
+        let mut k = GcmKey { rk: [[0; 8]; 15], hpow: [[0; 2]; HPOW + 4], hkar: [[0; 2]; HPOW + 4], rounds: 0 };
         // Safety: the CPU runs AES-NI, PCLMULQDQ, SSSE3 and SSE4.1 (checked just above).
         unsafe { expand(&mut k, key) };
         Some(k)
@@ -59,6 +61,11 @@ impl GcmKey {
     /// Address of `hpow[0]` (rows are 16 bytes apart; `HPOW + 4` rows).
     pub(super) fn hpow_ptr(&self) -> *const u8 {
         self.hpow.as_ptr().cast()
+    }
+
+    /// Address of `hkar[0]` (rows are 16 bytes apart; `HPOW + 4` rows, matching `hpow`).
+    pub(super) fn hkar_ptr(&self) -> *const u8 {
+        self.hkar.as_ptr().cast()
     }
 }
 
@@ -162,6 +169,8 @@ unsafe fn expand(k: &mut GcmKey, key: &[u8]) {
     for n in 1..=HPOW {
         let b = from_m128(p);
         k.hpow[HPOW - n] = [b as u64, (b >> 64) as u64];
+        let m = b as u64 ^ (b >> 64) as u64;
+        k.hkar[HPOW - n] = [m, m];
         p = dot(p, kx);
     }
 }
