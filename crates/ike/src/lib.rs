@@ -2,13 +2,35 @@
 //! authentication, exchanges, retransmission and timers.
 //!
 //! This crate does no I/O (DESIGN.md rule 1): an [`Endpoint`] takes datagrams and a clock value
-//! and hands back datagrams to send, SAs to install or remove, and when it next wants to be
-//! woken. Sockets, timers, threads and the SA database belong to the daemon around it.
+//! and hands back datagrams to send ([`Transmit`]), SAs to install or remove ([`Event`]), and
+//! when it next wants to be woken. Sockets, timers, threads and the SA database belong to the
+//! daemon around it. Keys never reach a log or a `Debug` output.
+//!
+//! Module map:
+//! - [`message`]: the wire codec (header, payload chain, every payload); [`sk`]: the Encrypted
+//!   payload; [`crypto`]: PRF, integrity, ciphers, DH groups; [`keys`]: key derivation;
+//!   [`proposal`]: swanctl keywords, RFC 8247 policy, selection; [`ts`]: selector narrowing;
+//!   [`nat`], [`cookie`]: NAT detection and cookies; [`auth`]: authenticators and the proof.
+//! - [`tasks`]: one exchange per file; [`ike_sa`]: one IKE SA with its window, retransmission,
+//!   children and timers; [`endpoint`]: all IKE SAs, routing, half-open limits.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod config;
+pub mod cookie;
 pub mod crypto;
+pub mod endpoint;
+pub mod event;
+pub mod ike_sa;
 pub mod keys;
 pub mod message;
+pub mod nat;
 pub mod proposal;
 pub mod sk;
+pub mod tasks;
+pub mod ts;
 pub mod util;
+
+pub use config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, Psk, StartAction};
+pub use endpoint::{ChildSaInfo, Endpoint, EndpointError, IkeSaInfo};
+pub use event::{ChildSaId, DownReason, Event, IkeSaId, Transmit};

@@ -1,0 +1,204 @@
+//! Connection configuration as plain structs, named after swanctl.conf keys so that the TOML
+//! layer maps one to one: a connection (`connections.<name>`) with addresses, IKE proposals,
+//! local/remote auth and IDs, DPD and rekey times, and its children (`children.<name>`) with
+//! traffic selectors, ESP proposals, mode and start action.
+//!
+//! No parsing of files here and no behaviour: defaults follow strongSwan's.
+
+use core::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rampart_esp::{Mode, TrafficSelector};
+use zeroize::Zeroizing;
+
+use crate::message::Identification;
+use crate::proposal::{EspProposal, IkeProposal};
+
+/// How a side authenticates (`local.auth` / `remote.auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Pre-shared key (`psk`), RFC 7296 section 2.15.
+    Psk,
+}
+
+/// One side's authentication round (`local { auth, id }` / `remote { auth, id }`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Authentication method.
+    pub auth: AuthMethod,
+    /// Identity; `None` on the remote side means `%any`. On the local side `None` means the
+    /// local IP address.
+    pub id: Option<Identification>,
+}
+
+/// A pre-shared key. Zeroized on drop; `Debug` hides it.
+#[derive(Clone)]
+pub struct Psk(pub Zeroizing<Vec<u8>>);
+
+impl Psk {
+    /// A key from its bytes (swanctl.conf `secret`, ASCII or `0x` hex decoded by the caller).
+    pub fn new(secret: &[u8]) -> Psk {
+        Psk(Zeroizing::new(secret.to_vec()))
+    }
+}
+
+impl fmt::Debug for Psk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Psk(..)")
+    }
+}
+
+/// `start_action` of a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAction {
+    /// Do nothing until the peer or the operator starts it.
+    None,
+    /// Install a trap policy: the daemon calls [`crate::Endpoint::acquire`] on matching traffic.
+    Trap,
+    /// Initiate when the configuration is loaded.
+    Start,
+}
+
+/// `children.<name>`.
+#[derive(Clone, Debug)]
+pub struct ChildConfig {
+    /// The child's name.
+    pub name: String,
+    /// `local_ts`: our side's traffic selectors.
+    pub local_ts: Vec<TrafficSelector>,
+    /// `remote_ts`: the peer's side.
+    pub remote_ts: Vec<TrafficSelector>,
+    /// `esp_proposals`, a DH group in them meaning PFS on CREATE_CHILD_SA.
+    pub esp_proposals: Vec<EspProposal>,
+    /// `mode`: tunnel or transport.
+    pub mode: Mode,
+    /// `start_action`.
+    pub start_action: StartAction,
+    /// `rekey_time`: when the CHILD_SA is rekeyed (before jitter). Zero: never.
+    pub rekey_time: Duration,
+    /// `life_time`: hard expiry. Default: rekey_time * 1.1.
+    pub life_time: Duration,
+    /// `rand_time`: up to this much is subtracted at random from rekey_time. Default: life - rekey.
+    pub rand_time: Duration,
+}
+
+impl ChildConfig {
+    /// A tunnel-mode child with strongSwan's default times (rekey 1 h, life 1.1 h).
+    pub fn new(
+        name: &str,
+        local_ts: Vec<TrafficSelector>,
+        remote_ts: Vec<TrafficSelector>,
+        esp: Vec<EspProposal>,
+    ) -> Self {
+        ChildConfig {
+            name: name.to_string(),
+            local_ts,
+            remote_ts,
+            esp_proposals: esp,
+            mode: Mode::Tunnel,
+            start_action: StartAction::None,
+            rekey_time: Duration::from_secs(3600),
+            life_time: Duration::from_secs(3960),
+            rand_time: Duration::from_secs(360),
+        }
+    }
+}
+
+/// `connections.<name>`.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    /// The connection's name.
+    pub name: String,
+    /// `local_addrs`: empty means any.
+    pub local_addrs: Vec<IpAddr>,
+    /// `remote_addrs`: empty means `%any` (responder only).
+    pub remote_addrs: Vec<IpAddr>,
+    /// `local_port` (500).
+    pub local_port: u16,
+    /// `remote_port` (500).
+    pub remote_port: u16,
+    /// `proposals` (IKE).
+    pub proposals: Vec<IkeProposal>,
+    /// `encap`: force UDP encapsulation of ESP by faking NAT detection.
+    pub encap: bool,
+    /// `dpd_delay`: send a liveness check after this long without a message from the peer.
+    /// Zero: off.
+    pub dpd_delay: Duration,
+    /// `rekey_time` of the IKE SA (default 4 h). Zero: never.
+    pub rekey_time: Duration,
+    /// `over_time`: the IKE SA is closed this long after rekey_time (default 10 % of it).
+    pub over_time: Duration,
+    /// `rand_time`: jitter subtracted from rekey_time (default over_time).
+    pub rand_time: Duration,
+    /// `local` authentication round.
+    pub local: AuthConfig,
+    /// `remote` authentication round.
+    pub remote: AuthConfig,
+    /// The PSK shared with the peer (from the `secrets` section).
+    pub psk: Option<Psk>,
+    /// `children`.
+    pub children: Vec<ChildConfig>,
+}
+
+impl ConnectionConfig {
+    /// A PSK connection with strongSwan's default times.
+    pub fn psk(name: &str, local_id: Identification, remote_id: Option<Identification>, psk: &[u8]) -> Self {
+        ConnectionConfig {
+            name: name.to_string(),
+            local_addrs: vec![],
+            remote_addrs: vec![],
+            local_port: 500,
+            remote_port: 500,
+            proposals: crate::proposal::parse_ike_proposals(
+                "aes256gcm16-prfsha256-x25519-ecp256, aes256-sha256-ecp256",
+            )
+            .unwrap_or_default(),
+            encap: false,
+            dpd_delay: Duration::ZERO,
+            rekey_time: Duration::from_secs(4 * 3600),
+            over_time: Duration::from_secs(1440),
+            rand_time: Duration::from_secs(1440),
+            local: AuthConfig { auth: AuthMethod::Psk, id: Some(local_id) },
+            remote: AuthConfig { auth: AuthMethod::Psk, id: remote_id },
+            psk: Some(Psk::new(psk)),
+            children: vec![],
+        }
+    }
+}
+
+/// Settings of the whole endpoint (strongSwan's `charon.*` options).
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// `retransmit_timeout`: first retransmission after this long (4 s).
+    pub retransmit_timeout: Duration,
+    /// `retransmit_base`: each retransmission waits this factor longer (1.8).
+    pub retransmit_base: f64,
+    /// `retransmit_tries`: retransmissions before giving up (5).
+    pub retransmit_tries: u32,
+    /// `cookie_threshold`: half-open IKE SAs (all peers) from which COOKIEs are required (10).
+    pub cookie_threshold: usize,
+    /// `block_threshold`: half-open IKE SAs per peer address beyond which new ones are dropped (5).
+    pub block_threshold: usize,
+    /// `half_open_timeout`: a responder's IKE SA not authenticated by then is dropped (30 s).
+    pub half_open_timeout: Duration,
+    /// `keep_alive`: NAT keepalive interval when we are behind a NAT (20 s).
+    pub keep_alive: Duration,
+    /// Anti-replay window of installed inbound SAs.
+    pub replay_window: u32,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            retransmit_timeout: Duration::from_secs(4),
+            retransmit_base: 1.8,
+            retransmit_tries: 5,
+            cookie_threshold: 10,
+            block_threshold: 5,
+            half_open_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(20),
+            replay_window: rampart_esp::DEFAULT_REPLAY_WINDOW,
+        }
+    }
+}

@@ -1,0 +1,503 @@
+//! The endpoint: every IKE SA of one daemon, routed by SPI, with the responder's half-open
+//! limits and cookies, behind a quinn-proto style interface.
+//!
+//! `handle(now, local, remote, datagram)` and `handle_timeout(now)` feed it;
+//! `poll_transmit()`, `poll_event()` and `poll_timeout()` drain it. It never reads a clock,
+//! opens a socket or sleeps: the caller owns time and I/O (DESIGN.md rule 1).
+
+use core::fmt;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_esp::TrafficSelector;
+
+use crate::config::{ChildConfig, ConnectionConfig, EndpointConfig};
+use crate::cookie::CookieJar;
+use crate::crypto::RandomSource;
+use crate::event::{ChildSaId, Event, IkeSaId, Transmit};
+use crate::ike_sa::{ChildState, Ctx, Ids, IkeSa, IkeState};
+use crate::message::{ExchangeType, Message};
+use crate::tasks::{Task, child_create, child_delete, child_rekey, ike_init};
+
+/// How often the cookie secret changes.
+const COOKIE_ROTATION: Duration = Duration::from_secs(300);
+
+/// A request the endpoint cannot carry out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointError {
+    /// No connection of that name.
+    UnknownConnection(String),
+    /// No child of that name in the connection.
+    UnknownChild(String),
+    /// The connection has no local or remote address to initiate with.
+    NoAddress,
+    /// The connection has no usable IKE proposal.
+    NoProposal,
+    /// No such IKE SA.
+    UnknownIkeSa(IkeSaId),
+    /// No such CHILD_SA.
+    UnknownChildSa(ChildSaId),
+    /// The IKE SA is not established.
+    NotEstablished(IkeSaId),
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointError::UnknownConnection(n) => write!(f, "no connection named '{n}'"),
+            EndpointError::UnknownChild(n) => write!(f, "no child named '{n}'"),
+            EndpointError::NoAddress => f.write_str("connection has no local/remote address to initiate with"),
+            EndpointError::NoProposal => f.write_str("connection has no IKE proposal"),
+            EndpointError::UnknownIkeSa(id) => write!(f, "no IKE SA {id}"),
+            EndpointError::UnknownChildSa(id) => write!(f, "no CHILD_SA {id}"),
+            EndpointError::NotEstablished(id) => write!(f, "IKE SA {id} is not established"),
+        }
+    }
+}
+
+impl std::error::Error for EndpointError {}
+
+/// A snapshot of one CHILD_SA, for the CLI and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildSaInfo {
+    /// Handle.
+    pub id: ChildSaId,
+    /// Child config name.
+    pub name: String,
+    /// Our inbound SPI.
+    pub spi_in: u32,
+    /// The peer's SPI.
+    pub spi_out: u32,
+    /// State.
+    pub state: ChildState,
+    /// Whether it carries outbound traffic.
+    pub outbound_active: bool,
+    /// Whether the daemon was told to install it.
+    pub announced: bool,
+    /// Our selectors.
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's selectors.
+    pub remote_ts: Vec<TrafficSelector>,
+}
+
+/// A snapshot of one IKE SA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    /// Handle.
+    pub id: IkeSaId,
+    /// Connection name.
+    pub connection: String,
+    /// State.
+    pub state: IkeState,
+    /// Whether we are its original initiator.
+    pub initiator: bool,
+    /// SPIi.
+    pub spi_i: u64,
+    /// SPIr.
+    pub spi_r: u64,
+    /// Our address.
+    pub local: SocketAddr,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// We are behind a NAT.
+    pub nat_local: bool,
+    /// The peer is behind a NAT.
+    pub nat_remote: bool,
+    /// Message ID of our next request.
+    pub next_request_id: u32,
+    /// The IKE SA that replaced it, if rekeyed.
+    pub successor: Option<IkeSaId>,
+    /// CHILD_SAs.
+    pub children: Vec<ChildSaInfo>,
+}
+
+/// All IKE SAs of one daemon.
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    rng: Box<dyn RandomSource>,
+    connections: Vec<Arc<ConnectionConfig>>,
+    sas: BTreeMap<IkeSaId, IkeSa>,
+    by_spi: HashMap<u64, IkeSaId>,
+    init_index: HashMap<(SocketAddr, u64), IkeSaId>,
+    cookies: CookieJar,
+    cookies_rotated: Option<Instant>,
+    ids: Ids,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint").field("ike_sas", &self.sas.len()).finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint with no connections. `rng` supplies SPIs, nonces, IVs and private values.
+    pub fn new(cfg: EndpointConfig, mut rng: Box<dyn RandomSource>) -> Endpoint {
+        let cookies = CookieJar::new(&mut *rng);
+        Endpoint {
+            cfg,
+            rng,
+            connections: Vec::new(),
+            sas: BTreeMap::new(),
+            by_spi: HashMap::new(),
+            init_index: HashMap::new(),
+            cookies,
+            cookies_rotated: None,
+            ids: Ids::default(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Adds a connection (responder and initiator side).
+    pub fn add_connection(&mut self, conn: ConnectionConfig) {
+        self.connections.push(Arc::new(conn));
+    }
+
+    /// The connections.
+    pub fn connections(&self) -> &[Arc<ConnectionConfig>] {
+        &self.connections
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(|sa| sa.next_timeout(&self.cfg)).min()
+    }
+
+    /// Snapshots of the IKE SAs.
+    pub fn ike_sas(&self) -> Vec<IkeSaInfo> {
+        self.sas.values().map(info).collect()
+    }
+
+    /// A snapshot of one IKE SA.
+    pub fn ike_sa(&self, id: IkeSaId) -> Option<IkeSaInfo> {
+        self.sas.get(&id).map(info)
+    }
+
+    /// Runs `f` on one IKE SA with a context, then files what it produced.
+    fn with_sa(&mut self, now: Instant, id: IkeSaId, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
+        let Some(mut sa) = self.sas.remove(&id) else { return };
+        let mut cx = Ctx {
+            now,
+            rng: &mut *self.rng,
+            events: &mut self.events,
+            transmits: &mut self.transmits,
+            cfg: &self.cfg,
+            ids: &mut self.ids,
+            new_sas: Vec::new(),
+            moves: Vec::new(),
+        };
+        f(&mut sa, &mut cx);
+        let (new_sas, moves) = (std::mem::take(&mut cx.new_sas), std::mem::take(&mut cx.moves));
+        self.file(now, sa, new_sas, moves);
+    }
+
+    /// Puts an IKE SA back, adds the IKE SAs a rekey made, moves children, lets new SAs send.
+    fn file(&mut self, now: Instant, sa: IkeSa, new_sas: Vec<IkeSa>, moves: Vec<(IkeSaId, IkeSaId)>) {
+        if sa.our_spi() != 0 {
+            self.by_spi.insert(sa.our_spi(), sa.id);
+        }
+        self.sas.insert(sa.id, sa);
+        let mut fresh = Vec::new();
+        for sa in new_sas {
+            fresh.push(sa.id);
+            self.by_spi.insert(sa.our_spi(), sa.id);
+            self.sas.insert(sa.id, sa);
+        }
+        for (from, to) in moves {
+            let children = match self.sas.get_mut(&from) {
+                Some(s) => std::mem::take(&mut s.children),
+                None => continue,
+            };
+            match self.sas.get_mut(&to) {
+                Some(t) => t.children.extend(children),
+                None => {
+                    if let Some(s) = self.sas.get_mut(&from) {
+                        s.children = children;
+                    }
+                }
+            }
+        }
+        for id in fresh {
+            let Some(mut sa) = self.sas.remove(&id) else { continue };
+            let mut cx = Ctx {
+                now,
+                rng: &mut *self.rng,
+                events: &mut self.events,
+                transmits: &mut self.transmits,
+                cfg: &self.cfg,
+                ids: &mut self.ids,
+                new_sas: Vec::new(),
+                moves: Vec::new(),
+            };
+            sa.pump(&mut cx);
+            let (n, m) = (std::mem::take(&mut cx.new_sas), std::mem::take(&mut cx.moves));
+            self.file(now, sa, n, m);
+        }
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        let dead: Vec<IkeSaId> =
+            self.sas.iter().filter(|(_, s)| s.state == IkeState::Dead).map(|(id, _)| *id).collect();
+        for id in dead {
+            if let Some(sa) = self.sas.remove(&id) {
+                if self.by_spi.get(&sa.our_spi()) == Some(&id) {
+                    self.by_spi.remove(&sa.our_spi());
+                }
+                self.ids.ike_spis.remove(&sa.our_spi());
+                self.init_index.retain(|_, v| *v != id);
+            }
+        }
+    }
+
+    fn connection(&self, name: &str) -> Result<Arc<ConnectionConfig>, EndpointError> {
+        self.connections
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .ok_or_else(|| EndpointError::UnknownConnection(name.to_string()))
+    }
+
+    fn child_cfg(conn: &ConnectionConfig, child: Option<&str>) -> Result<Option<ChildConfig>, EndpointError> {
+        match child {
+            None => Ok(conn.children.first().cloned()),
+            Some(n) => conn
+                .children
+                .iter()
+                .find(|c| c.name == n)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| EndpointError::UnknownChild(n.to_string())),
+        }
+    }
+
+    /// Starts a connection as initiator: IKE_SA_INIT, then IKE_AUTH with `child` (the first
+    /// child when `None`) as the first CHILD_SA.
+    pub fn initiate(&mut self, now: Instant, connection: &str, child: Option<&str>) -> Result<IkeSaId, EndpointError> {
+        let conn = self.connection(connection)?;
+        let child = Self::child_cfg(&conn, child)?;
+        let (Some(l), Some(r)) = (conn.local_addrs.first(), conn.remote_addrs.first()) else {
+            return Err(EndpointError::NoAddress);
+        };
+        let local = SocketAddr::new(*l, conn.local_port);
+        let remote = SocketAddr::new(*r, conn.remote_port);
+        let id = self.ids.ike();
+        let sa = IkeSa::new(id, Arc::clone(&conn), true, local, remote, now);
+        self.sas.insert(id, sa);
+        let mut ok = true;
+        self.with_sa(now, id, |sa, cx| match ike_init::Initiator::new(sa, cx, child) {
+            Some(t) => sa.queue_task(cx, Task::IkeInit(Box::new(t))),
+            None => {
+                ok = false;
+                sa.state = IkeState::Dead;
+            }
+        });
+        if !ok {
+            self.reap();
+            return Err(EndpointError::NoProposal);
+        }
+        Ok(id)
+    }
+
+    /// Traffic hit a trap policy of `connection`/`child`: creates the CHILD_SA on an
+    /// established IKE SA of the connection, or initiates one.
+    pub fn acquire(&mut self, now: Instant, connection: &str, child: &str) -> Result<IkeSaId, EndpointError> {
+        let existing = self
+            .sas
+            .values()
+            .find(|s| s.conn.name == connection && s.state == IkeState::Established && s.successor.is_none())
+            .map(|s| s.id);
+        match existing {
+            Some(id) => {
+                self.create_child(now, id, child)?;
+                Ok(id)
+            }
+            None => self.initiate(now, connection, Some(child)),
+        }
+    }
+
+    fn established(&self, ike: IkeSaId) -> Result<&IkeSa, EndpointError> {
+        let sa = self.sas.get(&ike).ok_or(EndpointError::UnknownIkeSa(ike))?;
+        if sa.state != IkeState::Established {
+            return Err(EndpointError::NotEstablished(ike));
+        }
+        Ok(sa)
+    }
+
+    /// Creates another CHILD_SA on an established IKE SA (CREATE_CHILD_SA).
+    pub fn create_child(&mut self, now: Instant, ike: IkeSaId, child: &str) -> Result<(), EndpointError> {
+        let sa = self.established(ike)?;
+        let cfg = Self::child_cfg(&sa.conn, Some(child))?.ok_or_else(|| EndpointError::UnknownChild(child.into()))?;
+        self.with_sa(now, ike, |sa, cx| {
+            sa.queue_task(cx, Task::ChildCreate(Box::new(child_create::Initiator::new(cfg))))
+        });
+        Ok(())
+    }
+
+    fn check_child(&self, ike: IkeSaId, child: ChildSaId) -> Result<(), EndpointError> {
+        let sa = self.established(ike)?;
+        if sa.children.iter().any(|c| c.id == child) { Ok(()) } else { Err(EndpointError::UnknownChildSa(child)) }
+    }
+
+    /// Rekeys a CHILD_SA now.
+    pub fn rekey_child(&mut self, now: Instant, ike: IkeSaId, child: ChildSaId) -> Result<(), EndpointError> {
+        self.check_child(ike, child)?;
+        self.with_sa(now, ike, |sa, cx| {
+            sa.queue_task(cx, Task::ChildRekey(Box::new(child_rekey::Initiator::new(child))))
+        });
+        Ok(())
+    }
+
+    /// Deletes a CHILD_SA.
+    pub fn delete_child(&mut self, now: Instant, ike: IkeSaId, child: ChildSaId) -> Result<(), EndpointError> {
+        self.check_child(ike, child)?;
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Task::ChildDelete(child_delete::Initiator::new(child))));
+        Ok(())
+    }
+
+    /// Rekeys the IKE SA now.
+    pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), EndpointError> {
+        self.established(ike)?;
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Task::IkeRekey(None)));
+        Ok(())
+    }
+
+    /// Deletes the IKE SA and with it its CHILD_SAs.
+    pub fn delete_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), EndpointError> {
+        self.established(ike)?;
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Task::IkeDelete));
+        Ok(())
+    }
+
+    /// Sends a liveness check now.
+    pub fn dpd(&mut self, now: Instant, ike: IkeSaId) -> Result<(), EndpointError> {
+        self.established(ike)?;
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Task::Dpd));
+        Ok(())
+    }
+
+    fn rotate_cookies(&mut self, now: Instant) {
+        match self.cookies_rotated {
+            None => self.cookies_rotated = Some(now),
+            Some(t) if now >= t + COOKIE_ROTATION => {
+                self.cookies.rotate(&mut *self.rng);
+                self.cookies_rotated = Some(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles one UDP datagram (the non-ESP marker already removed on port 4500) that arrived
+    /// on `local` from `remote`. Malformed or unknown messages are dropped or answered as the
+    /// RFC says; nothing here panics on input.
+    pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        self.rotate_cookies(now);
+        let Ok(msg) = Message::parse(datagram) else { return };
+        let h = msg.header;
+        if h.exchange == ExchangeType::IkeSaInit && !h.is_response() {
+            if let Some(id) = self.init_index.get(&(remote, h.spi_i)).copied() {
+                // A retransmitted IKE_SA_INIT: the same answer again, nothing new.
+                if let Some(sa) = self.sas.get_mut(&id)
+                    && sa.init_request == datagram
+                    && sa.expected_request_id == 1
+                {
+                    self.transmits.push_back(Transmit {
+                        from: sa.local,
+                        to: sa.remote,
+                        bytes: sa.init_response.clone(),
+                    });
+                }
+                return;
+            }
+            if h.spi_r != 0 || !h.is_initiator() {
+                return;
+            }
+            let half_open: Vec<&IkeSa> = self.sas.values().filter(|s| s.state == IkeState::HalfOpen).collect();
+            let total = half_open.len();
+            let peer = half_open.iter().filter(|s| s.remote.ip() == remote.ip()).count();
+            let conns = self.connections.clone();
+            let mut cx = Ctx {
+                now,
+                rng: &mut *self.rng,
+                events: &mut self.events,
+                transmits: &mut self.transmits,
+                cfg: &self.cfg,
+                ids: &mut self.ids,
+                new_sas: Vec::new(),
+                moves: Vec::new(),
+            };
+            let limits =
+                ike_init::ResponderLimits { cookies: &self.cookies, half_open_total: total, half_open_peer: peer };
+            if let Some(sa) = ike_init::process_r(&mut cx, &conns, limits, local, remote, datagram, &msg) {
+                self.init_index.insert((remote, sa.spi_i), sa.id);
+                self.by_spi.insert(sa.spi_r, sa.id);
+                self.sas.insert(sa.id, sa);
+            }
+            return;
+        }
+        // The SPI the sender put on our side of the header picks the IKE SA.
+        let ours = if h.is_initiator() { h.spi_r } else { h.spi_i };
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4
+        //# ... it MAY send an INVALID_IKE_SPI ... (Rampart stays silent: no state, no reflection.)
+        let Some(id) = self.by_spi.get(&ours).copied() else { return };
+        self.with_sa(now, id, |sa, cx| sa.handle(cx, local, remote, datagram, msg));
+    }
+
+    /// Runs every timer due at `now`: retransmissions, DPD, rekeys, expiry, keepalives.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.rotate_cookies(now);
+        let due: Vec<IkeSaId> =
+            self.sas.values().filter(|s| s.next_timeout(&self.cfg).is_some_and(|t| t <= now)).map(|s| s.id).collect();
+        for id in due {
+            self.with_sa(now, id, |sa, cx| sa.on_timeout(cx));
+        }
+        self.reap();
+    }
+}
+
+fn info(sa: &IkeSa) -> IkeSaInfo {
+    IkeSaInfo {
+        id: sa.id,
+        connection: sa.conn.name.clone(),
+        state: sa.state,
+        initiator: sa.initiator,
+        spi_i: sa.spi_i,
+        spi_r: sa.spi_r,
+        local: sa.local,
+        remote: sa.remote,
+        nat_local: sa.nat_local,
+        nat_remote: sa.nat_remote,
+        next_request_id: sa.next_request_id,
+        successor: sa.successor,
+        children: sa
+            .children
+            .iter()
+            .map(|c| ChildSaInfo {
+                id: c.id,
+                name: c.cfg.name.clone(),
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+                state: c.state,
+                outbound_active: c.outbound_active,
+                announced: c.announced,
+                local_ts: c.local_ts.clone(),
+                remote_ts: c.remote_ts.clone(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,334 @@
+//! Creating a CHILD_SA (RFC 7296 sections 1.3.1, 2.9, 2.17): the CREATE_CHILD_SA exchange, and
+//! the CHILD_SA parts shared with IKE_AUTH and the rekey (proposal, traffic selectors with
+//! narrowing, transport mode, optional PFS key exchange).
+
+use rampart_esp::{Mode, TrafficSelector};
+
+use crate::config::ChildConfig;
+use crate::crypto::{DhGroup, KeyShare};
+use crate::event::Event;
+use crate::ike_sa::{ChildParams, Ctx, IkeSa, Response, nonce};
+use crate::message::{NotifyType, Payload, Proposal, find_notify};
+use crate::proposal::{EspAlgorithms, accept_esp_answer, esp_answer, select_esp};
+use crate::tasks::{Flow, error_notify};
+use crate::ts;
+
+/// The CHILD_SA payloads of a request: [USE_TRANSPORT_MODE], SA, [Ni, [KE]], TSi, TSr.
+pub fn request_payloads(
+    cfg: &ChildConfig,
+    spi_in: u32,
+    ni: Option<&[u8]>,
+    ke: Option<&KeyShare>,
+    local_ts: &[TrafficSelector],
+    remote_ts: &[TrafficSelector],
+) -> Vec<Payload> {
+    let with_dh = ni.is_some();
+    let mut out = Vec::new();
+    if cfg.mode == Mode::Transport {
+        out.push(Payload::notify(NotifyType::USE_TRANSPORT_MODE, vec![]));
+    }
+    let proposals: Vec<Proposal> =
+        cfg.esp_proposals.iter().enumerate().map(|(i, p)| p.to_wire(i as u8 + 1, spi_in, with_dh)).collect();
+    out.push(Payload::Sa(proposals));
+    if let Some(n) = ni {
+        out.push(Payload::Nonce(n.to_vec()));
+    }
+    if let Some(k) = ke {
+        out.push(Payload::Ke { group: k.group().id(), data: k.public().to_vec() });
+    }
+    out.push(Payload::TsI(local_ts.to_vec()));
+    out.push(Payload::TsR(remote_ts.to_vec()));
+    out
+}
+
+/// What the responder chose for a CHILD_SA request.
+pub struct Chosen {
+    /// Index of the child configuration.
+    pub cfg_index: usize,
+    /// Proposal number to echo.
+    pub number: u8,
+    /// The peer's SPI.
+    pub peer_spi: u32,
+    /// Algorithms.
+    pub algs: EspAlgorithms,
+    /// Mode.
+    pub mode: Mode,
+    /// Narrowed TSi (the initiator's side: our remote side).
+    pub tsi: Vec<TrafficSelector>,
+    /// Narrowed TSr (our side).
+    pub tsr: Vec<TrafficSelector>,
+}
+
+fn list<'a>(
+    payloads: &'a [Payload],
+    f: impl Fn(&'a Payload) -> Option<&'a Vec<TrafficSelector>>,
+) -> Option<&'a [TrafficSelector]> {
+    payloads.iter().find_map(f).map(Vec::as_slice)
+}
+
+/// Responder: picks the child configuration whose selectors and proposals fit the request.
+/// `candidates` restricts the search (a rekey keeps the child's configuration).
+pub fn choose(
+    children: &[ChildConfig],
+    candidates: &[usize],
+    payloads: &[Payload],
+    with_dh: bool,
+) -> Result<Chosen, NotifyType> {
+    let offered = payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s.as_slice()) } else { None });
+    let tsi = list(payloads, |p| if let Payload::TsI(t) = p { Some(t) } else { None });
+    let tsr = list(payloads, |p| if let Payload::TsR(t) = p { Some(t) } else { None });
+    let (Some(offered), Some(tsi), Some(tsr)) = (offered, tsi, tsr) else {
+        return Err(NotifyType::INVALID_SYNTAX);
+    };
+    let wants_transport = find_notify(payloads, NotifyType::USE_TRANSPORT_MODE).is_some();
+    let mut failure = NotifyType::TS_UNACCEPTABLE;
+    for &i in candidates {
+        let Some(cfg) = children.get(i) else { continue };
+        let n_tsi = ts::narrow(tsi, &cfg.remote_ts);
+        let n_tsr = ts::narrow(tsr, &cfg.local_ts);
+        if n_tsi.is_empty() || n_tsr.is_empty() {
+            continue;
+        }
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3.1
+        //# If the responder is willing to use transport mode ... it MUST include the notification
+        // A child configured for transport mode is not offered tunnel mode instead.
+        let mode = match (cfg.mode, wants_transport) {
+            (Mode::Transport, true) => Mode::Transport,
+            (Mode::Transport, false) => {
+                failure = NotifyType::NO_PROPOSAL_CHOSEN;
+                continue;
+            }
+            (Mode::Tunnel, _) => Mode::Tunnel,
+        };
+        match select_esp(offered, &cfg.esp_proposals, with_dh) {
+            Some((number, peer_spi, algs)) => {
+                return Ok(Chosen { cfg_index: i, number, peer_spi, algs, mode, tsi: n_tsi, tsr: n_tsr });
+            }
+            None => failure = NotifyType::NO_PROPOSAL_CHOSEN,
+        }
+    }
+    Err(failure)
+}
+
+/// Responder: the answer's CHILD_SA payloads.
+pub fn answer_payloads(c: &Chosen, spi_in: u32, nr: Option<&[u8]>, ke: Option<&KeyShare>) -> Vec<Payload> {
+    let mut out = Vec::new();
+    if c.mode == Mode::Transport {
+        out.push(Payload::notify(NotifyType::USE_TRANSPORT_MODE, vec![]));
+    }
+    out.push(Payload::Sa(vec![esp_answer(c.number, &c.algs, spi_in)]));
+    if let Some(n) = nr {
+        out.push(Payload::Nonce(n.to_vec()));
+    }
+    if let Some(k) = ke {
+        out.push(Payload::Ke { group: k.group().id(), data: k.public().to_vec() });
+    }
+    out.push(Payload::TsI(c.tsi.clone()));
+    out.push(Payload::TsR(c.tsr.clone()));
+    out
+}
+
+/// Initiator: what the responder's answer established.
+pub struct Accepted {
+    /// The peer's SPI.
+    pub peer_spi: u32,
+    /// Algorithms.
+    pub algs: EspAlgorithms,
+    /// Mode.
+    pub mode: Mode,
+    /// Our (narrowed) selectors.
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's (narrowed) selectors.
+    pub remote_ts: Vec<TrafficSelector>,
+}
+
+/// Initiator: checks the answer against what we proposed.
+pub fn accept(
+    cfg: &ChildConfig,
+    payloads: &[Payload],
+    proposed_local: &[TrafficSelector],
+    proposed_remote: &[TrafficSelector],
+    with_dh: bool,
+) -> Result<Accepted, NotifyType> {
+    if let Some(e) = error_notify(payloads) {
+        return Err(e);
+    }
+    let answer = payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s.as_slice()) } else { None });
+    let (peer_spi, algs) =
+        answer.and_then(|a| accept_esp_answer(a, &cfg.esp_proposals, with_dh)).ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
+    let tsi = list(payloads, |p| if let Payload::TsI(t) = p { Some(t) } else { None }).unwrap_or(&[]);
+    let tsr = list(payloads, |p| if let Payload::TsR(t) = p { Some(t) } else { None }).unwrap_or(&[]);
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.9
+    //# the responder is allowed to narrow the choices by selecting a subset of the traffic
+    // A "narrowing" that widens is refused.
+    if !ts::all_within(tsi, proposed_local) || !ts::all_within(tsr, proposed_remote) {
+        return Err(NotifyType::TS_UNACCEPTABLE);
+    }
+    let transport = find_notify(payloads, NotifyType::USE_TRANSPORT_MODE).is_some();
+    let mode = match (cfg.mode, transport) {
+        (Mode::Transport, true) => Mode::Transport,
+        (Mode::Tunnel, false) => Mode::Tunnel,
+        _ => return Err(NotifyType::NO_PROPOSAL_CHOSEN),
+    };
+    Ok(Accepted { peer_spi, algs, mode, local_ts: tsi.to_vec(), remote_ts: tsr.to_vec() })
+}
+
+/// The nonce and, for PFS, the KE payload of a CREATE_CHILD_SA message.
+pub fn nonce_and_ke(payloads: &[Payload]) -> (Option<&[u8]>, Option<(u16, &[u8])>) {
+    let n = payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.as_slice()) } else { None });
+    let ke = payloads
+        .iter()
+        .find_map(|p| if let Payload::Ke { group, data } = p { Some((*group, data.as_slice())) } else { None });
+    (n, ke)
+}
+
+/// Initiator state of a CREATE_CHILD_SA for a new CHILD_SA.
+#[derive(Debug)]
+pub struct Initiator {
+    cfg: ChildConfig,
+    group: Option<DhGroup>,
+    state: Option<(u32, Vec<u8>, Option<KeyShare>)>,
+}
+
+impl Initiator {
+    /// Creates a CHILD_SA from `cfg`.
+    pub fn new(cfg: ChildConfig) -> Initiator {
+        let group = cfg.esp_proposals.first().and_then(|p| p.pfs_group());
+        Initiator { cfg, group, state: None }
+    }
+
+    /// The request.
+    pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
+        let spi_in = cx.ids.child_spi(cx.rng);
+        let ni = nonce(cx.rng);
+        let ke = self.group.map(|g| KeyShare::generate(g, cx.rng));
+        let _ = sa;
+        let p = request_payloads(&self.cfg, spi_in, Some(&ni), ke.as_ref(), &self.cfg.local_ts, &self.cfg.remote_ts);
+        self.state = Some((spi_in, ni, ke));
+        Some(p)
+    }
+
+    /// The answer.
+    pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
+        let Some((spi_in, ni, ke)) = self.state else { return Flow::Done };
+        let fail = |sa: &mut IkeSa, cx: &mut Ctx<'_>, reason| {
+            cx.ids.child_spis.remove(&spi_in);
+            cx.events.push_back(Event::ChildSaFailed { ike: sa.id, name: self.cfg.name.clone(), reason });
+            Flow::Done
+        };
+        let acc = match accept(&self.cfg, payloads, &self.cfg.local_ts, &self.cfg.remote_ts, true) {
+            Ok(a) => a,
+            Err(e) => return fail(sa, cx, e),
+        };
+        let (nr, peer_ke) = nonce_and_ke(payloads);
+        let Some(nr) = nr else { return fail(sa, cx, NotifyType::INVALID_SYNTAX) };
+        let g_ir = match (acc.algs.dh, &ke, peer_ke) {
+            (None, _, _) => None,
+            (Some(g), Some(k), Some((pg, data))) if pg == g.id() && k.group() == g => match k.agree(data) {
+                Ok(s) => Some(s),
+                Err(_) => return fail(sa, cx, NotifyType::INVALID_SYNTAX),
+            },
+            _ => return fail(sa, cx, NotifyType::INVALID_KE_PAYLOAD),
+        };
+        let Some(proof) = sa.auth.take() else { return fail(sa, cx, NotifyType::AUTHENTICATION_FAILED) };
+        let child = sa.make_child(
+            &proof,
+            cx,
+            ChildParams {
+                cfg: &self.cfg,
+                spi_in,
+                spi_out: acc.peer_spi,
+                algs: acc.algs,
+                mode: acc.mode,
+                local_ts: acc.local_ts,
+                remote_ts: acc.remote_ts,
+                ni: &ni,
+                nr,
+                g_ir: g_ir.as_deref().map(|v| v.as_slice()),
+                we_initiated: true,
+            },
+        );
+        sa.auth = Some(proof);
+        match child {
+            Some(c) => {
+                sa.install_child(cx, c);
+            }
+            None => return fail(sa, cx, NotifyType::NO_PROPOSAL_CHOSEN),
+        }
+        Flow::Done
+    }
+}
+
+/// Responder: a new CHILD_SA.
+pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Response {
+    let conn = sa.conn.clone();
+    let all: Vec<usize> = (0..conn.children.len()).collect();
+    let chosen = match choose(&conn.children, &all, payloads, true) {
+        Ok(c) => c,
+        Err(e) => return Response::Payloads(vec![Payload::notify(e, vec![])]),
+    };
+    let cfg = &conn.children[chosen.cfg_index];
+    match respond_child(sa, cx, payloads, cfg, &chosen) {
+        Ok((child, answer)) => {
+            sa.install_child(cx, child);
+            Response::Payloads(answer)
+        }
+        Err(p) => Response::Payloads(p),
+    }
+}
+
+/// Responder: nonce, optional KE, keys and the answer for a chosen CHILD_SA (new or rekey).
+pub fn respond_child(
+    sa: &mut IkeSa,
+    cx: &mut Ctx<'_>,
+    payloads: &[Payload],
+    cfg: &ChildConfig,
+    chosen: &Chosen,
+) -> Result<(crate::ike_sa::ChildSa, Vec<Payload>), Vec<Payload>> {
+    let (ni, peer_ke) = nonce_and_ke(payloads);
+    let Some(ni) = ni else { return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]) };
+    let (ke, g_ir) = match (chosen.algs.dh, peer_ke) {
+        (None, _) => (None, None),
+        (Some(g), Some((pg, data))) if pg == g.id() => {
+            let k = KeyShare::generate(g, cx.rng);
+            match k.agree(data) {
+                Ok(s) => (Some(k), Some(s)),
+                Err(_) => return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]),
+            }
+        }
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
+        //# If ... the responder selects a proposal using a different Diffie-Hellman group ... the
+        //# responder MUST reject the request and indicate its preferred Diffie-Hellman group in
+        //# the INVALID_KE_PAYLOAD Notify payload.
+        (Some(g), _) => {
+            return Err(vec![Payload::notify(NotifyType::INVALID_KE_PAYLOAD, g.id().to_be_bytes().to_vec())]);
+        }
+    };
+    let nr = nonce(cx.rng);
+    let spi_in = cx.ids.child_spi(cx.rng);
+    let Some(proof) = sa.auth.take() else { return Err(vec![Payload::notify(NotifyType::TEMPORARY_FAILURE, vec![])]) };
+    let child = sa.make_child(
+        &proof,
+        cx,
+        ChildParams {
+            cfg,
+            spi_in,
+            spi_out: chosen.peer_spi,
+            algs: chosen.algs,
+            mode: chosen.mode,
+            local_ts: chosen.tsr.clone(),
+            remote_ts: chosen.tsi.clone(),
+            ni,
+            nr: &nr,
+            g_ir: g_ir.as_deref().map(|v| v.as_slice()),
+            we_initiated: false,
+        },
+    );
+    sa.auth = Some(proof);
+    let Some(child) = child else {
+        cx.ids.child_spis.remove(&spi_in);
+        return Err(vec![Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]);
+    };
+    let answer = answer_payloads(chosen, spi_in, Some(&nr), ke.as_ref());
+    Ok((child, answer))
+}

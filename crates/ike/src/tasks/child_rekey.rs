@@ -1,0 +1,239 @@
+//! Rekeying a CHILD_SA (RFC 7296 sections 1.3.3, 2.8, 2.8.1): CREATE_CHILD_SA with REKEY_SA,
+//! optional PFS, make-before-break installation, and simultaneous rekeys settled by the
+//! lowest nonce.
+//!
+//! ```text
+//!  initiator (no collision)                     responder
+//!    old: Installed -> Rekeying
+//!    REKEY_SA(old), SA, Ni, [KE], TSi, TSr  -->   new made, inbound installed, old: Rekeyed
+//!                                        <--    SA, Nr, [KE], TSi, TSr
+//!    new installed, outbound switched
+//!    Delete(old)                            -->   outbound switched to new, old removed
+//!    old removed                            <--   Delete(old)
+//! ```
+//! On a collision both sides answer each other's rekey; when its own exchange ends, each side
+//! compares nonces. The exchange holding the lowest of the four nonces is redundant: its
+//! initiator deletes the CHILD_SA it created, and the other initiator deletes the old one.
+
+use crate::config::ChildConfig;
+use crate::crypto::KeyShare;
+use crate::event::{ChildSaId, Event};
+use crate::ike_sa::{ChildParams, ChildState, Created, Ctx, IkeSa, PeerRekey, Response, nonce};
+use crate::message::{Notify, NotifyType, Payload, ProtocolId, find_notify};
+use crate::tasks::child_create::{Chosen, accept, choose, nonce_and_ke, request_payloads, respond_child};
+use crate::tasks::{Flow, child_delete};
+
+/// Initiator state.
+#[derive(Debug)]
+pub struct Initiator {
+    old: ChildSaId,
+    state: Option<Sent>,
+}
+
+#[derive(Debug)]
+struct Sent {
+    cfg: ChildConfig,
+    spi_in: u32,
+    ni: Vec<u8>,
+    ke: Option<KeyShare>,
+    local_ts: Vec<rampart_esp::TrafficSelector>,
+    remote_ts: Vec<rampart_esp::TrafficSelector>,
+}
+
+/// The lower of two nonces (byte-wise, as RFC 7296 section 2.8.1 compares them).
+fn min_nonce<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
+    if a <= b { a } else { b }
+}
+
+impl Initiator {
+    /// Rekeys `old`.
+    pub fn new(old: ChildSaId) -> Initiator {
+        Initiator { old, state: None }
+    }
+
+    /// The request, or `None` if the child is gone or no longer installed.
+    pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
+        let c = sa.children.iter_mut().find(|c| c.id == self.old && c.state == ChildState::Installed)?;
+        c.state = ChildState::Rekeying;
+        let cfg = c.cfg.clone();
+        let group = cfg.esp_proposals.first().and_then(|p| p.pfs_group());
+        let ke = group.map(|g| KeyShare::generate(g, cx.rng));
+        let spi_in = cx.ids.child_spi(cx.rng);
+        let ni = nonce(cx.rng);
+        let mut p = vec![Payload::Notify(Notify {
+            protocol: ProtocolId::Esp,
+            spi: c.spi_in.to_be_bytes().to_vec(),
+            kind: NotifyType::REKEY_SA,
+            data: vec![],
+        })];
+        p.extend(request_payloads(&cfg, spi_in, Some(&ni), ke.as_ref(), &c.local_ts, &c.remote_ts));
+        self.state = Some(Sent { local_ts: c.local_ts.clone(), remote_ts: c.remote_ts.clone(), cfg, spi_in, ni, ke });
+        Some(p)
+    }
+
+    /// Gives up: the old child stays and is retried later.
+    pub fn abandon(self, sa: &mut IkeSa, cx: &mut Ctx<'_>) {
+        if let Some(s) = &self.state {
+            cx.ids.child_spis.remove(&s.spi_in);
+        }
+        if let Some(c) = sa.child_mut(self.old)
+            && c.state == ChildState::Rekeying
+        {
+            c.state = ChildState::Installed;
+            // Try again in a while (RFC 7296 section 2.25: TEMPORARY_FAILURE means later).
+            c.rekey_at = Some(cx.now + std::time::Duration::from_secs(30));
+        }
+    }
+
+    /// The answer.
+    pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
+        let Some(s) = self.state.as_ref() else { return Flow::Done };
+        let acc = match accept(&s.cfg, payloads, &s.local_ts, &s.remote_ts, true) {
+            Ok(a) => a,
+            Err(reason) => {
+                cx.events.push_back(Event::ChildSaFailed { ike: sa.id, name: s.cfg.name.clone(), reason });
+                self.abandon(sa, cx);
+                return Flow::Done;
+            }
+        };
+        let (nr, peer_ke) = nonce_and_ke(payloads);
+        let g_ir = match (acc.algs.dh, &s.ke, peer_ke) {
+            (None, _, _) => None,
+            (Some(g), Some(k), Some((pg, data))) if pg == g.id() && k.group() == g => k.agree(data).ok(),
+            _ => None,
+        };
+        let (Some(nr), true) = (nr, acc.algs.dh.is_none() || g_ir.is_some()) else {
+            cx.events.push_back(Event::ChildSaFailed {
+                ike: sa.id,
+                name: s.cfg.name.clone(),
+                reason: NotifyType::INVALID_SYNTAX,
+            });
+            self.abandon(sa, cx);
+            return Flow::Done;
+        };
+        let Some(proof) = sa.auth.take() else { return Flow::Done };
+        let new = sa.make_child(
+            &proof,
+            cx,
+            ChildParams {
+                cfg: &s.cfg,
+                spi_in: s.spi_in,
+                spi_out: acc.peer_spi,
+                algs: acc.algs,
+                mode: acc.mode,
+                local_ts: acc.local_ts,
+                remote_ts: acc.remote_ts,
+                ni: &s.ni,
+                nr,
+                g_ir: g_ir.as_deref().map(|v| v.as_slice()),
+                we_initiated: true,
+            },
+        );
+        sa.auth = Some(proof);
+        let Some(mut new) = new else {
+            self.abandon(sa, cx);
+            return Flow::Done;
+        };
+        let new_id = new.id;
+        let ours_min = min_nonce(&s.ni, nr).to_vec();
+        let old = sa.children.iter().find(|c| c.id == self.old).map(|c| (c.peer_rekey.clone(), c.state));
+        match old {
+            // The old child vanished meanwhile (the peer deleted it): the new one stands alone.
+            None => {
+                sa.install_child(cx, new);
+            }
+            Some((Some(peer), _)) if ours_min.as_slice() < peer.min_nonce.as_slice() => {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1
+                //# The SA that is created with the lowest of the four nonces SHOULD be deleted by
+                //# the endpoint that created it.
+                // We lost: ours is redundant. It was never installed; delete it at the peer.
+                new.state = ChildState::Installed;
+                sa.children.push(new);
+                if let Some(c) = sa.child_mut(self.old) {
+                    c.state = ChildState::Rekeyed;
+                }
+                sa.queue.push_front(super::Task::ChildDelete(child_delete::Initiator::new(new_id)));
+            }
+            Some((peer, _)) => {
+                // We won (or there was no collision): install ours, switch outbound, delete old.
+                new.outbound_active = true;
+                new.announced = true;
+                cx.events.push_back(Event::RekeyedChildSa {
+                    ike: sa.id,
+                    old: self.old,
+                    new: new_id,
+                    inbound: new.inbound.clone(),
+                    outbound: Some(new.outbound.clone()),
+                });
+                sa.children.push(new);
+                if let Some(c) = sa.child_mut(self.old) {
+                    c.state = ChildState::Rekeyed;
+                    c.outbound_active = false;
+                    c.successor = Some(new_id);
+                }
+                // The child the peer's losing rekey created is deleted by the peer.
+                let _ = peer;
+                sa.queue.push_front(super::Task::ChildDelete(child_delete::Initiator::new(self.old)));
+            }
+        }
+        Flow::Done
+    }
+}
+
+/// Responder: a rekey of one of our CHILD_SAs.
+pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Response {
+    let Some(n) = find_notify(payloads, NotifyType::REKEY_SA) else { return Response::Silent };
+    let spi = <[u8; 4]>::try_from(n.spi.as_slice()).map(u32::from_be_bytes);
+    let found = spi.ok().and_then(|spi| sa.children.iter().find(|c| c.spi_out == spi && n.protocol == ProtocolId::Esp));
+    let Some(old) = found else {
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3.3
+        //# ... CHILD_SA_NOT_FOUND ... the SPI of the Child SA it was trying to rekey
+        return Response::Payloads(vec![Payload::Notify(Notify {
+            protocol: n.protocol,
+            spi: n.spi.clone(),
+            kind: NotifyType::CHILD_SA_NOT_FOUND,
+            data: vec![],
+        })]);
+    };
+    if matches!(old.state, ChildState::Rekeyed | ChildState::Deleting) {
+        return Response::Payloads(vec![Payload::notify(NotifyType::TEMPORARY_FAILURE, vec![])]);
+    }
+    let (old_id, cfg) = (old.id, old.cfg.clone());
+    // The rekeyed child keeps the configuration (and so the selectors) of the old one.
+    let children = [cfg.clone()];
+    let chosen: Chosen = match choose(&children, &[0], payloads, true) {
+        Ok(c) => c,
+        Err(e) => return Response::Payloads(vec![Payload::notify(e, vec![])]),
+    };
+    let (new, answer) = match respond_child(sa, cx, payloads, &cfg, &chosen) {
+        Ok(x) => x,
+        Err(p) => return Response::Payloads(p),
+    };
+    let (ni, _) = nonce_and_ke(payloads);
+    let nr = answer.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.clone()) } else { None });
+    let new_id = new.id;
+    let mut new = new;
+    new.announced = true;
+    cx.events.push_back(Event::RekeyedChildSa {
+        ike: sa.id,
+        old: old_id,
+        new: new_id,
+        inbound: new.inbound.clone(),
+        outbound: None,
+    });
+    sa.children.push(new);
+    if let Some(c) = sa.child_mut(old_id) {
+        if c.state == ChildState::Rekeying {
+            // A collision: remember the peer's exchange; our own answer decides.
+            let min = match (ni, nr.as_deref()) {
+                (Some(a), Some(b)) => min_nonce(a, b).to_vec(),
+                _ => Vec::new(),
+            };
+            c.peer_rekey = Some(PeerRekey { min_nonce: min, created: Created::Child(new_id) });
+        } else {
+            c.state = ChildState::Rekeyed;
+        }
+        c.successor = Some(new_id);
+    }
+    Response::Payloads(answer)
+}

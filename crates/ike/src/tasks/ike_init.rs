@@ -1,0 +1,341 @@
+//! IKE_SA_INIT (RFC 7296 sections 1.2, 2.6, 2.7, 2.23): proposals, the Diffie-Hellman exchange,
+//! nonces, NAT detection; COOKIE and INVALID_KE_PAYLOAD rounds; the responder's half-open
+//! limits.
+//!
+//! The responder half runs before any IKE SA exists, so it takes the endpoint's pieces
+//! explicitly and returns the new half-open IKE SA.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{ChildConfig, ConnectionConfig};
+use crate::cookie::CookieJar;
+use crate::crypto::{DhGroup, KeyShare};
+use crate::event::{DownReason, Transmit};
+use crate::ike_sa::{Ctx, IkeSa, IkeState, nonce};
+use crate::keys::{IkeSaKeys, skeyseed};
+use crate::message::{
+    ExchangeType, FLAG_RESPONSE, Header, Message, NotifyType, Payload, Proposal, find_notify, transform_type,
+    unsupported_critical,
+};
+use crate::nat::nat_hash;
+use crate::proposal::{accept_ike_answer, ike_answer, select_ike};
+use crate::tasks::{Flow, Task, error_notify, ike_auth};
+
+/// How many COOKIE or INVALID_KE_PAYLOAD rounds an initiator accepts before giving up.
+const MAX_INIT_ROUNDS: u8 = 3;
+
+/// Initiator state.
+#[derive(Debug)]
+pub struct Initiator {
+    ke: KeyShare,
+    ni: Vec<u8>,
+    cookie: Option<Vec<u8>>,
+    rounds: u8,
+    child: Option<ChildConfig>,
+    fake_nat: Vec<u8>,
+}
+
+fn nat_notifies(sa: &IkeSa, spi_r: u64, fake: Option<&[u8]>) -> [Payload; 2] {
+    let src = fake.map_or_else(|| nat_hash(sa.spi_i, spi_r, sa.local), <[u8]>::to_vec);
+    [
+        Payload::notify(NotifyType::NAT_DETECTION_SOURCE_IP, src),
+        Payload::notify(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_hash(sa.spi_i, spi_r, sa.remote)),
+    ]
+}
+
+/// Compares the peer's NAT detection hashes with the addresses we see: (we are behind a NAT,
+/// the peer is).
+//= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
+//# If none of the NAT_DETECTION_SOURCE_IP payload(s) received matches the expected value of the
+//# source IP and port found from the IP header of the packet containing the payload, it means that
+//# the system sending those payloads is behind a NAT
+fn detect(payloads: &[Payload], spi_i: u64, spi_r: u64, local: SocketAddr, remote: SocketAddr) -> (bool, bool) {
+    let src: Vec<&[u8]> = payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Notify(n) if n.kind == NotifyType::NAT_DETECTION_SOURCE_IP => Some(n.data.as_slice()),
+            _ => None,
+        })
+        .collect();
+    let dst = find_notify(payloads, NotifyType::NAT_DETECTION_DESTINATION_IP);
+    let (Some(dst), false) = (dst, src.is_empty()) else { return (false, false) };
+    let local_nat = dst.data != nat_hash(spi_i, spi_r, local);
+    let remote_hash = nat_hash(spi_i, spi_r, remote);
+    let remote_nat = !src.iter().any(|s| *s == remote_hash.as_slice());
+    (local_nat, remote_nat)
+}
+
+impl Initiator {
+    /// A new IKE_SA_INIT for `sa`'s connection; `child` is created in IKE_AUTH.
+    pub fn new(sa: &IkeSa, cx: &mut Ctx<'_>, child: Option<ChildConfig>) -> Option<Initiator> {
+        let group = sa.conn.proposals.first()?.dh.first().copied()?;
+        let mut fake_nat = vec![0u8; 20];
+        cx.rng.fill(&mut fake_nat);
+        Some(Initiator {
+            ke: KeyShare::generate(group, cx.rng),
+            ni: nonce(cx.rng),
+            cookie: None,
+            rounds: 0,
+            child,
+            fake_nat,
+        })
+    }
+
+    fn payloads(&self, sa: &IkeSa) -> Vec<Payload> {
+        let mut out = Vec::new();
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.6
+        //# The initiator MUST then retry the IKE_SA_INIT with a Notify payload of type COOKIE
+        //# containing the responder-supplied cookie data as the first payload
+        if let Some(c) = &self.cookie {
+            out.push(Payload::notify(NotifyType::COOKIE, c.clone()));
+        }
+        let proposals: Vec<Proposal> =
+            sa.conn.proposals.iter().enumerate().map(|(i, p)| p.to_wire(i as u8 + 1, &[])).collect();
+        out.push(Payload::Sa(proposals));
+        out.push(Payload::Ke { group: self.ke.group().id(), data: self.ke.public().to_vec() });
+        out.push(Payload::Nonce(self.ni.clone()));
+        let fake = sa.conn.encap.then_some(self.fake_nat.as_slice());
+        out.extend(nat_notifies(sa, 0, fake));
+        out
+    }
+
+    /// The request.
+    pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Vec<Payload> {
+        if sa.spi_i == 0 {
+            sa.spi_i = cx.ids.ike_spi(cx.rng);
+        }
+        self.payloads(sa)
+    }
+
+    /// The answer.
+    pub fn process_i(
+        mut self: Box<Self>,
+        sa: &mut IkeSa,
+        cx: &mut Ctx<'_>,
+        msg: &Message,
+        raw: &[u8],
+        payloads: &[Payload],
+    ) -> Flow {
+        if let Some(c) = find_notify(payloads, NotifyType::COOKIE) {
+            if self.rounds >= MAX_INIT_ROUNDS || c.data.is_empty() || c.data.len() > 64 {
+                return Flow::Down(DownReason::Failed("too many COOKIE rounds".into()));
+            }
+            self.rounds += 1;
+            self.cookie = Some(c.data.clone());
+            let p = self.payloads(sa);
+            sa.resend_init(cx, p, Task::IkeInit(self));
+            return Flow::Done;
+        }
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
+        //# the responder ... indicate its preferred Diffie-Hellman group in the INVALID_KE_PAYLOAD
+        //# Notify payload. ... the initiator MUST retry with the correct group
+        if let Some(n) = find_notify(payloads, NotifyType::INVALID_KE_PAYLOAD) {
+            let requested =
+                <[u8; 2]>::try_from(n.data.as_slice()).ok().map(u16::from_be_bytes).and_then(DhGroup::from_id);
+            let ours =
+                requested.filter(|g| sa.conn.proposals.iter().any(|p| p.dh.contains(g)) && *g != self.ke.group());
+            let Some(g) = ours.filter(|_| self.rounds < MAX_INIT_ROUNDS) else {
+                return Flow::Down(DownReason::Failed("INVALID_KE_PAYLOAD for a group we do not offer".into()));
+            };
+            self.rounds += 1;
+            self.ke = KeyShare::generate(g, cx.rng);
+            let p = self.payloads(sa);
+            sa.resend_init(cx, p, Task::IkeInit(self));
+            return Flow::Done;
+        }
+        if let Some(e) = error_notify(payloads) {
+            return Flow::Down(DownReason::Failed(e.name().to_string()));
+        }
+        if unsupported_critical(payloads).is_some() || msg.header.spi_r == 0 {
+            return Flow::Down(DownReason::Failed("malformed IKE_SA_INIT answer".into()));
+        }
+        let answer = payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s.as_slice()) } else { None });
+        let Some(algs) = answer.and_then(|a| accept_ike_answer(a, &sa.conn.proposals)) else {
+            return Flow::Down(DownReason::Failed("unacceptable IKE proposal in the answer".into()));
+        };
+        let nr = payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.clone()) } else { None });
+        let ke =
+            payloads.iter().find_map(|p| if let Payload::Ke { group, data } = p { Some((*group, data)) } else { None });
+        let (Some(nr), Some((group, data))) = (nr, ke) else {
+            return Flow::Down(DownReason::Failed("IKE_SA_INIT answer without nonce or KE".into()));
+        };
+        if group != algs.dh.id() || self.ke.group() != algs.dh {
+            return Flow::Down(DownReason::Failed("KE group differs from the chosen one".into()));
+        }
+        let Ok(g_ir) = self.ke.agree(data) else {
+            return Flow::Down(DownReason::Failed("invalid KE payload in the answer".into()));
+        };
+        sa.spi_r = msg.header.spi_r;
+        let seed = skeyseed(algs.prf, &self.ni, &nr, &g_ir);
+        sa.keys =
+            Some(IkeSaKeys::derive(algs.prf, algs.encr, algs.integ, &seed, (&self.ni, &nr), (sa.spi_i, sa.spi_r)));
+        sa.algs = Some(algs);
+        sa.ni = self.ni.clone();
+        sa.nr = nr;
+        sa.init_response = raw.to_vec();
+        let (local_nat, remote_nat) = detect(payloads, sa.spi_i, sa.spi_r, sa.local, sa.remote);
+        sa.nat_local = local_nat || sa.conn.encap;
+        sa.nat_remote = remote_nat;
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
+        //# ... the initiator ... MUST use UDP port 4500 for all subsequent messages once a NAT is
+        //# detected
+        if sa.nat() && sa.local.port() == 500 {
+            sa.local.set_port(4500);
+            if sa.remote.port() == 500 {
+                sa.remote.set_port(4500);
+            }
+        }
+        sa.state = IkeState::Authenticating;
+        sa.queue.push_front(Task::IkeAuth(Box::new(ike_auth::Initiator::new(self.child))));
+        Flow::Done
+    }
+}
+
+/// What the endpoint keeps for the responder's decisions.
+pub struct ResponderLimits<'a> {
+    /// The cookie secret.
+    pub cookies: &'a CookieJar,
+    /// Half-open IKE SAs, all peers.
+    pub half_open_total: usize,
+    /// Half-open IKE SAs from this peer's address.
+    pub half_open_peer: usize,
+}
+
+fn plain_reply(msg: &Message, payloads: &[Payload]) -> Vec<u8> {
+    let header = Header {
+        spi_i: msg.header.spi_i,
+        spi_r: 0,
+        next_payload: 0,
+        major: 2,
+        minor: 0,
+        exchange: ExchangeType::IkeSaInit,
+        flags: FLAG_RESPONSE,
+        message_id: 0,
+        length: 0,
+    };
+    Message::emit_plain(header, payloads)
+}
+
+fn addr_matches(list: &[std::net::IpAddr], a: std::net::IpAddr) -> bool {
+    list.is_empty() || list.contains(&a)
+}
+
+/// Responder: an IKE_SA_INIT request without an IKE SA. Sends an error or COOKIE answer through
+/// `cx`, or returns the new half-open IKE SA (its answer already sent).
+#[allow(clippy::too_many_arguments)]
+pub fn process_r(
+    cx: &mut Ctx<'_>,
+    conns: &[Arc<ConnectionConfig>],
+    limits: ResponderLimits<'_>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    raw: &[u8],
+    msg: &Message,
+) -> Option<IkeSa> {
+    let reply = |cx: &mut Ctx<'_>, p: Vec<Payload>| {
+        cx.transmits.push_back(Transmit { from: local, to: remote, bytes: plain_reply(msg, &p) });
+        None
+    };
+    if msg.header.message_id != 0 || msg.encrypted.is_some() || msg.header.spi_i == 0 {
+        return None;
+    }
+    let payloads = &msg.payloads;
+    if let Some(kind) = unsupported_critical(payloads) {
+        return reply(cx, vec![Payload::notify(NotifyType::UNSUPPORTED_CRITICAL_PAYLOAD, vec![kind])]);
+    }
+    let ni = payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.clone()) } else { None });
+    let offered = payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s.clone()) } else { None });
+    let ke = payloads
+        .iter()
+        .find_map(|p| if let Payload::Ke { group, data } = p { Some((*group, data.clone())) } else { None });
+    let (Some(ni), Some(offered), Some((ke_group, ke_data))) = (ni, offered, ke) else {
+        return reply(cx, vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]);
+    };
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.6
+    //# When one of the endpoints receives a message ... it MAY respond with a COOKIE
+    // Cookies are asked for once half-open SAs reach the threshold; the cookie must come first.
+    if limits.half_open_total >= cx.cfg.cookie_threshold {
+        let valid = match payloads.first() {
+            Some(Payload::Notify(n)) if n.kind == NotifyType::COOKIE => {
+                limits.cookies.verify(&n.data, &ni, remote.ip(), msg.header.spi_i)
+            }
+            _ => false,
+        };
+        if !valid {
+            let c = limits.cookies.make(&ni, remote.ip(), msg.header.spi_i);
+            return reply(cx, vec![Payload::notify(NotifyType::COOKIE, c)]);
+        }
+    }
+    if limits.half_open_peer >= cx.cfg.block_threshold {
+        return None;
+    }
+    let matching: Vec<&Arc<ConnectionConfig>> = conns
+        .iter()
+        .filter(|c| addr_matches(&c.local_addrs, local.ip()) && addr_matches(&c.remote_addrs, remote.ip()))
+        .collect();
+    let chosen = matching.iter().find_map(|c| select_ike(&offered, &c.proposals).map(|s| (Arc::clone(c), s)));
+    let Some((conn, (number, mut algs))) = chosen else {
+        return reply(cx, vec![Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]);
+    };
+    // Prefer the group the initiator guessed when the chosen proposal allows it: it saves a round.
+    if let Some(g) = DhGroup::from_id(ke_group)
+        && g != algs.dh
+        && offered.iter().any(|p| {
+            p.number == number && p.transforms.iter().any(|t| t.kind == transform_type::DH && t.id == ke_group)
+        })
+        && conn.proposals.iter().any(|p| p.dh.contains(&g) && p.encr.contains(&algs.encr) && p.prf.contains(&algs.prf))
+    {
+        algs.dh = g;
+    }
+    if ke_group != algs.dh.id() {
+        return reply(cx, vec![Payload::notify(NotifyType::INVALID_KE_PAYLOAD, algs.dh.id().to_be_bytes().to_vec())]);
+    }
+    //= https://www.rfc-editor.org/rfc/rfc5903#section-7
+    //# the recipient MUST check that the point is on the curve
+    if algs.dh.validate_public(&ke_data).is_err() {
+        return reply(cx, vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]);
+    }
+    let share = KeyShare::generate(algs.dh, cx.rng);
+    let g_ir = share.agree(&ke_data).ok()?;
+    let mut sa = IkeSa::new(cx.ids.ike(), Arc::clone(&conn), false, local, remote, cx.now);
+    sa.spi_i = msg.header.spi_i;
+    sa.spi_r = cx.ids.ike_spi(cx.rng);
+    let nr = nonce(cx.rng);
+    let seed = skeyseed(algs.prf, &ni, &nr, &g_ir);
+    sa.keys = Some(IkeSaKeys::derive(algs.prf, algs.encr, algs.integ, &seed, (&ni, &nr), (sa.spi_i, sa.spi_r)));
+    sa.algs = Some(algs);
+    sa.init_request = raw.to_vec();
+    let (local_nat, remote_nat) = detect(payloads, sa.spi_i, 0, local, remote);
+    sa.nat_local = local_nat || conn.encap;
+    sa.nat_remote = remote_nat;
+    let mut fake = [0u8; 20];
+    cx.rng.fill(&mut fake);
+    let mut answer = vec![
+        Payload::Sa(vec![ike_answer(number, &algs, &[])]),
+        Payload::Ke { group: algs.dh.id(), data: share.public().to_vec() },
+        Payload::Nonce(nr.clone()),
+    ];
+    answer.extend(nat_notifies(&sa, sa.spi_r, conn.encap.then_some(&fake[..])));
+    sa.ni = ni;
+    sa.nr = nr;
+    let header = Header {
+        spi_i: sa.spi_i,
+        spi_r: sa.spi_r,
+        next_payload: 0,
+        major: 2,
+        minor: 0,
+        exchange: ExchangeType::IkeSaInit,
+        flags: FLAG_RESPONSE,
+        message_id: 0,
+        length: 0,
+    };
+    let bytes = Message::emit_plain(header, &answer);
+    sa.init_response = bytes.clone();
+    sa.last_response = Some((0, bytes.clone()));
+    sa.expected_request_id = 1;
+    sa.half_open_until = Some(cx.now + cx.cfg.half_open_timeout);
+    sa.last_sent = cx.now;
+    cx.transmits.push_back(Transmit { from: local, to: remote, bytes });
+    Some(sa)
+}
