@@ -91,7 +91,7 @@ fn ike_selection_follows_the_initiators_order() {
     );
     // The answer has one of each and is accepted by the initiator.
     let answer = ike_answer(number, &algs, &[]);
-    assert_eq!(accept_ike_answer(&[answer.clone()], &theirs), Some(algs));
+    assert_eq!(accept_ike_answer(std::slice::from_ref(&answer), &theirs), Some(algs));
     // An answer with two DH groups, or a group never offered, is refused.
     let mut two = answer.clone();
     two.transforms.push(Transform::new(tt::DH, 19));
@@ -123,7 +123,7 @@ fn unknown_and_forbidden_transforms_are_skipped_not_fatal() {
             Transform::new(tt::DH, 19),
         ],
     };
-    let (_, a) = select_ike(&[offered.clone()], &ours).unwrap();
+    let (_, a) = select_ike(std::slice::from_ref(&offered), &ours).unwrap();
     assert_eq!(a.dh, DhGroup::Ecp256);
     let mut only_weak = offered;
     only_weak.transforms.retain(|t| !(t.kind == tt::DH && t.id == 19));

@@ -173,8 +173,11 @@ pub fn accept(
     Ok(Accepted { peer_spi, algs, mode, local_ts: tsi.to_vec(), remote_ts: tsr.to_vec() })
 }
 
+/// A KE payload's group number and public value.
+pub type KeRef<'a> = (u16, &'a [u8]);
+
 /// The nonce and, for PFS, the KE payload of a CREATE_CHILD_SA message.
-pub fn nonce_and_ke(payloads: &[Payload]) -> (Option<&[u8]>, Option<(u16, &[u8])>) {
+pub fn nonce_and_ke(payloads: &[Payload]) -> (Option<&[u8]>, Option<KeRef<'_>>) {
     let n = payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.as_slice()) } else { None });
     let ke = payloads
         .iter()

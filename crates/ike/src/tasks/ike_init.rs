@@ -62,7 +62,7 @@ fn detect(payloads: &[Payload], spi_i: u64, spi_r: u64, local: SocketAddr, remot
     let (Some(dst), false) = (dst, src.is_empty()) else { return (false, false) };
     let local_nat = dst.data != nat_hash(spi_i, spi_r, local);
     let remote_hash = nat_hash(spi_i, spi_r, remote);
-    let remote_nat = !src.iter().any(|s| *s == remote_hash.as_slice());
+    let remote_nat = !src.contains(&remote_hash.as_slice());
     (local_nat, remote_nat)
 }
 
