@@ -277,7 +277,10 @@ mod against_ring {
     #[test]
     fn edges_of_lengths_and_aad() {
         // Block, register, small-path and wide-chunk boundaries, with every AAD layout.
-        let lens = [0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 1536, 1537];
+        let lens = [
+            0, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 1536, 1537, 4031, 4032, 4033,
+            4100, 8192, 9000,
+        ];
         let alens = [0, 1, 8, 12, 15, 16, 17, 48, 49, 63, 64, 65, 80, 200];
         let mut rng = Rng(4);
         for engine in engines() {

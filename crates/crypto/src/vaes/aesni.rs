@@ -429,6 +429,7 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
 pub(super) unsafe fn crypt_burst<const SEAL: bool>(ops: &mut [GcmOp<'_>]) {
     schedule(
         ops,
+        super::is_small,
         // Safety: the CPU runs this path (caller); `schedule` hands over groups of small ops
         // with one round count.
         |ops, group, rounds| unsafe { crypt_group::<SEAL>(ops, group, rounds) },

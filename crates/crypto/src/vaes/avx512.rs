@@ -90,6 +90,33 @@ fn ctr4(base: __m512i, c: u32) -> __m512i {
     _mm512_shuffle_epi8(v, _mm512_broadcast_i32x4(swap_last_word))
 }
 
+/// Counter blocks `nonce || BE32(c + lane)` made by adding to the last byte in place: valid
+/// while `c + 3 <= 255` (no carry out of the last byte), one addition per register.
+#[derive(Clone, Copy)]
+struct FastCtr {
+    next: __m512i,
+}
+
+impl FastCtr {
+    /// Starts at counter `c` (`base` from [`ctr_base`]).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+    fn new(base: __m512i, c: u32) -> FastCtr {
+        let lanes = _mm512_set_epi32(3 << 24, 0, 0, 0, 2 << 24, 0, 0, 0, 1 << 24, 0, 0, 0, 0, 0, 0, 0);
+        let start = _mm512_maskz_set1_epi32(0x8888, (c << 24) as i32);
+        FastCtr { next: _mm512_add_epi32(base, _mm512_add_epi32(lanes, start)) }
+    }
+
+    /// The next four counter blocks.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+    fn take(&mut self) -> __m512i {
+        let v = self.next;
+        self.next = _mm512_add_epi32(v, _mm512_maskz_set1_epi32(0x8888, 4 << 24));
+        v
+    }
+}
+
 /// A key's power tables.
 #[derive(Clone, Copy)]
 struct Powers {
@@ -174,23 +201,6 @@ impl Acc {
         let lo = _mm512_xor_si512(_mm512_shuffle_epi32::<0x4e>(lo), t);
         hsum(_mm512_xor_si512(hi, lo))
     }
-}
-
-/// Encrypts one block with the round keys at `rk`.
-///
-/// # Safety
-/// `rk` is a key's `rk_ptr()` and `rounds` its round count.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn aes1(rk: *const u8, rounds: usize, x: __m128i) -> __m128i {
-    // Safety: (every load below) the key has `rounds + 1` rows of 64 bytes at `rk`.
-    let mut s = unsafe { _mm_xor_si128(x, _mm_loadu_si128(rk.cast())) };
-    for r in 1..rounds {
-        // Safety: row `r` exists.
-        s = _mm_aesenc_si128(s, unsafe { _mm_loadu_si128(rk.add(64 * r).cast()) });
-    }
-    // Safety: row `rounds` exists.
-    _mm_aesenclast_si128(s, unsafe { _mm_loadu_si128(rk.add(64 * rounds).cast()) })
 }
 
 /// Folds `len` bytes at `p` (the last block zero padded) into the GHASH state `acc`, 16 blocks
@@ -291,93 +301,114 @@ fn make_tag(s: __m128i, ej0: __m128i) -> [u8; TAG_LEN] {
 }
 
 /// Bytes per iteration of the wide path (32 blocks, 8 registers).
-const WIDE_CHUNK: usize = 512;
+const CHUNK: usize = 512;
 
-/// Seals (`SEAL`) or opens one packet on the per-packet path; returns the computed tag.
+/// Seals (`SEAL`) or opens one long packet; returns the computed tag.
+///
+/// 32 blocks (8 registers) per iteration, stitched: the GHASH of the previous iteration's 32
+/// ciphertext blocks (one reduction) runs between the AES rounds of this one. The last
+/// 1..=512 bytes go through the slot kernel, hashed with the length block in one reduction.
 ///
 /// # Safety
-/// The CPU runs this path's features.
+/// The CPU runs this path's features; the op's key has `ROUNDS` rounds.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn crypt_wide<const SEAL: bool>(op: &mut GcmOp<'_>) -> [u8; TAG_LEN] {
+unsafe fn crypt_wide<const SEAL: bool, const ROUNDS: usize>(op: &mut GcmOp<'_>) -> [u8; TAG_LEN] {
     let key = op.key;
-    let (rk, rounds, pw) = (key.rk_ptr(), key.rounds(), Powers::of(key));
+    let (rk, pw) = (key.rk_ptr(), Powers::of(key));
     let base = ctr_base(&op.nonce);
-    // Safety: `rk`/`rounds` come from one key.
-    let ej0 = unsafe { aes1(rk, rounds, _mm512_castsi512_si128(ctr4(base, 1))) };
     let len = op.data.len();
     let alen = op.aad.len();
     let p = op.data.as_mut_ptr();
-    let mut acc = _mm_setzero_si128();
-    // The AAD goes with the last chunk's reduction when it is short and comes right before it.
-    let aad_last = alen <= 64 && len <= WIDE_CHUNK;
-    if !aad_last {
-        // Safety: the AAD slice is readable.
-        acc = unsafe { ghash_update(pw, acc, op.aad.as_ptr(), alen) };
+    // Safety: the AAD slice is readable.
+    let mut acc = unsafe { ghash_update(pw, _mm_setzero_si128(), op.aad.as_ptr(), alen) };
+    let mut keys = [_mm512_setzero_si512(); 15];
+    for (r, k) in keys.iter_mut().enumerate().take(ROUNDS + 1) {
+        // Safety: the key has `ROUNDS + 1` rows of 64 bytes.
+        *k = unsafe { ld(rk.add(64 * r)) };
     }
+    // J0 and the first counter blocks: FastCtr while the counter's last byte cannot carry.
+    let j0 = _mm512_castsi512_si128(FastCtr::new(base, 1).take());
+    let mut e = _mm_xor_si128(j0, _mm512_castsi512_si128(keys[0]));
+    for k in &keys[1..ROUNDS] {
+        e = _mm_aesenc_si128(e, _mm512_castsi512_si128(*k));
+    }
+    let ej0 = _mm_aesenclast_si128(e, _mm512_castsi512_si128(keys[ROUNDS]));
+    let mut fast = FastCtr::new(base, 2);
     let mut off = 0;
     let mut c = 2u32;
-    while len - off > WIDE_CHUNK {
+    // Byte-reversed ciphertext of the previous iteration, not hashed yet.
+    let mut pending: Option<[__m512i; 8]> = None;
+    while len - off > CHUNK {
         let mut s = [_mm512_setzero_si512(); 8];
-        // Safety: (round key loads) the key has `rounds + 1` rows of 64 bytes.
-        let k0 = unsafe { ld(rk) };
         for (i, si) in s.iter_mut().enumerate() {
-            *si = _mm512_xor_si512(ctr4(base, c.wrapping_add(4 * i as u32)), k0);
+            let ctr = if c <= 252 - 28 { fast.take() } else { ctr4(base, c.wrapping_add(4 * i as u32)) };
+            *si = _mm512_xor_si512(ctr, keys[0]);
         }
-        for r in 1..rounds {
-            // Safety: row `r` exists.
-            let k = unsafe { ld(rk.add(64 * r)) };
+        let mut a = Acc::new();
+        let mut x = pending.unwrap_or([_mm512_setzero_si512(); 8]);
+        x[0] = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(acc));
+        for r in 1..ROUNDS {
             for si in s.iter_mut() {
-                *si = _mm512_aesenc_epi128(*si, k);
+                *si = _mm512_aesenc_epi128(*si, keys[r]);
+            }
+            if pending.is_some() && r <= 8 {
+                // Safety: rows `HPOW - 32 + 4(r - 1) .. + 4` are in the tables.
+                a.mul(x[r - 1], unsafe { pw.at(HPOW - 32 + 4 * (r - 1)) });
             }
         }
-        // Safety: row `rounds` exists.
-        let kl = unsafe { ld(rk.add(64 * rounds)) };
-        let mut a = Acc::new();
+        if pending.is_some() {
+            acc = a.reduce();
+        }
+        let mut next = [_mm512_setzero_si512(); 8];
         for (i, si) in s.iter().enumerate() {
             let q = p.wrapping_add(off + 64 * i);
             // Safety: `off + 512 < len`, so these 64 bytes lie in the data.
             let d = unsafe { ld(q) };
-            let o = _mm512_xor_si512(_mm512_aesenclast_epi128(*si, kl), d);
+            let o = _mm512_xor_si512(_mm512_aesenclast_epi128(*si, keys[ROUNDS]), d);
             // Safety: as above; `data` is writable.
             unsafe { _mm512_storeu_si512(q.cast(), o) };
-            let mut x = bswap(if SEAL { o } else { d });
-            if i == 0 {
-                x = _mm512_xor_si512(x, _mm512_zextsi128_si512(acc));
-            }
-            // Safety: rows `HPOW - 32 + 4i .. + 4` are in the tables.
-            a.mul(x, unsafe { pw.at(HPOW - 32 + 4 * i) });
+            next[i] = bswap(if SEAL { o } else { d });
         }
-        acc = a.reduce();
-        off += WIDE_CHUNK;
+        pending = Some(next);
+        off += CHUNK;
         c = c.wrapping_add(32);
     }
-    // The last 0..=512 bytes, then the length block, with one reduction.
+    if let Some(mut x) = pending {
+        x[0] = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(acc));
+        let mut a = Acc::new();
+        for (k, xk) in x.iter().enumerate() {
+            // Safety: rows `HPOW - 32 + 4k .. + 4` are in the tables.
+            a.mul(*xk, unsafe { pw.at(HPOW - 32 + 4 * k) });
+        }
+        acc = a.reduce();
+    }
+    // The last 1..=512 bytes, then the length block, with one reduction.
     let rest = len - off;
     let q = p.wrapping_add(off);
-    let (aad, an) = (op.aad.as_ptr(), if aad_last { alen } else { 0 });
     let lb = super::aesni::len_block(alen, len);
     if !SEAL {
-        // Safety: `rest` bytes from `q` lie in the data; `an <= 64`; at most 4 + 32 + 1 powers.
-        acc = unsafe { ghash_seq(pw, acc, aad, an, q, rest, lb) };
+        // Safety: `rest` bytes from `q` lie in the data; no AAD; at most 32 + 1 blocks.
+        acc = unsafe { ghash_seq(pw, acc, op.aad.as_ptr(), 0, q, rest, lb) };
     }
     let empty = Slot { ctr: _mm512_setzero_si512(), rk, dst: core::ptr::null_mut(), mask: 0 };
     let mut slots = [empty; 8];
     let mut ns = 0;
     while 64 * ns < rest {
-        slots[ns] = Slot { ctr: ctr4(base, c), rk, dst: q.wrapping_add(64 * ns), mask: bytes(rest - 64 * ns) };
+        let ctr = if c <= 252 { fast.take() } else { ctr4(base, c) };
+        slots[ns] = Slot { ctr, rk, dst: q.wrapping_add(64 * ns), mask: bytes(rest - 64 * ns) };
         c = c.wrapping_add(4);
         ns += 1;
     }
     if ns == 8 {
         // Safety: 8 slots over the last 512 bytes of the data, with the key's round keys.
-        unsafe { run::<8>(&slots, rounds) };
+        unsafe { run::<8>(&slots, ROUNDS) };
     } else if ns > 0 {
         // Safety: `ns` slots over the last bytes of the data, with the key's round keys.
-        unsafe { run_tail(&slots, ns, rounds) };
+        unsafe { run_tail(&slots, ns, ROUNDS) };
     }
     if SEAL {
         // Safety: as above.
-        acc = unsafe { ghash_seq(pw, acc, aad, an, q, rest, lb) };
+        acc = unsafe { ghash_seq(pw, acc, op.aad.as_ptr(), 0, q, rest, lb) };
     }
     make_tag(acc, ej0)
 }
@@ -401,24 +432,48 @@ struct Slot {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
 unsafe fn run<const N: usize>(slots: &[Slot; N], rounds: usize) {
+    let rk = slots[0].rk;
     let mut s = [_mm512_setzero_si512(); N];
-    for i in 0..N {
-        // Safety: row 0 of the slot's keys.
-        s[i] = _mm512_xor_si512(slots[i].ctr, unsafe { ld(slots[i].rk) });
-    }
-    for r in 1..rounds {
+    if slots.iter().all(|sl| sl.rk == rk) {
+        // One key: each round key is loaded once for all slots (a 64-byte load per instruction
+        // would saturate the load ports).
+        // Safety: row 0 of the shared keys.
+        let k0 = unsafe { ld(rk) };
         for i in 0..N {
-            // Safety: row `r < rounds` of the slot's keys.
-            s[i] = _mm512_aesenc_epi128(s[i], unsafe { ld(slots[i].rk.add(64 * r)) });
+            s[i] = _mm512_xor_si512(slots[i].ctr, k0);
+        }
+        for r in 1..rounds {
+            // Safety: row `r < rounds` of the shared keys.
+            let k = unsafe { ld(rk.add(64 * r)) };
+            for si in s.iter_mut() {
+                *si = _mm512_aesenc_epi128(*si, k);
+            }
+        }
+        // Safety: row `rounds` of the shared keys.
+        let kl = unsafe { ld(rk.add(64 * rounds)) };
+        for si in s.iter_mut() {
+            *si = _mm512_aesenclast_epi128(*si, kl);
+        }
+    } else {
+        for i in 0..N {
+            // Safety: row 0 of the slot's keys.
+            s[i] = _mm512_xor_si512(slots[i].ctr, unsafe { ld(slots[i].rk) });
+        }
+        for r in 1..rounds {
+            for i in 0..N {
+                // Safety: row `r < rounds` of the slot's keys.
+                s[i] = _mm512_aesenc_epi128(s[i], unsafe { ld(slots[i].rk.add(64 * r)) });
+            }
+        }
+        for i in 0..N {
+            // Safety: row `rounds` of the slot's keys.
+            s[i] = _mm512_aesenclast_epi128(s[i], unsafe { ld(slots[i].rk.add(64 * rounds)) });
         }
     }
     for i in 0..N {
         let sl = &slots[i];
-        // Safety: row `rounds` of the slot's keys; the masked bytes of `dst` are valid (caller).
-        unsafe {
-            let ks = _mm512_aesenclast_epi128(s[i], ld(sl.rk.add(64 * rounds)));
-            st_mask(sl.dst, sl.mask, _mm512_xor_si512(ks, ld_mask(sl.dst, sl.mask)));
-        }
+        // Safety: the masked bytes of `dst` are valid (caller).
+        unsafe { st_mask(sl.dst, sl.mask, _mm512_xor_si512(s[i], ld_mask(sl.dst, sl.mask))) };
     }
 }
 
@@ -522,12 +577,12 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
             };
         }
         let rk = op.key.rk_ptr();
-        let base = ctr_base(&op.nonce);
+        let mut ctr = FastCtr::new(ctr_base(&op.nonce), 2);
         let p = op.data.as_mut_ptr();
         let mut off = 0;
-        let mut c = 2u32;
         while off < len {
-            slots[ns] = Slot { ctr: ctr4(base, c), rk, dst: p.wrapping_add(off), mask: bytes(len - off) };
+            // Small packets have at most 32 blocks: the fast counter never carries.
+            slots[ns] = Slot { ctr: ctr.take(), rk, dst: p.wrapping_add(off), mask: bytes(len - off) };
             ns += 1;
             if ns == 8 {
                 // Safety: 8 filled slots with keys of `rounds` rounds (rows `0..=rounds` of
@@ -540,7 +595,6 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
                 done = g;
             }
             off += 64;
-            c += 4;
         }
     }
     if ns > 0 {
@@ -591,12 +645,14 @@ unsafe fn finish_upto<const SEAL: bool>(
 pub(super) unsafe fn crypt_burst<const SEAL: bool>(ops: &mut [GcmOp<'_>]) {
     schedule(
         ops,
+        super::is_small,
         // Safety: the CPU runs this path (caller); `schedule` hands over groups of small ops
         // with one round count.
         |ops, group, rounds| unsafe { crypt_group::<SEAL>(ops, group, rounds) },
         |op| {
-            // Safety: the CPU runs this path (caller).
-            let tag = unsafe { crypt_wide::<SEAL>(op) };
+            // Safety: the CPU runs this path (caller); the key's round count picks the variant.
+            let tag =
+                unsafe { if op.key.rounds() == 10 { crypt_wide::<SEAL, 10>(op) } else { crypt_wide::<SEAL, 14>(op) } };
             finish::<SEAL>(op, tag);
         },
     );

@@ -245,10 +245,11 @@ fn finish<const SEAL: bool>(op: &mut GcmOp<'_>, tag: [u8; TAG_LEN]) {
     }
 }
 
-/// Walks a burst: collects the small ops into groups of at most [`GROUP_MAX`] with one round
-/// count and hands each group to `small`; hands every other op to `wide`.
+/// Walks a burst: collects the ops that `grouped` accepts into groups of at most [`GROUP_MAX`]
+/// with one round count and hands each group to `small`; hands every other op to `wide`.
 fn schedule(
     ops: &mut [GcmOp<'_>],
+    grouped: impl Fn(&GcmOp<'_>) -> bool,
     mut small: impl FnMut(&mut [GcmOp<'_>], &[usize], usize),
     mut wide: impl FnMut(&mut GcmOp<'_>),
 ) {
@@ -256,7 +257,7 @@ fn schedule(
     let mut n = 0;
     let mut rounds = 0;
     for i in 0..ops.len() {
-        if !is_small(&ops[i]) {
+        if !grouped(&ops[i]) {
             wide(&mut ops[i]);
             continue;
         }
