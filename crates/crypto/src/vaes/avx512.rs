@@ -319,8 +319,20 @@ unsafe fn crypt_wide<const SEAL: bool, const ROUNDS: usize>(op: &mut GcmOp<'_>) 
     let len = op.data.len();
     let alen = op.aad.len();
     let p = op.data.as_mut_ptr();
-    // Safety: the AAD slice is readable.
-    let mut acc = unsafe { ghash_update(pw, _mm_setzero_si128(), op.aad.as_ptr(), alen) };
+    // A short AAD goes into the first chunk's reduction (its blocks take powers K^(32 + na)..);
+    // a long one is hashed now.
+    let na = alen.div_ceil(16);
+    let mut aad_x = None;
+    let mut acc = _mm_setzero_si128();
+    if alen <= 64 {
+        if alen > 0 {
+            // Safety: the selected `alen` bytes of the AAD are readable.
+            aad_x = Some(bswap(unsafe { ld_mask(op.aad.as_ptr(), bytes(alen)) }));
+        }
+    } else {
+        // Safety: the AAD slice is readable.
+        acc = unsafe { ghash_update(pw, acc, op.aad.as_ptr(), alen) };
+    }
     let mut keys = [_mm512_setzero_si512(); 15];
     for (r, k) in keys.iter_mut().enumerate().take(ROUNDS + 1) {
         // Safety: the key has `ROUNDS + 1` rows of 64 bytes.
@@ -347,6 +359,12 @@ unsafe fn crypt_wide<const SEAL: bool, const ROUNDS: usize>(op: &mut GcmOp<'_>) 
         let mut a = Acc::new();
         let mut x = pending.unwrap_or([_mm512_setzero_si512(); 8]);
         x[0] = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(acc));
+        if pending.is_some()
+            && let Some(ax) = aad_x.take()
+        {
+            // Safety: `HPOW - 32 - na >= HPOW - 36`.
+            a.mul(ax, unsafe { pw.at(HPOW - 32 - na) });
+        }
         for r in 1..ROUNDS {
             for si in s.iter_mut() {
                 *si = _mm512_aesenc_epi128(*si, keys[r]);
@@ -364,7 +382,8 @@ unsafe fn crypt_wide<const SEAL: bool, const ROUNDS: usize>(op: &mut GcmOp<'_>) 
             let q = p.wrapping_add(off + 64 * i);
             // Safety: `off + 512 < len`, so these 64 bytes lie in the data.
             let d = unsafe { ld(q) };
-            let o = _mm512_xor_si512(_mm512_aesenclast_epi128(*si, keys[ROUNDS]), d);
+            // The data goes into the last round key: AESENCLAST ends with that XOR.
+            let o = _mm512_aesenclast_epi128(*si, _mm512_xor_si512(keys[ROUNDS], d));
             // Safety: as above; `data` is writable.
             unsafe { _mm512_storeu_si512(q.cast(), o) };
             next[i] = bswap(if SEAL { o } else { d });
@@ -376,6 +395,10 @@ unsafe fn crypt_wide<const SEAL: bool, const ROUNDS: usize>(op: &mut GcmOp<'_>) 
     if let Some(mut x) = pending {
         x[0] = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(acc));
         let mut a = Acc::new();
+        if let Some(ax) = aad_x.take() {
+            // Safety: `HPOW - 32 - na >= HPOW - 36`.
+            a.mul(ax, unsafe { pw.at(HPOW - 32 - na) });
+        }
         for (k, xk) in x.iter().enumerate() {
             // Safety: rows `HPOW - 32 + 4k .. + 4` are in the tables.
             a.mul(*xk, unsafe { pw.at(HPOW - 32 + 4 * k) });
@@ -399,13 +422,8 @@ unsafe fn crypt_wide<const SEAL: bool, const ROUNDS: usize>(op: &mut GcmOp<'_>) 
         c = c.wrapping_add(4);
         ns += 1;
     }
-    if ns == 8 {
-        // Safety: 8 slots over the last 512 bytes of the data, with the key's round keys.
-        unsafe { run::<8>(&slots, ROUNDS) };
-    } else if ns > 0 {
-        // Safety: `ns` slots over the last bytes of the data, with the key's round keys.
-        unsafe { run_tail(&slots, ns, ROUNDS) };
-    }
+    // Safety: `ns` slots over the last bytes of the data, with the key's round keys.
+    unsafe { run_tail(&slots, ns, ROUNDS) };
     if SEAL {
         // Safety: as above.
         acc = unsafe { ghash_seq(pw, acc, op.aad.as_ptr(), 0, q, rest, lb) };
@@ -477,26 +495,28 @@ unsafe fn run<const N: usize>(slots: &[Slot; N], rounds: usize) {
     }
 }
 
-/// Runs the first `n < 8` slots in batches of 4, 2 and 1.
+/// Runs the first `n <= 8` slots together.
 ///
 /// # Safety
 /// As [`run`], for the first `n` slots.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
 unsafe fn run_tail(slots: &[Slot; 8], n: usize, rounds: usize) {
-    let mut k = 0;
-    if n - k >= 4 {
-        // Safety: slots `k..k + 4` are filled (caller).
-        unsafe { run::<4>(slots[k..k + 4].try_into().expect("4 slots"), rounds) };
-        k += 4;
+    macro_rules! width {
+        ($w:literal) => {
+            // Safety: slots `0..n` are filled (caller).
+            unsafe { run::<$w>(slots[..$w].try_into().expect("slots"), rounds) }
+        };
     }
-    if n - k >= 2 {
-        // Safety: slots `k..k + 2` are filled (caller).
-        unsafe { run::<2>(slots[k..k + 2].try_into().expect("2 slots"), rounds) };
-        k += 2;
-    }
-    if n - k >= 1 {
-        // Safety: slot `k` is filled (caller).
-        unsafe { run::<1>(slots[k..k + 1].try_into().expect("1 slot"), rounds) };
+    match n {
+        0 => {}
+        1 => width!(1),
+        2 => width!(2),
+        3 => width!(3),
+        4 => width!(4),
+        5 => width!(5),
+        6 => width!(6),
+        7 => width!(7),
+        _ => width!(8),
     }
 }
 
