@@ -54,22 +54,31 @@ fn main() {
         std::process::exit(2);
     };
     let (local, remote): (IpAddr, IpAddr) = (l.parse().expect("local ip"), r.parse().expect("remote ip"));
+    // RESPOND=1: wait for the peer to initiate (we are side b), then drive the same steps.
+    let respond = std::env::var("RESPOND").is_ok_and(|v| v == "1");
+    let (me, peer, mine, theirs) = if respond {
+        ("gw-b.sw.test", "gw-a.sw.test", "198.18.2.0/24", "198.18.1.0/24")
+    } else {
+        ("gw-a.sw.test", "gw-b.sw.test", "198.18.1.0/24", "198.18.2.0/24")
+    };
     let mut c = ConnectionConfig::psk(
         "gw",
-        Identification::fqdn("gw-a.sw.test"),
-        Some(Identification::fqdn("gw-b.sw.test")),
+        Identification::fqdn(me),
+        Some(Identification::fqdn(peer)),
         b"sw-test-psk-0123456789abcdef",
     );
     c.local_addrs = vec![local];
     c.remote_addrs = vec![remote];
-    let ike_props = std::env::var("IKE_PROPOSALS").unwrap_or_else(|_| "aes256-sha256-ecp256, aes256-sha256-x25519".into());
+    let ike_props =
+        std::env::var("IKE_PROPOSALS").unwrap_or_else(|_| "aes256-sha256-ecp256, aes256-sha256-x25519".into());
     let esp_props = std::env::var("ESP_PROPOSALS").unwrap_or_else(|_| "aes256gcm16".into());
     c.proposals = parse_ike_proposals(&ike_props).expect("proposals");
     let p = |s: &str| {
         let (a, n) = s.split_once('/').expect("prefix");
         TrafficSelector::from_prefix(a.parse().expect("addr"), n.parse().expect("len"))
     };
-    c.children = vec![ChildConfig::new("net", vec![p("198.18.1.0/24")], vec![p("198.18.2.0/24")], parse_esp_proposals(&esp_props).expect("esp"))];
+    c.children =
+        vec![ChildConfig::new("net", vec![p(mine)], vec![p(theirs)], parse_esp_proposals(&esp_props).expect("esp"))];
     let mut ep = Endpoint::new(EndpointConfig::default(), Box::new(SystemRandom::new()));
     ep.add_connection(c);
     let s500 = UdpSocket::bind(SocketAddr::new(local, 500)).expect("bind 500");
@@ -81,7 +90,9 @@ fn main() {
     let mut ike: Option<IkeSaId> = None;
     let mut step = 0;
     let mut step_at = Instant::now();
-    ep.initiate(Instant::now(), "gw", None).expect("initiate");
+    if !respond {
+        ep.initiate(Instant::now(), "gw", None).expect("initiate");
+    }
     let mut buf = [0u8; 65536];
     let mut ok_steps = 0;
     // Our outbound/inbound ESP keys, to compare with the peer's key log; never printed.
@@ -120,7 +131,10 @@ fn main() {
                     let mut success = ok_steps == 3 && step == 4 && reason == rampart_ike::DownReason::Deleted;
                     if let Some(log) = args.get(3) {
                         let theirs = peer_keys(log);
-                        let matching = keys.iter().filter(|k| theirs.contains(k)).count();
+                        let matching = keys
+                            .iter()
+                            .filter(|(o, i)| theirs.iter().any(|(a, b)| (a, b) == (o, i) || (a, b) == (i, o)))
+                            .count();
                         println!("ESP keys equal to the peer's: {matching} of {}", keys.len());
                         success &= matching == keys.len() && !keys.is_empty();
                     }
@@ -150,11 +164,8 @@ fn main() {
         for (s, marker) in [(&s500, false), (&s4500, true)] {
             if let Ok((n, from)) = s.recv_from(&mut buf) {
                 let data = &buf[..n];
-                let data = if marker {
-                    if n >= 4 && data[..4] == [0, 0, 0, 0] { &data[4..] } else { continue }
-                } else {
-                    data
-                };
+                let data =
+                    if marker { if n >= 4 && data[..4] == [0, 0, 0, 0] { &data[4..] } else { continue } } else { data };
                 let local_addr = s.local_addr().expect("addr");
                 ep.handle(Instant::now(), local_addr, from, data);
             }

@@ -35,4 +35,16 @@ chacha20poly1305-prfsha512-ecp384 chacha20poly1305-x25519
 aes128-sha512-modp2048 aes128-sha256-modp2048
 aes256gcm16-prfsha384-ecp256 aes256-sha512
 LIST
+# strongSwan initiates, Rampart responds (and then drives the rekeys and the delete itself).
+cleanup; rm -rf "$STATE"; mkdir -p "$STATE"
+(cd "$HARNESS" && SWAN_SIDES=a INITIATE=no LOG_CHD=4 ./up.sh >"$STATE.up.log" 2>&1)
+( RESPOND=1 timeout 70 ip netns exec "${NS_PREFIX}b" "$BIN" 192.0.2.2 192.0.2.1 "$STATE/a/charon.log" >"$STATE.run.log" 2>&1 ) &
+pid=$!
+sleep 1
+(cd "$HARNESS" && . ./env.sh && swanctl_in a --initiate --ike "$CONN_NAME" --child "$CHILD_NAME" --timeout 30) >"$STATE.init.log" 2>&1 || true
+if wait "$pid"; then
+  echo "ok   responder: $(grep 'ESP keys' "$STATE.run.log")"
+else
+  echo "FAIL responder (see $STATE.run.log, $STATE/a/charon.log)"; fail=1
+fi
 exit $fail
