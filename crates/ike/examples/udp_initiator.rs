@@ -20,7 +20,7 @@ use rampart_ike::{ChildConfig, ConnectionConfig, Endpoint, EndpointConfig, Event
 fn peer_keys(path: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    let mut read = |i: usize| {
+    let read = |i: usize| {
         let mut out = Vec::new();
         for l in lines.iter().skip(i + 1).take(8) {
             let Some((_, rest)) = l.split_once("> ") else { break };

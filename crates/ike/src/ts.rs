@@ -70,3 +70,41 @@ pub fn is_subset(inner: &TrafficSelector, outer: &TrafficSelector) -> bool {
 pub fn all_within(narrowed: &[TrafficSelector], proposed: &[TrafficSelector]) -> bool {
     !narrowed.is_empty() && narrowed.iter().all(|n| proposed.iter().any(|p| is_subset(n, p)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> TrafficSelector {
+        let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+        TrafficSelector::from_prefix(a.parse().unwrap(), l.parse().unwrap())
+    }
+
+    #[test]
+    fn narrowing_intersects_ranges_protocols_and_ports() {
+        assert_eq!(narrow(&[p("10.0.0.0/8")], &[p("10.1.0.0/16")]), vec![p("10.1.0.0/16")]);
+        assert_eq!(narrow(&[p("10.1.0.0/16")], &[p("10.0.0.0/8")]), vec![p("10.1.0.0/16")]);
+        assert!(narrow(&[p("10.0.0.0/8")], &[p("192.168.0.0/16")]).is_empty());
+        assert!(narrow(&[p("10.0.0.0/8")], &[p("::/0")]).is_empty(), "families never mix");
+        let web = TrafficSelector { protocol: 6, start_port: 443, end_port: 443, ..p("10.0.0.0/8") };
+        assert_eq!(narrow(&[p("0.0.0.0/0")], &[web]), vec![web]);
+        let udp = TrafficSelector { protocol: 17, ..p("10.0.0.0/8") };
+        assert!(narrow(&[web], &[udp]).is_empty());
+        // Several configured selectors: every non-empty intersection, once.
+        let got = narrow(&[p("10.0.0.0/8"), p("10.0.0.0/8")], &[p("10.1.0.0/16"), p("10.2.0.0/16")]);
+        assert_eq!(got, vec![p("10.1.0.0/16"), p("10.2.0.0/16")]);
+        // A range that is not a prefix.
+        let odd =
+            TrafficSelector { start: "10.0.0.5".parse().unwrap(), end: "10.0.1.7".parse().unwrap(), ..p("10.0.0.0/8") };
+        let n = narrow(&[odd], &[p("10.0.1.0/24")]);
+        assert_eq!((n[0].start, n[0].end), ("10.0.1.0".parse().unwrap(), "10.0.1.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn subset_checks_refuse_widening() {
+        assert!(all_within(&[p("10.1.0.0/16")], &[p("10.0.0.0/8")]));
+        assert!(!all_within(&[p("10.0.0.0/8")], &[p("10.1.0.0/16")]));
+        assert!(!all_within(&[], &[p("10.0.0.0/8")]));
+        assert!(all_within(&[p("2001:db8::/64")], &[p("2001:db8::/32")]));
+    }
+}

@@ -653,3 +653,32 @@ fn rekey_and_expiry_timers() {
     assert_eq!((sa.spi_i, sa.spi_r), (sb.spi_i, sb.spi_r));
     assert_eq!(sa.children.len(), 1);
 }
+
+#[test]
+fn invalid_ke_payload_round_in_create_child_sa_and_rekey() {
+    let (mut a, mut b) = (conn_a(), conn_b());
+    a.children[0].esp_proposals = parse_esp_proposals("aes256gcm16-x25519-ecp256").unwrap();
+    b.children[0].esp_proposals = parse_esp_proposals("aes256gcm16-ecp256").unwrap();
+    let mut p = Pair::new(a, b);
+    let ike = p.establish();
+    let first = Pair::only_sa(&p.a).children[0].id;
+    p.a.delete_child(p.now, ike, first).unwrap();
+    p.drive();
+    p.clear_events();
+    let before = p.log.len();
+    p.a.create_child(p.now, ike, "net").unwrap();
+    p.drive();
+    let msgs: Vec<_> = p.log[before..].iter().map(|(s, t)| (*s, exchange_of(t))).collect();
+    assert_eq!(msgs.len(), 4, "request, INVALID_KE_PAYLOAD, retry, answer: {msgs:?}");
+    let (ia, ib) = (installs(&p.a_events), installs(&p.b_events));
+    assert_eq!((ia.len(), ib.len()), (1, 1), "{:?}", p.a_events);
+    assert_ends_match(ia[0].1, ib[0].0);
+    // The rekey goes the same way.
+    let child = Pair::only_sa(&p.a).children[0].id;
+    let before = p.log.len();
+    p.a.rekey_child(p.now, ike, child).unwrap();
+    p.drive();
+    assert_eq!(p.log.len() - before, 6, "two CREATE_CHILD_SA rounds and the delete");
+    assert_eq!(Pair::only_sa(&p.a).children.len(), 1);
+    assert_eq!(Pair::only_sa(&p.a).children[0].spi_out, Pair::only_sa(&p.b).children[0].spi_in);
+}

@@ -185,11 +185,22 @@ pub fn nonce_and_ke(payloads: &[Payload]) -> (Option<&[u8]>, Option<KeRef<'_>>) 
     (n, ke)
 }
 
+/// The group an INVALID_KE_PAYLOAD answer asks for, if our proposals offer it for PFS.
+//= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
+//# ... indicate its preferred Diffie-Hellman group in the INVALID_KE_PAYLOAD Notify payload ...
+//# the initiator ... retry with the correct group
+pub fn requested_group(cfg: &ChildConfig, payloads: &[Payload], current: Option<DhGroup>) -> Option<DhGroup> {
+    let n = find_notify(payloads, NotifyType::INVALID_KE_PAYLOAD)?;
+    let g = DhGroup::from_id(u16::from_be_bytes(<[u8; 2]>::try_from(n.data.as_slice()).ok()?))?;
+    (Some(g) != current && cfg.esp_proposals.iter().any(|p| p.dh.contains(&g))).then_some(g)
+}
+
 /// Initiator state of a CREATE_CHILD_SA for a new CHILD_SA.
 #[derive(Debug)]
 pub struct Initiator {
     cfg: ChildConfig,
     group: Option<DhGroup>,
+    retried: bool,
     state: Option<(u32, Vec<u8>, Option<KeyShare>)>,
 }
 
@@ -197,7 +208,7 @@ impl Initiator {
     /// Creates a CHILD_SA from `cfg`.
     pub fn new(cfg: ChildConfig) -> Initiator {
         let group = cfg.esp_proposals.first().and_then(|p| p.pfs_group());
-        Initiator { cfg, group, state: None }
+        Initiator { cfg, group, retried: false, state: None }
     }
 
     /// The request.
@@ -219,6 +230,14 @@ impl Initiator {
             cx.events.push_back(Event::ChildSaFailed { ike: sa.id, name: self.cfg.name.clone(), reason });
             Flow::Done
         };
+        if !self.retried
+            && let Some(g) = requested_group(&self.cfg, payloads, self.group)
+        {
+            cx.ids.child_spis.remove(&spi_in);
+            let retry = Initiator { cfg: self.cfg, group: Some(g), retried: true, state: None };
+            sa.queue.push_front(super::Task::ChildCreate(Box::new(retry)));
+            return Flow::Done;
+        }
         let acc = match accept(&self.cfg, payloads, &self.cfg.local_ts, &self.cfg.remote_ts, true) {
             Ok(a) => a,
             Err(e) => return fail(sa, cx, e),

@@ -20,13 +20,16 @@ use crate::crypto::KeyShare;
 use crate::event::{ChildSaId, Event};
 use crate::ike_sa::{ChildParams, ChildState, Created, Ctx, IkeSa, PeerRekey, Response, nonce};
 use crate::message::{Notify, NotifyType, Payload, ProtocolId, find_notify};
-use crate::tasks::child_create::{Chosen, accept, choose, nonce_and_ke, request_payloads, respond_child};
+use crate::tasks::child_create::{
+    Chosen, accept, choose, nonce_and_ke, request_payloads, requested_group, respond_child,
+};
 use crate::tasks::{Flow, child_delete};
 
 /// Initiator state.
 #[derive(Debug)]
 pub struct Initiator {
     old: ChildSaId,
+    group: Option<Option<crate::crypto::DhGroup>>,
     state: Option<Sent>,
 }
 
@@ -40,6 +43,15 @@ struct Sent {
     remote_ts: Vec<rampart_esp::TrafficSelector>,
 }
 
+/// Whether our exchange of a rekey collision is the redundant one: it holds the lowest of the
+/// four nonces. `ours` and `theirs` are the lower nonce of each exchange.
+//= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1
+//# The SA that is created with the lowest of the four nonces SHOULD be deleted by
+//# the endpoint that created it.
+pub fn ours_is_redundant(ours: &[u8], theirs: &[u8]) -> bool {
+    ours < theirs
+}
+
 /// The lower of two nonces (byte-wise, as RFC 7296 section 2.8.1 compares them).
 fn min_nonce<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
     if a <= b { a } else { b }
@@ -48,7 +60,7 @@ fn min_nonce<'a>(a: &'a [u8], b: &'a [u8]) -> &'a [u8] {
 impl Initiator {
     /// Rekeys `old`.
     pub fn new(old: ChildSaId) -> Initiator {
-        Initiator { old, state: None }
+        Initiator { old, group: None, state: None }
     }
 
     /// The request, or `None` if the child is gone or no longer installed.
@@ -56,7 +68,7 @@ impl Initiator {
         let c = sa.children.iter_mut().find(|c| c.id == self.old && c.state == ChildState::Installed)?;
         c.state = ChildState::Rekeying;
         let cfg = c.cfg.clone();
-        let group = cfg.esp_proposals.first().and_then(|p| p.pfs_group());
+        let group = self.group.unwrap_or_else(|| cfg.esp_proposals.first().and_then(|p| p.pfs_group()));
         let ke = group.map(|g| KeyShare::generate(g, cx.rng));
         let spi_in = cx.ids.child_spi(cx.rng);
         let ni = nonce(cx.rng);
@@ -88,6 +100,19 @@ impl Initiator {
     /// The answer.
     pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
         let Some(s) = self.state.as_ref() else { return Flow::Done };
+        if self.group.is_none()
+            && let Some(g) = requested_group(&s.cfg, payloads, s.ke.as_ref().map(KeyShare::group))
+        {
+            // Once, with the group the peer asked for; the old child goes back to Installed first.
+            let old = self.old;
+            cx.ids.child_spis.remove(&s.spi_in);
+            if let Some(c) = sa.child_mut(old) {
+                c.state = ChildState::Installed;
+            }
+            let retry = Initiator { old, group: Some(Some(g)), state: None };
+            sa.queue.push_front(super::Task::ChildRekey(Box::new(retry)));
+            return Flow::Done;
+        }
         let acc = match accept(&s.cfg, payloads, &s.local_ts, &s.remote_ts, true) {
             Ok(a) => a,
             Err(reason) => {
@@ -142,10 +167,7 @@ impl Initiator {
             None => {
                 sa.install_child(cx, new);
             }
-            Some((Some(peer), _)) if ours_min.as_slice() < peer.min_nonce.as_slice() => {
-                //= https://www.rfc-editor.org/rfc/rfc7296#section-2.8.1
-                //# The SA that is created with the lowest of the four nonces SHOULD be deleted by
-                //# the endpoint that created it.
+            Some((Some(peer), _)) if ours_is_redundant(&ours_min, &peer.min_nonce) => {
                 // We lost: ours is redundant. It was never installed; delete it at the peer.
                 new.state = ChildState::Installed;
                 sa.children.push(new);
@@ -236,4 +258,19 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
         c.successor = Some(new_id);
     }
     Response::Payloads(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowest_nonce_makes_the_exchange_redundant() {
+        // Four nonces: ours (0x10.., 0x90..) and theirs (0x20.., 0x30..): 0x10 is the lowest.
+        let ours = min_nonce(&[0x10, 0xff], &[0x90, 0x00]).to_vec();
+        let theirs = min_nonce(&[0x20, 0x00], &[0x30, 0x00]).to_vec();
+        assert_eq!(ours, vec![0x10, 0xff]);
+        assert!(ours_is_redundant(&ours, &theirs));
+        assert!(!ours_is_redundant(&theirs, &ours));
+    }
 }

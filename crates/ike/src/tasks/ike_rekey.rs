@@ -121,7 +121,9 @@ impl Initiator {
         let new_id = new.id;
         let ours_min = min_nonce(&self.ni, &nr);
         match sa.peer_rekey.clone() {
-            Some(PeerRekey { min_nonce: theirs, created: Created::Ike(_) }) if ours_min < theirs => {
+            Some(PeerRekey { min_nonce: theirs, created: Created::Ike(_) })
+                if super::child_rekey::ours_is_redundant(&ours_min, &theirs) =>
+            {
                 // We lost the collision: our new IKE SA is redundant; delete it.
                 let mut new = new;
                 new.rekey_at = None;
