@@ -200,10 +200,36 @@ impl Endpoint {
             ids: &mut self.ids,
             new_sas: Vec::new(),
             moves: Vec::new(),
+            initial_contact: None,
         };
         f(&mut sa, &mut cx);
         let (new_sas, moves) = (std::mem::take(&mut cx.new_sas), std::mem::take(&mut cx.moves));
+        let contact = cx.initial_contact.take();
         self.file(now, sa, new_sas, moves);
+        if let Some(fresh) = contact {
+            self.initial_contact(now, fresh);
+        }
+    }
+
+    /// Drops, without a message, the other established IKE SAs of the same connection and
+    /// authenticated peer identity as `fresh` (the peer lost its state: a reboot).
+    fn initial_contact(&mut self, now: Instant, fresh: IkeSaId) {
+        let Some(f) = self.sas.get(&fresh) else { return };
+        let (conn, peer) = (f.conn.name.clone(), f.auth.as_ref().map(|a| a.peer().clone()));
+        let stale: Vec<IkeSaId> = self
+            .sas
+            .values()
+            .filter(|s| {
+                s.id != fresh
+                    && s.conn.name == conn
+                    && s.auth.as_ref().map(|a| a.peer().clone()) == peer
+                    && peer.is_some()
+            })
+            .map(|s| s.id)
+            .collect();
+        for id in stale {
+            self.with_sa(now, id, |sa, cx| sa.die(cx, crate::event::DownReason::Replaced));
+        }
     }
 
     /// Puts an IKE SA back, adds the IKE SAs a rekey made, moves children, lets new SAs send.
@@ -243,6 +269,7 @@ impl Endpoint {
                 ids: &mut self.ids,
                 new_sas: Vec::new(),
                 moves: Vec::new(),
+                initial_contact: None,
             };
             sa.pump(&mut cx);
             let (n, m) = (std::mem::take(&mut cx.new_sas), std::mem::take(&mut cx.moves));
@@ -312,6 +339,27 @@ impl Endpoint {
             return Err(EndpointError::NoProposal);
         }
         Ok(id)
+    }
+
+    /// Initiates every connection that has a child with `start_action = start`, one IKE SA
+    /// per connection with that child as its first CHILD_SA; returns what happened to each.
+    pub fn start(&mut self, now: Instant) -> Vec<(String, Result<IkeSaId, EndpointError>)> {
+        let todo: Vec<(String, String)> = self
+            .connections
+            .iter()
+            .filter_map(|c| {
+                c.children
+                    .iter()
+                    .find(|ch| ch.start_action == crate::config::StartAction::Start)
+                    .map(|ch| (c.name.clone(), ch.name.clone()))
+            })
+            .collect();
+        todo.into_iter()
+            .map(|(c, ch)| {
+                let r = self.initiate(now, &c, Some(&ch));
+                (c, r)
+            })
+            .collect()
     }
 
     /// Traffic hit a trap policy of `connection`/`child`: creates the CHILD_SA on an
@@ -440,6 +488,7 @@ impl Endpoint {
                 ids: &mut self.ids,
                 new_sas: Vec::new(),
                 moves: Vec::new(),
+                initial_contact: None,
             };
             let limits =
                 ike_init::ResponderLimits { cookies: &self.cookies, half_open_total: total, half_open_peer: peer };

@@ -68,6 +68,9 @@ pub enum DownReason {
     Failed(String),
     /// Authentication failed, on either side.
     AuthenticationFailed,
+    /// The peer authenticated a new IKE SA with INITIAL_CONTACT: this older one is stale
+    /// (RFC 7296 section 2.4).
+    Replaced,
 }
 
 /// Something the daemon must act on.

@@ -180,6 +180,8 @@ pub struct Ctx<'a> {
     pub new_sas: Vec<IkeSa>,
     /// IKE SA handles whose children should move to a new IKE SA: (from, to).
     pub moves: Vec<(IkeSaId, IkeSaId)>,
+    /// An IKE SA authenticated with INITIAL_CONTACT: the others with this peer go.
+    pub initial_contact: Option<IkeSaId>,
 }
 
 /// Allocation of handles and SPIs, unique within an endpoint.

@@ -682,3 +682,36 @@ fn invalid_ke_payload_round_in_create_child_sa_and_rekey() {
     assert_eq!(Pair::only_sa(&p.a).children.len(), 1);
     assert_eq!(Pair::only_sa(&p.a).children[0].spi_out, Pair::only_sa(&p.b).children[0].spi_in);
 }
+
+#[test]
+fn initial_contact_after_a_reboot_replaces_the_stale_sa() {
+    let mut p = Pair::new(conn_a(), conn_b());
+    p.establish();
+    let stale = Pair::only_sa(&p.b).id;
+    // A reboots: all its state is gone, B still has the old IKE SA and CHILD_SA.
+    p.a = Endpoint::new(EndpointConfig::default(), Box::new(rampart_ike::crypto::SeededRandom::new(77)));
+    p.a.add_connection(conn_a());
+    p.clear_events();
+    p.establish();
+    let fresh = Pair::only_sa(&p.b);
+    assert_ne!(fresh.id, stale);
+    assert!(
+        p.b_events.iter().any(|e| matches!(e, Event::IkeSaDown { ike, reason: DownReason::Replaced } if *ike == stale))
+    );
+    assert_eq!(p.b_events.iter().filter(|e| matches!(e, Event::DeleteChildSa { .. })).count(), 1);
+    assert_eq!(fresh.children.len(), 1);
+}
+
+#[test]
+fn start_initiates_children_with_start_action_start() {
+    let mut a = conn_a();
+    a.children[0].start_action = StartAction::Start;
+    let mut p = Pair::new(a, conn_b());
+    let started = p.a.start(p.now);
+    assert_eq!(started.len(), 1);
+    assert!(started[0].1.is_ok());
+    p.drive();
+    assert_eq!(installs(&p.a_events).len(), 1);
+    // Nothing to start on B (start_action none).
+    assert!(p.b.start(p.now).is_empty());
+}

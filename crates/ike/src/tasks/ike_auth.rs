@@ -164,6 +164,12 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
     let our_auth = authn.sign(&octets);
     sa.state = IkeState::Established;
     sa.half_open_until = None;
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
+    //# ... the receiver of INITIAL_CONTACT ... MAY delete other SAs it has to the same
+    //# authenticated identity without waiting for a timeout.
+    if find_notify(payloads, NotifyType::INITIAL_CONTACT).is_some() {
+        cx.initial_contact = Some(sa.id);
+    }
     ike_rekey::schedule(sa, cx);
     cx.events.push_back(Event::IkeSaUp {
         ike: sa.id,
