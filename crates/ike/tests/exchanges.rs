@@ -715,3 +715,25 @@ fn start_initiates_children_with_start_action_start() {
     // Nothing to start on B (start_action none).
     assert!(p.b.start(p.now).is_empty());
 }
+
+#[test]
+fn child_rekey_crossing_an_ike_rekey_gets_temporary_failure_and_retries() {
+    let mut p = Pair::new(conn_a(), conn_b());
+    let ike_a = p.establish();
+    let child = Pair::only_sa(&p.a).children[0].id;
+    let ike_b = Pair::only_sa(&p.b).id;
+    p.clear_events();
+    p.a.rekey_child(p.now, ike_a, child).unwrap();
+    p.b.rekey_ike(p.now, ike_b).unwrap();
+    p.drive();
+    let temp = p.log.iter().filter(|(_, t)| exchange_of(t) == (ExchangeType::CreateChildSa, true)).count();
+    assert_eq!(temp, 2, "both requests answered");
+    // Both refused each other; the retries come 30 s later and go through one after the other.
+    p.run_for(Duration::from_secs(120));
+    let (sa, sb) = (Pair::only_sa(&p.a), Pair::only_sa(&p.b));
+    assert_eq!((sa.spi_i, sa.spi_r), (sb.spi_i, sb.spi_r));
+    assert_eq!((sa.children.len(), sb.children.len()), (1, 1));
+    assert_eq!(sa.children[0].spi_in, sb.children[0].spi_out);
+    assert_ne!(sa.id, ike_a, "the IKE SA was rekeyed");
+    assert!(p.a_events.iter().any(|e| matches!(e, Event::RekeyedChildSa { .. })), "and the child too");
+}

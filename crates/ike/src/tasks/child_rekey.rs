@@ -93,7 +93,10 @@ impl Initiator {
         {
             c.state = ChildState::Installed;
             // Try again in a while (RFC 7296 section 2.25: TEMPORARY_FAILURE means later).
-            c.rekey_at = Some(cx.now + std::time::Duration::from_secs(30));
+            // At a random point, so that two peers that collided do not collide again.
+            let wait =
+                crate::ike_sa::jittered(std::time::Duration::from_secs(30), std::time::Duration::from_secs(25), cx.rng);
+            c.rekey_at = Some(cx.now + wait);
         }
     }
 
@@ -205,6 +208,11 @@ impl Initiator {
 /// Responder: a rekey of one of our CHILD_SAs.
 pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Response {
     let Some(n) = find_notify(payloads, NotifyType::REKEY_SA) else { return Response::Silent };
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
+    //# ... while rekeying the IKE SA ... reply with TEMPORARY_FAILURE (to a Child SA rekey)
+    if matches!(sa.outstanding.as_ref().map(|o| &o.task), Some(super::Task::IkeRekey(_))) {
+        return Response::Payloads(vec![Payload::notify(NotifyType::TEMPORARY_FAILURE, vec![])]);
+    }
     let spi = <[u8; 4]>::try_from(n.spi.as_slice()).map(u32::from_be_bytes);
     let found = spi.ok().and_then(|spi| sa.children.iter().find(|c| c.spi_out == spi && n.protocol == ProtocolId::Esp));
     let Some(old) = found else {

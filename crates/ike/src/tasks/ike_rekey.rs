@@ -92,7 +92,8 @@ impl Initiator {
     pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
         let retry_later = |sa: &mut IkeSa, cx: &mut Ctx<'_>| {
             cx.ids.ike_spis.remove(&self.spi);
-            sa.rekey_at = Some(cx.now + Duration::from_secs(30));
+            // Later, at a random point so that two peers that collided do not collide again.
+            sa.rekey_at = Some(cx.now + jittered(Duration::from_secs(30), Duration::from_secs(25), cx.rng));
             Flow::Done
         };
         if error_notify(payloads).is_some() {
@@ -148,6 +149,15 @@ impl Initiator {
 
 /// Responder: a rekey of this IKE SA.
 pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Response {
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
+    //# If a peer receives a request to rekey the IKE SA ... while it has a Child SA rekey
+    //# (or creation) in progress ... it SHOULD reply with TEMPORARY_FAILURE.
+    let child_busy =
+        matches!(sa.outstanding.as_ref().map(|o| &o.task), Some(Task::ChildRekey(_) | Task::ChildCreate(_)))
+            || sa.children.iter().any(|c| c.state == crate::ike_sa::ChildState::Rekeying);
+    if child_busy {
+        return Response::Payloads(vec![Payload::notify(NotifyType::TEMPORARY_FAILURE, vec![])]);
+    }
     let offered = payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s.as_slice()) } else { None });
     let Some((number, algs)) = offered.and_then(|o| select_ike(o, &sa.conn.proposals)) else {
         return Response::Payloads(vec![Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]);
