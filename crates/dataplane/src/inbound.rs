@@ -1,0 +1,224 @@
+//! WAN -> LAN: one burst of frames from a WAN socket, processed to completion.
+//!
+//! 1. Per frame: Ethernet/VLAN, then `parse_outer` (ESP or ESP-in-UDP; a NAT keepalive is
+//!    consumed and counted; anything else is counted as `not_esp`, since the XDP program passes
+//!    it to the kernel). Outer IPv4/IPv6 fragments are counted under `fragment` and dropped: this
+//!    data plane does not reassemble (peers send ESP below the path MTU; see the README).
+//!    SA by SPI and destination from the compiled index; unknown: `unknown_spi` (logged at most
+//!    once a second per worker).
+//! 2. The whole burst: `precheck` (length, replay check without moving the window), one
+//!    `open_burst` over every SA's packets, `complete` (trailer, inner packet, traffic selectors;
+//!    only then the window moves, DESIGN.md rule 4).
+//! 3. Per inner packet: TTL or hop limit decremented, next hop from the mirror, Ethernet header,
+//!    tx on the LAN socket. Usage written to the database once per SA per burst.
+//!
+//! Must never allocate, lock or make a system call.
+
+use arrayvec::ArrayVec;
+use rampart_esp::{DropReason, EspLocation, PacketBuf, Received};
+use rampart_nic::{Desc, Umem, XskSocket};
+
+use crate::frame::{self, IpInFrame};
+use crate::stats::Counter;
+use crate::worker::{BURST, Ctx, SaBurst, free_frames, transmit};
+
+#[derive(Clone, Copy)]
+struct Decap {
+    desc: Desc,
+    slot: u32,
+    info: IpInFrame,
+    loc: EspLocation,
+}
+
+/// Processes one WAN rx burst.
+pub(crate) fn process(ctx: &mut Ctx, umem: &mut Umem, lan: &mut XskSocket, wan: &mut XskSocket, rx: &[Desc]) {
+    let mut drop_frames: ArrayVec<u64, BURST> = ArrayVec::new();
+    let mut lan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
+    let mut wan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
+    let mut decap: ArrayVec<Decap, BURST> = ArrayVec::new();
+    let tables = ctx.tables.clone();
+
+    // Step 1: classify and find the SA.
+    for &d in rx {
+        ctx.values.add(Counter::WanRxPackets, 1);
+        ctx.values.add(Counter::WanRxBytes, u64::from(d.len));
+        let Ok(frame) = umem.frame(&d) else {
+            ctx.values.drop(DropReason::Truncated);
+            drop_frames.push(d.addr);
+            continue;
+        };
+        let info = match frame::ip_in_frame(frame) {
+            Ok(i) => i,
+            Err(r) => {
+                match r {
+                    Some(r) => ctx.values.drop(r),
+                    None => ctx.values.add(Counter::NotIp, 1),
+                }
+                drop_frames.push(d.addr);
+                continue;
+            }
+        };
+        let ip = &frame[info.eth_len..info.eth_len + info.ip_len];
+        let loc = match rampart_esp::parse_outer(ip, ctx.encap_port) {
+            Ok(Received::Esp(loc)) => loc,
+            Ok(Received::Keepalive) => {
+                //= https://www.rfc-editor.org/rfc/rfc3948#section-2.3
+                //# The sender SHOULD use a one-octet long payload with the value 0xFF. The receiver
+                //# SHOULD ignore a received NAT-keepalive packet.
+                ctx.values.drop(DropReason::NatKeepalive);
+                drop_frames.push(d.addr);
+                continue;
+            }
+            Ok(Received::NotEsp) => {
+                ctx.values.add(Counter::NotEsp, 1);
+                drop_frames.push(d.addr);
+                continue;
+            }
+            Err(r) => {
+                ctx.values.drop(r);
+                drop_frames.push(d.addr);
+                continue;
+            }
+        };
+        let found = tables.sa_index.lookup(loc.spi, loc.dst).and_then(|id| {
+            ctx.in_rt.get(id.slot as usize).and_then(Option::as_ref).filter(|r| r.entry.id == id).map(|r| (id.slot, r))
+        });
+        match found {
+            Some((_, rt)) if rt.entry.shared.expired.load(std::sync::atomic::Ordering::Relaxed) => {
+                ctx.values.drop(DropReason::SaExpired);
+                drop_frames.push(d.addr);
+            }
+            Some((slot, _)) => decap.push(Decap { desc: d, slot, info, loc }),
+            None => {
+                ctx.values.drop(DropReason::UnknownSpi);
+                if ctx.now_ms.saturating_sub(ctx.unknown_spi_logged_ms) >= 1000 || ctx.unknown_spi_logged_ms == 0 {
+                    ctx.unknown_spi_logged_ms = ctx.now_ms.max(1);
+                    eprintln!(
+                        "rampart dataplane: worker {}: ESP with unknown SPI {:#010x} from {} to {} (further ones counted, logged at most once a second)",
+                        ctx.index, loc.spi, loc.src, loc.dst
+                    );
+                }
+                drop_frames.push(d.addr);
+            }
+        }
+    }
+
+    // Step 2 and 3.
+    let mut bursts: ArrayVec<SaBurst, BURST> = ArrayVec::new();
+    if !decap.is_empty() {
+        open(ctx, umem, &decap, &mut bursts, &mut lan_tx, &mut wan_tx, &mut drop_frames);
+    }
+    ctx.account(&bursts, false);
+    free_frames(umem, &drop_frames);
+    transmit(ctx, umem, lan, &lan_tx, Counter::LanTxPackets);
+    transmit(ctx, umem, wan, &wan_tx, Counter::WanTxPackets);
+}
+
+fn open(
+    ctx: &mut Ctx,
+    umem: &mut Umem,
+    decap: &[Decap],
+    bursts: &mut ArrayVec<SaBurst, BURST>,
+    lan_tx: &mut ArrayVec<Desc, BURST>,
+    wan_tx: &mut ArrayVec<Desc, BURST>,
+    drop_frames: &mut ArrayVec<u64, BURST>,
+) {
+    let whole: ArrayVec<Desc, BURST> =
+        decap.iter().map(|p| Desc::new(umem.frame_base(p.desc.addr), umem.frame_size())).collect();
+    let mut frames: [&mut [u8]; BURST] = std::array::from_fn(|_| <&mut [u8]>::default());
+    let n = match umem.frames_mut(&whole, &mut frames) {
+        Ok(n) => n,
+        Err(_) => {
+            for p in decap {
+                ctx.values.drop(DropReason::NoRoom);
+                drop_frames.push(p.desc.addr);
+            }
+            return;
+        }
+    };
+    let mut pkts: ArrayVec<PacketBuf<'_>, BURST> = ArrayVec::new();
+    for ((f, p), w) in frames.into_iter().take(n).zip(decap).zip(&whole) {
+        let off = (p.desc.addr - w.addr) as usize;
+        pkts.push(PacketBuf::new(f, off + p.info.eth_len, p.info.ip_len));
+    }
+    // Precheck: length and replay, no state changes.
+    let mut seqs: ArrayVec<Result<u64, DropReason>, BURST> = ArrayVec::new();
+    for (pkt, p) in pkts.iter().zip(decap) {
+        seqs.push(match ctx.in_rt.get(p.slot as usize).and_then(Option::as_ref) {
+            Some(rt) => rt.sa.precheck(pkt, &p.loc),
+            None => Err(DropReason::UnknownSpi),
+        });
+    }
+    let mut verified = [false; BURST];
+    {
+        let in_rt = &ctx.in_rt;
+        let mut ops: ArrayVec<rampart_crypto::OpenOp<'_>, BURST> = ArrayVec::new();
+        let mut index: ArrayVec<usize, BURST> = ArrayVec::new();
+        for (i, ((pkt, p), seq)) in pkts.iter_mut().zip(decap).zip(&seqs).enumerate() {
+            if let (Ok(seq), Some(rt)) = (seq, in_rt.get(p.slot as usize).and_then(Option::as_ref))
+                && let Some(op) = rt.sa.open_op(pkt, &p.loc, *seq)
+            {
+                ops.push(op);
+                index.push(i);
+            }
+        }
+        rampart_crypto::open_burst(&mut ops);
+        for (op, i) in ops.iter().zip(index) {
+            verified[i] = op.verified;
+        }
+    }
+    for (i, ((pkt, p), w)) in pkts.iter_mut().zip(decap).zip(&whole).enumerate() {
+        let done = match (seqs[i], ctx.in_rt.get_mut(p.slot as usize).and_then(Option::as_mut)) {
+            (Ok(seq), Some(rt)) => rt.sa.complete(pkt, &p.loc, seq, verified[i]),
+            (Err(r), _) => Err(r),
+            (_, None) => Err(DropReason::UnknownSpi),
+        };
+        let verdict = done.and_then(|dec| {
+            let inner_len = pkt.len() as u64;
+            match bursts.iter_mut().find(|b| b.slot == p.slot) {
+                Some(b) => {
+                    b.packets += 1;
+                    b.bytes += inner_len;
+                    b.max_seq = b.max_seq.max(dec.seq);
+                }
+                None => {
+                    bursts.push(SaBurst { slot: p.slot, packets: 1, bytes: inner_len, max_seq: dec.seq });
+                }
+            }
+            forward(ctx, pkt, dec.version, dec.dst)
+        });
+        match verdict {
+            Ok(to_wan) => {
+                ctx.values.add(Counter::DecryptedPackets, 1);
+                ctx.values.add(Counter::DecryptedBytes, pkt.len() as u64);
+                let d = Desc::new(w.addr + pkt.start() as u64, pkt.len() as u32);
+                if to_wan { wan_tx.push(d) } else { lan_tx.push(d) }
+            }
+            Err(r) => {
+                ctx.values.drop(r);
+                drop_frames.push(w.addr);
+            }
+        }
+    }
+}
+
+/// Routes a decapsulated packet: TTL, next hop, Ethernet header. Returns whether it leaves on
+/// the WAN side (a route back out) rather than the LAN.
+fn forward(ctx: &mut Ctx, pkt: &mut PacketBuf<'_>, version: u8, dst: std::net::IpAddr) -> Result<bool, DropReason> {
+    frame::decrement_ttl(pkt.data_mut(), version)?;
+    let hop = ctx.net.next_hop(dst).ok_or(DropReason::NoRoute)?;
+    let to_wan = if hop.oif == ctx.lan_ifindex {
+        false
+    } else if hop.oif == ctx.wan_ifindex {
+        true
+    } else {
+        return Err(DropReason::NoRoute);
+    };
+    let Some(mac) = hop.dst_mac else {
+        ctx.request_resolve(hop.oif, hop.neighbour);
+        return Err(DropReason::NoRoute);
+    };
+    let h = pkt.push_front(rampart_wire::ethernet::HEADER_LEN)?;
+    frame::write_ethernet(h, mac, hop.src_mac, version)?;
+    Ok(to_wan)
+}

@@ -1,0 +1,418 @@
+//! One worker: one pinned core, one UMEM, the LAN and WAN AF_XDP sockets of its queue pairs, and
+//! its own SA runtimes. It polls, processes bursts of up to [`BURST`] frames to completion and
+//! transmits them, with no lock, no allocation and no system call on the hot path beyond the tx
+//! kick (and, when idle in [`IdleMode::Poll`], a `poll(2)` sleep).
+//!
+//! ```text
+//! loop {
+//!     tables/mirror moved? -> take the new Arc, rebuild runtimes of changed SAs  (once per loop)
+//!     for each queue pair:
+//!         LAN rx burst -> outbound::process -> WAN tx (ESP) / LAN tx (ICMP) / bypass
+//!         WAN rx burst -> inbound::process  -> LAN tx
+//!         kick tx, reap completions, refill fill rings
+//!     publish counters (relaxed stores into this worker's own cache lines)
+//!     idle? spin a little, then poll(2) on the rx fds
+//! }
+//! ```
+//!
+//! A worker must never touch another worker's UMEM, sockets or runtimes; what it shares are the
+//! immutable tables, the per-SA [`crate::tables::SaShared`] atomics and the SA database.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rampart_esp::{InboundSa, OutboundSa};
+use rampart_nic::{Desc, Umem, XskSocket};
+use rampart_sadb::Reader;
+
+use crate::config::{CryptoChoice, IdleMode};
+use crate::frame::TokenBucket;
+use crate::mirror::{NetMirror, NetState, NextHop};
+use crate::stats::{Counter, Values, WorkerStats};
+use crate::tables::{SaEntry, Tables, TablesHandle};
+
+/// Largest burst taken from a ring at once.
+pub const BURST: usize = 64;
+
+/// The LAN and WAN sockets of one queue pair.
+pub struct QueuePair {
+    /// Cleartext side.
+    pub lan: XskSocket,
+    /// ESP side.
+    pub wan: XskSocket,
+}
+
+/// An outbound SA as one worker runs it.
+pub(crate) struct OutRt {
+    pub entry: Arc<SaEntry>,
+    pub sa: OutboundSa,
+    /// Next hop of the SA's peer, valid for mirror generation `.0`.
+    pub next_hop: Option<(u64, Option<NextHop>)>,
+    /// Largest encapsulation overhead (headers + trailer), for the MTU check.
+    pub overhead: usize,
+}
+
+/// An inbound SA as one worker runs it.
+///
+/// Until `rampart_esp::ReplayWindow` can be shared between workers, each worker keeps its own
+/// `InboundSa` and so its own replay window: a packet replayed onto another queue than the
+/// original is not caught as a duplicate (see the crate README, "Replay windows").
+pub(crate) struct InRt {
+    pub entry: Arc<SaEntry>,
+    pub sa: InboundSa,
+}
+
+/// Per-burst accounting of one SA.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SaBurst {
+    pub slot: u32,
+    pub packets: u64,
+    pub bytes: u64,
+    pub max_seq: u64,
+}
+
+/// Everything of a worker except its UMEM and sockets (split so both can be borrowed).
+pub(crate) struct Ctx {
+    pub index: usize,
+    pub tables_handle: Arc<TablesHandle>,
+    pub tables: Arc<Tables>,
+    pub mirror: Arc<NetMirror>,
+    pub net: Arc<NetState>,
+    pub reader: Reader,
+    pub crypto: CryptoChoice,
+    pub out_rt: Vec<Option<OutRt>>,
+    pub in_rt: Vec<Option<InRt>>,
+    pub values: Values,
+    pub lan_ifindex: u32,
+    pub wan_ifindex: u32,
+    pub wan_mtu_override: Option<u32>,
+    pub encap_port: u16,
+    pub icmp: TokenBucket,
+    pub icmp_ident: u16,
+    /// Recent resolve requests (interface, address, ms) for the per-worker rate limit.
+    pub resolve_recent: [(u32, IpAddr, u64); 16],
+    pub resolve_next: usize,
+    pub unknown_spi_logged_ms: u64,
+    pub now_ms: u64,
+    pub now_s: u64,
+    pub scratch: Box<[u8; 2048]>,
+}
+
+impl Ctx {
+    /// The WAN MTU: configured, or the interface's.
+    pub fn wan_mtu(&self) -> u32 {
+        self.wan_mtu_override.or_else(|| self.net.links.get(&self.wan_ifindex).map(|l| l.mtu)).unwrap_or(1500)
+    }
+
+    /// Asks the mirror to have the kernel resolve `addr`, at most every 100 ms per address.
+    pub fn request_resolve(&mut self, ifindex: u32, addr: IpAddr) {
+        let now = self.now_ms;
+        if self.resolve_recent.iter().any(|(i, a, t)| *i == ifindex && *a == addr && now.saturating_sub(*t) < 100) {
+            return;
+        }
+        self.resolve_recent[self.resolve_next] = (ifindex, addr, now);
+        self.resolve_next = (self.resolve_next + 1) % self.resolve_recent.len();
+        if self.mirror.request_resolve(ifindex, addr) {
+            self.values.add(Counter::ResolveRequests, 1);
+        }
+    }
+
+    /// Picks up new tables: rebuilds the runtime of every SA whose record changed, keeps the
+    /// others (and their expanded keys) as they are. Allocates; runs only when the tables moved.
+    fn reload_tables(&mut self) {
+        let t = self.tables_handle.load();
+        let n = t.sas.len();
+        self.out_rt.resize_with(n.max(self.out_rt.len()), || None);
+        self.in_rt.resize_with(n.max(self.in_rt.len()), || None);
+        for slot in 0..self.out_rt.len() {
+            let entry = t.sas.get(slot).and_then(Option::as_ref);
+            let out = &mut self.out_rt[slot];
+            let inn = &mut self.in_rt[slot];
+            let Some(e) = entry else {
+                *out = None;
+                *inn = None;
+                continue;
+            };
+            let same = |old: &Arc<SaEntry>| old.id == e.id && old.version == e.version;
+            match e.config.direction {
+                rampart_esp::Direction::Outbound => {
+                    *inn = None;
+                    if out.as_ref().is_some_and(|r| same(&r.entry)) {
+                        if let Some(r) = out.as_mut() {
+                            r.entry = e.clone();
+                        }
+                        continue;
+                    }
+                    *out = OutboundSa::new(&e.config, self.crypto.backend_for(e.config.suite)).ok().map(|sa| {
+                        let overhead = sa.max_header_growth() + sa.max_trailer_growth();
+                        OutRt { entry: e.clone(), sa, next_hop: None, overhead }
+                    });
+                }
+                rampart_esp::Direction::Inbound => {
+                    *out = None;
+                    if inn.as_ref().is_some_and(|r| same(&r.entry)) {
+                        if let Some(r) = inn.as_mut() {
+                            r.entry = e.clone();
+                        }
+                        continue;
+                    }
+                    *inn = InboundSa::new(&e.config, self.crypto.backend_for(e.config.suite))
+                        .ok()
+                        .map(|sa| InRt { entry: e.clone(), sa });
+                }
+            }
+        }
+        self.tables = t;
+        self.values.add(Counter::TableReloads, 1);
+    }
+
+    /// Accounts a burst's usage of the SAs in `bursts` in the database (one shared write per SA
+    /// per burst) and turns lifetimes into events; a hard-expired SA stops for every worker.
+    pub fn account(&mut self, bursts: &[SaBurst], outbound: bool) {
+        for b in bursts {
+            let entry = if outbound {
+                self.out_rt
+                    .get(b.slot as usize)
+                    .and_then(Option::as_ref)
+                    .map(|r| (r.entry.clone(), r.sa.status().expired))
+            } else {
+                self.in_rt.get(b.slot as usize).and_then(Option::as_ref).map(|r| (r.entry.clone(), false))
+            };
+            let Some((e, runtime_expired)) = entry else { continue };
+            self.reader.account(e.id, b.bytes, b.packets, self.now_s);
+            if b.max_seq != 0 {
+                self.reader.note_seq_used(e.id, b.max_seq);
+            }
+            let expiry =
+                self.reader.check_lifetimes(e.id, e.config.spi, &e.config.lifetimes, e.install_time, self.now_s);
+            if runtime_expired || matches!(expiry, rampart_sadb::Expiry::Hard(_)) {
+                e.shared.expired.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A worker ready to run.
+pub struct Worker {
+    pub(crate) ctx: Ctx,
+    umem: Umem,
+    pairs: Vec<QueuePair>,
+    stats: Arc<WorkerStats>,
+    stop: Arc<AtomicBool>,
+    idle: IdleMode,
+    poll_timeout_ms: u32,
+    fill_batch: u32,
+}
+
+/// What a worker needs besides its sockets.
+pub struct WorkerParams {
+    /// Worker number.
+    pub index: usize,
+    /// The tables.
+    pub tables: Arc<TablesHandle>,
+    /// The kernel's tables.
+    pub mirror: Arc<NetMirror>,
+    /// The SA database.
+    pub reader: Reader,
+    /// Crypto backend choice.
+    pub crypto: CryptoChoice,
+    /// Published counters.
+    pub stats: Arc<WorkerStats>,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+    /// LAN interface.
+    pub lan_ifindex: u32,
+    /// WAN interface.
+    pub wan_ifindex: u32,
+    /// WAN MTU override.
+    pub wan_mtu: Option<u32>,
+    /// ESP-in-UDP port.
+    pub encap_port: u16,
+    /// ICMP errors per second.
+    pub icmp_rate: u32,
+    /// Idle behaviour.
+    pub idle: IdleMode,
+    /// Longest idle sleep.
+    pub poll_timeout_ms: u32,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Worker {
+    /// A worker over its UMEM and sockets (fill rings are filled here).
+    pub fn new(p: WorkerParams, mut umem: Umem, mut pairs: Vec<QueuePair>) -> Worker {
+        let fill_batch = 2 * BURST as u32;
+        for pair in &mut pairs {
+            pair.lan.refill(&mut umem, u32::MAX);
+            pair.wan.refill(&mut umem, u32::MAX);
+        }
+        let tables = p.tables.load();
+        let net = p.mirror.load();
+        let mut ctx = Ctx {
+            index: p.index,
+            tables_handle: p.tables,
+            tables,
+            mirror: p.mirror,
+            net,
+            reader: p.reader,
+            crypto: p.crypto,
+            out_rt: Vec::new(),
+            in_rt: Vec::new(),
+            values: Values::default(),
+            lan_ifindex: p.lan_ifindex,
+            wan_ifindex: p.wan_ifindex,
+            wan_mtu_override: p.wan_mtu,
+            encap_port: p.encap_port,
+            icmp: TokenBucket::new(p.icmp_rate),
+            icmp_ident: (p.index as u16) << 12,
+            resolve_recent: [(0, IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0); 16],
+            resolve_next: 0,
+            unknown_spi_logged_ms: 0,
+            now_ms: 0,
+            now_s: unix_now(),
+            scratch: Box::new([0u8; 2048]),
+        };
+        ctx.reload_tables();
+        Worker {
+            ctx,
+            umem,
+            pairs,
+            stats: p.stats,
+            stop: p.stop,
+            idle: p.idle,
+            poll_timeout_ms: p.poll_timeout_ms,
+            fill_batch,
+        }
+    }
+
+    /// Runs until the stop flag is set.
+    pub fn run(mut self) {
+        let start = Instant::now();
+        let mut descs = [Desc::new(0, 0); BURST];
+        let mut idle_rounds = 0u32;
+        let mut last_kernel_stats = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            self.ctx.now_ms = start.elapsed().as_millis() as u64;
+            if self.ctx.now_ms / 1000 != last_kernel_stats / 1000 {
+                self.ctx.now_s = unix_now();
+            }
+            if self.ctx.tables_handle.version() != self.ctx.tables.version {
+                self.ctx.reload_tables();
+            }
+            if self.ctx.mirror.generation() != self.ctx.net.generation {
+                self.ctx.net = self.ctx.mirror.load();
+            }
+            let mut work = 0usize;
+            for p in 0..self.pairs.len() {
+                let pair = &mut self.pairs[p];
+                let n = pair.lan.rx_burst(&mut descs);
+                if n > 0 {
+                    self.ctx.values.burst(n);
+                    crate::outbound::process(&mut self.ctx, &mut self.umem, &mut pair.lan, &mut pair.wan, &descs[..n]);
+                    pair.lan.refill(&mut self.umem, self.fill_batch);
+                }
+                work += n;
+                let n = pair.wan.rx_burst(&mut descs);
+                if n > 0 {
+                    self.ctx.values.burst(n);
+                    crate::inbound::process(&mut self.ctx, &mut self.umem, &mut pair.lan, &mut pair.wan, &descs[..n]);
+                    pair.wan.refill(&mut self.umem, self.fill_batch);
+                }
+                work += n;
+                for s in [&mut pair.lan, &mut pair.wan] {
+                    let _ = s.kick_tx();
+                    s.reap_completions(&mut self.umem);
+                }
+            }
+            if work > 0 {
+                idle_rounds = 0;
+                self.ctx.values.publish(&self.stats);
+                continue;
+            }
+            // Idle: top up the fill rings, refresh the kernel's ring statistics once a second.
+            for pair in &mut self.pairs {
+                pair.lan.refill(&mut self.umem, u32::MAX);
+                pair.wan.refill(&mut self.umem, u32::MAX);
+            }
+            if self.ctx.now_ms.saturating_sub(last_kernel_stats) >= 1000 {
+                last_kernel_stats = self.ctx.now_ms;
+                self.read_kernel_stats();
+                self.ctx.values.publish(&self.stats);
+            }
+            idle_rounds += 1;
+            if self.idle == IdleMode::Poll && idle_rounds > 64 {
+                self.sleep_until_traffic();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        self.read_kernel_stats();
+        self.ctx.values.publish(&self.stats);
+    }
+
+    fn read_kernel_stats(&mut self) {
+        let (mut dropped, mut full, mut empty, mut rx_inv, mut tx_inv, mut kicks, mut starved) = (0, 0, 0, 0, 0, 0, 0);
+        for pair in &self.pairs {
+            for s in [&pair.lan, &pair.wan] {
+                if let Ok(k) = s.statistics() {
+                    dropped += k.rx_dropped;
+                    full += k.rx_ring_full;
+                    empty += k.rx_fill_ring_empty_descs;
+                    rx_inv += k.rx_invalid_descs;
+                    tx_inv += k.tx_invalid_descs;
+                }
+                kicks += s.counters().tx_kicks;
+                starved += s.counters().fill_starved;
+            }
+        }
+        let v = &mut self.ctx.values;
+        v.set(Counter::KernelRxDropped, dropped);
+        v.set(Counter::KernelRxRingFull, full);
+        v.set(Counter::KernelFillRingEmpty, empty);
+        v.set(Counter::KernelRxInvalid, rx_inv);
+        v.set(Counter::KernelTxInvalid, tx_inv);
+        v.set(Counter::TxKicks, kicks);
+        v.set(Counter::FillStarved, starved);
+    }
+
+    fn sleep_until_traffic(&mut self) {
+        use rustix::event::{PollFd, PollFlags};
+        let mut fds: arrayvec::ArrayVec<PollFd<'_>, 32> = arrayvec::ArrayVec::new();
+        for pair in &self.pairs {
+            for s in [&pair.lan, &pair.wan] {
+                if fds.try_push(PollFd::new(s, PollFlags::IN)).is_err() {
+                    break;
+                }
+            }
+        }
+        let timeout =
+            rustix::event::Timespec { tv_sec: 0, tv_nsec: i64::from(self.poll_timeout_ms.min(999)) * 1_000_000 };
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+    }
+}
+
+/// Drops frames back into the UMEM.
+#[inline]
+pub(crate) fn free_frames(umem: &mut Umem, addrs: &[u64]) {
+    for a in addrs {
+        let _ = umem.free(*a);
+    }
+}
+
+/// Puts `descs` on a socket's tx ring; frames it does not take are freed and counted.
+#[inline]
+pub(crate) fn transmit(ctx: &mut Ctx, umem: &mut Umem, sock: &mut XskSocket, descs: &[Desc], counter: Counter) {
+    if descs.is_empty() {
+        return;
+    }
+    let sent = sock.tx_burst(descs);
+    ctx.values.add(counter, sent as u64);
+    for d in &descs[sent..] {
+        let _ = umem.free(d.addr);
+        ctx.values.add(Counter::TxRingFull, 1);
+    }
+}
