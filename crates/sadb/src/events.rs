@@ -228,6 +228,14 @@ pub(crate) fn push(db: &Db, e: &Event) -> Result<(), RingFull> {
     Ok(())
 }
 
+/// Claims a position and never publishes it: what a producer that dies mid-push leaves.
+/// For crash tests only.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn claim_and_die(db: &Db) {
+    let c = db.control();
+    c.ev_tail.fetch_add(1, Ordering::Relaxed);
+}
+
 /// What the consumer found at the head of the ring.
 pub(crate) enum Pop {
     /// An event.

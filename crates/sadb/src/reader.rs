@@ -152,6 +152,13 @@ impl Reader {
         events::push(&self.db, event)
     }
 
+    /// Claims an event-ring position and never publishes it, as a worker that dies in the
+    /// middle of a push would. For crash tests only.
+    #[cfg(feature = "test-hooks")]
+    pub fn push_event_and_die(&self) {
+        events::claim_and_die(&self.db)
+    }
+
     fn high_waters(&self) -> (u32, u32) {
         let c = self.db.control();
         let caps = self.db.caps();

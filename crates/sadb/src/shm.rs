@@ -117,7 +117,7 @@ const _: () = assert!(core::mem::size_of::<JournalSlot>() as u64 == JOURNAL_ENTR
 const _: () = assert!(core::mem::size_of::<EventSlot>() as u64 == EVENT_RECORD_SIZE);
 const _: () = assert!(core::mem::size_of::<AtomicU64>() as u64 == SPI_BUCKET_SIZE);
 const _: () = assert!(CONTROL_OFFSET + core::mem::size_of::<Control>() as u64 <= HEADER_SIZE);
-const _: () = assert!(CONTROL_OFFSET % 64 == 0);
+const _: () = assert!(CONTROL_OFFSET.is_multiple_of(64));
 
 /// A mapped database file.
 pub(crate) struct Db {

@@ -428,6 +428,8 @@ impl Writer {
             self.rebind(p, None);
         }
         let db = self.db.clone();
+        // Counters and sequence reservations stop answering to the old name.
+        db.usage_slots()[id.slot as usize].incarnation.store(0, Ordering::Release);
         self.commit(Kind::Sa, id.slot, &SaRecord::free(id).to_words()[..]);
         spi_index::remove(db.spi_buckets(), db.hash_seed(), meta.spi, id.slot);
         self.sa_by_key.remove(&(meta.spi, meta.outer_dst()));

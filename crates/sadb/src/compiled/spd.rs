@@ -81,6 +81,20 @@ pub struct FlowV6 {
     pub dport: u16,
 }
 
+impl FlowV4 {
+    #[inline(always)]
+    fn key(&self) -> Key<u32> {
+        Key { src: self.src, dst: self.dst, proto: self.proto, sport: self.sport, dport: self.dport }
+    }
+}
+
+impl FlowV6 {
+    #[inline(always)]
+    fn key(&self) -> Key<u128> {
+        Key { src: self.src, dst: self.dst, proto: self.proto, sport: self.sport, dport: self.dport }
+    }
+}
+
 /// One policy to compile: its name, insertion index, the policy, and the slot of its bound
 /// outbound SA if that SA is installed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,8 +225,8 @@ impl<A: Addr> Group<A> {
     }
 
     #[inline(always)]
-    fn find(&self, mut i: usize, src: A, dst: A, proto: u8, sport: u16, dport: u16) -> Option<Rule> {
-        let (src, dst) = (src.and(self.src_mask), dst.and(self.dst_mask));
+    fn find(&self, mut i: usize, k: &Key<A>) -> Option<Rule> {
+        let (src, dst) = (k.src.and(self.src_mask), k.dst.and(self.dst_mask));
         loop {
             let e = &self.entries[i];
             if e.rule.rank == NONE {
@@ -221,7 +235,7 @@ impl<A: Addr> Group<A> {
             if e.src == src && e.dst == dst {
                 let mut r = e.rule;
                 loop {
-                    if r.matches(proto, sport, dport) {
+                    if r.matches(k.proto, k.sport, k.dport) {
                         return Some(r);
                     }
                     r = *self.chain.get(r.next as usize)?;
@@ -232,6 +246,22 @@ impl<A: Addr> Group<A> {
     }
 }
 
+/// A packet's lookup key in one family.
+struct Key<A> {
+    src: A,
+    dst: A,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+}
+
+/// A group while it is being built.
+struct GroupBuild<A> {
+    best: u32,
+    keys: Vec<(A, A)>,
+    lists: HashMap<(A, A), Vec<Rule>>,
+}
+
 /// The policies of one family.
 #[derive(Clone)]
 struct Family<A> {
@@ -240,20 +270,24 @@ struct Family<A> {
 
 impl<A: Addr> Family<A> {
     fn build(rules: &[(u32, u8, u8, A, A, Rule)], seed: u64) -> Family<A> {
-        // (src len, dst len) -> (src, dst) -> ranks in order.
-        let mut by_len: HashMap<(u8, u8), (u32, Vec<(A, A)>, HashMap<(A, A), Vec<Rule>>)> = HashMap::new();
+        // (src len, dst len) -> (src, dst) -> rules in rank order.
+        let mut by_len: HashMap<(u8, u8), GroupBuild<A>> = HashMap::new();
         for &(rank, sl, dl, src, dst, rule) in rules {
-            let g = by_len.entry((sl, dl)).or_insert_with(|| (rank, Vec::new(), HashMap::new()));
+            let g = by_len.entry((sl, dl)).or_insert_with(|| GroupBuild {
+                best: rank,
+                keys: Vec::new(),
+                lists: HashMap::new(),
+            });
             let key = (src.and(A::mask(sl)), dst.and(A::mask(dl)));
-            let list = g.2.entry(key).or_default();
+            let list = g.lists.entry(key).or_default();
             if list.is_empty() {
-                g.1.push(key);
+                g.keys.push(key);
             }
             list.push(rule);
         }
         let mut groups: Vec<Group<A>> = by_len
             .into_iter()
-            .map(|((sl, dl), (best, keys, mut lists))| {
+            .map(|((sl, dl), GroupBuild { best, keys, mut lists })| {
                 let size = table_size(keys.len());
                 let mut g = Group {
                     src_mask: A::mask(sl),
@@ -292,16 +326,7 @@ impl<A: Addr> Family<A> {
     }
 
     #[inline(always)]
-    fn lookup(
-        &self,
-        seed: u64,
-        src: A,
-        dst: A,
-        proto: u8,
-        sport: u16,
-        dport: u16,
-        first: Option<usize>,
-    ) -> Option<Rule> {
+    fn lookup(&self, seed: u64, key: &Key<A>, first: Option<usize>) -> Option<Rule> {
         let mut best: Option<Rule> = None;
         let mut best_rank = NONE;
         for (k, g) in self.groups.iter().enumerate() {
@@ -310,9 +335,9 @@ impl<A: Addr> Family<A> {
             }
             let i = match (k, first) {
                 (0, Some(i)) => i,
-                _ => g.bucket(src, dst, seed),
+                _ => g.bucket(key.src, key.dst, seed),
             };
-            if let Some(r) = g.find(i, src, dst, proto, sport, dport)
+            if let Some(r) = g.find(i, key)
                 && r.rank < best_rank
             {
                 best_rank = r.rank;
@@ -418,13 +443,13 @@ impl SpdLookup {
     /// The policy for an IPv4 packet.
     #[inline]
     pub fn lookup_v4(&self, f: &FlowV4) -> Option<SpdMatch> {
-        self.v4.lookup(self.seed, f.src, f.dst, f.proto, f.sport, f.dport, None).map(Rule::to_match)
+        self.v4.lookup(self.seed, &f.key(), None).map(Rule::to_match)
     }
 
     /// The policy for an IPv6 packet.
     #[inline]
     pub fn lookup_v6(&self, f: &FlowV6) -> Option<SpdMatch> {
-        self.v6.lookup(self.seed, f.src, f.dst, f.proto, f.sport, f.dport, None).map(Rule::to_match)
+        self.v6.lookup(self.seed, &f.key(), None).map(Rule::to_match)
     }
 
     /// The policy for a packet of either family.
@@ -454,7 +479,7 @@ impl SpdLookup {
                 prefetch(&g0.entries[*i]);
             }
             for ((o, f), i) in out.iter_mut().zip(flows).zip(first) {
-                *o = self.v4.lookup(self.seed, f.src, f.dst, f.proto, f.sport, f.dport, Some(i)).map(Rule::to_match);
+                *o = self.v4.lookup(self.seed, &f.key(), Some(i)).map(Rule::to_match);
             }
         }
     }
@@ -472,7 +497,7 @@ impl SpdLookup {
                 prefetch(&g0.entries[*i]);
             }
             for ((o, f), i) in out.iter_mut().zip(flows).zip(first) {
-                *o = self.v6.lookup(self.seed, f.src, f.dst, f.proto, f.sport, f.dport, Some(i)).map(Rule::to_match);
+                *o = self.v6.lookup(self.seed, &f.key(), Some(i)).map(Rule::to_match);
             }
         }
     }
