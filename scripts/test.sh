@@ -16,5 +16,7 @@ cargo check -q -p rampart-crypto --locked --no-default-features --features ring
 cargo check -q -p rampart-crypto --locked --no-default-features --features rustcrypto
 step "cargo test"
 cargo test --workspace --all-targets --locked
+step "loom model checks (lock-free replay window)"
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -q --locked -p rampart-esp --release --test loom
 echo
 echo "all tests passed"

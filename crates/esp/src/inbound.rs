@@ -9,6 +9,7 @@
 //! [`InboundSa::decapsulate_burst`] chains them for a burst of one SA.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use arrayvec::ArrayVec;
 use rampart_crypto::{Backend, MAX_BURST, OpenOp, SaCrypto};
@@ -136,7 +137,7 @@ pub struct InboundSa {
     block_len: usize,
     mode: Mode,
     esn: bool,
-    window: ReplayWindow,
+    window: Arc<ReplayWindow>,
     local_ts: Vec<TrafficSelector>,
     remote_ts: Vec<TrafficSelector>,
     lifetimes: Lifetimes,
@@ -144,8 +145,17 @@ pub struct InboundSa {
 }
 
 impl InboundSa {
-    /// Builds the runtime of an inbound SA.
+    /// Builds the runtime of an inbound SA with its own replay window.
     pub fn new(config: &SaConfig, backend: Backend) -> Result<InboundSa, SaError> {
+        check_config(config, Direction::Inbound)?;
+        let window = Arc::new(ReplayWindow::new(config.replay_window, config.esn));
+        InboundSa::new_shared(config, backend, window)
+    }
+
+    /// Builds one worker's runtime of an inbound SA whose replay window is shared with the
+    /// other workers' runtimes of the same SA (lock-free: see [`ReplayWindow`]). The window
+    /// must have been made for this SA's size and ESN setting.
+    pub fn new_shared(config: &SaConfig, backend: Backend, window: Arc<ReplayWindow>) -> Result<InboundSa, SaError> {
         check_config(config, Direction::Inbound)?;
         let suite = config.suite;
         let crypto = SaCrypto::new(suite, &config.encryption_key, &config.integrity_key, backend)?;
@@ -157,7 +167,7 @@ impl InboundSa {
             block_len: suite.block_len(),
             mode: config.mode,
             esn: config.esn,
-            window: ReplayWindow::new(config.replay_window, config.esn),
+            window,
             local_ts: config.local_ts.clone(),
             remote_ts: config.remote_ts.clone(),
             lifetimes: config.lifetimes,
@@ -175,8 +185,8 @@ impl InboundSa {
         &self.crypto
     }
 
-    /// The anti-replay window.
-    pub fn replay_window(&self) -> &ReplayWindow {
+    /// The anti-replay window (shared with the SA's other runtimes, if any).
+    pub fn replay_window(&self) -> &Arc<ReplayWindow> {
         &self.window
     }
 

@@ -21,6 +21,7 @@ pub mod inbound;
 pub mod outbound;
 pub mod replay;
 mod sa;
+mod sync;
 
 pub use buf::PacketBuf;
 pub use config::{

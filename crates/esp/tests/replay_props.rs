@@ -54,7 +54,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn run(size: u32, esn: bool, start: u64, steps: Vec<Step>) -> Result<(), TestCaseError> {
-    let mut window = ReplayWindow::new(size, esn);
+    let window = ReplayWindow::new(size, esn);
     let mut model = Model { size: u64::from(size), seen: BTreeSet::new(), top: 0 };
     let mut sent_top = start;
     let mut delivered: Vec<u64> = Vec::new();
@@ -138,7 +138,7 @@ proptest! {
 
 #[test]
 fn esn_far_past_is_never_taken_for_itself() {
-    let mut w = ReplayWindow::new(1024, true);
+    let w = ReplayWindow::new(1024, true);
     let top = (5u64 << 32) + 100;
     w.accept(top).unwrap();
     // 2^32 behind: same low bits as the top, inferred as the top itself: a duplicate.

@@ -116,3 +116,31 @@ fn burst_of_many_packets_keeps_order_and_sequence() {
         }
     }
 }
+
+#[test]
+fn workers_sharing_a_window_never_accept_a_packet_twice() {
+    use std::sync::Arc;
+    let case = Case { suite: gcm128(), mode: Mode::Tunnel, esn: true, natt: true, outer_v6: false, inner_v6: false };
+    let cfg = case.config(Direction::Inbound);
+    let window = Arc::new(rampart_esp::ReplayWindow::new(cfg.replay_window, cfg.esn));
+    let backend = backends()[0];
+    let mut worker_a = InboundSa::new_shared(&cfg, backend, Arc::clone(&window)).unwrap();
+    let mut worker_b = InboundSa::new_shared(&cfg, backend, Arc::clone(&window)).unwrap();
+    let mut tx = OutboundSa::new(&case.config(Direction::Outbound), backend).unwrap();
+    for i in 0..20u8 {
+        let inner = inner_packet(&case, 50, i);
+        let mut frame = frame_with(&inner);
+        let mut pkt = PacketBuf::new(&mut frame, HEADROOM, inner.len());
+        tx.encapsulate(&mut pkt).unwrap();
+        let wire = pkt.data().to_vec();
+        let (first, second) = if i % 2 == 0 { (&mut worker_a, &mut worker_b) } else { (&mut worker_b, &mut worker_a) };
+        let mut f1 = frame_with(&wire);
+        let mut p1 = PacketBuf::new(&mut f1, HEADROOM, wire.len());
+        first.decapsulate(&mut p1, 4500).unwrap();
+        let mut f2 = frame_with(&wire);
+        let mut p2 = PacketBuf::new(&mut f2, HEADROOM, wire.len());
+        assert_eq!(second.decapsulate(&mut p2, 4500), Err(DropReason::ReplayDuplicate));
+    }
+    assert_eq!(window.top(), 20);
+    assert_eq!(worker_a.counters().packets + worker_b.counters().packets, 20);
+}
