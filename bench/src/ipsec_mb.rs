@@ -9,7 +9,7 @@ use core::ffi::c_void;
 use core::ptr::NonNull;
 
 unsafe extern "C" {
-    fn rampart_imb_new() -> *mut c_void;
+    fn rampart_imb_new(arch: i32) -> *mut c_void;
     fn rampart_imb_free(m: *mut c_void);
     fn rampart_imb_arch(m: *const c_void) -> u32;
     fn rampart_imb_features(m: *const c_void) -> u64;
@@ -45,10 +45,20 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// `None` when the library cannot initialise a manager on this CPU.
+    /// The best code this CPU runs; `None` when the library cannot initialise a manager here.
     pub fn new() -> Option<Manager> {
-        // Safety: no arguments; returns a manager or null.
-        NonNull::new(unsafe { rampart_imb_new() }).map(|mgr| Manager { mgr })
+        // Safety: plain integer argument; returns a manager or null.
+        NonNull::new(unsafe { rampart_imb_new(0) }).map(|mgr| Manager { mgr })
+    }
+
+    /// The library's AVX2 code (128-bit AES-NI and PCLMULQDQ): the reference for a CPU without
+    /// VAES. `None` when it cannot be initialised here.
+    pub fn new_avx2() -> Option<Manager> {
+        if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("aes")) {
+            return None;
+        }
+        // Safety: plain integer argument; returns a manager or null.
+        NonNull::new(unsafe { rampart_imb_new(1) }).map(|mgr| Manager { mgr })
     }
 
     /// The architecture the library picked, and whether its VAES features are on.

@@ -84,6 +84,8 @@ enum Impl {
     Engine(Path, bool),
     #[cfg(ipsec_mb)]
     IpsecMb,
+    #[cfg(ipsec_mb)]
+    IpsecMbAvx2,
 }
 
 impl Impl {
@@ -96,6 +98,8 @@ impl Impl {
             Impl::Engine(p, true) => format!("{} 1-by-1", p.name()),
             #[cfg(ipsec_mb)]
             Impl::IpsecMb => "ipsec-mb".into(),
+            #[cfg(ipsec_mb)]
+            Impl::IpsecMbAvx2 => "ipsec-mb avx2".into(),
         }
     }
 }
@@ -107,6 +111,9 @@ struct Keys {
     engine: Option<GcmKey>,
     #[cfg(ipsec_mb)]
     imb: Option<(rampart_bench::ipsec_mb::Manager, rampart_bench::ipsec_mb::Key)>,
+    /// intel-ipsec-mb's AVX2 code (128-bit AES-NI), the like-for-like reference of our AES-NI path.
+    #[cfg(ipsec_mb)]
+    imb_avx2: Option<(rampart_bench::ipsec_mb::Manager, rampart_bench::ipsec_mb::Key)>,
 }
 
 /// Seals (`seal`) or opens every packet once, burst by burst. Returns false if an open failed.
@@ -153,8 +160,9 @@ fn run(imp: Impl, keys: &Keys, p: &mut Packets, seal: bool) -> bool {
             }
         }
         #[cfg(ipsec_mb)]
-        Impl::IpsecMb => {
-            let (mgr, key) = keys.imb.as_ref().expect("checked before");
+        Impl::IpsecMb | Impl::IpsecMbAvx2 => {
+            let imb = if imp == Impl::IpsecMb { &keys.imb } else { &keys.imb_avx2 };
+            let (mgr, key) = imb.as_ref().expect("checked before");
             for i in 0..p.sizes.len() {
                 if seal {
                     mgr.seal(key, &p.nonces[i], &p.aads[i], &mut p.data[i], &mut p.tags[i]);
@@ -215,6 +223,8 @@ fn main() {
         engine: GcmKey::new(&raw_key),
         #[cfg(ipsec_mb)]
         imb: rampart_bench::ipsec_mb::Manager::new().and_then(|m| m.key(&raw_key).map(|k| (m, k))),
+        #[cfg(ipsec_mb)]
+        imb_avx2: rampart_bench::ipsec_mb::Manager::new_avx2().and_then(|m| m.key(&raw_key).map(|k| (m, k))),
     };
 
     let mut imps = vec![Impl::Ring];
@@ -235,6 +245,10 @@ fn main() {
         }
         None => println!("note: intel-ipsec-mb could not start a manager here"),
     }
+    #[cfg(ipsec_mb)]
+    if keys.imb_avx2.is_some() {
+        imps.push(Impl::IpsecMbAvx2);
+    }
     #[cfg(not(ipsec_mb))]
     println!("note: built without intel-ipsec-mb (libipsec-mb-dev not installed)");
     println!(
@@ -246,7 +260,7 @@ fn main() {
     let mut header = vec!["size", "op"];
     let names: Vec<String> = imps.iter().map(|i| format!("{} ns", i.name())).collect();
     header.extend(names.iter().map(String::as_str));
-    let extra = ["vaes Gb/s", "vaes/imb", "aesni/imb", "ring/imb", "1-by-1/burst"];
+    let extra = ["vaes Gb/s", "vaes/imb", "aesni/imb", "aesni/imb-avx2", "ring/imb", "1-by-1/burst"];
     header.extend(extra);
     let mut table = Table::new(&header);
 
@@ -327,13 +341,14 @@ fn main() {
             #[cfg(not(target_arch = "x86_64"))]
             let (vaes, vaes1, aesni): (Option<f64>, Option<f64>, Option<f64>) = (None, None, None);
             #[cfg(ipsec_mb)]
-            let imb = of(Impl::IpsecMb);
+            let (imb, imb_avx2) = (of(Impl::IpsecMb), of(Impl::IpsecMbAvx2));
             #[cfg(not(ipsec_mb))]
-            let imb: Option<f64> = None;
+            let (imb, imb_avx2): (Option<f64>, Option<f64>) = (None, None);
             let bytes_per_pkt = p.bytes() as f64 / npkts;
             row.push(vaes.map_or("-".into(), |v| format!("{:.1}", gbit_per_s(1, v / bytes_per_pkt))));
             row.push(ratio(vaes, imb));
             row.push(ratio(aesni, imb));
+            row.push(ratio(aesni, imb_avx2));
             row.push(ratio(of(Impl::Ring), imb));
             row.push(ratio(vaes1, vaes));
             table.row(row);
@@ -347,5 +362,8 @@ fn main() {
     println!();
     println!("ns = nanoseconds per packet (IMIX: mean over 7:4:1 of 64/570/1518 bytes); open excludes the");
     println!("ciphertext copy before each burst. x/imb = time of x over intel-ipsec-mb's time (lower is");
-    println!("faster); 1-by-1/burst = the VAES engine one packet at a time over whole bursts (interleaving gain).");
+    println!("faster); imb-avx2 = intel-ipsec-mb's AVX2 code (128-bit AES-NI), the like-for-like reference of");
+    println!(
+        "the AES-NI path; 1-by-1/burst = the VAES engine one packet at a time over whole bursts (interleaving gain)."
+    );
 }

@@ -95,15 +95,29 @@ pub(super) fn len_block(alen: usize, clen: usize) -> __m128i {
     _mm_set_epi64x((alen as u64).wrapping_mul(8) as i64, (clen as u64).wrapping_mul(8) as i64)
 }
 
-/// Power row `i` of a key's table (`K^(HPOW - i)`, zero for `i >= HPOW`).
+/// A key's power tables (`hpow` and `hkar` rows).
+#[derive(Clone, Copy)]
+struct Pw {
+    h: *const u8,
+    k: *const u8,
+}
+
+impl Pw {
+    fn of(key: &super::GcmKey) -> Pw {
+        Pw { h: key.hpow_ptr(), k: key.hkar_ptr() }
+    }
+}
+
+/// Power row `i` of a key's tables: `K^(HPOW - i)` and the XOR of its halves (zero for
+/// `i >= HPOW`).
 ///
 /// # Safety
-/// `hp` is a key's `hpow_ptr()` and `i < HPOW + 4`.
+/// `i < HPOW + 4`.
 #[inline]
 #[target_feature(enable = "aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn hpow(hp: *const u8, i: usize) -> __m128i {
-    // Safety: the table has `HPOW + 4` rows of 16 bytes (caller: `i < HPOW + 4`).
-    unsafe { ld(hp.add(16 * i)) }
+unsafe fn hpow(pw: Pw, i: usize) -> (__m128i, __m128i) {
+    // Safety: the tables have `HPOW + 4` rows of 16 bytes (caller: `i < HPOW + 4`).
+    unsafe { (ld(pw.h.add(16 * i)), ld(pw.k.add(16 * i))) }
 }
 
 /// Unreduced sum of GHASH products.
@@ -121,20 +135,23 @@ impl Acc {
         Acc { lo: _mm_setzero_si128(), mid: _mm_setzero_si128(), hi: _mm_setzero_si128() }
     }
 
-    /// Adds `x * h` (schoolbook, four carry-less multiplications).
+    /// Adds `x * h` (Karatsuba: three carry-less multiplications; `hk` is the XOR of `h`'s
+    /// halves).
     #[inline]
     #[target_feature(enable = "aes,pclmulqdq,sse2,ssse3,sse4.1")]
-    fn mul(&mut self, x: __m128i, h: __m128i) {
+    fn mul(&mut self, x: __m128i, (h, hk): (__m128i, __m128i)) {
         self.lo = _mm_xor_si128(self.lo, _mm_clmulepi64_si128::<0x00>(x, h));
         self.hi = _mm_xor_si128(self.hi, _mm_clmulepi64_si128::<0x11>(x, h));
-        let m = _mm_xor_si128(_mm_clmulepi64_si128::<0x01>(x, h), _mm_clmulepi64_si128::<0x10>(x, h));
-        self.mid = _mm_xor_si128(self.mid, m);
+        let xs = _mm_xor_si128(x, _mm_shuffle_epi32::<0x4e>(x));
+        self.mid = _mm_xor_si128(self.mid, _mm_clmulepi64_si128::<0x00>(xs, hk));
     }
 
     #[inline]
     #[target_feature(enable = "aes,pclmulqdq,sse2,ssse3,sse4.1")]
     fn reduce(self) -> __m128i {
-        reduce(self.lo, self.mid, self.hi)
+        // Karatsuba's middle term: (x0 + x1)(h0 + h1) - lo - hi.
+        let mid = _mm_xor_si128(self.mid, _mm_xor_si128(self.lo, self.hi));
+        reduce(self.lo, mid, self.hi)
     }
 }
 
@@ -159,9 +176,9 @@ unsafe fn aes1(rk: *const u8, rounds: usize, x: __m128i) -> __m128i {
 /// per reduction.
 ///
 /// # Safety
-/// `p` valid for reading `len` bytes; `hp` a key's `hpow_ptr()`.
+/// `p` valid for reading `len` bytes; `hp` the key's power tables.
 #[target_feature(enable = "aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn ghash_update(hp: *const u8, mut acc: __m128i, p: *const u8, len: usize) -> __m128i {
+unsafe fn ghash_update(hp: Pw, mut acc: __m128i, p: *const u8, len: usize) -> __m128i {
     let nb = len.div_ceil(16);
     let mut i = 0;
     while i < nb {
@@ -186,10 +203,10 @@ unsafe fn ghash_update(hp: *const u8, mut acc: __m128i, p: *const u8, len: usize
 /// GHASH (POLYVAL domain, unmasked) of AAD, ciphertext and length block with one reduction.
 ///
 /// # Safety
-/// `aad`/`ct` valid for `alen`/`clen` bytes; `hp` a key's `hpow_ptr()`;
+/// `aad`/`ct` valid for `alen`/`clen` bytes; `hp` the key's power tables;
 /// `alen.div_ceil(16) + clen.div_ceil(16) + 1 <= HPOW`.
 #[target_feature(enable = "aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn ghash_small(hp: *const u8, aad: *const u8, alen: usize, ct: *const u8, clen: usize) -> __m128i {
+unsafe fn ghash_small(hp: Pw, aad: *const u8, alen: usize, ct: *const u8, clen: usize) -> __m128i {
     let total = alen.div_ceil(16) + clen.div_ceil(16) + 1;
     let mut idx = HPOW - total;
     let mut a = Acc::new();
@@ -229,7 +246,7 @@ fn make_tag(s: __m128i, ej0: __m128i) -> [u8; TAG_LEN] {
 #[target_feature(enable = "aes,pclmulqdq,sse2,ssse3,sse4.1")]
 unsafe fn crypt_wide<const SEAL: bool>(op: &mut GcmOp<'_>) -> [u8; TAG_LEN] {
     let key = op.key;
-    let (rk, hp, rounds) = (key.rk_ptr(), key.hpow_ptr(), key.rounds());
+    let (rk, hp, rounds) = (key.rk_ptr(), Pw::of(key), key.rounds());
     let base = ctr_base(&op.nonce);
     // Safety: `rk`/`rounds` come from one key.
     let ej0 = unsafe { aes1(rk, rounds, ctr(base, 1)) };
@@ -294,7 +311,7 @@ unsafe fn crypt_wide<const SEAL: bool>(op: &mut GcmOp<'_>) -> [u8; TAG_LEN] {
         }
     }
     // Safety: row `HPOW - 1` is K^1.
-    let k1 = unsafe { hpow(hp, HPOW - 1) };
+    let k1 = unsafe { hpow(hp, HPOW - 1) }.0;
     let s = super::key::dot(_mm_xor_si128(acc, len_block(op.aad.len(), len)), k1);
     make_tag(s, ej0)
 }
@@ -369,9 +386,8 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
         for (g, &i) in group.iter().enumerate() {
             let op = &ops[i];
             // Safety: both slices are readable; small ops need at most 4 + 16 + 1 powers.
-            gh[g] = unsafe {
-                ghash_small(op.key.hpow_ptr(), op.aad.as_ptr(), op.aad.len(), op.data.as_ptr(), op.data.len())
-            };
+            gh[g] =
+                unsafe { ghash_small(Pw::of(op.key), op.aad.as_ptr(), op.aad.len(), op.data.as_ptr(), op.data.len()) };
         }
     }
     let empty = Job { ctr: _mm_setzero_si128(), rk: core::ptr::null(), dst: core::ptr::null_mut(), len: 0 };
@@ -412,7 +428,7 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
         let op = &mut ops[i];
         let s = if SEAL {
             // Safety: both slices are readable; small ops need at most 4 + 16 + 1 powers.
-            unsafe { ghash_small(op.key.hpow_ptr(), op.aad.as_ptr(), op.aad.len(), op.data.as_ptr(), op.data.len()) }
+            unsafe { ghash_small(Pw::of(op.key), op.aad.as_ptr(), op.aad.len(), op.data.as_ptr(), op.data.len()) }
         } else {
             gh[g]
         };
