@@ -37,11 +37,7 @@ fn mixes() -> Vec<Mix> {
         imix.push(570);
     }
     imix.push(1518);
-    vec![
-        Mix { name: "64", lens: vec![64] },
-        Mix { name: "IMIX", lens: imix },
-        Mix { name: "1400", lens: vec![1400] },
-    ]
+    vec![Mix { name: "64", lens: vec![64] }, Mix { name: "IMIX", lens: imix }, Mix { name: "1400", lens: vec![1400] }]
 }
 
 fn config(suite: Suite, direction: Direction) -> SaConfig {
@@ -174,7 +170,9 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (period, reps) = if quick { (Duration::from_millis(100), 3) } else { (Duration::from_millis(400), 5) };
     let cpu = pin_current_thread();
-    println!("ESP encapsulation + decapsulation vs bare crypto (seal + open), one core (cpu {cpu:?}), bursts of {BURST}");
+    println!(
+        "ESP encapsulation + decapsulation vs bare crypto (seal + open), one core (cpu {cpu:?}), bursts of {BURST}"
+    );
     println!("inner packets IPv4/UDP, tunnel mode, IPv4 outer; Gbit/s counts inner bytes once\n");
     let suites = [
         Suite::new(Encryption::AesGcm16 { key_bits: 128 }, Integrity::None).unwrap(),
