@@ -419,7 +419,7 @@ unsafe fn crypt_wide<const SEAL: bool, const ROUNDS: usize, const W: usize>(op: 
         acc = unsafe { ghash_seq(pw, acc, op.aad.as_ptr(), 0, q, rest, lb) };
     }
     let empty = Slot { ctr: _mm512_setzero_si512(), rk, dst: core::ptr::null_mut(), mask: 0 };
-    let mut slots = [empty; 8];
+    let mut slots = [empty; W];
     let mut ns = 0;
     while 64 * ns < rest {
         let ctr = if c <= 252 { fast.take() } else { ctr4(base, c) };
@@ -500,12 +500,12 @@ unsafe fn run<const N: usize>(slots: &[Slot; N], rounds: usize) {
     }
 }
 
-/// Runs the first `n <= 8` slots together.
+/// Runs the first `n <= 8` slots of `slots` together.
 ///
 /// # Safety
-/// As [`run`], for the first `n` slots.
+/// As [`run`], for the first `n` slots; `n <= slots.len()`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn run_tail(slots: &[Slot; 8], n: usize, rounds: usize) {
+unsafe fn run_tail(slots: &[Slot], n: usize, rounds: usize) {
     macro_rules! width {
         ($w:literal) => {
             // Safety: slots `0..n` are filled (caller).
