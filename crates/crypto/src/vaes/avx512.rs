@@ -83,6 +83,14 @@ fn ctr_base(nonce: &[u8; 12]) -> __m512i {
     _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(b.as_ptr().cast()) })
 }
 
+/// The pre-counter block `J0 = nonce || BE32(1)` (RFC 4106 section 4, 96-bit nonce).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+fn j0_block(nonce: &[u8; 12]) -> __m128i {
+    let w = |i: usize| i32::from_le_bytes([nonce[4 * i], nonce[4 * i + 1], nonce[4 * i + 2], nonce[4 * i + 3]]);
+    _mm_set_epi32(0x0100_0000, w(2), w(1), w(0))
+}
+
 /// Counter blocks `nonce || BE32(c + lane)` for lanes 0..4.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
@@ -101,7 +109,7 @@ struct FastCtr {
 }
 
 impl FastCtr {
-    /// Starts at counter `c` (`base` from [`ctr_base`]).
+    /// Starts at counter `c` (`base` from [`ctr_base`]; or at `c + 1` from J0 in every lane).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
     fn new(base: __m512i, c: u32) -> FastCtr {
@@ -546,6 +554,7 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
     let n = group.len();
     let mut ej0 = J0Rows([[0u8; 64]; GROUP_MAX / 4]);
     let mut gh = [_mm_setzero_si128(); GROUP_MAX];
+    let mut j0s = [_mm_setzero_si128(); GROUP_MAX];
     let mut mixed = core::mem::MaybeUninit::<[LaneKeys; GROUP_MAX / 4]>::uninit();
     let empty = Slot { ctr: _mm512_setzero_si512(), rk: core::ptr::null(), dst: core::ptr::null_mut(), mask: 0 };
     let mut slots = [empty; 8];
@@ -559,7 +568,8 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
         for l in 0..lanes {
             let op = &ops[group[4 * q + l]];
             same &= core::ptr::eq(op.key, first);
-            let j0 = _mm512_castsi512_si128(ctr4(ctr_base(&op.nonce), 1));
+            let j0 = j0_block(&op.nonce);
+            j0s[4 * q + l] = j0;
             ctr = match l {
                 0 => _mm512_inserti32x4::<0>(ctr, j0),
                 1 => _mm512_inserti32x4::<1>(ctr, j0),
@@ -602,7 +612,8 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
             };
         }
         let rk = op.key.rk_ptr();
-        let mut ctr = FastCtr::new(ctr_base(&op.nonce), 2);
+        // J0 in every lane plus 1, 2, ...: the counter blocks from 2 on.
+        let mut ctr = FastCtr::new(_mm512_broadcast_i32x4(j0s[g]), 1);
         let p = op.data.as_mut_ptr();
         let mut off = 0;
         while off < len {
