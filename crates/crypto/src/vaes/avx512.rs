@@ -198,6 +198,16 @@ impl Acc {
         self.mid = _mm512_xor_si512(self.mid, _mm512_clmulepi64_epi128::<0x00>(xs, hk));
     }
 
+    /// Sum of the four lanes, unreduced: the low and high 128 bits of the 256-bit product sum.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+    fn fold(self) -> (__m128i, __m128i) {
+        let mid = _mm512_ternarylogic_epi64::<0x96>(self.mid, self.lo, self.hi);
+        let lo = _mm512_xor_si512(self.lo, _mm512_bslli_epi128::<8>(mid));
+        let hi = _mm512_xor_si512(self.hi, _mm512_bsrli_epi128::<8>(mid));
+        (hsum(lo), hsum(hi))
+    }
+
     /// Sum of the four lanes, reduced (`a * b * x^-128` summed, see `key::reduce`).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
@@ -211,6 +221,30 @@ impl Acc {
         let t = _mm512_clmulepi64_epi128::<0x10>(lo, poly);
         let lo = _mm512_xor_si512(_mm512_shuffle_epi32::<0x4e>(lo), t);
         hsum(_mm512_xor_si512(hi, lo))
+    }
+}
+
+/// Montgomery reduction of four unreduced sums at once, lane by lane (see `key::reduce`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+fn reduce4(lo: __m512i, hi: __m512i) -> __m512i {
+    let poly = _mm512_broadcast_i32x4(_mm_set_epi64x(0xc200_0000_0000_0000u64 as i64, 0));
+    let t = _mm512_clmulepi64_epi128::<0x10>(lo, poly);
+    let lo = _mm512_xor_si512(_mm512_shuffle_epi32::<0x4e>(lo), t);
+    let t = _mm512_clmulepi64_epi128::<0x10>(lo, poly);
+    let lo = _mm512_xor_si512(_mm512_shuffle_epi32::<0x4e>(lo), t);
+    _mm512_xor_si512(hi, lo)
+}
+
+/// `v` in lane `l` of `z`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+fn insert_lane(z: __m512i, l: usize, v: __m128i) -> __m512i {
+    match l {
+        0 => _mm512_inserti32x4::<0>(z, v),
+        1 => _mm512_inserti32x4::<1>(z, v),
+        2 => _mm512_inserti32x4::<2>(z, v),
+        _ => _mm512_inserti32x4::<3>(z, v),
     }
 }
 
@@ -247,8 +281,7 @@ unsafe fn ghash_update(pw: Powers, mut acc: __m128i, p: *const u8, len: usize) -
 /// length block `lb` into the GHASH state `acc` with one reduction.
 ///
 /// # Safety
-/// `aad`/`ct` valid for reading `alen`/`clen` bytes; `alen <= 64`;
-/// `alen.div_ceil(16) + clen.div_ceil(16) + 1 <= HPOW`.
+/// As [`ghash_seq_acc`].
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
 unsafe fn ghash_seq(
@@ -260,6 +293,26 @@ unsafe fn ghash_seq(
     clen: usize,
     lb: __m128i,
 ) -> __m128i {
+    // Safety: as the caller's.
+    unsafe { ghash_seq_acc(pw, acc, aad, alen, ct, clen, lb) }.reduce()
+}
+
+/// The products of [`ghash_seq`], unreduced.
+///
+/// # Safety
+/// `aad`/`ct` valid for reading `alen`/`clen` bytes; `alen <= 64`;
+/// `alen.div_ceil(16) + clen.div_ceil(16) + 1 <= HPOW`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
+unsafe fn ghash_seq_acc(
+    pw: Powers,
+    acc: __m128i,
+    aad: *const u8,
+    alen: usize,
+    ct: *const u8,
+    clen: usize,
+    lb: __m128i,
+) -> Acc {
     let na = alen.div_ceil(16);
     let total = na + clen.div_ceil(16) + 1;
     let acc = _mm512_zextsi128_si512(acc);
@@ -298,7 +351,7 @@ unsafe fn ghash_seq(
         a.mul(x, unsafe { pw.at(HPOW - total + na + 4 * k) });
         k += 1;
     }
-    a.reduce()
+    a
 }
 
 /// The tag from the GHASH state and the encrypted J0.
@@ -553,7 +606,7 @@ struct J0Rows([[u8; 64]; GROUP_MAX / 4]);
 unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], rounds: usize) {
     let n = group.len();
     let mut ej0 = J0Rows([[0u8; 64]; GROUP_MAX / 4]);
-    let mut gh = [_mm_setzero_si128(); GROUP_MAX];
+    let mut gh = [(_mm_setzero_si128(), _mm_setzero_si128()); GROUP_MAX];
     let mut j0s = [_mm_setzero_si128(); GROUP_MAX];
     let mut mixed = core::mem::MaybeUninit::<[LaneKeys; GROUP_MAX / 4]>::uninit();
     let empty = Slot { ctr: _mm512_setzero_si512(), rk: core::ptr::null(), dst: core::ptr::null_mut(), mask: 0 };
@@ -608,7 +661,7 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
             // 4 + 32 + 1 blocks to hash.
             gh[g] = unsafe {
                 let lb = super::aesni::len_block(alen, len);
-                ghash_seq(pw, _mm_setzero_si128(), op.aad.as_ptr(), alen, op.data.as_ptr(), len, lb)
+                ghash_seq_acc(pw, _mm_setzero_si128(), op.aad.as_ptr(), alen, op.data.as_ptr(), len, lb).fold()
             };
         }
         let rk = op.key.rk_ptr();
@@ -625,10 +678,14 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
                 // `mixed` were written above) and destinations in live buffers.
                 unsafe { run::<8>(&slots, rounds) };
                 ns = 0;
-                // Every slot of packets `..g` has run (and the J0 slots, in the first batch).
-                // Safety: as stated; `ej0` and `gh` hold entries for the whole group.
-                unsafe { finish_upto::<SEAL>(ops, group, done, g, &gh, &ej0) };
-                done = g;
+                // Every slot of packets `..g` has run (and the J0 slots, in the first batch):
+                // finish the whole quads among them.
+                let ready = g / 4 * 4;
+                if ready > done {
+                    // Safety: as stated; `ej0` and `gh` hold entries for the whole group.
+                    unsafe { finish_quads::<SEAL>(ops, group, done, ready, &gh, &ej0) };
+                    done = ready;
+                }
             }
             off += 64;
         }
@@ -637,40 +694,67 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
         // Safety: `ns` filled slots, as above.
         unsafe { run_tail(&slots, ns, rounds) };
     }
-    // Safety: every slot has run.
-    unsafe { finish_upto::<SEAL>(ops, group, done, n, &gh, &ej0) };
+    // Safety: every slot has run; `done` is a multiple of 4.
+    unsafe { finish_quads::<SEAL>(ops, group, done, n, &gh, &ej0) };
 }
 
-/// Hashes (sealing) and finishes packets `from..to` of a group whose slots have all run.
+/// Hashes (sealing) and finishes packets `from..to` of a group whose slots have all run, four
+/// at a time: their sums are reduced together, lane by lane, and XORed with their row of J0s.
 ///
 /// # Safety
-/// As [`crypt_group`]; every slot of packets `from..to`, and every J0 slot, has run.
+/// As [`crypt_group`]; `from` is a multiple of 4; every slot of packets `from..to`, and every
+/// J0 slot, has run.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn finish_upto<const SEAL: bool>(
+unsafe fn finish_quads<const SEAL: bool>(
     ops: &mut [GcmOp<'_>],
     group: &[usize],
     from: usize,
     to: usize,
-    gh: &[__m128i; GROUP_MAX],
+    gh: &[(__m128i, __m128i); GROUP_MAX],
     ej0: &J0Rows,
 ) {
-    for g in from..to {
-        let op = &mut ops[group[g]];
-        let s = if SEAL {
-            let (alen, len) = (op.aad.len(), op.data.len());
-            let lb = super::aesni::len_block(alen, len);
-            // Safety: both slices are readable; small ops have `alen <= 64` and at most
-            // 4 + 32 + 1 blocks to hash.
-            unsafe {
-                ghash_seq(Powers::of(op.key), _mm_setzero_si128(), op.aad.as_ptr(), alen, op.data.as_ptr(), len, lb)
-            }
-        } else {
-            gh[g]
-        };
-        // Safety: bytes `16 (g % 4) .. + 16` of row `g / 4` are in `ej0`.
-        let e = unsafe { _mm_loadu_si128(ej0.0[g / 4].as_ptr().add(16 * (g % 4)).cast()) };
-        finish::<SEAL>(op, make_tag(s, e));
+    let mut q = from / 4;
+    while 4 * q < to {
+        let lanes = (to - 4 * q).min(4);
+        let (mut lo, mut hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        for l in 0..lanes {
+            let g = 4 * q + l;
+            let (l_lo, l_hi) = if SEAL {
+                let op = &ops[group[g]];
+                let (alen, len) = (op.aad.len(), op.data.len());
+                let lb = super::aesni::len_block(alen, len);
+                // Safety: both slices are readable; small ops have `alen <= 64` and at most
+                // 4 + 32 + 1 blocks to hash.
+                unsafe {
+                    ghash_seq_acc(
+                        Powers::of(op.key),
+                        _mm_setzero_si128(),
+                        op.aad.as_ptr(),
+                        alen,
+                        op.data.as_ptr(),
+                        len,
+                        lb,
+                    )
+                }
+                .fold()
+            } else {
+                gh[g]
+            };
+            lo = insert_lane(lo, l, l_lo);
+            hi = insert_lane(hi, l, l_hi);
+        }
+        // Safety: row `q` of `ej0` is 64 bytes.
+        let e = unsafe { ld(ej0.0[q].as_ptr()) };
+        let tags = _mm512_xor_si512(bswap(reduce4(lo, hi)), e);
+        let mut t = [0u8; 64];
+        // Safety: `t` has 64 writable bytes.
+        unsafe { _mm512_storeu_si512(t.as_mut_ptr().cast(), tags) };
+        for l in 0..lanes {
+            let tag: [u8; TAG_LEN] = t[16 * l..16 * l + 16].try_into().expect("16 bytes");
+            finish::<SEAL>(&mut ops[group[4 * q + l]], tag);
+        }
+        q += 1;
     }
 }
 
