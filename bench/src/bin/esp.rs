@@ -29,14 +29,7 @@ struct Mix {
 }
 
 fn mixes() -> Vec<Mix> {
-    let mut imix = Vec::new();
-    for _ in 0..7 {
-        imix.push(64);
-    }
-    for _ in 0..4 {
-        imix.push(570);
-    }
-    imix.push(1518);
+    let imix = [vec![64; 7], vec![570; 4], vec![1518]].concat();
     vec![Mix { name: "64", lens: vec![64] }, Mix { name: "IMIX", lens: imix }, Mix { name: "1400", lens: vec![1400] }]
 }
 
