@@ -81,6 +81,15 @@ pub struct ChildConfig {
     pub life_time: Duration,
     /// `rand_time`: up to this much is subtracted at random from rekey_time. Default: life - rekey.
     pub rand_time: Duration,
+    /// `rekey_bytes`: rekey after this many bytes on either ESP SA (0: no byte limit). The data
+    /// plane counts; the daemon compares.
+    pub rekey_bytes: u64,
+    /// `life_bytes`: the ESP SAs stop after this many bytes (0: none).
+    pub life_bytes: u64,
+    /// `rekey_packets`: rekey after this many packets (0: no packet limit).
+    pub rekey_packets: u64,
+    /// `life_packets`: the ESP SAs stop after this many packets (0: none).
+    pub life_packets: u64,
 }
 
 impl ChildConfig {
@@ -101,6 +110,10 @@ impl ChildConfig {
             rekey_time: Duration::from_secs(3600),
             life_time: Duration::from_secs(3960),
             rand_time: Duration::from_secs(360),
+            rekey_bytes: 0,
+            life_bytes: 0,
+            rekey_packets: 0,
+            life_packets: 0,
         }
     }
 }
@@ -125,6 +138,10 @@ pub struct ConnectionConfig {
     /// `dpd_delay`: send a liveness check after this long without a message from the peer.
     /// Zero: off.
     pub dpd_delay: Duration,
+    /// `dpd_timeout`: an established IKE SA whose request stays unanswered this long is dead,
+    /// even before the retransmission schedule runs out. Zero: the schedule alone decides.
+    /// (strongSwan reads this key only for IKEv1; Rampart applies it to IKEv2 as a cap.)
+    pub dpd_timeout: Duration,
     /// `rekey_time` of the IKE SA (default 4 h). Zero: never.
     pub rekey_time: Duration,
     /// `over_time`: the IKE SA is closed this long after rekey_time (default 10 % of it).
@@ -156,6 +173,7 @@ impl ConnectionConfig {
             .unwrap_or_default(),
             encap: false,
             dpd_delay: Duration::ZERO,
+            dpd_timeout: Duration::ZERO,
             rekey_time: Duration::from_secs(4 * 3600),
             over_time: Duration::from_secs(1440),
             rand_time: Duration::from_secs(1440),
@@ -186,6 +204,10 @@ pub struct EndpointConfig {
     pub keep_alive: Duration,
     /// Anti-replay window of installed inbound SAs.
     pub replay_window: u32,
+    /// Hand the Diffie-Hellman shared-secret computation of IKE_SA_INIT out as
+    /// [`crate::offload::DhJob`]s ([`crate::Endpoint::poll_dh_job`]) instead of computing it
+    /// inside [`crate::Endpoint::handle`]. Off by default.
+    pub offload_dh: bool,
 }
 
 impl Default for EndpointConfig {
@@ -199,6 +221,7 @@ impl Default for EndpointConfig {
             half_open_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(20),
             replay_window: rampart_esp::DEFAULT_REPLAY_WINDOW,
+            offload_dh: false,
         }
     }
 }

@@ -6,8 +6,8 @@
 //! opens a socket or sleeps: the caller owns time and I/O (DESIGN.md rule 1).
 
 use core::fmt;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,8 @@ use crate::cookie::CookieJar;
 use crate::crypto::RandomSource;
 use crate::event::{ChildSaId, Event, IkeSaId, Transmit};
 use crate::ike_sa::{ChildState, Ctx, Ids, IkeSa, IkeState};
-use crate::message::{ExchangeType, Message};
+use crate::message::{ExchangeType, Identification, Message};
+use crate::offload::{DhDone, DhJob, DhOwner, InlineShares, KeyShareSource};
 use crate::tasks::{Task, child_create, child_delete, child_rekey, ike_init};
 
 /// How often the cookie secret changes.
@@ -113,19 +114,54 @@ pub struct IkeSaInfo {
     pub children: Vec<ChildSaInfo>,
 }
 
+/// Builds the task context from the endpoint's fields (disjoint borrows, so that the IKE SA
+/// taken out of the map can be worked on at the same time).
+macro_rules! ctx {
+    ($self:ident, $now:expr) => {
+        Ctx {
+            now: $now,
+            rng: &mut *$self.rng,
+            events: &mut $self.events,
+            transmits: &mut $self.transmits,
+            cfg: &$self.cfg,
+            ids: &mut $self.ids,
+            new_sas: Vec::new(),
+            moves: Vec::new(),
+            initial_contact: None,
+            shares: &mut *$self.shares,
+            dh_jobs: &mut $self.dh_jobs,
+        }
+    };
+}
+
 /// All IKE SAs of one daemon.
+///
+/// Every per-message operation is O(log n) in the number of IKE SAs: timers sit in an ordered
+/// set (one entry per IKE SA, updated whenever the SA is touched), half-open SAs are counted per
+/// peer address, authenticated peers are indexed for INITIAL_CONTACT, and only the IKE SAs that
+/// died are looked at when the dead are removed.
 pub struct Endpoint {
     cfg: EndpointConfig,
     rng: Box<dyn RandomSource>,
-    connections: Vec<Arc<ConnectionConfig>>,
+    shares: Box<dyn KeyShareSource>,
+    connections: Arc<Vec<Arc<ConnectionConfig>>>,
     sas: BTreeMap<IkeSaId, IkeSa>,
     by_spi: HashMap<u64, IkeSaId>,
     init_index: HashMap<(SocketAddr, u64), IkeSaId>,
+    init_keys: HashMap<IkeSaId, (SocketAddr, u64)>,
+    pending: HashMap<IkeSaId, ike_init::PreparedInit>,
+    timers: BTreeSet<(Instant, IkeSaId)>,
+    scheduled: HashMap<IkeSaId, Instant>,
+    half_open_total: usize,
+    half_open_by_ip: HashMap<IpAddr, usize>,
+    by_peer: HashMap<Identification, Vec<IkeSaId>>,
+    dying: Vec<IkeSaId>,
     cookies: CookieJar,
     cookies_rotated: Option<Instant>,
     ids: Ids,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    dh_jobs: VecDeque<DhJob>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -141,21 +177,52 @@ impl Endpoint {
         Endpoint {
             cfg,
             rng,
-            connections: Vec::new(),
+            shares: Box::new(InlineShares),
+            connections: Arc::new(Vec::new()),
             sas: BTreeMap::new(),
             by_spi: HashMap::new(),
             init_index: HashMap::new(),
+            init_keys: HashMap::new(),
+            pending: HashMap::new(),
+            timers: BTreeSet::new(),
+            scheduled: HashMap::new(),
+            half_open_total: 0,
+            half_open_by_ip: HashMap::new(),
+            by_peer: HashMap::new(),
+            dying: Vec::new(),
             cookies,
             cookies_rotated: None,
             ids: Ids::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            dh_jobs: VecDeque::new(),
         }
+    }
+
+    /// Takes Diffie-Hellman key shares from `source` from now on (a daemon's precomputed
+    /// supply) instead of making them inline.
+    pub fn set_key_share_source(&mut self, source: Box<dyn KeyShareSource>) {
+        self.shares = source;
+    }
+
+    /// The endpoint's settings.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.cfg
     }
 
     /// Adds a connection (responder and initiator side).
     pub fn add_connection(&mut self, conn: ConnectionConfig) {
-        self.connections.push(Arc::new(conn));
+        Arc::make_mut(&mut self.connections).push(Arc::new(conn));
+    }
+
+    /// Removes a connection: no new IKE SA uses it. IKE SAs made from it keep their copy until
+    /// they are deleted (the caller deletes them if it wants them gone). Returns whether it
+    /// existed.
+    pub fn remove_connection(&mut self, name: &str) -> bool {
+        let list = Arc::make_mut(&mut self.connections);
+        let before = list.len();
+        list.retain(|c| c.name != name);
+        list.len() != before
     }
 
     /// The connections.
@@ -173,9 +240,44 @@ impl Endpoint {
         self.events.pop_front()
     }
 
+    /// The next Diffie-Hellman computation to run elsewhere ([`EndpointConfig::offload_dh`]).
+    /// Every job taken must come back through [`Endpoint::dh_done`]; the exchange waits for it.
+    pub fn poll_dh_job(&mut self) -> Option<DhJob> {
+        self.dh_jobs.pop_front()
+    }
+
+    /// A computation from [`Endpoint::poll_dh_job`] finished: the exchange that waited for it
+    /// goes on (a responder answers IKE_SA_INIT, an initiator starts IKE_AUTH).
+    pub fn dh_done(&mut self, now: Instant, done: DhDone) {
+        match done.owner {
+            DhOwner::Responder(id) => {
+                let Some(p) = self.pending.remove(&id) else { return };
+                self.count_half_open(Some(p.remote().ip()), None);
+                let mut cx = ctx!(self, now);
+                match ike_init::finish_r(&mut cx, p, done.share, done.result) {
+                    Some(sa) => self.insert_responder(sa),
+                    None => {
+                        if let Some(key) = self.init_keys.remove(&id) {
+                            self.init_index.remove(&key);
+                        }
+                    }
+                }
+            }
+            DhOwner::Initiator(id) => {
+                let result = done.result;
+                self.with_sa(now, id, |sa, cx| {
+                    if let Some(r) = sa.suspended.take() {
+                        let flow = ike_init::resume_i(sa, *r, result);
+                        sa.after_flow(cx, flow);
+                    }
+                });
+            }
+        }
+    }
+
     /// When [`Endpoint::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sas.values().filter_map(|sa| sa.next_timeout(&self.cfg)).min()
+        self.timers.first().map(|(t, _)| *t)
     }
 
     /// Snapshots of the IKE SAs.
@@ -188,44 +290,108 @@ impl Endpoint {
         self.sas.get(&id).map(info)
     }
 
+    /// How many IKE SAs exist (any state), and how many of them are half-open (responder side,
+    /// including IKE_SA_INIT requests waiting for their Diffie-Hellman computation).
+    pub fn counts(&self) -> (usize, usize) {
+        (self.sas.len(), self.half_open_total)
+    }
+
     /// Runs `f` on one IKE SA with a context, then files what it produced.
     fn with_sa(&mut self, now: Instant, id: IkeSaId, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
         let Some(mut sa) = self.sas.remove(&id) else { return };
-        let mut cx = Ctx {
-            now,
-            rng: &mut *self.rng,
-            events: &mut self.events,
-            transmits: &mut self.transmits,
-            cfg: &self.cfg,
-            ids: &mut self.ids,
-            new_sas: Vec::new(),
-            moves: Vec::new(),
-            initial_contact: None,
-        };
+        let half_open_before = half_open_ip(&sa);
+        let had_auth = sa.auth.is_some();
+        let mut cx = ctx!(self, now);
         f(&mut sa, &mut cx);
         let (new_sas, moves) = (std::mem::take(&mut cx.new_sas), std::mem::take(&mut cx.moves));
         let contact = cx.initial_contact.take();
+        self.count_half_open(half_open_before, half_open_ip(&sa));
+        if !had_auth && sa.auth.is_some() {
+            self.index_peer(&sa);
+        }
         self.file(now, sa, new_sas, moves);
         if let Some(fresh) = contact {
             self.initial_contact(now, fresh);
         }
     }
 
+    fn count_half_open(&mut self, before: Option<IpAddr>, after: Option<IpAddr>) {
+        if before == after {
+            return;
+        }
+        if let Some(ip) = before {
+            self.half_open_total = self.half_open_total.saturating_sub(1);
+            if let Some(n) = self.half_open_by_ip.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.half_open_by_ip.remove(&ip);
+                }
+            }
+        }
+        if let Some(ip) = after {
+            self.half_open_total += 1;
+            *self.half_open_by_ip.entry(ip).or_insert(0) += 1;
+        }
+    }
+
+    fn index_peer(&mut self, sa: &IkeSa) {
+        if let Some(a) = &sa.auth {
+            self.by_peer.entry(a.peer().clone()).or_default().push(sa.id);
+        }
+    }
+
+    fn unindex_peer(&mut self, sa: &IkeSa) {
+        let Some(a) = &sa.auth else { return };
+        if let Some(list) = self.by_peer.get_mut(a.peer()) {
+            list.retain(|x| *x != sa.id);
+            if list.is_empty() {
+                self.by_peer.remove(a.peer());
+            }
+        }
+    }
+
+    /// Puts one IKE SA's timer where its next wake-up is.
+    fn reschedule(&mut self, id: IkeSaId) {
+        let next = self.sas.get(&id).and_then(|sa| sa.next_timeout(&self.cfg));
+        if let Some(old) = self.scheduled.remove(&id) {
+            self.timers.remove(&(old, id));
+        }
+        if let Some(t) = next {
+            self.timers.insert((t, id));
+            self.scheduled.insert(id, t);
+        }
+    }
+
+    /// Files a responder's new half-open IKE SA.
+    fn insert_responder(&mut self, sa: IkeSa) {
+        let (id, key) = (sa.id, (sa.remote, sa.spi_i));
+        self.count_half_open(None, half_open_ip(&sa));
+        self.init_index.insert(key, id);
+        self.init_keys.insert(id, key);
+        self.by_spi.insert(sa.spi_r, id);
+        self.sas.insert(id, sa);
+        self.reschedule(id);
+    }
+
     /// Drops, without a message, the other established IKE SAs of the same connection and
     /// authenticated peer identity as `fresh` (the peer lost its state: a reboot).
     fn initial_contact(&mut self, now: Instant, fresh: IkeSaId) {
         let Some(f) = self.sas.get(&fresh) else { return };
-        let (conn, peer) = (f.conn.name.clone(), f.auth.as_ref().map(|a| a.peer().clone()));
+        let Some(peer) = f.auth.as_ref().map(|a| a.peer().clone()) else { return };
+        let conn = f.conn.name.clone();
         let stale: Vec<IkeSaId> = self
-            .sas
-            .values()
-            .filter(|s| {
-                s.id != fresh
-                    && s.conn.name == conn
-                    && s.auth.as_ref().map(|a| a.peer().clone()) == peer
-                    && peer.is_some()
+            .by_peer
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|id| {
+                *id != fresh
+                    && self
+                        .sas
+                        .get(id)
+                        .is_some_and(|s| s.conn.name == conn && s.auth.as_ref().is_some_and(|a| *a.peer() == peer))
             })
-            .map(|s| s.id)
             .collect();
         for id in stale {
             self.with_sa(now, id, |sa, cx| sa.die(cx, crate::event::DownReason::Replaced));
@@ -233,15 +399,26 @@ impl Endpoint {
     }
 
     /// Puts an IKE SA back, adds the IKE SAs a rekey made, moves children, lets new SAs send.
-    fn file(&mut self, now: Instant, sa: IkeSa, new_sas: Vec<IkeSa>, moves: Vec<(IkeSaId, IkeSaId)>) {
+    fn file(&mut self, now: Instant, mut sa: IkeSa, new_sas: Vec<IkeSa>, moves: Vec<(IkeSaId, IkeSaId)>) {
         if sa.our_spi() != 0 {
             self.by_spi.insert(sa.our_spi(), sa.id);
         }
-        self.sas.insert(sa.id, sa);
+        if sa.state == IkeState::Established && !sa.init_request.is_empty() {
+            // Authentication is done: the IKE_SA_INIT messages are not needed any more.
+            sa.init_request = Vec::new();
+            sa.init_response = Vec::new();
+        }
+        let id = sa.id;
+        if sa.state == IkeState::Dead {
+            self.dying.push(id);
+        }
+        self.sas.insert(id, sa);
+        self.reschedule(id);
         let mut fresh = Vec::new();
         for sa in new_sas {
             fresh.push(sa.id);
             self.by_spi.insert(sa.our_spi(), sa.id);
+            self.index_peer(&sa);
             self.sas.insert(sa.id, sa);
         }
         for (from, to) in moves {
@@ -257,38 +434,32 @@ impl Endpoint {
                     }
                 }
             }
+            self.reschedule(from);
+            self.reschedule(to);
         }
         for id in fresh {
-            let Some(mut sa) = self.sas.remove(&id) else { continue };
-            let mut cx = Ctx {
-                now,
-                rng: &mut *self.rng,
-                events: &mut self.events,
-                transmits: &mut self.transmits,
-                cfg: &self.cfg,
-                ids: &mut self.ids,
-                new_sas: Vec::new(),
-                moves: Vec::new(),
-                initial_contact: None,
-            };
-            sa.pump(&mut cx);
-            let (n, m) = (std::mem::take(&mut cx.new_sas), std::mem::take(&mut cx.moves));
-            self.file(now, sa, n, m);
+            self.with_sa(now, id, |sa, cx| sa.pump(cx));
         }
         self.reap();
     }
 
     fn reap(&mut self) {
-        let dead: Vec<IkeSaId> =
-            self.sas.iter().filter(|(_, s)| s.state == IkeState::Dead).map(|(id, _)| *id).collect();
-        for id in dead {
-            if let Some(sa) = self.sas.remove(&id) {
-                if self.by_spi.get(&sa.our_spi()) == Some(&id) {
-                    self.by_spi.remove(&sa.our_spi());
-                }
-                self.ids.ike_spis.remove(&sa.our_spi());
-                self.init_index.retain(|_, v| *v != id);
+        for id in std::mem::take(&mut self.dying) {
+            if self.sas.get(&id).is_none_or(|s| s.state != IkeState::Dead) {
+                continue;
             }
+            let Some(sa) = self.sas.remove(&id) else { continue };
+            if self.by_spi.get(&sa.our_spi()) == Some(&id) {
+                self.by_spi.remove(&sa.our_spi());
+            }
+            self.ids.ike_spis.remove(&sa.our_spi());
+            if let Some(key) = self.init_keys.remove(&id) {
+                self.init_index.remove(&key);
+            }
+            if let Some(t) = self.scheduled.remove(&id) {
+                self.timers.remove(&(t, id));
+            }
+            self.unindex_peer(&sa);
         }
     }
 
@@ -335,7 +506,6 @@ impl Endpoint {
             }
         });
         if !ok {
-            self.reap();
             return Err(EndpointError::NoProposal);
         }
         Ok(id)
@@ -432,11 +602,29 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Ends an IKE SA in any state at once, without telling the peer (an IKE SA still being
+    /// set up, or one whose peer is known to be gone): its CHILD_SAs are removed (events).
+    pub fn abort_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), EndpointError> {
+        if !self.sas.contains_key(&ike) {
+            return Err(EndpointError::UnknownIkeSa(ike));
+        }
+        self.with_sa(now, ike, |sa, cx| sa.die(cx, crate::event::DownReason::Deleted));
+        Ok(())
+    }
+
     /// Sends a liveness check now.
     pub fn dpd(&mut self, now: Instant, ike: IkeSaId) -> Result<(), EndpointError> {
         self.established(ike)?;
         self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Task::Dpd));
         Ok(())
+    }
+
+    /// The peer of `ike` was heard at `at` outside IKE (inbound ESP counted by the data plane):
+    /// dead-peer detection waits `dpd_delay` from then.
+    pub fn note_activity(&mut self, now: Instant, ike: IkeSaId, at: Instant) {
+        if self.sas.get(&ike).is_some_and(|sa| sa.last_heard < at) {
+            self.with_sa(now, ike, |sa, _| sa.note_activity(at));
+        }
     }
 
     fn rotate_cookies(&mut self, now: Instant) {
@@ -459,7 +647,8 @@ impl Endpoint {
         let h = msg.header;
         if h.exchange == ExchangeType::IkeSaInit && !h.is_response() {
             if let Some(id) = self.init_index.get(&(remote, h.spi_i)).copied() {
-                // A retransmitted IKE_SA_INIT: the same answer again, nothing new.
+                // A retransmitted IKE_SA_INIT: the same answer again, nothing new (nothing at
+                // all while its Diffie-Hellman computation is still running).
                 if let Some(sa) = self.sas.get_mut(&id)
                     && sa.init_request == datagram
                     && sa.expected_request_id == 1
@@ -475,27 +664,32 @@ impl Endpoint {
             if h.spi_r != 0 || !h.is_initiator() {
                 return;
             }
-            let half_open: Vec<&IkeSa> = self.sas.values().filter(|s| s.state == IkeState::HalfOpen).collect();
-            let total = half_open.len();
-            let peer = half_open.iter().filter(|s| s.remote.ip() == remote.ip()).count();
-            let conns = self.connections.clone();
-            let mut cx = Ctx {
-                now,
-                rng: &mut *self.rng,
-                events: &mut self.events,
-                transmits: &mut self.transmits,
-                cfg: &self.cfg,
-                ids: &mut self.ids,
-                new_sas: Vec::new(),
-                moves: Vec::new(),
-                initial_contact: None,
+            let peer = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
+            let conns = Arc::clone(&self.connections);
+            let mut cx = ctx!(self, now);
+            let limits = ike_init::ResponderLimits {
+                cookies: &self.cookies,
+                half_open_total: self.half_open_total,
+                half_open_peer: peer,
             };
-            let limits =
-                ike_init::ResponderLimits { cookies: &self.cookies, half_open_total: total, half_open_peer: peer };
-            if let Some(sa) = ike_init::process_r(&mut cx, &conns, limits, local, remote, datagram, &msg) {
-                self.init_index.insert((remote, sa.spi_i), sa.id);
-                self.by_spi.insert(sa.spi_r, sa.id);
-                self.sas.insert(sa.id, sa);
+            let Some((prepared, job)) = ike_init::prepare_r(&mut cx, &conns, limits, local, remote, datagram, &msg)
+            else {
+                return;
+            };
+            if self.cfg.offload_dh {
+                let id = prepared.id();
+                let key = (remote, prepared.spi_i());
+                self.init_index.insert(key, id);
+                self.init_keys.insert(id, key);
+                self.count_half_open(None, Some(remote.ip()));
+                self.pending.insert(id, prepared);
+                self.dh_jobs.push_back(job);
+            } else {
+                let done = job.run();
+                let mut cx = ctx!(self, now);
+                if let Some(sa) = ike_init::finish_r(&mut cx, prepared, done.share, done.result) {
+                    self.insert_responder(sa);
+                }
             }
             return;
         }
@@ -510,13 +704,25 @@ impl Endpoint {
     /// Runs every timer due at `now`: retransmissions, DPD, rekeys, expiry, keepalives.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.rotate_cookies(now);
-        let due: Vec<IkeSaId> =
-            self.sas.values().filter(|s| s.next_timeout(&self.cfg).is_some_and(|t| t <= now)).map(|s| s.id).collect();
+        let mut due = Vec::new();
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.scheduled.remove(&id);
+            due.push(id);
+        }
         for id in due {
             self.with_sa(now, id, |sa, cx| sa.on_timeout(cx));
         }
         self.reap();
     }
+}
+
+/// The peer address a half-open IKE SA counts against.
+fn half_open_ip(sa: &IkeSa) -> Option<IpAddr> {
+    (sa.state == IkeState::HalfOpen).then(|| sa.remote.ip())
 }
 
 fn info(sa: &IkeSa) -> IkeSaInfo {

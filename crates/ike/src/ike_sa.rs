@@ -21,12 +21,13 @@ use zeroize::Zeroizing;
 
 use crate::auth::AuthVerified;
 use crate::config::{ChildConfig, ConnectionConfig, EndpointConfig};
-use crate::crypto::RandomSource;
+use crate::crypto::{DhGroup, KeyShare, RandomSource};
 use crate::event::{ChildSaId, DownReason, Event, IkeSaId, Transmit};
 use crate::keys::{ChildKeys, IkeSaKeys, child_keymat};
 use crate::message::{
     ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, Header, Message, NotifyType, Payload, unsupported_critical,
 };
+use crate::offload::{DhJob, KeyShareSource};
 use crate::proposal::{EspAlgorithms, IkeAlgorithms};
 use crate::sk::{self, SkError, SkKeys};
 use crate::tasks::{self, Flow, Task};
@@ -160,6 +161,8 @@ pub struct Outstanding {
     pub retransmits: u32,
     /// When to retransmit (or give up).
     pub next_at: Instant,
+    /// When it was first sent (for `dpd_timeout`).
+    pub sent_at: Instant,
 }
 
 /// Endpoint-wide things a task may touch while it runs.
@@ -182,6 +185,17 @@ pub struct Ctx<'a> {
     pub moves: Vec<(IkeSaId, IkeSaId)>,
     /// An IKE SA authenticated with INITIAL_CONTACT: the others with this peer go.
     pub initial_contact: Option<IkeSaId>,
+    /// Where Diffie-Hellman key shares come from.
+    pub shares: &'a mut dyn KeyShareSource,
+    /// Shared-secret computations handed out ([`EndpointConfig::offload_dh`]).
+    pub dh_jobs: &'a mut VecDeque<DhJob>,
+}
+
+impl Ctx<'_> {
+    /// A fresh key share of `group` from the endpoint's source.
+    pub fn key_share(&mut self, group: DhGroup) -> KeyShare {
+        self.shares.take(group, self.rng)
+    }
 }
 
 /// Allocation of handles and SPIs, unique within an endpoint.
@@ -315,6 +329,9 @@ pub struct IkeSa {
     pub peer_rekey: Option<PeerRekey>,
     /// The IKE SA that replaced this one.
     pub successor: Option<IkeSaId>,
+    /// An initiator waiting for the shared secret of IKE_SA_INIT ([`crate::offload::DhJob`]):
+    /// the rest of the exchange, resumed by [`crate::Endpoint::dh_done`].
+    pub suspended: Option<Box<tasks::ike_init::InitResume>>,
 }
 
 impl IkeSa {
@@ -359,6 +376,7 @@ impl IkeSa {
             half_open_until: None,
             peer_rekey: None,
             successor: None,
+            suspended: None,
         }
     }
 
@@ -423,6 +441,7 @@ impl IkeSa {
     /// Sends the next queued request if the window (of one) is free.
     pub fn pump(&mut self, cx: &mut Ctx<'_>) {
         while self.outstanding.is_none()
+            && self.suspended.is_none()
             && matches!(self.state, IkeState::Established | IkeState::Connecting | IkeState::Authenticating)
         {
             let Some(mut task) = self.queue.pop_front() else { return };
@@ -449,7 +468,8 @@ impl IkeSa {
         self.next_request_id = self.next_request_id.wrapping_add(1);
         self.transmit(cx, bytes.clone());
         let next_at = cx.now + cx.cfg.retransmit_timeout;
-        self.outstanding = Some(Outstanding { message_id, exchange, bytes, task, retransmits: 0, next_at });
+        self.outstanding =
+            Some(Outstanding { message_id, exchange, bytes, task, retransmits: 0, next_at, sent_at: cx.now });
     }
 
     /// Sends IKE_SA_INIT again with new contents (COOKIE or another KE group), same message ID.
@@ -511,7 +531,8 @@ impl IkeSa {
         self.after_flow(cx, flow);
     }
 
-    fn after_flow(&mut self, cx: &mut Ctx<'_>, flow: Flow) {
+    /// Goes on after an exchange we initiated finished: the next request, or the end.
+    pub fn after_flow(&mut self, cx: &mut Ctx<'_>, flow: Flow) {
         match flow {
             Flow::Done => self.pump(cx),
             Flow::Down(reason) => self.die(cx, reason),
@@ -629,7 +650,10 @@ impl IkeSa {
         let lifetimes = Lifetimes {
             soft_seconds: p.cfg.rekey_time.as_secs(),
             hard_seconds: p.cfg.life_time.as_secs(),
-            ..Lifetimes::default()
+            soft_bytes: p.cfg.rekey_bytes,
+            hard_bytes: p.cfg.life_bytes,
+            soft_packets: p.cfg.rekey_packets,
+            hard_packets: p.cfg.life_packets,
         };
         let base = |spi, direction, ek, ik| SaConfig {
             spi,
@@ -730,6 +754,9 @@ impl IkeSa {
             return None;
         }
         consider(self.outstanding.as_ref().map(|o| o.next_at));
+        if let Some(cap) = self.dpd_deadline() {
+            consider(Some(cap));
+        }
         consider(self.half_open_until);
         if self.state == IkeState::Established && self.successor.is_none() {
             consider(self.rekey_at);
@@ -750,11 +777,31 @@ impl IkeSa {
         t
     }
 
+    /// When an unanswered request of an established IKE SA makes the peer dead under the
+    /// connection's `dpd_timeout`.
+    fn dpd_deadline(&self) -> Option<Instant> {
+        let out = self.outstanding.as_ref()?;
+        let cap = self.conn.dpd_timeout;
+        (!cap.is_zero() && matches!(self.state, IkeState::Established | IkeState::Deleting)).then(|| out.sent_at + cap)
+    }
+
+    /// Traffic from the peer was seen at `at` outside IKE (ESP counted by the data plane): a
+    /// liveness check is not needed before `at + dpd_delay`.
+    pub fn note_activity(&mut self, at: Instant) {
+        if at > self.last_heard {
+            self.last_heard = at;
+        }
+    }
+
     /// Runs the timers that are due.
     pub fn on_timeout(&mut self, cx: &mut Ctx<'_>) {
         let now = cx.now;
         if self.half_open_until.is_some_and(|t| now >= t) && self.auth.is_none() {
             self.die(cx, DownReason::HalfOpenTimeout);
+            return;
+        }
+        if self.dpd_deadline().is_some_and(|t| now >= t) {
+            self.die(cx, DownReason::PeerDead);
             return;
         }
         if let Some(out) = self.outstanding.as_mut()

@@ -11,6 +11,8 @@
 //!   payload; [`crypto`]: PRF, integrity, ciphers, DH groups; [`keys`]: key derivation;
 //!   [`proposal`]: swanctl keywords, RFC 8247 policy, selection; [`ts`]: selector narrowing;
 //!   [`nat`], [`cookie`]: NAT detection and cookies; [`auth`]: authenticators and the proof.
+//! - [`offload`]: Diffie-Hellman work a daemon runs on other threads (precomputed key shares,
+//!   shared-secret jobs).
 //! - [`tasks`]: one exchange per file; [`ike_sa`]: one IKE SA with its window, retransmission,
 //!   children and timers; [`endpoint`]: all IKE SAs, routing, half-open limits.
 #![forbid(unsafe_code)]
@@ -25,6 +27,7 @@ pub mod ike_sa;
 pub mod keys;
 pub mod message;
 pub mod nat;
+pub mod offload;
 pub mod proposal;
 pub mod sk;
 pub mod tasks;

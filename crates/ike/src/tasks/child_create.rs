@@ -215,7 +215,7 @@ impl Initiator {
     pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
         let spi_in = cx.ids.child_spi(cx.rng);
         let ni = nonce(cx.rng);
-        let ke = self.group.map(|g| KeyShare::generate(g, cx.rng));
+        let ke = self.group.map(|g| cx.key_share(g));
         let _ = sa;
         let p = request_payloads(&self.cfg, spi_in, Some(&ni), ke.as_ref(), &self.cfg.local_ts, &self.cfg.remote_ts);
         self.state = Some((spi_in, ni, ke));
@@ -312,7 +312,7 @@ pub fn respond_child(
     let (ke, g_ir) = match (chosen.algs.dh, peer_ke) {
         (None, _) => (None, None),
         (Some(g), Some((pg, data))) if pg == g.id() => {
-            let k = KeyShare::generate(g, cx.rng);
+            let k = cx.key_share(g);
             match k.agree(data) {
                 Ok(s) => (Some(k), Some(s)),
                 Err(_) => return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]),

@@ -69,7 +69,7 @@ impl Initiator {
         c.state = ChildState::Rekeying;
         let cfg = c.cfg.clone();
         let group = self.group.unwrap_or_else(|| cfg.esp_proposals.first().and_then(|p| p.pfs_group()));
-        let ke = group.map(|g| KeyShare::generate(g, cx.rng));
+        let ke = group.map(|g| cx.key_share(g));
         let spi_in = cx.ids.child_spi(cx.rng);
         let ni = nonce(cx.rng);
         let mut p = vec![Payload::Notify(Notify {

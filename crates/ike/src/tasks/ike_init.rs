@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use crate::config::{ChildConfig, ConnectionConfig};
 use crate::cookie::CookieJar;
-use crate::crypto::{DhGroup, KeyShare};
-use crate::event::{DownReason, Transmit};
+use zeroize::Zeroizing;
+
+use crate::crypto::{DhGroup, KeError, KeyShare};
+use crate::event::{DownReason, IkeSaId, Transmit};
 use crate::ike_sa::{Ctx, IkeSa, IkeState, nonce};
 use crate::keys::{IkeSaKeys, skeyseed};
 use crate::message::{
@@ -19,7 +21,8 @@ use crate::message::{
     unsupported_critical,
 };
 use crate::nat::nat_hash;
-use crate::proposal::{accept_ike_answer, ike_answer, select_ike};
+use crate::offload::{DhJob, DhOwner};
+use crate::proposal::{IkeAlgorithms, accept_ike_answer, ike_answer, select_ike};
 use crate::tasks::{Flow, Task, error_notify, ike_auth};
 
 /// How many COOKIE or INVALID_KE_PAYLOAD rounds an initiator accepts before giving up.
@@ -72,14 +75,7 @@ impl Initiator {
         let group = sa.conn.proposals.first()?.dh.first().copied()?;
         let mut fake_nat = vec![0u8; 20];
         cx.rng.fill(&mut fake_nat);
-        Some(Initiator {
-            ke: KeyShare::generate(group, cx.rng),
-            ni: nonce(cx.rng),
-            cookie: None,
-            rounds: 0,
-            child,
-            fake_nat,
-        })
+        Some(Initiator { ke: cx.key_share(group), ni: nonce(cx.rng), cookie: None, rounds: 0, child, fake_nat })
     }
 
     fn payloads(&self, sa: &IkeSa) -> Vec<Payload> {
@@ -139,7 +135,7 @@ impl Initiator {
                 return Flow::Down(DownReason::Failed("INVALID_KE_PAYLOAD for a group we do not offer".into()));
             };
             self.rounds += 1;
-            self.ke = KeyShare::generate(g, cx.rng);
+            self.ke = cx.key_share(g);
             let p = self.payloads(sa);
             sa.resend_init(cx, p, Task::IkeInit(self));
             return Flow::Done;
@@ -163,33 +159,66 @@ impl Initiator {
         if group != algs.dh.id() || self.ke.group() != algs.dh {
             return Flow::Down(DownReason::Failed("KE group differs from the chosen one".into()));
         }
-        let Ok(g_ir) = self.ke.agree(data) else {
-            return Flow::Down(DownReason::Failed("invalid KE payload in the answer".into()));
-        };
-        sa.spi_r = msg.header.spi_r;
-        let seed = skeyseed(algs.prf, &self.ni, &nr, &g_ir);
-        sa.keys =
-            Some(IkeSaKeys::derive(algs.prf, algs.encr, algs.integ, &seed, (&self.ni, &nr), (sa.spi_i, sa.spi_r)));
-        sa.algs = Some(algs);
-        sa.ni = self.ni.clone();
-        sa.nr = nr;
-        sa.init_response = raw.to_vec();
-        let (local_nat, remote_nat) = detect(payloads, sa.spi_i, sa.spi_r, sa.local, sa.remote);
-        sa.nat_local = local_nat || sa.conn.encap;
-        sa.nat_remote = remote_nat;
-        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
-        //# ... the initiator ... MUST use UDP port 4500 for all subsequent messages once a NAT is
-        //# detected
-        if sa.nat() && sa.local.port() == 500 {
-            sa.local.set_port(4500);
-            if sa.remote.port() == 500 {
-                sa.remote.set_port(4500);
-            }
+        let nat = detect(payloads, sa.spi_i, msg.header.spi_r, sa.local, sa.remote);
+        let Initiator { ke, ni, child, .. } = *self;
+        let resume = InitResume { ni, child, algs, nr, spi_r: msg.header.spi_r, response: raw.to_vec(), nat };
+        if cx.cfg.offload_dh {
+            // The secret is computed elsewhere; the exchange goes on in `resume_i`.
+            cx.dh_jobs.push_back(DhJob::new(DhOwner::Initiator(sa.id), ke, data.clone()));
+            sa.suspended = Some(Box::new(resume));
+            return Flow::Done;
         }
-        sa.state = IkeState::Authenticating;
-        sa.queue.push_front(Task::IkeAuth(Box::new(ike_auth::Initiator::new(self.child))));
-        Flow::Done
+        let g_ir = ke.agree(data);
+        resume_i(sa, resume, g_ir)
     }
+}
+
+/// An initiator's IKE_SA_INIT after the answer was checked, waiting for g^ir.
+pub struct InitResume {
+    ni: Vec<u8>,
+    child: Option<ChildConfig>,
+    algs: IkeAlgorithms,
+    nr: Vec<u8>,
+    spi_r: u64,
+    response: Vec<u8>,
+    nat: (bool, bool),
+}
+
+impl core::fmt::Debug for InitResume {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("InitResume").field("spi_r", &format_args!("{:016x}", self.spi_r)).finish_non_exhaustive()
+    }
+}
+
+/// Initiator: finishes IKE_SA_INIT with the shared secret (or its failure): keys, NAT
+/// traversal, then IKE_AUTH.
+pub fn resume_i(sa: &mut IkeSa, r: InitResume, g_ir: Result<Zeroizing<Vec<u8>>, KeError>) -> Flow {
+    let Ok(g_ir) = g_ir else {
+        return Flow::Down(DownReason::Failed("invalid KE payload in the answer".into()));
+    };
+    let algs = r.algs;
+    sa.spi_r = r.spi_r;
+    let seed = skeyseed(algs.prf, &r.ni, &r.nr, &g_ir);
+    sa.keys = Some(IkeSaKeys::derive(algs.prf, algs.encr, algs.integ, &seed, (&r.ni, &r.nr), (sa.spi_i, sa.spi_r)));
+    sa.algs = Some(algs);
+    sa.ni = r.ni;
+    sa.nr = r.nr;
+    sa.init_response = r.response;
+    let (local_nat, remote_nat) = r.nat;
+    sa.nat_local = local_nat || sa.conn.encap;
+    sa.nat_remote = remote_nat;
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
+    //# ... the initiator ... MUST use UDP port 4500 for all subsequent messages once a NAT is
+    //# detected
+    if sa.nat() && sa.local.port() == 500 {
+        sa.local.set_port(4500);
+        if sa.remote.port() == 500 {
+            sa.remote.set_port(4500);
+        }
+    }
+    sa.state = IkeState::Authenticating;
+    sa.queue.push_front(Task::IkeAuth(Box::new(ike_auth::Initiator::new(r.child))));
+    Flow::Done
 }
 
 /// What the endpoint keeps for the responder's decisions.
@@ -223,7 +252,6 @@ fn addr_matches(list: &[std::net::IpAddr], a: std::net::IpAddr) -> bool {
 
 /// Responder: an IKE_SA_INIT request without an IKE SA. Sends an error or COOKIE answer through
 /// `cx`, or returns the new half-open IKE SA (its answer already sent).
-#[allow(clippy::too_many_arguments)]
 pub fn process_r(
     cx: &mut Ctx<'_>,
     conns: &[Arc<ConnectionConfig>],
@@ -233,6 +261,62 @@ pub fn process_r(
     raw: &[u8],
     msg: &Message,
 ) -> Option<IkeSa> {
+    let (prepared, job) = prepare_r(cx, conns, limits, local, remote, raw, msg)?;
+    let done = job.run();
+    finish_r(cx, prepared, done.share, done.result)
+}
+
+/// A responder's IKE_SA_INIT that passed every check, waiting for g^ir (the [`DhJob`] that
+/// [`prepare_r`] returned with it).
+pub struct PreparedInit {
+    id: IkeSaId,
+    conn: Arc<ConnectionConfig>,
+    number: u8,
+    algs: IkeAlgorithms,
+    ni: Vec<u8>,
+    spi_i: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+    request: Vec<u8>,
+    nat: (bool, bool),
+}
+
+impl core::fmt::Debug for PreparedInit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PreparedInit").field("id", &self.id).field("remote", &self.remote).finish_non_exhaustive()
+    }
+}
+
+impl PreparedInit {
+    /// The handle the IKE SA will have.
+    pub fn id(&self) -> IkeSaId {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// SPIi.
+    pub fn spi_i(&self) -> u64 {
+        self.spi_i
+    }
+}
+
+/// Responder, first half: every check of an IKE_SA_INIT request (limits, COOKIE, proposals, KE
+/// group and value). Answers errors and COOKIE requests through `cx`; otherwise returns the
+/// request's state and the Diffie-Hellman computation still to do.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_r(
+    cx: &mut Ctx<'_>,
+    conns: &[Arc<ConnectionConfig>],
+    limits: ResponderLimits<'_>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    raw: &[u8],
+    msg: &Message,
+) -> Option<(PreparedInit, DhJob)> {
     let reply = |cx: &mut Ctx<'_>, p: Vec<Payload>| {
         cx.transmits.push_back(Transmit { from: local, to: remote, bytes: plain_reply(msg, &p) });
         None
@@ -296,28 +380,45 @@ pub fn process_r(
     if algs.dh.validate_public(&ke_data).is_err() {
         return reply(cx, vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]);
     }
-    let share = KeyShare::generate(algs.dh, cx.rng);
-    let g_ir = share.agree(&ke_data).ok()?;
-    let mut sa = IkeSa::new(cx.ids.ike(), Arc::clone(&conn), false, local, remote, cx.now);
-    sa.spi_i = msg.header.spi_i;
+    let id = cx.ids.ike();
+    let share = cx.key_share(algs.dh);
+    let nat = detect(payloads, msg.header.spi_i, 0, local, remote);
+    let prepared =
+        PreparedInit { id, conn, number, algs, ni, spi_i: msg.header.spi_i, local, remote, request: raw.to_vec(), nat };
+    Some((prepared, DhJob::new(DhOwner::Responder(id), share, ke_data)))
+}
+
+/// Responder, second half: with g^ir known, makes the half-open IKE SA and sends the answer.
+/// `None` when the computation failed (a Curve25519 value of small order): the request is
+/// dropped.
+pub fn finish_r(
+    cx: &mut Ctx<'_>,
+    p: PreparedInit,
+    share: KeyShare,
+    g_ir: Result<Zeroizing<Vec<u8>>, KeError>,
+) -> Option<IkeSa> {
+    let g_ir = g_ir.ok()?;
+    let (conn, algs) = (p.conn, p.algs);
+    let mut sa = IkeSa::new(p.id, Arc::clone(&conn), false, p.local, p.remote, cx.now);
+    sa.spi_i = p.spi_i;
     sa.spi_r = cx.ids.ike_spi(cx.rng);
     let nr = nonce(cx.rng);
-    let seed = skeyseed(algs.prf, &ni, &nr, &g_ir);
-    sa.keys = Some(IkeSaKeys::derive(algs.prf, algs.encr, algs.integ, &seed, (&ni, &nr), (sa.spi_i, sa.spi_r)));
+    let seed = skeyseed(algs.prf, &p.ni, &nr, &g_ir);
+    sa.keys = Some(IkeSaKeys::derive(algs.prf, algs.encr, algs.integ, &seed, (&p.ni, &nr), (sa.spi_i, sa.spi_r)));
     sa.algs = Some(algs);
-    sa.init_request = raw.to_vec();
-    let (local_nat, remote_nat) = detect(payloads, sa.spi_i, 0, local, remote);
+    sa.init_request = p.request;
+    let (local_nat, remote_nat) = p.nat;
     sa.nat_local = local_nat || conn.encap;
     sa.nat_remote = remote_nat;
     let mut fake = [0u8; 20];
     cx.rng.fill(&mut fake);
     let mut answer = vec![
-        Payload::Sa(vec![ike_answer(number, &algs, &[])]),
+        Payload::Sa(vec![ike_answer(p.number, &algs, &[])]),
         Payload::Ke { group: algs.dh.id(), data: share.public().to_vec() },
         Payload::Nonce(nr.clone()),
     ];
     answer.extend(nat_notifies(&sa, sa.spi_r, conn.encap.then_some(&fake[..])));
-    sa.ni = ni;
+    sa.ni = p.ni;
     sa.nr = nr;
     let header = Header {
         spi_i: sa.spi_i,
@@ -336,6 +437,6 @@ pub fn process_r(
     sa.expected_request_id = 1;
     sa.half_open_until = Some(cx.now + cx.cfg.half_open_timeout);
     sa.last_sent = cx.now;
-    cx.transmits.push_back(Transmit { from: local, to: remote, bytes });
+    cx.transmits.push_back(Transmit { from: p.local, to: p.remote, bytes });
     Some(sa)
 }

@@ -77,7 +77,7 @@ impl Initiator {
         let group = sa.algs?.dh;
         let spi = cx.ids.ike_spi(cx.rng);
         let ni = nonce(cx.rng);
-        let ke = KeyShare::generate(group, cx.rng);
+        let ke = cx.key_share(group);
         let proposals: Vec<Proposal> =
             sa.conn.proposals.iter().enumerate().map(|(i, p)| p.to_wire(i as u8 + 1, &spi.to_be_bytes())).collect();
         let payloads = vec![
@@ -178,7 +178,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
             algs.dh.id().to_be_bytes().to_vec(),
         )]);
     };
-    let share = KeyShare::generate(algs.dh, cx.rng);
+    let share = cx.key_share(algs.dh);
     let Ok(g_ir) = share.agree(data) else {
         return Response::Payloads(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]);
     };
