@@ -172,9 +172,18 @@ impl Reader {
     /// records were read at or after [`Snapshot::generation`], so a reader that refreshes when
     /// the generation moves never misses a change.
     pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.snapshot_once();
+        if !s.consistent {
+            self.refresh(&mut s);
+        }
+        s
+    }
+
+    fn snapshot_once(&self) -> Snapshot {
         let mut s = Snapshot {
             generation: 0,
             journal_pos: 0,
+            consistent: false,
             sas: Vec::new(),
             policies: Vec::new(),
             pending_sas: BTreeSet::new(),
@@ -186,10 +195,30 @@ impl Reader {
 
     /// Brings a snapshot up to date and says which slots changed. Reads only the slots named
     /// in the change journal since the last refresh, or every slot if the snapshot fell more
-    /// than a journal behind.
+    /// than a journal behind. If the writer committed meanwhile, reads again (a few times at
+    /// most) so that the snapshot settles on one generation; see [`Snapshot::is_consistent`].
     pub fn refresh(&self, snap: &mut Snapshot) -> Changes {
+        let mut all = self.refresh_once(snap);
+        for _ in 0..3 {
+            if snap.consistent {
+                break;
+            }
+            let more = self.refresh_once(snap);
+            all.full_rescan |= more.full_rescan;
+            all.sas.extend(more.sas);
+            all.policies.extend(more.policies);
+        }
+        all.sas.sort_unstable();
+        all.sas.dedup();
+        all.policies.sort_unstable();
+        all.policies.dedup();
+        all
+    }
+
+    fn refresh_once(&self, snap: &mut Snapshot) -> Changes {
         let g = self.generation();
         if g == snap.generation && snap.pending_sas.is_empty() && snap.pending_policies.is_empty() {
+            snap.consistent = true;
             return Changes::default();
         }
         let head = self.db.control().journal_head.load(Ordering::Acquire);
@@ -213,6 +242,7 @@ impl Reader {
         for slot in policies {
             self.reread_policy(snap, slot, &mut changes);
         }
+        snap.settle(g, self.generation());
         changes
     }
 
@@ -257,7 +287,8 @@ impl Reader {
 
     fn rescan(&self, snap: &mut Snapshot) -> Changes {
         // Generation and journal position first: every change after them is seen again later.
-        snap.generation = self.generation();
+        let g = self.generation();
+        snap.generation = g;
         snap.journal_pos = self.db.control().journal_head.load(Ordering::Acquire);
         snap.pending_sas.clear();
         snap.pending_policies.clear();
@@ -269,6 +300,7 @@ impl Reader {
         for slot in 0..(pol_hw as usize).max(snap.policies.len()) as u32 {
             self.reread_policy(snap, slot, &mut changes);
         }
+        snap.settle(g, self.generation());
         changes
     }
 }
@@ -278,6 +310,7 @@ impl Reader {
 pub struct Snapshot {
     generation: u64,
     journal_pos: u64,
+    consistent: bool,
     sas: Vec<Option<SaMeta>>,
     policies: Vec<Option<PolicyInfo>>,
     pending_sas: BTreeSet<u32>,
@@ -285,9 +318,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    fn settle(&mut self, before: u64, after: u64) {
+        self.consistent = before == after && self.pending_sas.is_empty() && self.pending_policies.is_empty();
+    }
+
     /// The generation this snapshot is complete for (later changes may be in it too).
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Whether the snapshot is one generation exactly: no commit happened while it was read
+    /// and no record was busy. Each record is always consistent in itself; across records a
+    /// snapshot read while the writer was busy may briefly show both the old and the new
+    /// place of an SA that was deleted and reinstalled (the next refresh settles it).
+    pub fn is_consistent(&self) -> bool {
+        self.consistent
     }
 
     /// Whether some records were busy (being written) and kept at their previous value.

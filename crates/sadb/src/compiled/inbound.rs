@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use rampart_esp::Direction;
 
+use super::table::HugeSlice;
 use super::{LOOKUP_BURST, prefetch, table_size};
 use crate::hash::{mix64, random_seed};
 use crate::reader::Snapshot;
@@ -25,13 +26,14 @@ struct Entry {
 
 const _: () = assert!(core::mem::size_of::<Entry>() == 16);
 
-const VACANT: Entry = Entry { spi: 0, dst: 0, slot: EMPTY, incarnation: 0 };
+/// A vacant bucket: its `dst` (no destination index is `u32::MAX`) never matches a key.
+const VACANT: Entry = Entry { spi: 0, dst: u32::MAX, slot: EMPTY, incarnation: 0 };
 
 /// Inbound SAs by (SPI, outer destination). Several inbound SAs of one tunnel (make-before-
 /// break) are simply several keys.
 #[derive(Clone)]
 pub struct SaIndex {
-    entries: Box<[Entry]>,
+    entries: HugeSlice<Entry>,
     mask: usize,
     seed: u64,
     /// Distinct outer destinations (our own addresses: usually one or two).
@@ -59,7 +61,7 @@ impl SaIndex {
         let items: Vec<_> = items.into_iter().collect();
         let size = table_size(items.len());
         let mut idx = SaIndex {
-            entries: vec![VACANT; size].into_boxed_slice(),
+            entries: HugeSlice::new(size, VACANT),
             mask: size - 1,
             seed: random_seed(),
             dsts: Vec::new(),
@@ -121,11 +123,11 @@ impl SaIndex {
     fn probe(&self, mut i: usize, spi: u32, dst: u32) -> Option<SaId> {
         loop {
             let e = &self.entries[i];
-            if e.slot == EMPTY {
-                return None;
-            }
             if e.spi == spi && e.dst == dst {
                 return Some(SaId { slot: e.slot, incarnation: e.incarnation });
+            }
+            if e.slot == EMPTY {
+                return None;
             }
             i = (i + 1) & self.mask;
         }
@@ -136,6 +138,15 @@ impl SaIndex {
     pub fn lookup(&self, spi: u32, dst: IpAddr) -> Option<SaId> {
         let d = self.dst_index(dst)?;
         self.probe(self.bucket(spi, d), spi, d)
+    }
+
+    /// Starts loading the bucket of a key into the cache, for a [`SaIndex::lookup`] a little
+    /// later (e.g. issued while parsing a burst, resolved after).
+    #[inline]
+    pub fn prefetch(&self, spi: u32, dst: IpAddr) {
+        if let Some(d) = self.dst_index(dst) {
+            prefetch(&self.entries[self.bucket(spi, d)]);
+        }
     }
 
     /// [`SaIndex::lookup`] for a burst: `out[i]` gets the answer for `keys[i]`. The buckets of

@@ -4,13 +4,14 @@
 //! moves and swaps them in between bursts (`std::mem::replace`, or an `Arc` handed over a
 //! channel by a builder thread).
 //!
-//! Both are open-addressing tables with one cache-line-sized (or smaller) entry per key, probed
-//! linearly, seeded with a random key per build, and have burst variants that compute every
-//! hash of a burst and prefetch the buckets first, so that the cache misses of a large table
-//! overlap instead of adding up. Nothing here allocates or locks on the lookup path.
+//! Both are open-addressing tables of 16-byte buckets (48 for IPv6 policies), probed linearly,
+//! seeded with a random key per build, on transparent huge pages when large. Their burst variants compute every hash of a burst and prefetch the lines first, so
+//! that the cache misses of a large table overlap instead of adding up. Nothing here allocates
+//! or locks on the lookup path.
 
 mod inbound;
 mod spd;
+mod table;
 
 pub use inbound::SaIndex;
 pub use spd::{FlowV4, FlowV6, SpdAction, SpdLookup, SpdMatch, SpdRule};
@@ -31,7 +32,8 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Table size for `n` keys: a power of two, load factor at most 1/2.
+/// Table size for `n` keys: a power of two of at least a cache line of buckets, load factor at
+/// most 1/2.
 fn table_size(n: usize) -> usize {
-    (n.max(1) * 2).next_power_of_two()
+    (n.max(1) * 2).next_power_of_two().max(4)
 }

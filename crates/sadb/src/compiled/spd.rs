@@ -1,21 +1,22 @@
 //! [`SpdLookup`]: the policy that applies to a packet, compiled from a snapshot.
 //!
 //! Tuple-space search: policies are grouped by their (source prefix length, destination prefix
-//! length) pair; each group is a hash table from the masked (source, destination) pair to the
-//! group's best policy for that pair (inline in the bucket) followed by a chain of the others
-//! in priority order (those differing by protocol or ports). Groups are probed in the order of
+//! length) pair; each group is a hash table from the masked (source, destination) pair to its
+//! policies: inline in a 16-byte bucket when the pair has one policy for every protocol and
+//! port (the usual tunnel policy), else a chain of them in priority order (those differing by
+//! protocol or ports). Groups are probed in the order of
 //! the best policy they hold, and the search stops as soon as no remaining group can hold a
 //! better one, so a typical hub (one prefix-length pair per tunnel shape, and a catch-all)
 //! costs one or two probes whatever the number of policies. The result is the same as a
 //! linear scan over the policies in (priority, index) order (tested against one).
 //! Must never be mutated after it is built: build a new one instead.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 
 use rampart_esp::Direction;
 
+use super::table::HugeSlice;
 use super::{LOOKUP_BURST, prefetch, table_size};
 use crate::events::Flow;
 use crate::hash::{mix64, random_seed};
@@ -128,19 +129,6 @@ struct Rule {
 const _: () = assert!(core::mem::size_of::<Rule>() == 24);
 
 impl Rule {
-    const VACANT: Rule = Rule {
-        rank: NONE,
-        next: NONE,
-        sa: NONE,
-        sport_lo: 0,
-        sport_hi: 0,
-        dport_lo: 0,
-        dport_hi: 0,
-        proto: 0,
-        action: 0,
-        _pad: [0; 2],
-    };
-
     #[inline(always)]
     fn matches(&self, proto: u8, sport: u16, dport: u16) -> bool {
         (self.proto == 0 || self.proto == proto)
@@ -150,6 +138,27 @@ impl Rule {
             & (dport <= self.dport_hi)
     }
 
+    #[inline(always)]
+    fn hit(&self) -> Hit {
+        Hit { rank: self.rank, sa: self.sa, action: self.action }
+    }
+
+    /// Whether the rule matches every protocol and port.
+    fn is_simple(&self) -> bool {
+        self.proto == 0 && (self.sport_lo, self.sport_hi, self.dport_lo, self.dport_hi) == (0, u16::MAX, 0, u16::MAX)
+    }
+}
+
+/// What a lookup found.
+#[derive(Clone, Copy)]
+struct Hit {
+    rank: u32,
+    sa: u32,
+    action: u8,
+}
+
+impl Hit {
+    #[inline(always)]
     fn to_match(self) -> SpdMatch {
         let action = match self.action {
             ACT_PROTECT => SpdAction::Protect { sa: (self.sa != NONE).then_some(self.sa) },
@@ -161,7 +170,7 @@ impl Rule {
 }
 
 /// An address type of one family.
-trait Addr: Copy + Eq + Hash + Default + core::fmt::Debug {
+trait Addr: Copy + Ord + Hash + Default + core::fmt::Debug {
     fn mask(len: u8) -> Self;
     fn and(self, m: Self) -> Self;
     fn hash_pair(src: Self, dst: Self, seed: u64) -> u64;
@@ -198,23 +207,37 @@ impl Addr for u128 {
     }
 }
 
-/// One bucket: the key and the best rule for it (32 bytes for IPv4, 64 for IPv6).
+/// One bucket: 16 bytes for IPv4 (four to a cache line), 48 for IPv6.
+///
+/// When the key has a single rule that matches every protocol and port (the usual tunnel
+/// policy), the bucket is the whole answer: `meta` holds [`META_SIMPLE`], the action and the
+/// rank, `sa` the SA slot. Otherwise `sa` is the index in the group's chain of the key's rules
+/// in rank order, and `meta` is 0.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Entry<A> {
     src: A,
     dst: A,
-    rule: Rule,
+    sa: u32,
+    meta: u32,
 }
+
+const META_VACANT: u32 = u32::MAX;
+const META_SIMPLE: u32 = 1 << 31;
+const META_ACTION_SHIFT: u32 = 24;
+/// Ranks that fit a simple bucket.
+const RANK_MASK: u32 = (1 << META_ACTION_SHIFT) - 1;
+
+const _: () = assert!(core::mem::size_of::<Entry<u32>>() == 16);
 
 /// The policies of one (source length, destination length) pair.
 #[derive(Clone)]
-struct Group<A> {
+struct Group<A: Addr> {
     src_mask: A,
     dst_mask: A,
     best: u32,
     mask: usize,
-    entries: Box<[Entry<A>]>,
+    entries: HugeSlice<Entry<A>>,
     chain: Box<[Rule]>,
 }
 
@@ -225,23 +248,36 @@ impl<A: Addr> Group<A> {
     }
 
     #[inline(always)]
-    fn find(&self, mut i: usize, k: &Key<A>) -> Option<Rule> {
+    fn find(&self, mut i: usize, k: &Key<A>) -> Option<Hit> {
         let (src, dst) = (k.src.and(self.src_mask), k.dst.and(self.dst_mask));
         loop {
             let e = &self.entries[i];
-            if e.rule.rank == NONE {
+            if e.meta == META_VACANT {
                 return None;
             }
             if e.src == src && e.dst == dst {
-                let mut r = e.rule;
-                loop {
-                    if r.matches(k.proto, k.sport, k.dport) {
-                        return Some(r);
-                    }
-                    r = *self.chain.get(r.next as usize)?;
-                }
+                return self.resolve(e, k);
             }
             i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The rule of a matching bucket that applies to the packet.
+    #[inline(always)]
+    fn resolve(&self, e: &Entry<A>, k: &Key<A>) -> Option<Hit> {
+        if e.meta & META_SIMPLE != 0 {
+            return Some(Hit {
+                rank: e.meta & RANK_MASK,
+                sa: e.sa,
+                action: ((e.meta >> META_ACTION_SHIFT) & 0x3) as u8,
+            });
+        }
+        let mut r = self.chain.get(e.sa as usize)?;
+        loop {
+            if r.matches(k.proto, k.sport, k.dport) {
+                return Some(r.hit());
+            }
+            r = self.chain.get(r.next as usize)?;
         }
     }
 }
@@ -255,79 +291,73 @@ struct Key<A> {
     dport: u16,
 }
 
-/// A group while it is being built.
-struct GroupBuild<A> {
-    best: u32,
-    keys: Vec<(A, A)>,
-    lists: HashMap<(A, A), Vec<Rule>>,
-}
+/// A rule with its group (prefix lengths) and masked key, for sorting at build time.
+type Sortable<A> = ((u8, u8), (A, A), Rule);
 
 /// The policies of one family.
 #[derive(Clone)]
-struct Family<A> {
+struct Family<A: Addr> {
     groups: Vec<Group<A>>,
 }
 
 impl<A: Addr> Family<A> {
     fn build(rules: &[(u32, u8, u8, A, A, Rule)], seed: u64) -> Family<A> {
-        // (src len, dst len) -> (src, dst) -> rules in rank order.
-        let mut by_len: HashMap<(u8, u8), GroupBuild<A>> = HashMap::new();
-        for &(rank, sl, dl, src, dst, rule) in rules {
-            let g = by_len.entry((sl, dl)).or_insert_with(|| GroupBuild {
-                best: rank,
-                keys: Vec::new(),
-                lists: HashMap::new(),
-            });
-            let key = (src.and(A::mask(sl)), dst.and(A::mask(dl)));
-            let list = g.lists.entry(key).or_default();
-            if list.is_empty() {
-                g.keys.push(key);
-            }
-            list.push(rule);
-        }
-        let mut groups: Vec<Group<A>> = by_len
-            .into_iter()
-            .map(|((sl, dl), GroupBuild { best, keys, mut lists })| {
-                let size = table_size(keys.len());
-                let mut g = Group {
-                    src_mask: A::mask(sl),
-                    dst_mask: A::mask(dl),
-                    best,
-                    mask: size - 1,
-                    entries: vec![Entry { src: A::default(), dst: A::default(), rule: Rule::VACANT }; size]
-                        .into_boxed_slice(),
-                    chain: Box::new([]),
-                };
-                let mut chain = Vec::new();
-                for key in keys {
-                    let list = lists.remove(&key).unwrap_or_default();
-                    let Some(&head) = list.first() else { continue };
-                    // The best rule goes inline in the bucket, the others into the chain.
-                    let mut first = head;
-                    first.next = if list.len() > 1 { chain.len() as u32 } else { NONE };
+        // Sort by (prefix lengths, masked key, rank): each group, and each key's rules in rank
+        // order, become runs.
+        let mut sorted: Vec<Sortable<A>> = rules
+            .iter()
+            .map(|&(_, sl, dl, src, dst, rule)| ((sl, dl), (src.and(A::mask(sl)), dst.and(A::mask(dl))), rule))
+            .collect();
+        sorted.sort_unstable_by_key(|r| (r.0, r.1, r.2.rank));
+        let mut groups = Vec::new();
+        for group in sorted.chunk_by(|a, b| a.0 == b.0) {
+            let (sl, dl) = group[0].0;
+            let keys = group.chunk_by(|a, b| a.1 == b.1).count();
+            let size = table_size(keys);
+            let mut g = Group {
+                src_mask: A::mask(sl),
+                dst_mask: A::mask(dl),
+                best: group.iter().map(|r| r.2.rank).min().unwrap_or(NONE),
+                mask: size - 1,
+                entries: HugeSlice::new(
+                    size,
+                    Entry { src: A::default(), dst: A::default(), sa: NONE, meta: META_VACANT },
+                ),
+                chain: Box::new([]),
+            };
+            let mut chain = Vec::new();
+            for list in group.chunk_by(|a, b| a.1 == b.1) {
+                let (src, dst) = list[0].1;
+                let head = list[0].2;
+                let entry = if list.len() == 1 && head.is_simple() && head.rank < RANK_MASK {
+                    let meta = META_SIMPLE | (u32::from(head.action) << META_ACTION_SHIFT) | head.rank;
+                    Entry { src, dst, sa: head.sa, meta }
+                } else {
+                    // The key's rules, in rank order, linked in the chain.
                     let base = chain.len();
-                    for (k, r) in list[1..].iter().enumerate() {
-                        let mut r = *r;
-                        r.next = if k + 2 < list.len() { (base + k + 1) as u32 } else { NONE };
+                    for (k, r) in list.iter().enumerate() {
+                        let mut r = r.2;
+                        r.next = if k + 1 < list.len() { (base + k + 1) as u32 } else { NONE };
                         chain.push(r);
                     }
-                    let mut i = g.bucket(key.0, key.1, seed);
-                    while g.entries[i].rule.rank != NONE {
-                        i = (i + 1) & g.mask;
-                    }
-                    g.entries[i] = Entry { src: key.0, dst: key.1, rule: first };
+                    Entry { src, dst, sa: base as u32, meta: 0 }
+                };
+                let mut i = g.bucket(src, dst, seed);
+                while g.entries[i].meta != META_VACANT {
+                    i = (i + 1) & g.mask;
                 }
-                g.chain = chain.into_boxed_slice();
-                g
-            })
-            .collect();
+                g.entries[i] = entry;
+            }
+            g.chain = chain.into_boxed_slice();
+            groups.push(g);
+        }
         groups.sort_by_key(|g| g.best);
         Family { groups }
     }
 
     #[inline(always)]
-    fn lookup(&self, seed: u64, key: &Key<A>, first: Option<usize>) -> Option<Rule> {
-        let mut best: Option<Rule> = None;
+    fn lookup(&self, seed: u64, key: &Key<A>, first: Option<usize>) -> Option<Hit> {
+        let mut best: Option<Hit> = None;
         let mut best_rank = NONE;
         for (k, g) in self.groups.iter().enumerate() {
             if g.best >= best_rank {
@@ -443,13 +473,13 @@ impl SpdLookup {
     /// The policy for an IPv4 packet.
     #[inline]
     pub fn lookup_v4(&self, f: &FlowV4) -> Option<SpdMatch> {
-        self.v4.lookup(self.seed, &f.key(), None).map(Rule::to_match)
+        self.v4.lookup(self.seed, &f.key(), None).map(Hit::to_match)
     }
 
     /// The policy for an IPv6 packet.
     #[inline]
     pub fn lookup_v6(&self, f: &FlowV6) -> Option<SpdMatch> {
-        self.v6.lookup(self.seed, &f.key(), None).map(Rule::to_match)
+        self.v6.lookup(self.seed, &f.key(), None).map(Hit::to_match)
     }
 
     /// The policy for a packet of either family.
@@ -462,6 +492,23 @@ impl SpdLookup {
                 self.lookup_v6(&FlowV6 { src: s.into(), dst: d.into(), proto: f.proto, sport: f.sport, dport: f.dport })
             }
             _ => None,
+        }
+    }
+
+    /// Starts loading the bucket of the first (best) group for a packet into the cache, for a
+    /// [`SpdLookup::lookup_v4`] a little later (e.g. issued while parsing a burst).
+    #[inline]
+    pub fn prefetch_v4(&self, f: &FlowV4) {
+        if let Some(g) = self.v4.groups.first() {
+            prefetch(&g.entries[g.bucket(f.src, f.dst, self.seed)]);
+        }
+    }
+
+    /// [`SpdLookup::prefetch_v4`] for IPv6.
+    #[inline]
+    pub fn prefetch_v6(&self, f: &FlowV6) {
+        if let Some(g) = self.v6.groups.first() {
+            prefetch(&g.entries[g.bucket(f.src, f.dst, self.seed)]);
         }
     }
 
@@ -479,7 +526,7 @@ impl SpdLookup {
                 prefetch(&g0.entries[*i]);
             }
             for ((o, f), i) in out.iter_mut().zip(flows).zip(first) {
-                *o = self.v4.lookup(self.seed, &f.key(), Some(i)).map(Rule::to_match);
+                *o = self.v4.lookup(self.seed, &f.key(), Some(i)).map(Hit::to_match);
             }
         }
     }
@@ -497,7 +544,7 @@ impl SpdLookup {
                 prefetch(&g0.entries[*i]);
             }
             for ((o, f), i) in out.iter_mut().zip(flows).zip(first) {
-                *o = self.v6.lookup(self.seed, &f.key(), Some(i)).map(Rule::to_match);
+                *o = self.v6.lookup(self.seed, &f.key(), Some(i)).map(Hit::to_match);
             }
         }
     }
