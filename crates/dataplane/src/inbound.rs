@@ -20,6 +20,7 @@ use rampart_nic::{Desc, Umem, XskSocket};
 
 use crate::frame::{self, IpInFrame};
 use crate::stats::Counter;
+use crate::tables::Tables;
 use crate::worker::{BURST, Ctx, SaBurst, free_frames, transmit};
 
 #[derive(Clone, Copy)]
@@ -31,12 +32,18 @@ struct Decap {
 }
 
 /// Processes one WAN rx burst.
-pub(crate) fn process(ctx: &mut Ctx, umem: &mut Umem, lan: &mut XskSocket, wan: &mut XskSocket, rx: &[Desc]) {
+pub(crate) fn process(
+    ctx: &mut Ctx,
+    tables: &Tables,
+    umem: &mut Umem,
+    lan: &mut XskSocket,
+    wan: &mut XskSocket,
+    rx: &[Desc],
+) {
     let mut drop_frames: ArrayVec<u64, BURST> = ArrayVec::new();
     let mut lan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
     let mut wan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
     let mut decap: ArrayVec<Decap, BURST> = ArrayVec::new();
-    let tables = ctx.tables.clone();
 
     // Step 1: classify and find the SA.
     for &d in rx {

@@ -22,6 +22,7 @@ use rampart_sadb::{Event, SpdAction};
 
 use crate::frame::{self, FlowKey, IcmpKind, IpInFrame};
 use crate::stats::Counter;
+use crate::tables::Tables;
 use crate::worker::{BURST, Ctx, SaBurst, free_frames, transmit};
 
 /// Where an SA's packets of this burst go: MACs and the side.
@@ -68,12 +69,18 @@ pub(crate) fn icmp_reply(ctx: &mut Ctx, umem: &mut Umem, d: Desc, info: IpInFram
 }
 
 /// Processes one LAN rx burst.
-pub(crate) fn process(ctx: &mut Ctx, umem: &mut Umem, lan: &mut XskSocket, wan: &mut XskSocket, rx: &[Desc]) {
+pub(crate) fn process(
+    ctx: &mut Ctx,
+    tables: &Tables,
+    umem: &mut Umem,
+    lan: &mut XskSocket,
+    wan: &mut XskSocket,
+    rx: &[Desc],
+) {
     let mut drop_frames: ArrayVec<u64, BURST> = ArrayVec::new();
     let mut lan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
     let mut wan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
     let mut protect: ArrayVec<Protect, BURST> = ArrayVec::new();
-    let tables = ctx.tables.clone();
     let wan_mtu = ctx.wan_mtu() as usize;
 
     // Step 1: classify.
@@ -142,13 +149,13 @@ pub(crate) fn process(ctx: &mut Ctx, umem: &mut Umem, lan: &mut XskSocket, wan: 
                 }
             },
             SpdAction::Protect { sa: None } => {
-                no_sa(ctx, &tables, m.rank, flow);
+                no_sa(ctx, tables, m.rank, flow);
                 drop_frames.push(d.addr);
             }
             SpdAction::Protect { sa: Some(slot) } => {
                 let Some(rt) = ctx.out_rt.get(slot as usize).and_then(Option::as_ref) else {
                     // Installed but not usable here (its runtime could not be built).
-                    no_sa(ctx, &tables, m.rank, flow);
+                    no_sa(ctx, tables, m.rank, flow);
                     drop_frames.push(d.addr);
                     continue;
                 };

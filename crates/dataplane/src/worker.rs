@@ -76,8 +76,6 @@ pub(crate) struct SaBurst {
 /// Everything of a worker except its UMEM and sockets (split so both can be borrowed).
 pub(crate) struct Ctx {
     pub index: usize,
-    pub tables_handle: Arc<TablesHandle>,
-    pub tables: Arc<Tables>,
     pub mirror: Arc<NetMirror>,
     pub net: Arc<NetState>,
     pub reader: Reader,
@@ -121,8 +119,7 @@ impl Ctx {
 
     /// Picks up new tables: rebuilds the runtime of every SA whose record changed, keeps the
     /// others (and their expanded keys) as they are. Allocates; runs only when the tables moved.
-    fn reload_tables(&mut self) {
-        let t = self.tables_handle.load();
+    fn reload_tables(&mut self, t: &Tables) {
         let n = t.sas.len();
         self.out_rt.resize_with(n.max(self.out_rt.len()), || None);
         self.in_rt.resize_with(n.max(self.in_rt.len()), || None);
@@ -164,7 +161,6 @@ impl Ctx {
                 }
             }
         }
-        self.tables = t;
         self.values.add(Counter::TableReloads, 1);
     }
 
@@ -197,6 +193,8 @@ impl Ctx {
 /// A worker ready to run.
 pub struct Worker {
     pub(crate) ctx: Ctx,
+    tables_handle: Arc<TablesHandle>,
+    tables: Arc<Tables>,
     umem: Umem,
     pairs: Vec<QueuePair>,
     stats: Arc<WorkerStats>,
@@ -250,12 +248,11 @@ impl Worker {
             pair.lan.refill(&mut umem, u32::MAX);
             pair.wan.refill(&mut umem, u32::MAX);
         }
-        let tables = p.tables.load();
+        let tables_handle = p.tables;
+        let tables = tables_handle.load();
         let net = p.mirror.load();
         let mut ctx = Ctx {
             index: p.index,
-            tables_handle: p.tables,
-            tables,
             mirror: p.mirror,
             net,
             reader: p.reader,
@@ -276,9 +273,11 @@ impl Worker {
             now_s: unix_now(),
             scratch: Box::new([0u8; 2048]),
         };
-        ctx.reload_tables();
+        ctx.reload_tables(&tables);
         Worker {
             ctx,
+            tables_handle,
+            tables,
             umem,
             pairs,
             stats: p.stats,
@@ -300,8 +299,10 @@ impl Worker {
             if self.ctx.now_ms / 1000 != last_kernel_stats / 1000 {
                 self.ctx.now_s = unix_now();
             }
-            if self.ctx.tables_handle.version() != self.ctx.tables.version {
-                self.ctx.reload_tables();
+            if self.tables_handle.version() != self.tables.version {
+                let t = self.tables_handle.load();
+                self.ctx.reload_tables(&t);
+                self.tables = t;
             }
             if self.ctx.mirror.generation() != self.ctx.net.generation {
                 self.ctx.net = self.ctx.mirror.load();
@@ -312,14 +313,28 @@ impl Worker {
                 let n = pair.lan.rx_burst(&mut descs);
                 if n > 0 {
                     self.ctx.values.burst(n);
-                    crate::outbound::process(&mut self.ctx, &mut self.umem, &mut pair.lan, &mut pair.wan, &descs[..n]);
+                    crate::outbound::process(
+                        &mut self.ctx,
+                        &self.tables,
+                        &mut self.umem,
+                        &mut pair.lan,
+                        &mut pair.wan,
+                        &descs[..n],
+                    );
                     pair.lan.refill(&mut self.umem, self.fill_batch);
                 }
                 work += n;
                 let n = pair.wan.rx_burst(&mut descs);
                 if n > 0 {
                     self.ctx.values.burst(n);
-                    crate::inbound::process(&mut self.ctx, &mut self.umem, &mut pair.lan, &mut pair.wan, &descs[..n]);
+                    crate::inbound::process(
+                        &mut self.ctx,
+                        &self.tables,
+                        &mut self.umem,
+                        &mut pair.lan,
+                        &mut pair.wan,
+                        &descs[..n],
+                    );
                     pair.wan.refill(&mut self.umem, self.fill_batch);
                 }
                 work += n;

@@ -216,3 +216,53 @@ fn two_queues_two_workers() {
         assert!(gb.worker(w, "counters", "decrypted_packets") > 0, "gateway B worker {w} decrypted nothing");
     }
 }
+
+#[test]
+fn lifetimes_expire_sas_and_raise_events() {
+    if !require_root("lifetimes_expire_sas_and_raise_events") {
+        return;
+    }
+    let topo = Topology::new(1);
+    let scratch = Scratch::new("life");
+    // A to B over IPv4: soft at 10 packets, hard at 20. A to B over IPv6: soft after 1 s, hard
+    // after 2 s.
+    install_tunnels_with(&scratch.dbs[0], &scratch.dbs[1], |spi| match spi {
+        SPI_AB4 => &["limit", "packet-soft", "10", "limit", "packet-hard", "20"],
+        SPI_AB6 => &["limit", "time-soft", "1", "limit", "time-hard", "2"],
+        _ => &[],
+    });
+    let ga = Gateway::start(&topo, "ga", &scratch.dbs[0], &scratch.dir, 1);
+    let _gb = Gateway::start(&topo, "gb", &scratch.dbs[1], &scratch.dir, 1);
+    topo.wait_reachable("ha", "10.2.0.2", 10);
+    let (_, rx, _) = topo.ping("ha", "10.2.0.2", &["-c", "30", "-i", "0.05"]);
+    assert!(rx < 20, "{rx} replies through an SA with a hard limit of 20 packets");
+    ga.wait_total("drops", "sa_expired", 30 - 20);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(topo.ping("ha", "fd02::2", &["-c", "2", "-i", "0.2"]).1, 0, "IPv6 SA used past its hard time");
+
+    // The IKE daemon's side of the database got one soft and one hard expiry per SA.
+    let mut w = rampart_sadb::Writer::open(&scratch.dbs[0]).unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = w.pop_event() {
+        events.push(e);
+    }
+    use rampart_sadb::{Event, LimitKind};
+    // The packet limits pass one after the other; the time limits may both have passed at the
+    // first check (the SA was installed before the data plane started), when only the hard
+    // expiry is raised.
+    for (spi, limit, soft_expected) in [(SPI_AB4, LimitKind::Packets, 1..=1), (SPI_AB6, LimitKind::Time, 0..=1)] {
+        let count = |hard: bool| {
+            events
+                .iter()
+                .filter(|e| match e {
+                    Event::SoftExpire { spi: s, limit: l, .. } => !hard && *s == spi && *l == limit,
+                    Event::HardExpire { spi: s, limit: l, .. } => hard && *s == spi && *l == limit,
+                    _ => false,
+                })
+                .count()
+        };
+        assert!(soft_expected.contains(&count(false)), "SPI {spi:#x}: {events:?}");
+        assert_eq!(count(true), 1, "SPI {spi:#x}: {events:?}");
+    }
+    assert!(events.iter().all(|e| matches!(e, Event::SoftExpire { .. } | Event::HardExpire { .. })), "{events:?}");
+}

@@ -44,6 +44,18 @@ pub fn rampart_bin() -> PathBuf {
         let target_dir = profile_dir.parent().expect("target dir");
         let cargo = option_env!("CARGO").unwrap_or("cargo");
         let mut cmd = Command::new(cargo);
+        // The environment cargo gives a test (CARGO_PKG_*, CARGO_MANIFEST_DIR, ...) would make
+        // build scripts run again: build with the caller's plain environment.
+        cmd.env_clear();
+        for (k, v) in std::env::vars_os() {
+            let k_str = k.to_string_lossy();
+            if matches!(k_str.as_ref(), "PATH" | "HOME" | "USER" | "TMPDIR" | "CC" | "CFLAGS" | "RUSTFLAGS")
+                || k_str.starts_with("RUSTUP_")
+                || k_str == "CARGO_HOME"
+            {
+                cmd.env(k, v);
+            }
+        }
         cmd.args(["build", "-q", "-p", "rampart", "--bin", "rampart", "--target-dir"]).arg(target_dir);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
@@ -276,13 +288,19 @@ pub const SPI_BA6: u32 = 0x2002;
 /// their outbound policies, with `rampart sa add` / `rampart policy add`, into each gateway's
 /// database.
 pub fn install_tunnels(a: &Path, b: &Path) {
+    install_tunnels_with(a, b, |_| &[]);
+}
+
+/// [`install_tunnels`] with extra `sa add` words (`limit ...`) for the SA of some SPIs.
+pub fn install_tunnels_with(a: &Path, b: &Path, extra: impl Fn(u32) -> &'static [&'static str]) {
     let aead = ["aead", "rfc4106(gcm(aes))"];
     let sa = |db: &Path, src: &str, dst: &str, spi: u32, dir: &str, k: u8, sel: (&str, &str), reqid: &str| {
-        let spi = format!("{spi:#x}");
+        let spi_text = format!("{spi:#x}");
         let key = key(k);
-        let mut args = vec!["sa", "add", "src", src, "dst", dst, "proto", "esp", "spi", &spi, "dir", dir];
+        let mut args = vec!["sa", "add", "src", src, "dst", dst, "proto", "esp", "spi", &spi_text, "dir", dir];
         args.extend_from_slice(&["mode", "tunnel", "reqid", reqid, aead[0], aead[1], &key, "128"]);
         args.extend_from_slice(&["sel", "src", sel.0, "dst", sel.1]);
+        args.extend_from_slice(extra(spi));
         rampart(db, &args);
     };
     let v4 = [("192.0.2.1", "192.0.2.2"), ("10.1.0.0/24", "10.2.0.0/24")];
