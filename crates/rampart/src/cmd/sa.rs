@@ -567,7 +567,7 @@ fn to_config(a: SaAdd) -> Result<(SaConfig, u32), ArgError> {
 }
 
 fn add(db: &DbArgs, words: &[String]) -> Result<(), CmdError> {
-    let (cfg, reqid) = to_config(parse_add(words)?).map_err(|e| CmdError(format!("sa add: {e}")))?;
+    let (cfg, reqid) = parse_add(words).and_then(to_config).map_err(|e| CmdError(format!("sa add: {e}")))?;
     let mut w = db.writer()?;
     let id = w.install_sa(&cfg, reqid, unix_now()).map_err(|e| CmdError(format!("sa add: {e}")))?;
     if cfg.direction == Direction::Outbound {
@@ -680,30 +680,7 @@ fn list(db: &DbArgs, show_keys: bool, stats: bool) -> Result<(), CmdError> {
 }
 
 fn delete(db: &DbArgs, words: &[String]) -> Result<(), CmdError> {
-    let mut t = Tokens::new(words);
-    let (mut src, mut dst, mut spi) = (None, None, None);
-    while let Some(w) = t.next_word() {
-        match w {
-            "src" => once(&mut src, w, xfrm::address(w, t.value(w, "an address")?)?)?,
-            "dst" => once(&mut dst, w, xfrm::address(w, t.value(w, "an address")?)?)?,
-            "spi" => once(&mut spi, w, xfrm::number32(w, t.value(w, "an SPI")?)?)?,
-            "proto" => {
-                let p = t.value(w, "esp")?;
-                if p != "esp" {
-                    return Err(
-                        ArgError::Unsupported { word: p.into(), why: "Rampart implements ESP only".into() }.into()
-                    );
-                }
-            }
-            _ => {
-                return Err(
-                    ArgError::Unknown { word: w.into(), context: "sa delete", expected: "src dst proto spi" }.into()
-                );
-            }
-        }
-    }
-    let dst = dst.ok_or(ArgError::Required { what: "'dst ADDR'" })?;
-    let spi = spi.ok_or(ArgError::Required { what: "'spi SPI'" })?;
+    let (spi, dst, src) = parse_delete(words).map_err(|e| CmdError(format!("sa delete: {e}")))?;
     let mut w = db.writer()?;
     let sa =
         w.find_sa(spi, dst).ok_or_else(|| CmdError(format!("sa delete: no SA with spi {spi:#010x} and dst {dst}")))?;
@@ -717,6 +694,29 @@ fn delete(db: &DbArgs, words: &[String]) -> Result<(), CmdError> {
     }
     w.delete_sa(sa.id)?;
     Ok(())
+}
+
+/// `[src ADDR] dst ADDR [proto esp] spi SPI` as (spi, dst, src).
+fn parse_delete(words: &[String]) -> Result<(u32, IpAddr, Option<IpAddr>), ArgError> {
+    let mut t = Tokens::new(words);
+    let (mut src, mut dst, mut spi) = (None, None, None);
+    while let Some(w) = t.next_word() {
+        match w {
+            "src" => once(&mut src, w, xfrm::address(w, t.value(w, "an address")?)?)?,
+            "dst" => once(&mut dst, w, xfrm::address(w, t.value(w, "an address")?)?)?,
+            "spi" => once(&mut spi, w, xfrm::number32(w, t.value(w, "an SPI")?)?)?,
+            "proto" => {
+                let p = t.value(w, "esp")?;
+                if p != "esp" {
+                    return Err(ArgError::Unsupported { word: p.into(), why: "Rampart implements ESP only".into() });
+                }
+            }
+            _ => return Err(ArgError::Unknown { word: w.into(), context: "sa delete", expected: "src dst proto spi" }),
+        }
+    }
+    let dst = dst.ok_or(ArgError::Required { what: "'dst ADDR'" })?;
+    let spi = spi.ok_or(ArgError::Required { what: "'spi SPI'" })?;
+    Ok((spi, dst, src))
 }
 
 #[cfg(test)]
