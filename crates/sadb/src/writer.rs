@@ -194,7 +194,9 @@ impl Writer {
                 2 => (Some(Kind::Policy), POLICY_WORDS),
                 _ => (None, 0),
             };
-            let staged: Vec<u64> = c.staging[..n].iter().map(|w| w.load(Ordering::Relaxed)).collect();
+            // The staged record may hold keys: the copy is zeroized when dropped.
+            let staged: zeroize::Zeroizing<Vec<u64>> =
+                zeroize::Zeroizing::new(c.staging[..n].iter().map(|w| w.load(Ordering::Relaxed)).collect());
             let good = checksum(&staged) == c.staging_checksum.load(Ordering::Relaxed);
             let target = match kind {
                 Some(Kind::Sa) => db.sa_slots().get(slot as usize).map(|s| &s.words[..]),
