@@ -4,9 +4,10 @@
 //! side by side in one run. Prints ns per packet, Gbit/s and ratios to intel-ipsec-mb.
 //!
 //! ```text
-//! cargo run --release -p rampart-bench --bin gcm [-- --key-bits 256] [--quick] [--min] [--only 64,IMIX]
+//! cargo run --release -p rampart-bench --bin gcm [-- --key-bits 256] [--quick] [--min] [--trials N] [--only 64,IMIX]
 //! ```
-//! `--min` reports the fastest trial instead of the median (steadier on a loaded machine);
+//! `--min` reports the fastest trial instead of the median (steadier on a loaded machine, the
+//! more so with many `--trials`);
 //! `--only` limits the run to the named workloads.
 //! Open times exclude the copy that restores the ciphertext before each burst (measured alone
 //! and subtracted). Nothing here asserts on a timing; every implementation's output is checked
@@ -202,18 +203,23 @@ fn main() {
         .unwrap_or(128);
     assert!(key_bits == 128 || key_bits == 256, "--key-bits 128|256");
     let use_min = args.iter().any(|a| a == "--min");
+    let trials_arg: Option<usize> =
+        args.iter().position(|a| a == "--trials").and_then(|i| args.get(i + 1)).map(|v| v.parse().expect("--trials N"));
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .map(|v| v.split(',').map(str::to_string).collect());
     let stat = |v: &[f64]| if use_min { v.iter().copied().fold(f64::INFINITY, f64::min) } else { median(v) };
-    let (trials, trial_time, warm) = if quick {
+    let (mut trials, trial_time, warm) = if quick {
         (5, Duration::from_millis(2), Duration::from_millis(5))
     } else {
         (11, Duration::from_millis(8), Duration::from_millis(40))
     };
 
+    if let Some(t) = trials_arg {
+        trials = t.max(1);
+    }
     let cpu = pin_current_thread();
     let raw_key: Vec<u8> = (0..key_bits / 8).map(|i| (i * 7 + 3) as u8).collect();
     let alg = if key_bits == 128 { &AES_128_GCM } else { &AES_256_GCM };
