@@ -37,12 +37,11 @@ pub(crate) fn process(
     tables: &Tables,
     umem: &mut Umem,
     lan: &mut XskSocket,
-    wan: &mut XskSocket,
+    _wan: &mut XskSocket,
     rx: &[Desc],
 ) {
     let mut drop_frames: ArrayVec<u64, BURST> = ArrayVec::new();
     let mut lan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
-    let mut wan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
     let mut decap: ArrayVec<Decap, BURST> = ArrayVec::new();
 
     // Step 1: classify and find the SA.
@@ -113,12 +112,11 @@ pub(crate) fn process(
     // Step 2 and 3.
     let mut bursts: ArrayVec<SaBurst, BURST> = ArrayVec::new();
     if !decap.is_empty() {
-        open(ctx, umem, &decap, &mut bursts, &mut lan_tx, &mut wan_tx, &mut drop_frames);
+        open(ctx, umem, &decap, &mut bursts, &mut lan_tx, &mut drop_frames);
     }
     ctx.account(&bursts, false);
     free_frames(umem, &drop_frames);
     transmit(ctx, umem, lan, &lan_tx, Counter::LanTxPackets);
-    transmit(ctx, umem, wan, &wan_tx, Counter::WanTxPackets);
 }
 
 fn open(
@@ -127,7 +125,6 @@ fn open(
     decap: &[Decap],
     bursts: &mut ArrayVec<SaBurst, BURST>,
     lan_tx: &mut ArrayVec<Desc, BURST>,
-    wan_tx: &mut ArrayVec<Desc, BURST>,
     drop_frames: &mut ArrayVec<u64, BURST>,
 ) {
     let whole: ArrayVec<Desc, BURST> =
@@ -195,11 +192,10 @@ fn open(
             forward(ctx, pkt, dec.version, dec.dst)
         });
         match verdict {
-            Ok(to_wan) => {
+            Ok(()) => {
                 ctx.values.add(Counter::DecryptedPackets, 1);
                 ctx.values.add(Counter::DecryptedBytes, pkt.len() as u64);
-                let d = Desc::new(w.addr + pkt.start() as u64, pkt.len() as u32);
-                if to_wan { wan_tx.push(d) } else { lan_tx.push(d) }
+                lan_tx.push(Desc::new(w.addr + pkt.start() as u64, pkt.len() as u32));
             }
             Err(r) => {
                 ctx.values.drop(r);
@@ -209,23 +205,19 @@ fn open(
     }
 }
 
-/// Routes a decapsulated packet: TTL, next hop, Ethernet header. Returns whether it leaves on
-/// the WAN side (a route back out) rather than the LAN.
-fn forward(ctx: &mut Ctx, pkt: &mut PacketBuf<'_>, version: u8, dst: std::net::IpAddr) -> Result<bool, DropReason> {
+/// Routes a decapsulated packet onto the LAN: TTL, next hop, Ethernet header.
+fn forward(ctx: &mut Ctx, pkt: &mut PacketBuf<'_>, version: u8, dst: std::net::IpAddr) -> Result<(), DropReason> {
     frame::decrement_ttl(pkt.data_mut(), version)?;
     let hop = ctx.net.next_hop(dst).ok_or(DropReason::NoRoute)?;
-    let to_wan = if hop.oif == ctx.lan_ifindex {
-        false
-    } else if hop.oif == ctx.wan_ifindex {
-        true
-    } else {
+    // Decrypted traffic leaves only on the cleartext side: never back out of the WAN in clear.
+    if hop.oif != ctx.lan_ifindex {
         return Err(DropReason::NoRoute);
-    };
+    }
     let Some(mac) = hop.dst_mac else {
         ctx.request_resolve(hop.oif, hop.neighbour);
         return Err(DropReason::NoRoute);
     };
     let h = pkt.push_front(rampart_wire::ethernet::HEADER_LEN)?;
     frame::write_ethernet(h, mac, hop.src_mac, version)?;
-    Ok(to_wan)
+    Ok(())
 }

@@ -147,6 +147,9 @@ pub struct SaShared {
     pub expired: AtomicBool,
     /// Outbound SAs: the sequence counter.
     pub seq: Option<SeqAllocator>,
+    /// Inbound SAs: the anti-replay window every worker's runtime of the SA checks and moves
+    /// (lock-free, `rampart_esp::ReplayWindow`).
+    pub window: Option<Arc<rampart_esp::ReplayWindow>>,
 }
 
 /// One SA as the workers see it.
@@ -318,6 +321,8 @@ impl TableBuilder {
                 expired: AtomicBool::new(false),
                 seq: (config.direction == Direction::Outbound)
                     .then(|| SeqAllocator::new(self.reader.outbound_seq(meta.id, config.spi, config.esn))),
+                window: (config.direction == Direction::Inbound)
+                    .then(|| Arc::new(rampart_esp::ReplayWindow::new(config.replay_window, config.esn))),
             }),
         };
         self.entries.insert(

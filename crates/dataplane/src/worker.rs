@@ -54,11 +54,8 @@ pub(crate) struct OutRt {
     pub overhead: usize,
 }
 
-/// An inbound SA as one worker runs it.
-///
-/// Until `rampart_esp::ReplayWindow` can be shared between workers, each worker keeps its own
-/// `InboundSa` and so its own replay window: a packet replayed onto another queue than the
-/// original is not caught as a duplicate (see the crate README, "Replay windows").
+/// An inbound SA as one worker runs it: its own keys, the SA's one replay window (shared with
+/// the other workers through [`crate::tables::SaShared`]).
 pub(crate) struct InRt {
     pub entry: Arc<SaEntry>,
     pub sa: InboundSa,
@@ -155,9 +152,12 @@ impl Ctx {
                         }
                         continue;
                     }
-                    *inn = InboundSa::new(&e.config, self.crypto.backend_for(e.config.suite))
-                        .ok()
-                        .map(|sa| InRt { entry: e.clone(), sa });
+                    let backend = self.crypto.backend_for(e.config.suite);
+                    let built = match &e.shared.window {
+                        Some(w) => InboundSa::new_shared(&e.config, backend, w.clone()),
+                        None => InboundSa::new(&e.config, backend),
+                    };
+                    *inn = built.ok().map(|sa| InRt { entry: e.clone(), sa });
                 }
             }
         }
@@ -293,11 +293,16 @@ impl Worker {
         let start = Instant::now();
         let mut descs = [Desc::new(0, 0); BURST];
         let mut idle_rounds = 0u32;
-        let mut last_kernel_stats = 0u64;
+        let mut last_second = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
             self.ctx.now_ms = start.elapsed().as_millis() as u64;
-            if self.ctx.now_ms / 1000 != last_kernel_stats / 1000 {
+            if self.ctx.now_ms / 1000 != last_second {
+                // Once a second, busy or not: wall-clock seconds for the database's usage area,
+                // the kernel's ring statistics (a system call, never per burst).
+                last_second = self.ctx.now_ms / 1000;
                 self.ctx.now_s = unix_now();
+                self.read_kernel_stats();
+                self.ctx.values.publish(&self.stats);
             }
             if self.tables_handle.version() != self.tables.version {
                 let t = self.tables_handle.load();
@@ -348,15 +353,10 @@ impl Worker {
                 self.ctx.values.publish(&self.stats);
                 continue;
             }
-            // Idle: top up the fill rings, refresh the kernel's ring statistics once a second.
+            // Idle: top up the fill rings.
             for pair in &mut self.pairs {
                 pair.lan.refill(&mut self.umem, u32::MAX);
                 pair.wan.refill(&mut self.umem, u32::MAX);
-            }
-            if self.ctx.now_ms.saturating_sub(last_kernel_stats) >= 1000 {
-                last_kernel_stats = self.ctx.now_ms;
-                self.read_kernel_stats();
-                self.ctx.values.publish(&self.stats);
             }
             idle_rounds += 1;
             if self.idle == IdleMode::Poll && idle_rounds > 64 {

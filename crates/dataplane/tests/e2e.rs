@@ -196,7 +196,7 @@ fn two_queues_two_workers() {
     if !require_root("two_queues_two_workers") {
         return;
     }
-    let (topo, _scratch, ga, gb) = start_pair(2);
+    let (topo, scratch, ga, gb) = start_pair(2);
     // Each host sends on tx queue q from CPU q, so that both queues carry traffic.
     for host in ["ha", "hb"] {
         for q in 0..2 {
@@ -209,8 +209,26 @@ fn two_queues_two_workers() {
         let out = topo.exec("ha", &["taskset", "-c", cpu, "ping", "-n", "-q", "-c", "20", "-i", "0.02", "10.2.0.2"]);
         assert!(String::from_utf8_lossy(&out.stdout).contains("20 received"), "{out:?}");
     }
+    let cap = Capture::start(&topo, "sw", "to-ga", &scratch.dir.join("wan.pcap"));
     let (sent, got) = topo.tcp_transfer("ha", "hb", "10.2.0.2", 5003, 2_000_000);
     assert_eq!(sent, got);
+    // Both workers of B check one replay window per SA: a replay is caught whichever queue it
+    // arrives on. Replay the last packet each worker of A sent.
+    let frames = esp_frames(&cap.finish());
+    let of_sa: Vec<&EspFrame> = frames.iter().filter(|e| e.spi == SPI_AB4).collect();
+    let mut replayed = Vec::new();
+    for e in of_sa.iter().rev().take(64) {
+        if replayed.len() < 4 {
+            replayed.push(e.frame.clone());
+        }
+    }
+    let r0 = replays(&gb);
+    inject(&topo, "sw", "to-gb", &replayed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while replays(&gb) < r0 + replayed.len() as u64 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(replays(&gb), r0 + replayed.len() as u64, "a replayed packet was accepted");
     for w in 0..2 {
         assert!(ga.worker(w, "counters", "encrypted_packets") > 0, "gateway A worker {w} encrypted nothing");
         assert!(gb.worker(w, "counters", "decrypted_packets") > 0, "gateway B worker {w} decrypted nothing");
