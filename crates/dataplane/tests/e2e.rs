@@ -181,7 +181,10 @@ fn tunnel_end_to_end() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1] || w[0] <= block), "sequence numbers went backwards after the restart");
     assert_eq!(replays(&gb), r0 + 1, "gateway B saw replays after the restart");
 
-    // Clean shutdown: programs detached, counters printed.
+    // Counters printed per worker every second (--stats-interval), and at exit after a clean
+    // shutdown with the programs detached.
+    let log = gb.log_text();
+    assert!(log.contains("w0/cpu0") && log.contains("decrypted_packets"), "{log}");
     assert!(ga.stop(), "{}", ga.log_text());
     assert!(gb.stop(), "{}", gb.log_text());
     let log = ga.log_text();

@@ -369,7 +369,7 @@ impl Gateway {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = topo
             .command(&self.which, &rampart_bin())
-            .args(["dataplane", "--config"])
+            .args(["dataplane", "--stats-interval", "1", "--config"])
             .arg(&self.config)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
