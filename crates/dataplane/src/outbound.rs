@@ -22,7 +22,7 @@ use rampart_sadb::{Event, SpdAction};
 
 use crate::frame::{self, FlowKey, IcmpKind, IpInFrame};
 use crate::stats::Counter;
-use crate::tables::Tables;
+use crate::tables::{Tables, TakeError};
 use crate::worker::{BURST, Ctx, SaBurst, free_frames, transmit};
 
 /// Where an SA's packets of this burst go: MACs and the side.
@@ -355,11 +355,12 @@ fn prepare_sa(ctx: &mut Ctx, slot: u32, count: u64) -> Result<Hop, DropReason> {
             ctx.values.add(Counter::SeqBlocks, 1);
             Ok(Hop { dst, src: hop.src_mac, to_wan })
         }
-        Err(rampart_sadb::SeqError::Exhausted) => {
+        Err(TakeError::Exhausted) => {
             rt.entry.shared.expired.store(true, std::sync::atomic::Ordering::Relaxed);
             Err(DropReason::SeqExhausted)
         }
-        Err(rampart_sadb::SeqError::Replaced) => Err(DropReason::NoSa),
+        Err(TakeError::Busy) => Err(DropReason::SeqExhausted),
+        Err(TakeError::Replaced) => Err(DropReason::NoSa),
     }
 }
 

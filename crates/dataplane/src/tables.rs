@@ -35,6 +35,18 @@ use rampart_sadb::{
 /// Extend the database reservation when fewer numbers than this are left.
 const SEQ_LOW_WATER: u64 = SEQ_BLOCK / 2;
 
+/// Why [`SeqAllocator::take`] gave no numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TakeError {
+    /// The SA's sequence space is used up: it must never send again.
+    Exhausted,
+    /// The SA was deleted (its database slot holds another SA).
+    Replaced,
+    /// Another worker held the reservation for too long (it was descheduled): drop this burst's
+    /// packets, try again with the next.
+    Busy,
+}
+
 /// The shared outbound sequence counter of one SA.
 #[derive(Debug)]
 pub struct SeqAllocator {
@@ -60,10 +72,10 @@ impl SeqAllocator {
 
     /// Takes `n` consecutive numbers; returns the first and the last. One compare-and-swap in
     /// the common case; extends the database reservation (one more compare-and-swap in shared
-    /// memory) once per block.
-    pub fn take(&self, n: u64) -> Result<(u64, u64), SeqError> {
+    /// memory) once per half block.
+    pub fn take(&self, n: u64) -> Result<(u64, u64), TakeError> {
         let n = n.max(1);
-        let mut spins = 0u32;
+        let mut waits = 0u32;
         loop {
             let cur = self.next.load(Ordering::Acquire);
             let limit = self.limit.load(Ordering::Acquire);
@@ -79,19 +91,25 @@ impl SeqAllocator {
                 continue;
             }
             if self.exhausted.load(Ordering::Relaxed) {
-                return Err(SeqError::Exhausted);
+                return Err(TakeError::Exhausted);
             }
             match self.extend(true) {
                 Ok(true) => {}
                 Ok(false) => {
-                    // Another worker holds the reservation; it finishes within microseconds.
-                    spins += 1;
-                    if spins > 100_000 {
-                        return Err(SeqError::Exhausted);
+                    // Another worker is reserving the next block (a compare-and-swap in shared
+                    // memory); it only takes long if that thread was descheduled meanwhile.
+                    waits += 1;
+                    if waits > 10_000 {
+                        return Err(TakeError::Busy);
                     }
-                    std::hint::spin_loop();
+                    if waits.is_multiple_of(64) {
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                 }
-                Err(e) => return Err(e),
+                Err(SeqError::Exhausted) => return Err(TakeError::Exhausted),
+                Err(SeqError::Replaced) => return Err(TakeError::Replaced),
             }
         }
     }
@@ -478,6 +496,6 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(err, Some(SeqError::Replaced));
+        assert_eq!(err, Some(TakeError::Replaced));
     }
 }
