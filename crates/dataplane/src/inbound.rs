@@ -19,6 +19,7 @@ use rampart_esp::{DropReason, EspLocation, PacketBuf, Received};
 use rampart_nic::{Desc, Umem, XskSocket};
 
 use crate::frame::{self, IpInFrame};
+use crate::reasm;
 use crate::stats::Counter;
 use crate::tables::Tables;
 use crate::worker::{BURST, Ctx, SaBurst, free_frames, transmit};
@@ -48,65 +49,7 @@ pub(crate) fn process(
     for &d in rx {
         ctx.values.add(Counter::WanRxPackets, 1);
         ctx.values.add(Counter::WanRxBytes, u64::from(d.len));
-        let Ok(frame) = umem.frame(&d) else {
-            ctx.values.drop(DropReason::Truncated);
-            drop_frames.push(d.addr);
-            continue;
-        };
-        let info = match frame::ip_in_frame(frame) {
-            Ok(i) => i,
-            Err(r) => {
-                match r {
-                    Some(r) => ctx.values.drop(r),
-                    None => ctx.values.add(Counter::NotIp, 1),
-                }
-                drop_frames.push(d.addr);
-                continue;
-            }
-        };
-        let ip = &frame[info.eth_len..info.eth_len + info.ip_len];
-        let loc = match rampart_esp::parse_outer(ip, ctx.encap_port) {
-            Ok(Received::Esp(loc)) => loc,
-            Ok(Received::Keepalive) => {
-                //= https://www.rfc-editor.org/rfc/rfc3948#section-2.3
-                //# The sender SHOULD use a one-octet long payload with the value 0xFF. The receiver
-                //# SHOULD ignore a received NAT-keepalive packet.
-                ctx.values.drop(DropReason::NatKeepalive);
-                drop_frames.push(d.addr);
-                continue;
-            }
-            Ok(Received::NotEsp) => {
-                ctx.values.add(Counter::NotEsp, 1);
-                drop_frames.push(d.addr);
-                continue;
-            }
-            Err(r) => {
-                ctx.values.drop(r);
-                drop_frames.push(d.addr);
-                continue;
-            }
-        };
-        let found = tables.sa_index.lookup(loc.spi, loc.dst).and_then(|id| {
-            ctx.in_rt.get(id.slot as usize).and_then(Option::as_ref).filter(|r| r.entry.id == id).map(|r| (id.slot, r))
-        });
-        match found {
-            Some((_, rt)) if rt.entry.shared.expired.load(std::sync::atomic::Ordering::Relaxed) => {
-                ctx.values.drop(DropReason::SaExpired);
-                drop_frames.push(d.addr);
-            }
-            Some((slot, _)) => decap.push(Decap { desc: d, slot, info, loc }),
-            None => {
-                ctx.values.drop(DropReason::UnknownSpi);
-                if ctx.now_ms.saturating_sub(ctx.unknown_spi_logged_ms) >= 1000 || ctx.unknown_spi_logged_ms == 0 {
-                    ctx.unknown_spi_logged_ms = ctx.now_ms.max(1);
-                    eprintln!(
-                        "rampart dataplane: worker {}: ESP with unknown SPI {:#010x} from {} to {} (further ones counted, logged at most once a second)",
-                        ctx.index, loc.spi, loc.src, loc.dst
-                    );
-                }
-                drop_frames.push(d.addr);
-            }
-        }
+        classify(ctx, tables, umem, d, true, &mut decap, &mut drop_frames);
     }
 
     // Step 2 and 3.
@@ -117,6 +60,100 @@ pub(crate) fn process(
     ctx.account(&bursts, false);
     free_frames(umem, &drop_frames);
     transmit(ctx, umem, lan, &lan_tx, Counter::LanTxPackets);
+}
+
+/// Step 1 for one frame: a decapsulation job in `decap`, or the frame in `drop_frames` (counted).
+/// An outer IPv4 fragment goes to the reassembly table (`reassemble`); a datagram it completes
+/// is classified in its place.
+fn classify(
+    ctx: &mut Ctx,
+    tables: &Tables,
+    umem: &mut Umem,
+    d: Desc,
+    reassemble: bool,
+    decap: &mut ArrayVec<Decap, BURST>,
+    drop_frames: &mut ArrayVec<u64, BURST>,
+) {
+    let Ok(frame) = umem.frame(&d) else {
+        ctx.values.drop(DropReason::Truncated);
+        drop_frames.push(d.addr);
+        return;
+    };
+    let info = match frame::ip_in_frame(frame) {
+        Ok(i) => i,
+        Err(r) => {
+            match r {
+                Some(r) => ctx.values.drop(r),
+                None => ctx.values.add(Counter::NotIp, 1),
+            }
+            drop_frames.push(d.addr);
+            return;
+        }
+    };
+    let ip = &frame[info.eth_len..info.eth_len + info.ip_len];
+    let loc = match rampart_esp::parse_outer(ip, ctx.encap_port) {
+        Ok(Received::Esp(loc)) => loc,
+        Ok(Received::Keepalive) => {
+            //= https://www.rfc-editor.org/rfc/rfc3948#section-2.3
+            //# The sender SHOULD use a one-octet long payload with the value 0xFF. The receiver
+            //# SHOULD ignore a received NAT-keepalive packet.
+            ctx.values.drop(DropReason::NatKeepalive);
+            drop_frames.push(d.addr);
+            return;
+        }
+        Ok(Received::NotEsp) => {
+            ctx.values.add(Counter::NotEsp, 1);
+            drop_frames.push(d.addr);
+            return;
+        }
+        Err(DropReason::Fragment) if reassemble && reasm::is_ipv4_fragment(ip) => {
+            ctx.values.add(Counter::Fragments, 1);
+            // Copied out first: the table writes into another frame of the same UMEM.
+            let n = info.eth_len + info.ip_len;
+            let Some(copy) = ctx.scratch.get_mut(..n) else {
+                ctx.values.drop(DropReason::Fragment);
+                drop_frames.push(d.addr);
+                return;
+            };
+            copy.copy_from_slice(&frame[..n]);
+            drop_frames.push(d.addr);
+            match ctx.reasm.add(umem, &ctx.scratch[..n], info.eth_len, ctx.now_ms) {
+                reasm::Outcome::Held => {}
+                reasm::Outcome::Dropped => ctx.values.drop(DropReason::Fragment),
+                reasm::Outcome::Complete(whole) => {
+                    ctx.values.add(Counter::Reassembled, 1);
+                    classify(ctx, tables, umem, whole, false, decap, drop_frames);
+                }
+            }
+            return;
+        }
+        Err(r) => {
+            ctx.values.drop(r);
+            drop_frames.push(d.addr);
+            return;
+        }
+    };
+    let found = tables.sa_index.lookup(loc.spi, loc.dst).and_then(|id| {
+        ctx.in_rt.get(id.slot as usize).and_then(Option::as_ref).filter(|r| r.entry.id == id).map(|r| (id.slot, r))
+    });
+    match found {
+        Some((_, rt)) if rt.entry.shared.expired.load(std::sync::atomic::Ordering::Relaxed) => {
+            ctx.values.drop(DropReason::SaExpired);
+            drop_frames.push(d.addr);
+        }
+        Some((slot, _)) => decap.push(Decap { desc: d, slot, info, loc }),
+        None => {
+            ctx.values.drop(DropReason::UnknownSpi);
+            if ctx.now_ms.saturating_sub(ctx.unknown_spi_logged_ms) >= 1000 || ctx.unknown_spi_logged_ms == 0 {
+                ctx.unknown_spi_logged_ms = ctx.now_ms.max(1);
+                eprintln!(
+                    "rampart dataplane: worker {}: ESP with unknown SPI {:#010x} from {} to {} (further ones counted, logged at most once a second)",
+                    ctx.index, loc.spi, loc.src, loc.dst
+                );
+            }
+            drop_frames.push(d.addr);
+        }
+    }
 }
 
 fn open(

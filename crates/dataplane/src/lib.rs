@@ -19,6 +19,7 @@
 //! | [`worker`] | the worker loop |
 //! | `outbound`, `inbound` | the two burst paths (LAN -> WAN, WAN -> LAN) |
 //! | [`frame`] | Ethernet/IP handling outside ESP: flows, TTL, headers, ICMP errors |
+//! | [`reasm`] | reassembly of outer IPv4 fragments |
 //! | [`tables`] | compiled SPD and SA index, per-SA shared state, the sequence counter |
 //! | [`mirror`], `netlink` | the neighbour/route/address mirror over rtnetlink |
 //! | [`stats`] | per-worker counters and their output |
@@ -34,6 +35,7 @@ mod inbound;
 pub mod mirror;
 mod netlink;
 mod outbound;
+pub mod reasm;
 pub mod stats;
 pub mod tables;
 pub mod worker;

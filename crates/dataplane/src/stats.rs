@@ -64,6 +64,10 @@ counters! {
     /// WAN frames that were neither ESP nor keepalives (the XDP program passes those to the
     /// kernel, so this stays 0 unless the program and the data plane disagree).
     NotEsp => "not_esp";
+    /// Outer IPv4 fragments received on the WAN.
+    Fragments => "fragments_received";
+    /// Datagrams reassembled from them.
+    Reassembled => "reassembled_packets";
     /// ICMP errors sent (time exceeded, fragmentation needed, packet too big).
     IcmpSent => "icmp_sent";
     /// ICMP errors not sent because of the rate limit.

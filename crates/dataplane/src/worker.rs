@@ -93,6 +93,7 @@ pub(crate) struct Ctx {
     pub now_ms: u64,
     pub now_s: u64,
     pub scratch: Box<[u8; 2048]>,
+    pub reasm: crate::reasm::Reassembly,
 }
 
 impl Ctx {
@@ -272,6 +273,7 @@ impl Worker {
             now_ms: 0,
             now_s: unix_now(),
             scratch: Box::new([0u8; 2048]),
+            reasm: crate::reasm::Reassembly::new(umem.rx_offset()),
         };
         ctx.reload_tables(&tables);
         Worker {
@@ -302,6 +304,10 @@ impl Worker {
                 last_second = self.ctx.now_ms / 1000;
                 self.ctx.now_s = unix_now();
                 self.read_kernel_stats();
+                let expired = self.ctx.reasm.expire(&mut self.umem, self.ctx.now_ms) as u64;
+                for _ in 0..expired {
+                    self.ctx.values.drop(rampart_esp::DropReason::Fragment);
+                }
                 self.ctx.values.publish(&self.stats);
             }
             if self.tables_handle.version() != self.tables.version {

@@ -111,9 +111,39 @@ fn tunnel_end_to_end() {
     }
     assert!(seen_proto.contains(&1) && seen_proto.contains(&6) && seen_proto.contains(&58), "{seen_proto:?}");
 
+    // An ESP packet that scapy sealed (not Rampart) with a fresh sequence number, cut into three
+    // IPv4 fragments sent last first: gateway B reassembles, decrypts and forwards it.
+    let last = frames.iter().rev().find(|e| e.spi == SPI_AB4).unwrap().clone();
+    const FRAGMENTED: &str = r#"
+import sys
+from scapy.all import IP, ICMP, Raw, Ether, fragment, sendp
+from scapy.layers.ipsec import ESP, SecurityAssociation
+key, spi, seq = bytes.fromhex(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+sa = SecurityAssociation(ESP, spi=spi, crypt_algo="AES-GCM", crypt_key=key, crypt_icv_size=16,
+                         tunnel_header=IP(src="192.0.2.1", dst="192.0.2.2"))
+inner = IP(src="10.1.0.2", dst="10.2.0.2", ttl=64) / ICMP(type=8, id=77, seq=1) / Raw(b"r" * 1200)
+esp = sa.encrypt(inner, seq_num=seq)
+frags = fragment(IP(bytes(esp)), fragsize=496)
+assert len(frags) == 3, len(frags)
+for f in reversed(frags):
+    sendp(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / f, iface="to-gb", verbose=False)
+"#;
+    let (f0, r0, d0) = (
+        gb.total("counters", "fragments_received"),
+        gb.total("counters", "reassembled_packets"),
+        gb.total("counters", "decrypted_packets"),
+    );
+    let k = key(key_byte(SPI_AB4));
+    topo.sh(
+        "sw",
+        &["python3", "-c", FRAGMENTED, k.trim_start_matches("0x"), &SPI_AB4.to_string(), &(last.seq + 100).to_string()],
+    );
+    gb.wait_total("counters", "reassembled_packets", r0 + 1);
+    assert_eq!(gb.total("counters", "fragments_received"), f0 + 3);
+    gb.wait_total("counters", "decrypted_packets", d0 + 1);
+
     // Injected on the switch towards gateway B: a replay, a forged sequence number (integrity
     // fails; the window must not move), an unknown SPI. Each dropped and counted.
-    let last = frames.iter().rev().find(|e| e.spi == SPI_AB4).unwrap().clone();
     let replay = last.frame.clone();
     let mut forged = last.frame.clone();
     forged[last.esp + 4..last.esp + 8].copy_from_slice(&(last.seq + 5000).to_be_bytes());
