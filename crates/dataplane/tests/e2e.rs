@@ -79,8 +79,11 @@ fn tunnel_end_to_end() {
     let (_, rx, out) = topo.ping("ha", "10.2.0.2", &["-c", "1", "-M", "do", "-s", "1472"]);
     assert_eq!(rx, 0);
     assert!(out.contains("Frag needed") || out.contains("mtu"), "{out}");
-    ga.wait_total("drops", "too_big", 1);
-    ga.wait_total("counters", "icmp_sent", 3);
+    let (_, rx, out) = topo.ping("ha", "fd02::2", &["-c", "1", "-M", "do", "-s", "1452"]);
+    assert_eq!(rx, 0);
+    assert!(out.contains("Packet too big"), "{out}");
+    ga.wait_total("drops", "too_big", 2);
+    ga.wait_total("counters", "icmp_sent", 4);
 
     // The scapy oracle decrypts what went over the wire, both tunnels, both directions.
     let frames = esp_frames(&cap.finish());
