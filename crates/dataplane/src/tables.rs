@@ -400,7 +400,6 @@ mod tests {
     use rampart_crypto::Suite;
     use rampart_esp::{Lifetimes, Mode, SaConfig};
     use rampart_sadb::{Capacities, Writer};
-    use zeroize::Zeroizing;
 
     struct TempDb(std::path::PathBuf);
     impl Drop for TempDb {
@@ -414,8 +413,8 @@ mod tests {
             spi,
             direction: Direction::Outbound,
             suite: Suite::from_swanctl("aes128gcm16").unwrap(),
-            encryption_key: Zeroizing::new(vec![7; 20]),
-            integrity_key: Zeroizing::new(Vec::new()),
+            encryption_key: vec![7; 20].into(),
+            integrity_key: Vec::new().into(),
             mode: Mode::Tunnel,
             local: "192.0.2.1".parse().unwrap(),
             remote: "192.0.2.2".parse().unwrap(),
