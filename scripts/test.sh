@@ -14,6 +14,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "crypto feature matrix"
 cargo check -q -p rampart-crypto --locked --no-default-features --features ring
 cargo check -q -p rampart-crypto --locked --no-default-features --features rustcrypto
+step "build the rampart binary (the end-to-end tests run it)"
+cargo build -q --locked -p rampart --bin rampart
+export RAMPART_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/rampart"
 step "cargo test"
 cargo test --workspace --all-targets --locked
 step "loom model checks (lock-free replay window)"
