@@ -10,6 +10,9 @@
 #[cfg(ipsec_mb)]
 pub mod ipsec_mb;
 
+/// The data-plane traffic benchmark (`bin/traffic`): generator, sink, forwarder, orchestration.
+pub mod traffic;
+
 // ---- Timing and report helpers (first used by `bin/crypto.rs`) ----------------------------
 
 use std::time::{Duration, Instant};
