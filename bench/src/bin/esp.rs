@@ -6,6 +6,12 @@
 //!
 //! Prints ns per packet and Gbit/s (inner bytes) for 64-byte, IMIX (7:4:1 of 64/570/1518) and
 //! 1400-byte inner packets, and the pipeline's overhead as a ratio over bare crypto.
+//!
+//! On a machine too noisy for timings, `--fixed ROUNDS --size N` runs a fixed number of bursts
+//! of each (AES-128-GCM, fastest backend) for an instruction count that does not depend on load:
+//! `valgrind --tool=callgrind --toggle-collect='esp::pipeline::{{closure}}' target/release/esp --fixed 200 --size 1400`
+//! and the same with `--toggle-collect='esp::bare_crypto::{{closure}}'`; the ratio of the two
+//! totals is the pipeline's overhead in instructions.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -75,8 +81,26 @@ fn inner_packet(len: usize) -> Vec<u8> {
     p
 }
 
-/// Timing of one configuration: ns per packet (median of `reps` runs of `period` each).
-fn measure(period: Duration, reps: usize, packets_per_call: usize, mut f: impl FnMut()) -> f64 {
+/// How long to run each configuration.
+#[derive(Clone, Copy)]
+enum Work {
+    /// Median of `reps` runs of `period` each.
+    Timed { period: Duration, reps: usize },
+    /// Exactly this many bursts, untimed (for instruction counting).
+    Fixed(usize),
+}
+
+/// Timing of one configuration: ns per packet (NaN for fixed work).
+fn measure(work: Work, packets_per_call: usize, mut f: impl FnMut()) -> f64 {
+    let (period, reps) = match work {
+        Work::Timed { period, reps } => (period, reps),
+        Work::Fixed(rounds) => {
+            for _ in 0..rounds {
+                f();
+            }
+            return f64::NAN;
+        }
+    };
     warm_up(period / 2, &mut f);
     let mut samples = Vec::new();
     for _ in 0..reps {
@@ -93,7 +117,7 @@ fn measure(period: Duration, reps: usize, packets_per_call: usize, mut f: impl F
 
 /// Encapsulates and decapsulates a burst in place, round and round: after a round trip each
 /// frame holds its inner packet again, at the same offset.
-fn pipeline(suite: Suite, backend: Backend, mix: &Mix, period: Duration, reps: usize) -> f64 {
+fn pipeline(suite: Suite, backend: Backend, mix: &Mix, work: Work) -> f64 {
     let mut tx = OutboundSa::new(&config(suite, Direction::Outbound), backend).unwrap();
     let mut rx = InboundSa::new(&config(suite, Direction::Inbound), backend).unwrap();
     let lens: Vec<usize> = (0..BURST).map(|i| mix.lens[i % mix.lens.len()]).collect();
@@ -108,7 +132,7 @@ fn pipeline(suite: Suite, backend: Backend, mix: &Mix, period: Duration, reps: u
     let mut enc_verdicts = [Ok(()); BURST];
     let mut dec_verdicts: [Result<Decapsulated, DropReason>; BURST] = [Err(DropReason::Truncated); BURST];
     let mut locs: Vec<EspLocation> = Vec::with_capacity(BURST);
-    measure(period, reps, BURST, || {
+    measure(work, BURST, || {
         let mut pkts: Vec<PacketBuf<'_>> =
             frames.iter_mut().zip(&lens).map(|(f, &len)| PacketBuf::new(f, HEADROOM, len)).collect();
         tx.encapsulate_burst(&mut pkts, &mut enc_verdicts);
@@ -125,7 +149,7 @@ fn pipeline(suite: Suite, backend: Backend, mix: &Mix, period: Duration, reps: u
 }
 
 /// Seals and opens the same bytes the pipeline encrypts (padded inner packets), in place.
-fn bare_crypto(suite: Suite, backend: Backend, mix: &Mix, period: Duration, reps: usize) -> f64 {
+fn bare_crypto(suite: Suite, backend: Backend, mix: &Mix, work: Work) -> f64 {
     let enc = config(suite, Direction::Outbound);
     let sa = SaCrypto::new(suite, &enc.encryption_key, &enc.integrity_key, backend).unwrap();
     let lens: Vec<usize> = (0..BURST).map(|i| mix.lens[i % mix.lens.len()]).collect();
@@ -140,7 +164,7 @@ fn bare_crypto(suite: Suite, backend: Backend, mix: &Mix, period: Duration, reps
         })
         .collect();
     let mut seq = 0u64;
-    measure(period, reps, BURST, || {
+    measure(work, BURST, || {
         let mut ops: Vec<SealOp<'_>> = bufs
             .iter_mut()
             .map(|b| {
@@ -159,9 +183,25 @@ fn bare_crypto(suite: Suite, backend: Backend, mix: &Mix, period: Duration, reps
     })
 }
 
+fn arg_value(name: &str) -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
+}
+
 fn main() {
+    if let Some(rounds) = arg_value("--fixed") {
+        let len = arg_value("--size").unwrap_or(1400);
+        let suite = Suite::new(Encryption::AesGcm16 { key_bits: 128 }, Integrity::None).unwrap();
+        let mix = Mix { name: "fixed", lens: vec![len] };
+        let backend = Backend::fastest(suite);
+        bare_crypto(suite, backend, &mix, Work::Fixed(rounds));
+        pipeline(suite, backend, &mix, Work::Fixed(rounds));
+        println!("{rounds} bursts of {BURST} x {len}-byte packets each way, {suite}, {}", backend.name());
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let (period, reps) = if quick { (Duration::from_millis(100), 3) } else { (Duration::from_millis(400), 5) };
+    let work = Work::Timed { period, reps };
     let cpu = pin_current_thread();
     println!(
         "ESP encapsulation + decapsulation vs bare crypto (seal + open), one core (cpu {cpu:?}), bursts of {BURST}"
@@ -179,8 +219,8 @@ fn main() {
         for backend in Backend::available() {
             for mix in mixes() {
                 let avg_len = mix.lens.iter().sum::<usize>() as f64 / mix.lens.len() as f64;
-                let crypto = bare_crypto(suite, backend, &mix, period, reps);
-                let esp = pipeline(suite, backend, &mix, period, reps);
+                let crypto = bare_crypto(suite, backend, &mix, work);
+                let esp = pipeline(suite, backend, &mix, work);
                 table.row(vec![
                     suite.to_string(),
                     backend.name().to_string(),
