@@ -277,27 +277,9 @@ unsafe fn ghash_update(pw: Powers, mut acc: __m128i, p: *const u8, len: usize) -
     acc
 }
 
-/// Folds the sequence AAD (`alen <= 64` bytes, zero padded), data (`clen` bytes, zero padded),
-/// length block `lb` into the GHASH state `acc` with one reduction.
-///
-/// # Safety
-/// As [`ghash_seq_acc`].
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,vpclmulqdq,aes,pclmulqdq,sse2,ssse3,sse4.1")]
-unsafe fn ghash_seq(
-    pw: Powers,
-    acc: __m128i,
-    aad: *const u8,
-    alen: usize,
-    ct: *const u8,
-    clen: usize,
-    lb: __m128i,
-) -> __m128i {
-    // Safety: as the caller's.
-    unsafe { ghash_seq_acc(pw, acc, aad, alen, ct, clen, lb) }.reduce()
-}
-
-/// The products of [`ghash_seq`], unreduced.
+/// The GHASH products of the sequence AAD (`alen <= 64` bytes, zero padded), data (`clen`
+/// bytes, zero padded), length block `lb`, with the state `acc` folded into the first block;
+/// unreduced.
 ///
 /// # Safety
 /// `aad`/`ct` valid for reading `alen`/`clen` bytes; `alen <= 64`;
@@ -458,26 +440,36 @@ unsafe fn crypt_wide<const SEAL: bool, const ROUNDS: usize, const W: usize>(op: 
         off += 64 * W;
         c = c.wrapping_add(4 * W as u32);
     }
-    if let Some(mut x) = pending {
-        x[0] = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(acc));
-        let mut a = Acc::new();
-        if let Some(ax) = aad_x.take() {
-            // Safety: `HPOW - 4W - na >= HPOW - 36`.
-            a.mul(ax, unsafe { pw.at(HPOW - 4 * W - na) });
-        }
-        for (k, xk) in x.iter().enumerate() {
-            // Safety: rows `HPOW - 4W + 4k .. + 4` are in the tables.
-            a.mul(*xk, unsafe { pw.at(HPOW - 4 * W + 4 * k) });
-        }
-        acc = a.reduce();
-    }
-    // The last 1..=64 W bytes, then the length block, with one reduction.
+    // The last 1..=64 W bytes and the length block, hashed together with the pending blocks
+    // (at most 4W + 4W + 1 <= 33 powers) and reduced once.
     let rest = len - off;
     let q = p.wrapping_add(off);
     let lb = super::aesni::len_block(alen, len);
+    let tail_blocks = rest.div_ceil(16) + 1;
+    let mut a = Acc::new();
+    if let Some(mut x) = pending {
+        x[0] = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(acc));
+        acc = _mm_setzero_si128();
+        let top = 4 * W + tail_blocks;
+        if let Some(ax) = aad_x.take() {
+            // Safety: `HPOW - top - na >= HPOW - 37`.
+            a.mul(ax, unsafe { pw.at(HPOW - top - na) });
+        }
+        for (k, xk) in x.iter().enumerate() {
+            // Safety: rows `HPOW - top + 4k .. + 4` are in the tables (`top <= 33`).
+            a.mul(*xk, unsafe { pw.at(HPOW - top + 4 * k) });
+        }
+    }
+    // A short AAD not taken by a chunk goes with the last part.
+    let an = if aad_x.is_some() { alen } else { 0 };
+    let merge = |a: Acc, b: Acc| Acc {
+        lo: _mm512_xor_si512(a.lo, b.lo),
+        mid: _mm512_xor_si512(a.mid, b.mid),
+        hi: _mm512_xor_si512(a.hi, b.hi),
+    };
     if !SEAL {
-        // Safety: `rest` bytes from `q` lie in the data; no AAD; at most 32 + 1 blocks.
-        acc = unsafe { ghash_seq(pw, acc, op.aad.as_ptr(), 0, q, rest, lb) };
+        // Safety: `rest` bytes from `q` lie in the data; `an <= 64`; at most 4 + 16 + 1 blocks.
+        a = merge(a, unsafe { ghash_seq_acc(pw, acc, op.aad.as_ptr(), an, q, rest, lb) });
     }
     let empty = Slot { ctr: _mm512_setzero_si512(), rk, dst: core::ptr::null_mut(), mask: 0 };
     let mut slots = [empty; W];
@@ -492,8 +484,9 @@ unsafe fn crypt_wide<const SEAL: bool, const ROUNDS: usize, const W: usize>(op: 
     unsafe { run_tail(&slots, ns, ROUNDS) };
     if SEAL {
         // Safety: as above.
-        acc = unsafe { ghash_seq(pw, acc, op.aad.as_ptr(), 0, q, rest, lb) };
+        a = merge(a, unsafe { ghash_seq_acc(pw, acc, op.aad.as_ptr(), an, q, rest, lb) });
     }
+    let acc = a.reduce();
     make_tag(acc, ej0)
 }
 
