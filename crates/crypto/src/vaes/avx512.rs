@@ -9,7 +9,8 @@
 //! Small means at most 512 bytes of data and 64 of AAD (at most 4 + 32 + 1 blocks to hash).
 //! Long packets: 16 blocks (4 registers) per iteration, the GHASH of the previous iteration's
 //! 16 ciphertext blocks stitched between this iteration's AES rounds, one reduction each; the
-//! last 1..=256 bytes and the length block through the slot kernel and one reduction.
+//! last 1..=256 bytes through the slot kernel, hashed with the last 16 blocks and the length
+//! block in one reduction.
 //!
 //! Must never be called on a CPU without AVX-512 F/BW/VL, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ,
 //! SSSE3 and SSE4.1: every entry is an `unsafe fn` that only [`super::Engine`] calls.
