@@ -619,6 +619,17 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Keeps an inbound ESP SPI from being chosen for a new CHILD_SA (an SA this endpoint did
+    /// not make still uses it, e.g. one a previous run of the daemon left in the SA database).
+    pub fn reserve_spi(&mut self, spi: u32) {
+        self.ids.child_spis.insert(spi);
+    }
+
+    /// Gives back an SPI reserved with [`Endpoint::reserve_spi`].
+    pub fn release_spi(&mut self, spi: u32) {
+        self.ids.child_spis.remove(&spi);
+    }
+
     /// The peer of `ike` was heard at `at` outside IKE (inbound ESP counted by the data plane):
     /// dead-peer detection waits `dpd_delay` from then.
     pub fn note_activity(&mut self, now: Instant, ike: IkeSaId, at: Instant) {

@@ -18,9 +18,11 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod conf;
 pub mod config;
 pub mod cookie;
 pub mod crypto;
+pub mod daemon;
 pub mod endpoint;
 pub mod event;
 pub mod ike_sa;

@@ -1,0 +1,918 @@
+//! The daemon's configuration file: TOML whose keys follow swanctl.conf, so that operators can
+//! carry their connections over (`connections.<name>`, `children.<name>`, `secrets.ike-<name>`),
+//! plus a `[daemon]` table for what strongSwan keeps in strongswan.conf (SA database, listen
+//! addresses, control socket, worker pool, retransmission and half-open limits).
+//!
+//! A bad file is refused as a whole with the file, line, column and reason ([`ConfError`]); a
+//! swanctl.conf key that Rampart does not implement is accepted with a warning (so a carried-over
+//! file loads) unless ignoring it would weaken security, and an unknown key is an error (a typo
+//! must not silently change a tunnel). Files holding secrets are refused when every user may
+//! read them. Nothing here opens a socket or logs; secrets never appear in errors or warnings.
+//!
+//! ```toml
+//! [daemon]
+//! database = "/dev/shm/rampart.sadb"
+//! control_socket = "/run/rampart/ike.sock"
+//!
+//! [connections.gw]
+//! local_addrs = "192.0.2.1"
+//! remote_addrs = "192.0.2.2"
+//! proposals = "aes256-sha256-ecp256, aes256-sha256-x25519"
+//! local = { auth = "psk", id = "gw-a.example" }
+//! remote = { auth = "psk", id = "gw-b.example" }
+//!
+//! [connections.gw.children.net]
+//! local_ts = "198.18.1.0/24"
+//! remote_ts = "198.18.2.0/24"
+//! esp_proposals = "aes256gcm16, chacha20poly1305"
+//! start_action = "start"
+//!
+//! [secrets.ike-gw]
+//! id-a = "gw-a.example"
+//! id-b = "gw-b.example"
+//! secret = "a long random pre-shared key"
+//! ```
+
+mod secrets;
+mod value;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rampart_esp::{Mode, TrafficSelector};
+use toml::de::{DeTable, DeValue};
+
+pub use value::ConfError;
+
+use self::secrets::IkeSecret;
+use self::value::{Doc, get};
+use crate::config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, StartAction};
+use crate::message::Identification;
+use crate::proposal::{parse_esp_proposals, parse_ike_proposals};
+
+/// What happens to a CHILD_SA's policies when its peer is found dead (`dpd_action`) or closes
+/// it (`close_action`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildAction {
+    /// Remove the SAs and their policies (`clear` / `none`).
+    Clear,
+    /// Keep the policies with no SA: the next packet negotiates again (`trap`).
+    Trap,
+    /// Negotiate again at once (`restart` / `start`).
+    Restart,
+}
+
+/// `dpd_action` and `close_action` of one child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildActions {
+    /// `dpd_action` (default `clear`).
+    pub dpd_action: ChildAction,
+    /// `close_action` (default `none`, i.e. [`ChildAction::Clear`]).
+    pub close_action: ChildAction,
+}
+
+/// The `[daemon]` table.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// `database`: the SA database file.
+    pub database: PathBuf,
+    /// `sa_capacity` / `policy_capacity`: size of a database this daemon creates.
+    pub sa_capacity: u32,
+    /// See `sa_capacity`.
+    pub policy_capacity: u32,
+    /// `listen`: local addresses to bind UDP 500/4500 on (default: every connection's
+    /// `local_addrs`).
+    pub listen: Vec<IpAddr>,
+    /// `port` (500).
+    pub port: u16,
+    /// `port_nat_t` (4500).
+    pub port_nat_t: u16,
+    /// `control_socket`: the unix socket `rampart ctl` talks to.
+    pub control_socket: PathBuf,
+    /// `dh_workers`: threads computing Diffie-Hellman (default: the CPUs, at most 4).
+    pub dh_workers: usize,
+    /// `dh_precompute`: key shares kept ready per group (default 64; 0: make them when needed).
+    pub dh_precompute: usize,
+    /// `usage_interval`: how often the data plane's usage counters and events are read (1 s).
+    pub usage_interval: Duration,
+    /// `stale_grace`: how long SAs found in the database without IKE state (a restart) keep
+    /// receiving after a new CHILD_SA of the same tunnel took over (5 s).
+    pub stale_grace: Duration,
+    /// The endpoint settings (`retransmit_*`, `cookie_threshold`, `block_threshold`,
+    /// `half_open_timeout`, `keep_alive`, `replay_window`).
+    pub endpoint: EndpointConfig,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            database: PathBuf::from(rampart_sadb::DEFAULT_PATH),
+            sa_capacity: rampart_sadb::Capacities::default().sas,
+            policy_capacity: rampart_sadb::Capacities::default().policies,
+            listen: Vec::new(),
+            port: 500,
+            port_nat_t: 4500,
+            control_socket: PathBuf::from("/run/rampart/ike.sock"),
+            dh_workers: std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
+            dh_precompute: 64,
+            usage_interval: Duration::from_secs(1),
+            stale_grace: Duration::from_secs(5),
+            endpoint: EndpointConfig { offload_dh: true, ..EndpointConfig::default() },
+        }
+    }
+}
+
+/// A whole configuration, checked.
+#[derive(Debug)]
+pub struct Config {
+    /// The `[daemon]` table.
+    pub daemon: DaemonConfig,
+    /// The connections, in file order, with their pre-shared keys resolved.
+    pub connections: Vec<ConnectionConfig>,
+    /// `dpd_action` / `close_action` by (connection, child).
+    pub actions: HashMap<(String, String), ChildActions>,
+    /// Keys accepted but not implemented, as `file:line:column: message`.
+    pub warnings: Vec<String>,
+    fingerprints: HashMap<String, [u8; 32]>,
+}
+
+impl Config {
+    /// Reads and checks a configuration file (and the secrets file it names).
+    pub fn load(path: &Path) -> Result<Config, ConfError> {
+        let text = read_file(path)?;
+        let mut cfg = Config::parse(path, &text, None)?;
+        cfg.finish_listen(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks a configuration given as text; `secrets` is the text of a separate secrets file
+    /// (with its name), if any. File permissions are not checked here.
+    pub fn from_text(path: &Path, text: &str, secrets: Option<(&Path, &str)>) -> Result<Config, ConfError> {
+        let mut cfg = Config::parse(path, text, secrets.map(|(p, t)| (p.to_path_buf(), t.to_string())))?;
+        cfg.finish_listen(path)?;
+        Ok(cfg)
+    }
+
+    /// A digest of one connection's whole configuration (secret included): equal digests mean
+    /// a reload leaves the connection's SAs alone.
+    pub fn fingerprint(&self, connection: &str) -> Option<[u8; 32]> {
+        self.fingerprints.get(connection).copied()
+    }
+
+    /// The actions of a child (defaults when unknown).
+    pub fn child_actions(&self, connection: &str, child: &str) -> ChildActions {
+        self.actions
+            .get(&(connection.to_string(), child.to_string()))
+            .copied()
+            .unwrap_or(ChildActions { dpd_action: ChildAction::Clear, close_action: ChildAction::Clear })
+    }
+
+    fn finish_listen(&mut self, path: &Path) -> Result<(), ConfError> {
+        if !self.daemon.listen.is_empty() {
+            return Ok(());
+        }
+        let mut listen: Vec<IpAddr> = Vec::new();
+        for c in &self.connections {
+            if c.local_addrs.is_empty() {
+                return Err(ConfError {
+                    file: path.to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    reason: format!(
+                        "connection '{}' has no local_addrs: set them, or daemon.listen for the addresses to bind",
+                        c.name
+                    ),
+                });
+            }
+            for a in &c.local_addrs {
+                if !listen.contains(a) {
+                    listen.push(*a);
+                }
+            }
+        }
+        self.daemon.listen = listen;
+        Ok(())
+    }
+
+    fn parse(path: &Path, text: &str, secrets_text: Option<(PathBuf, String)>) -> Result<Config, ConfError> {
+        let mut doc = Doc::new(path, text);
+        let root = doc.parse()?;
+        let root = root.get_ref();
+        doc.check_keys("top level", root, &["daemon", "connections", "secrets"], &["pools", "authorities"])?;
+        let mut daemon = DaemonConfig::default();
+        let mut secrets_file = None;
+        if let Some((_, v)) = get(root, "daemon") {
+            let body = doc.table("daemon", v)?;
+            secrets_file = read_daemon(&mut doc, body, &mut daemon)?;
+        }
+        let mut secrets: Vec<IkeSecret> = Vec::new();
+        if let Some((_, v)) = get(root, "secrets") {
+            let t = doc.table("secrets", v)?;
+            secrets::read(&mut doc, t, &mut secrets)?;
+            if !secrets.is_empty() && secrets_text.is_none() && path.exists() {
+                secrets::check_permissions(path)?;
+            }
+        }
+        let mut warnings = Vec::new();
+        // A separate secrets file: given as text (tests), or named by daemon.secrets_file.
+        let extra = match (secrets_text, secrets_file) {
+            (Some((p, t)), _) => Some((p, t)),
+            (None, Some((file, span))) => {
+                let file = if file.is_relative() { path.parent().unwrap_or(Path::new(".")).join(file) } else { file };
+                let t = read_file(&file).map_err(|e| doc.err(&span, format!("secrets_file: {}", e.reason)))?;
+                secrets::check_permissions(&file)?;
+                Some((file, t))
+            }
+            (None, None) => None,
+        };
+        if let Some((p, t)) = &extra {
+            let mut sdoc = Doc::new(p, t);
+            let sroot = sdoc.parse()?;
+            let sroot = sroot.get_ref();
+            sdoc.check_keys("secrets file", sroot, &["secrets"], &[])?;
+            if let Some((_, v)) = get(sroot, "secrets") {
+                let t = sdoc.table("secrets", v)?;
+                secrets::read(&mut sdoc, t, &mut secrets)?;
+            }
+            warnings.append(&mut sdoc.warnings);
+        }
+        let mut connections = Vec::new();
+        let mut actions = HashMap::new();
+        let mut fingerprints = HashMap::new();
+        if let Some((_, v)) = get(root, "connections") {
+            let t = doc.table("connections", v)?;
+            for (k, v) in t.iter() {
+                let name: &str = k.get_ref();
+                check_name(&doc, "connection", name, &k.span())?;
+                let body = doc.table(name, v)?;
+                let (conn, acts) = read_connection(&mut doc, name, &k.span(), body, &secrets)?;
+                for (child, a) in acts {
+                    actions.insert((name.to_string(), child), a);
+                }
+                fingerprints.insert(name.to_string(), fingerprint(&conn, &actions));
+                connections.push(conn);
+            }
+        }
+        warnings.splice(0..0, doc.warnings);
+        Ok(Config { daemon, connections, actions, warnings, fingerprints })
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfError> {
+    std::fs::read_to_string(path).map_err(|e| ConfError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        reason: format!("cannot read: {e}"),
+    })
+}
+
+fn check_name(doc: &Doc<'_>, what: &str, name: &str, span: &Range<usize>) -> Result<(), ConfError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok { Ok(()) } else { Err(doc.err(span, format!("{what} name '{name}': use 1-64 of A-Z a-z 0-9 - _ ."))) }
+}
+
+/// Everything that decides a connection's behaviour, hashed (SHA-256; the secret goes into the
+/// hash, never anywhere else).
+fn fingerprint(conn: &ConnectionConfig, actions: &HashMap<(String, String), ChildActions>) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    // Debug of the configuration structs covers every field except the key, which it hides.
+    ctx.update(format!("{conn:?}").as_bytes());
+    if let Some(psk) = &conn.psk {
+        ctx.update(&psk.0);
+    }
+    let mut acts: Vec<_> = actions.iter().filter(|((c, _), _)| *c == conn.name).collect();
+    acts.sort_by(|a, b| a.0.cmp(b.0));
+    ctx.update(format!("{acts:?}").as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn positive_usize(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<usize, ConfError> {
+    let n = doc.integer(key, v)?;
+    usize::try_from(n).map_err(|_| doc.err(&v.span(), format!("'{key}' must not be negative")))
+}
+
+fn read_daemon(
+    doc: &mut Doc<'_>,
+    t: &DeTable<'_>,
+    d: &mut DaemonConfig,
+) -> Result<Option<(PathBuf, Range<usize>)>, ConfError> {
+    doc.check_keys(
+        "daemon",
+        t,
+        &[
+            "database",
+            "sa_capacity",
+            "policy_capacity",
+            "listen",
+            "port",
+            "port_nat_t",
+            "control_socket",
+            "secrets_file",
+            "dh_workers",
+            "dh_precompute",
+            "offload_dh",
+            "usage_interval",
+            "stale_grace",
+            "retransmit_timeout",
+            "retransmit_base",
+            "retransmit_tries",
+            "cookie_threshold",
+            "block_threshold",
+            "half_open_timeout",
+            "keep_alive",
+            "replay_window",
+        ],
+        &[],
+    )?;
+    let mut secrets_file = None;
+    for (k, v) in t.iter() {
+        let key: &str = k.get_ref();
+        let e = &mut d.endpoint;
+        match key {
+            "database" => d.database = PathBuf::from(doc.string(key, v)?),
+            "control_socket" => d.control_socket = PathBuf::from(doc.string(key, v)?),
+            "secrets_file" => secrets_file = Some((PathBuf::from(doc.string(key, v)?), v.span())),
+            "sa_capacity" | "policy_capacity" => {
+                let n = doc.integer(key, v)?;
+                let n = u32::try_from(n)
+                    .ok()
+                    .filter(|n| (16..=1 << 24).contains(n))
+                    .ok_or_else(|| doc.err(&v.span(), format!("'{key}' must be between 16 and 16777216")))?;
+                if key == "sa_capacity" {
+                    d.sa_capacity = n;
+                } else {
+                    d.policy_capacity = n;
+                }
+            }
+            "listen" => {
+                for (s, span) in doc.list(key, v)? {
+                    let a: IpAddr =
+                        s.parse().map_err(|_| doc.err(&span, format!("listen: '{s}' is not an IP address")))?;
+                    d.listen.push(a);
+                }
+            }
+            "port" => d.port = doc.u16(key, v)?,
+            "port_nat_t" => d.port_nat_t = doc.u16(key, v)?,
+            "dh_workers" => {
+                d.dh_workers = positive_usize(doc, key, v)?;
+                if d.dh_workers == 0 || d.dh_workers > 64 {
+                    return Err(doc.err(&v.span(), "'dh_workers' must be between 1 and 64"));
+                }
+            }
+            "dh_precompute" => d.dh_precompute = positive_usize(doc, key, v)?.min(100_000),
+            "offload_dh" => e.offload_dh = doc.boolean(key, v)?,
+            "usage_interval" => {
+                d.usage_interval = doc.duration(key, v)?;
+                if d.usage_interval.is_zero() {
+                    return Err(doc.err(&v.span(), "'usage_interval' must be positive"));
+                }
+            }
+            "stale_grace" => d.stale_grace = doc.duration(key, v)?,
+            "retransmit_timeout" => e.retransmit_timeout = doc.duration(key, v)?,
+            "retransmit_base" => {
+                let b = match v.get_ref() {
+                    DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+                    DeValue::Integer(_) => Some(doc.integer(key, v)? as f64),
+                    _ => None,
+                };
+                e.retransmit_base = b
+                    .filter(|b| (1.0..=10.0).contains(b))
+                    .ok_or_else(|| doc.err(&v.span(), "'retransmit_base' must be a number between 1 and 10"))?;
+            }
+            "retransmit_tries" => {
+                e.retransmit_tries = u32::try_from(doc.integer(key, v)?)
+                    .map_err(|_| doc.err(&v.span(), "'retransmit_tries' must not be negative"))?
+            }
+            "cookie_threshold" => e.cookie_threshold = positive_usize(doc, key, v)?,
+            "block_threshold" => e.block_threshold = positive_usize(doc, key, v)?,
+            "half_open_timeout" => e.half_open_timeout = doc.duration(key, v)?,
+            "keep_alive" => e.keep_alive = doc.duration(key, v)?,
+            "replay_window" => {
+                let n = doc.integer(key, v)?;
+                e.replay_window =
+                    u32::try_from(n).ok().filter(|n| *n <= rampart_esp::MAX_REPLAY_WINDOW).ok_or_else(|| {
+                        doc.err(&v.span(), format!("'replay_window' must be 0..={}", rampart_esp::MAX_REPLAY_WINDOW))
+                    })?;
+            }
+            _ => {}
+        }
+    }
+    Ok(secrets_file)
+}
+
+/// swanctl.conf connection keys Rampart accepts and ignores with a warning.
+const IGNORED_CONN: &[&str] = &[
+    "mobike",
+    "fragmentation",
+    "send_certreq",
+    "send_cert",
+    "unique",
+    "keyingtries",
+    "pools",
+    "dscp",
+    "aggressive",
+    "pull",
+    "childless",
+];
+
+fn addrs(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<Vec<IpAddr>, ConfError> {
+    let mut out = Vec::new();
+    for (s, span) in doc.list(key, v)? {
+        if s == "%any" || s == "%any4" || s == "%any6" {
+            continue;
+        }
+        let a: IpAddr = s.parse().map_err(|_| {
+            doc.err(&span, format!("{key}: '{s}' is not an IP address (Rampart takes addresses, not names or ranges)"))
+        })?;
+        out.push(a);
+    }
+    Ok(out)
+}
+
+fn read_connection(
+    doc: &mut Doc<'_>,
+    name: &str,
+    name_span: &Range<usize>,
+    t: &DeTable<'_>,
+    secrets: &[IkeSecret],
+) -> Result<(ConnectionConfig, Vec<(String, ChildActions)>), ConfError> {
+    let what = format!("connections.{name}");
+    doc.check_keys(
+        &what,
+        t,
+        &[
+            "version",
+            "local_addrs",
+            "remote_addrs",
+            "local_port",
+            "remote_port",
+            "proposals",
+            "encap",
+            "dpd_delay",
+            "dpd_timeout",
+            "rekey_time",
+            "over_time",
+            "rand_time",
+            "reauth_time",
+            "local",
+            "remote",
+            "children",
+        ],
+        IGNORED_CONN,
+    )?;
+    let mut c = ConnectionConfig::psk(name, Identification::fqdn("unset"), None, b"");
+    c.local.id = None;
+    c.psk = None;
+    // swanctl.conf's default proposal is "default"; Rampart's is its own strong default.
+    let (mut over, mut rand) = (None, None);
+    for (k, v) in t.iter() {
+        let key: &str = k.get_ref();
+        match key {
+            "version" => {
+                let n = doc.integer(key, v)?;
+                if n != 0 && n != 2 {
+                    return Err(doc.err(&v.span(), format!("{what}.version: Rampart speaks IKEv2 only (0 or 2)")));
+                }
+            }
+            "local_addrs" => c.local_addrs = addrs(doc, key, v)?,
+            "remote_addrs" => c.remote_addrs = addrs(doc, key, v)?,
+            "local_port" => c.local_port = doc.u16(key, v)?,
+            "remote_port" => c.remote_port = doc.u16(key, v)?,
+            "proposals" => {
+                let items = doc.list(key, v)?;
+                let mut out = Vec::new();
+                for (s, span) in items {
+                    if s == "default" {
+                        out.extend(
+                            crate::proposal::parse_ike_proposals(
+                                "aes256gcm16-prfsha256-x25519-ecp256, aes256-sha256-ecp256-x25519",
+                            )
+                            .unwrap_or_default(),
+                        );
+                        continue;
+                    }
+                    out.extend(parse_ike_proposals(&s).map_err(|e| doc.err(&span, format!("{what}.proposals: {e}")))?);
+                }
+                if out.is_empty() {
+                    return Err(doc.err(&v.span(), format!("{what}.proposals is empty")));
+                }
+                c.proposals = out;
+            }
+            "encap" => c.encap = doc.boolean(key, v)?,
+            "dpd_delay" => c.dpd_delay = doc.duration(key, v)?,
+            "dpd_timeout" => c.dpd_timeout = doc.duration(key, v)?,
+            "rekey_time" => c.rekey_time = doc.duration(key, v)?,
+            "over_time" => over = Some(doc.duration(key, v)?),
+            "rand_time" => rand = Some((doc.duration(key, v)?, v.span())),
+            "reauth_time" if !doc.duration(key, v)?.is_zero() => {
+                doc.warn(
+                    &k.span(),
+                    format_args!(
+                        "{what}.reauth_time: reauthentication is not supported; the IKE SA is rekeyed instead"
+                    ),
+                );
+            }
+            "local" | "remote" => {
+                let body = doc.table(key, v)?;
+                let a = read_auth(doc, &format!("{what}.{key}"), body, key == "local")?;
+                if key == "local" {
+                    c.local = a;
+                } else {
+                    c.remote = a;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Any local/remote round other than the first one is refused by check_keys (unknown key).
+    c.over_time = over.unwrap_or(c.rekey_time / 10);
+    c.rand_time = match rand {
+        Some((r, span)) => {
+            if !c.rekey_time.is_zero() && r >= c.rekey_time {
+                return Err(doc.err(&span, format!("{what}.rand_time must be shorter than rekey_time")));
+            }
+            r
+        }
+        None => c.over_time.min(c.rekey_time),
+    };
+    let dynamic_local = c.local_addrs.first().copied();
+    let dynamic_remote = c.remote_addrs.first().copied();
+    let mut actions = Vec::new();
+    if let Some((_, v)) = get(t, "children") {
+        let ct = doc.table("children", v)?;
+        for (k, v) in ct.iter() {
+            let cname: &str = k.get_ref();
+            check_name(doc, "child", cname, &k.span())?;
+            let body = doc.table(cname, v)?;
+            let cwhat = format!("{what}.children.{cname}");
+            let (child, acts) = read_child(doc, &cwhat, cname, body, dynamic_local, dynamic_remote)?;
+            actions.push((cname.to_string(), acts));
+            c.children.push(child);
+        }
+    }
+    if c.children.is_empty() {
+        doc.warn(name_span, format_args!("{what} has no children: its IKE SA carries no traffic"));
+    }
+    // The pre-shared key, by the identities.
+    if c.local.auth == AuthMethod::Psk || c.remote.auth == AuthMethod::Psk {
+        let local_id = c.local.id.clone().or_else(|| c.local_addrs.first().map(|a| Identification::addr(*a)));
+        let found = secrets::find(secrets, local_id.as_ref(), c.remote.id.as_ref());
+        match found {
+            Some(s) => c.psk = Some(s.psk.clone()),
+            None => {
+                return Err(doc.err(
+                    name_span,
+                    format!(
+                        "{what} authenticates with psk but no secrets.ike* section matches its identities (local {}, remote {})",
+                        local_id.map_or("(none)".to_string(), |i| i.to_string()),
+                        c.remote.id.as_ref().map_or("%any".to_string(), |i| i.to_string()),
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((c, actions))
+}
+
+const IGNORED_AUTH: &[&str] =
+    &["certs", "pubkeys", "cacerts", "groups", "revocation", "round", "eap_id", "aaa_id", "xauth_id", "cert_policy"];
+
+fn read_auth(doc: &mut Doc<'_>, what: &str, t: &DeTable<'_>, local: bool) -> Result<AuthConfig, ConfError> {
+    doc.check_keys(what, t, &["auth", "id"], IGNORED_AUTH)?;
+    let mut a = AuthConfig { auth: AuthMethod::Psk, id: None };
+    for (k, v) in t.iter() {
+        let key: &str = k.get_ref();
+        match key {
+            "auth" => {
+                let s = doc.string(key, v)?;
+                a.auth = match s {
+                    "psk" => AuthMethod::Psk,
+                    "pubkey" | "rsa" | "ecdsa" | "ed25519" => {
+                        return Err(doc.err(
+                            &v.span(),
+                            format!("{what}.auth = {s}: certificate authentication is not implemented yet (psk only)"),
+                        ));
+                    }
+                    other => {
+                        return Err(doc.err(&v.span(), format!("{what}.auth = {other}: not supported (psk)")));
+                    }
+                };
+            }
+            "id" => {
+                let s = doc.string(key, v)?;
+                if s == "%any" {
+                    if local {
+                        return Err(doc.err(&v.span(), format!("{what}.id: our own identity cannot be %any")));
+                    }
+                    a.id = None;
+                } else {
+                    a.id = Some(
+                        Identification::from_swanctl(s)
+                            .ok_or_else(|| doc.err(&v.span(), format!("{what}.id: '{s}' is not an identity")))?,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(a)
+}
+
+const IGNORED_CHILD: &[&str] = &[
+    "updown",
+    "hostaccess",
+    "policies",
+    "policies_fwd_out",
+    "ipcomp",
+    "inactivity",
+    "reqid",
+    "priority",
+    "interface",
+    "hw_offload",
+    "copy_df",
+    "copy_ecn",
+    "copy_dscp",
+    "mark_in",
+    "mark_out",
+    "set_mark_in",
+    "set_mark_out",
+    "if_id_in",
+    "if_id_out",
+    "label",
+    "rand_bytes",
+    "rand_packets",
+    "sha256_96",
+];
+
+fn action(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<ChildAction, ConfError> {
+    match doc.string(key, v)? {
+        "none" | "clear" => Ok(ChildAction::Clear),
+        "trap" => Ok(ChildAction::Trap),
+        "restart" | "start" => Ok(ChildAction::Restart),
+        other => Err(doc.err(&v.span(), format!("{key} = {other}: use none, clear, trap or restart"))),
+    }
+}
+
+fn read_child(
+    doc: &mut Doc<'_>,
+    what: &str,
+    name: &str,
+    t: &DeTable<'_>,
+    dynamic_local: Option<IpAddr>,
+    dynamic_remote: Option<IpAddr>,
+) -> Result<(ChildConfig, ChildActions), ConfError> {
+    doc.check_keys(
+        what,
+        t,
+        &[
+            "local_ts",
+            "remote_ts",
+            "esp_proposals",
+            "ah_proposals",
+            "mode",
+            "start_action",
+            "dpd_action",
+            "close_action",
+            "rekey_time",
+            "life_time",
+            "rand_time",
+            "rekey_bytes",
+            "life_bytes",
+            "rekey_packets",
+            "life_packets",
+            "replay_window",
+        ],
+        IGNORED_CHILD,
+    )?;
+    let mut c = ChildConfig::new(name, Vec::new(), Vec::new(), Vec::new());
+    c.esp_proposals = parse_esp_proposals("aes256gcm16, chacha20poly1305, aes256-sha256").unwrap_or_default();
+    let mut acts = ChildActions { dpd_action: ChildAction::Clear, close_action: ChildAction::Clear };
+    let (mut life, mut rand, mut life_bytes, mut life_packets) = (None, None, None, None);
+    let (mut local_ts, mut remote_ts) = (None, None);
+    for (k, v) in t.iter() {
+        let key: &str = k.get_ref();
+        match key {
+            "local_ts" => local_ts = Some(read_ts(doc, what, key, v, dynamic_local)?),
+            "remote_ts" => remote_ts = Some(read_ts(doc, what, key, v, dynamic_remote)?),
+            "esp_proposals" => {
+                let mut out = Vec::new();
+                for (s, span) in doc.list(key, v)? {
+                    if s == "default" {
+                        out.extend(parse_esp_proposals("aes256gcm16, chacha20poly1305").unwrap_or_default());
+                        continue;
+                    }
+                    out.extend(
+                        parse_esp_proposals(&s).map_err(|e| doc.err(&span, format!("{what}.esp_proposals: {e}")))?,
+                    );
+                }
+                if out.is_empty() {
+                    return Err(doc.err(&v.span(), format!("{what}.esp_proposals is empty")));
+                }
+                c.esp_proposals = out;
+            }
+            "ah_proposals" => {
+                return Err(doc.err(&k.span(), format!("{what}.ah_proposals: AH is not supported (ESP only)")));
+            }
+            "mode" => {
+                c.mode = match doc.string(key, v)? {
+                    "tunnel" => Mode::Tunnel,
+                    "transport" => Mode::Transport,
+                    other => {
+                        return Err(doc.err(&v.span(), format!("{what}.mode = {other}: use tunnel or transport")));
+                    }
+                }
+            }
+            "start_action" => {
+                c.start_action = match doc.string(key, v)? {
+                    "none" => StartAction::None,
+                    "trap" => StartAction::Trap,
+                    "start" => StartAction::Start,
+                    other => {
+                        return Err(
+                            doc.err(&v.span(), format!("{what}.start_action = {other}: use none, trap or start"))
+                        );
+                    }
+                }
+            }
+            "dpd_action" => acts.dpd_action = action(doc, key, v)?,
+            "close_action" => acts.close_action = action(doc, key, v)?,
+            "rekey_time" => c.rekey_time = doc.duration(key, v)?,
+            "life_time" => life = Some((doc.duration(key, v)?, v.span())),
+            "rand_time" => rand = Some((doc.duration(key, v)?, v.span())),
+            "rekey_bytes" => c.rekey_bytes = doc.count(key, v)?,
+            "life_bytes" => life_bytes = Some((doc.count(key, v)?, v.span())),
+            "rekey_packets" => c.rekey_packets = doc.count(key, v)?,
+            "life_packets" => life_packets = Some((doc.count(key, v)?, v.span())),
+            "replay_window" => {
+                doc.warn(
+                    &k.span(),
+                    format_args!("{what}.replay_window: set daemon.replay_window (one window for every SA)"),
+                );
+            }
+            _ => {}
+        }
+    }
+    c.local_ts = local_ts.map_or_else(|| dynamic_ts(doc, what, "local_ts", dynamic_local), Ok)?;
+    c.remote_ts = remote_ts.map_or_else(|| dynamic_ts(doc, what, "remote_ts", dynamic_remote), Ok)?;
+    // strongSwan's derived defaults: life = rekey * 1.1, rand = life - rekey.
+    c.life_time = match life {
+        Some((l, span)) => {
+            if !c.rekey_time.is_zero() && !l.is_zero() && l <= c.rekey_time {
+                return Err(doc.err(&span, format!("{what}.life_time must be longer than rekey_time")));
+            }
+            l
+        }
+        None => c.rekey_time.mul_f64(1.1),
+    };
+    c.rand_time = match rand {
+        Some((r, span)) => {
+            if !c.rekey_time.is_zero() && r >= c.rekey_time {
+                return Err(doc.err(&span, format!("{what}.rand_time must be shorter than rekey_time")));
+            }
+            r
+        }
+        None => c.life_time.saturating_sub(c.rekey_time),
+    };
+    let lim = |rekey: u64, life: Option<(u64, Range<usize>)>, key: &str| -> Result<u64, ConfError> {
+        match life {
+            Some((l, span)) => {
+                if rekey != 0 && l != 0 && l <= rekey {
+                    return Err(doc.err(&span, format!("{what}.{key} must be larger than its rekey_ limit")));
+                }
+                Ok(l)
+            }
+            None => Ok(rekey.saturating_add(rekey / 10)),
+        }
+    };
+    c.life_bytes = lim(c.rekey_bytes, life_bytes, "life_bytes")?;
+    c.life_packets = lim(c.rekey_packets, life_packets, "life_packets")?;
+    Ok((c, acts))
+}
+
+fn dynamic_ts(doc: &Doc<'_>, what: &str, key: &str, addr: Option<IpAddr>) -> Result<Vec<TrafficSelector>, ConfError> {
+    match addr {
+        Some(a) => Ok(vec![TrafficSelector::from_prefix(a, if a.is_ipv4() { 32 } else { 128 })]),
+        None => Err(ConfError {
+            file: doc.file.to_path_buf(),
+            line: 0,
+            column: 0,
+            reason: format!(
+                "{what}.{key}: defaults to 'dynamic', which needs an address in local_addrs/remote_addrs; give {key}"
+            ),
+        }),
+    }
+}
+
+fn read_ts(
+    doc: &Doc<'_>,
+    what: &str,
+    key: &str,
+    v: &value::Value<'_>,
+    dynamic: Option<IpAddr>,
+) -> Result<Vec<TrafficSelector>, ConfError> {
+    let mut out = Vec::new();
+    for (s, span) in doc.list(key, v)? {
+        let ts = parse_ts(&s, dynamic).map_err(|e| doc.err(&span, format!("{what}.{key}: '{s}': {e}")))?;
+        out.extend(ts);
+    }
+    if out.is_empty() {
+        return Err(doc.err(&v.span(), format!("{what}.{key} is empty")));
+    }
+    Ok(out)
+}
+
+/// One swanctl.conf traffic selector: `10.0.0.0/24`, `10.0.0.1`, `10.0.0.1-10.0.0.9`,
+/// `dynamic`, `%any`/`%any4`/`%any6`, each optionally followed by `[proto/port]` where proto is
+/// a name (tcp, udp, icmp, icmpv6, sctp) or number and port a number, a range `a-b` or `%any`.
+pub fn parse_ts(s: &str, dynamic: Option<IpAddr>) -> Result<Vec<TrafficSelector>, String> {
+    let (addr, extra) = match s.split_once('[') {
+        Some((a, rest)) => {
+            let inner = rest.strip_suffix(']').ok_or("missing ']'")?;
+            (a.trim(), Some(inner))
+        }
+        None => (s.trim(), None),
+    };
+    let bases: Vec<TrafficSelector> = match addr {
+        "dynamic" => {
+            let a = dynamic.ok_or("'dynamic' needs an address in local_addrs/remote_addrs")?;
+            vec![TrafficSelector::from_prefix(a, if a.is_ipv4() { 32 } else { 128 })]
+        }
+        "%any" => vec![TrafficSelector::any(false), TrafficSelector::any(true)],
+        "%any4" => vec![TrafficSelector::any(false)],
+        "%any6" => vec![TrafficSelector::any(true)],
+        _ => {
+            if let Some((a, len)) = addr.split_once('/') {
+                let ip: IpAddr = a.parse().map_err(|_| "not an address/prefix")?;
+                let len: u8 = len.parse().map_err(|_| "bad prefix length")?;
+                if len > if ip.is_ipv4() { 32 } else { 128 } {
+                    return Err("prefix length too long for the family".into());
+                }
+                vec![TrafficSelector::from_prefix(ip, len)]
+            } else if let Some((a, b)) = addr.split_once('-') {
+                let (a, b): (IpAddr, IpAddr) =
+                    (a.trim().parse().map_err(|_| "bad range start")?, b.trim().parse().map_err(|_| "bad range end")?);
+                if a.is_ipv4() != b.is_ipv4() || a > b {
+                    return Err("range start and end must be one family, start <= end".into());
+                }
+                let mut ts = TrafficSelector::from_prefix(a, if a.is_ipv4() { 32 } else { 128 });
+                ts.end = b;
+                vec![ts]
+            } else {
+                let ip: IpAddr = addr.parse().map_err(|_| "not an address, prefix or range")?;
+                vec![TrafficSelector::from_prefix(ip, if ip.is_ipv4() { 32 } else { 128 })]
+            }
+        }
+    };
+    let Some(extra) = extra else { return Ok(bases) };
+    let (proto, port) = match extra.split_once('/') {
+        Some((p, q)) => (p.trim(), Some(q.trim())),
+        None => (extra.trim(), None),
+    };
+    let protocol: u8 = match proto {
+        "" | "%any" | "any" => 0,
+        "tcp" => 6,
+        "udp" => 17,
+        "icmp" => 1,
+        "icmpv6" | "ipv6-icmp" => 58,
+        "sctp" => 132,
+        "gre" => 47,
+        n => n.parse().map_err(|_| format!("unknown protocol '{n}'"))?,
+    };
+    let (lo, hi) = match port {
+        None | Some("%any" | "") => (0, u16::MAX),
+        Some(p) => match p.split_once('-') {
+            Some((a, b)) => {
+                (a.trim().parse::<u16>().map_err(|_| "bad port")?, b.trim().parse::<u16>().map_err(|_| "bad port")?)
+            }
+            None => {
+                let n = p.parse::<u16>().map_err(|_| "bad port (names are not resolved; use numbers)")?;
+                (n, n)
+            }
+        },
+    };
+    if lo > hi {
+        return Err("port range start above its end".into());
+    }
+    Ok(bases
+        .into_iter()
+        .map(|mut t| {
+            t.protocol = protocol;
+            t.start_port = lo;
+            t.end_port = hi;
+            t
+        })
+        .collect())
+}
+
+/// Reads a duration as the configuration writes it (`30`, `"30s"`, `"5m"`, `"1h"`, `"1d"`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    value::parse_duration(s)
+}

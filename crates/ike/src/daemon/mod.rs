@@ -1,0 +1,861 @@
+//! The IKE daemon: the [`Endpoint`] driven by real sockets, a clock and the SA database.
+//!
+//! # Threads
+//!
+//! | thread | owns | talks to |
+//! |---|---|---|
+//! | `ike-loop` (the event loop) | the [`Endpoint`], the UDP sockets, the [`database::Database`] writer, the configuration | everything below through channels, woken by an eventfd |
+//! | `ike-dh-N` (the worker pool, [`pool`]) | nothing shared | computes Diffie-Hellman shared secrets ([`crate::offload::DhJob`]) and keeps precomputed key shares ready |
+//! | `ike-control` (+ one per client) | the unix control socket ([`control`]) | hands requests to the loop and waits for the answer |
+//!
+//! The loop waits in `epoll` on every socket and the wake-up eventfd, with a timeout at the
+//! endpoint's next timer or the next database tick (usage counters and events every
+//! `daemon.usage_interval`). Per wake-up it reads what the sockets hold, hands finished DH work
+//! back, serves control requests, runs due timers, then sends, installs and submits what all
+//! that produced.
+//!
+//! # Restart and re-attach
+//!
+//! Stopping the daemon (SIGTERM, or SIGKILL) leaves every SA and policy in the database: the
+//! data plane keeps forwarding. A new daemon attaches as the database's writer and treats what
+//! it finds as *stale*: kept forwarding, never touched until replaced. At start it initiates
+//! every connection with a child that has `start_action = start` or stale SAs in the file (and
+//! an address to reach the peer); the peer, seeing INITIAL_CONTACT, drops its old SAs; the new
+//! CHILD_SA takes over the tunnel's policies make-before-break, and the stale SAs of that
+//! tunnel are deleted `daemon.stale_grace` later. Stale SAs of tunnels the daemon cannot
+//! re-initiate (responder-only connections) stay until the peer comes back or their hard
+//! lifetime; those of children no longer configured go after `stale_grace`.
+//!
+//! What the daemon must never do: block the loop on Diffie-Hellman (it goes to the pool), log a
+//! key, or remove an SA that still carries outbound traffic before its successor is bound.
+
+pub mod control;
+pub mod database;
+pub mod pool;
+pub mod sockets;
+pub mod stats;
+mod waker;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, unbounded};
+use rustix::event::epoll;
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use self::control::{ControlServer, Pending, Request, Response};
+use self::database::{Database, Request as DbRequest};
+use self::pool::DhPool;
+use self::sockets::{Inbound, SocketSet};
+use self::stats::Counters;
+pub use self::waker::Waker;
+use crate::conf::{ChildAction, ConfError, Config};
+use crate::config::StartAction;
+use crate::crypto::{DhGroup, SystemRandom};
+use crate::endpoint::Endpoint;
+use crate::event::{DownReason, Event, IkeSaId};
+use crate::ike_sa::IkeState;
+use crate::offload::DhDone;
+
+/// Why the daemon could not start (or stopped).
+#[derive(Debug)]
+pub enum DaemonError {
+    /// The configuration was refused.
+    Config(ConfError),
+    /// A socket could not be bound.
+    Bind(SocketAddr, io::Error),
+    /// The SA database could not be opened.
+    Database(rampart_sadb::OpenError),
+    /// The control socket could not be created.
+    Control(PathBuf, io::Error),
+    /// Something else the system refused (epoll, threads).
+    Io(io::Error),
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Config(e) => write!(f, "{e}"),
+            DaemonError::Bind(a, e) => write!(f, "cannot bind {a}: {e}"),
+            DaemonError::Database(e) => write!(f, "SA database: {e}"),
+            DaemonError::Control(p, e) => write!(f, "control socket {}: {e}", p.display()),
+            DaemonError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+impl From<io::Error> for DaemonError {
+    fn from(e: io::Error) -> Self {
+        DaemonError::Io(e)
+    }
+}
+
+impl From<rustix::io::Errno> for DaemonError {
+    fn from(e: rustix::io::Errno) -> Self {
+        DaemonError::Io(e.into())
+    }
+}
+
+/// A daemon running on its own thread of this process (the library entry point for
+/// `rampart run` and tests).
+#[derive(Debug)]
+pub struct DaemonHandle {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    control: PathBuf,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DaemonHandle {
+    /// The control socket's path.
+    pub fn control_socket(&self) -> &Path {
+        &self.control
+    }
+
+    /// Asks for a reload (as SIGHUP does).
+    pub fn reload(&self) {
+        self.reload.store(true, Ordering::Relaxed);
+        self.waker.wake();
+    }
+
+    /// Stops the daemon and waits for its thread. SAs stay in the database.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.waker.wake();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for DaemonHandle {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Loads `config_path`, sets everything up (errors come back here) and runs the daemon on a
+/// thread of its own.
+pub fn spawn(config_path: &Path) -> Result<DaemonHandle, DaemonError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    let mut d = Daemon::new(config_path, stop.clone(), reload.clone())?;
+    let (waker, control) = (d.waker.clone(), d.cfg.daemon.control_socket.clone());
+    let thread = std::thread::Builder::new().name("ike-loop".into()).spawn(move || d.run())?;
+    Ok(DaemonHandle { stop, reload, waker, control, thread: Some(thread) })
+}
+
+/// Runs the daemon on this thread until `stop` is set; `reload` set means reload.
+pub fn run(config_path: &Path, stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) -> Result<(), DaemonError> {
+    let mut d = Daemon::new(config_path, stop, reload)?;
+    d.run();
+    Ok(())
+}
+
+/// Token of the waker in the epoll set; sockets follow.
+const WAKER_TOKEN: u64 = 0;
+/// Datagrams read from one socket before the others get their turn.
+const READ_BUDGET: usize = 256;
+/// How long a negotiation started by acquire or restart blocks another for the same child.
+const NEGOTIATION_HOLD: Duration = Duration::from_secs(30);
+
+/// What the loop remembers of an IKE SA.
+#[derive(Debug)]
+struct IkeEntry {
+    conn: String,
+    /// Child config names ever installed on it (for dpd_action / close_action).
+    children: Vec<String>,
+}
+
+struct Daemon {
+    path: PathBuf,
+    cfg: Config,
+    ep: Endpoint,
+    sockets: SocketSet,
+    epoll: OwnedFd,
+    waker: Arc<Waker>,
+    pool: Option<DhPool>,
+    dh_rx: Receiver<DhDone>,
+    db: Database,
+    _control: ControlServer,
+    ctl_rx: Receiver<Pending>,
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    ikes: HashMap<IkeSaId, IkeEntry>,
+    /// Children to create once their IKE SA is up (the others of an initiated connection).
+    follow_up: HashMap<IkeSaId, Vec<String>>,
+    negotiating: HashMap<(String, String), Instant>,
+    counters: Counters,
+    next_tick: Instant,
+    started: Instant,
+}
+
+fn dh_groups(cfg: &Config) -> Vec<DhGroup> {
+    let mut out = Vec::new();
+    for c in &cfg.connections {
+        for p in &c.proposals {
+            out.extend(p.dh.iter().copied());
+        }
+        for ch in &c.children {
+            out.extend(ch.esp_proposals.iter().filter_map(|p| p.pfs_group()));
+        }
+    }
+    out.sort_by_key(|g| g.id());
+    out.dedup();
+    out
+}
+
+impl Daemon {
+    fn new(path: &Path, stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) -> Result<Daemon, DaemonError> {
+        let cfg = Config::load(path).map_err(DaemonError::Config)?;
+        for w in &cfg.warnings {
+            warn!("{w}");
+        }
+        let d = &cfg.daemon;
+        let db = if d.database.as_os_str().is_empty() {
+            info!("no SA database configured: SAs are negotiated but not installed");
+            Database::none()
+        } else {
+            let caps =
+                rampart_sadb::Capacities { sas: d.sa_capacity, policies: d.policy_capacity, ..Default::default() };
+            Database::open(&d.database, caps, d.stale_grace).map_err(DaemonError::Database)?
+        };
+        let mut ep = Endpoint::new(d.endpoint.clone(), Box::new(SystemRandom::new()));
+        for spi in db.stale_inbound_spis() {
+            ep.reserve_spi(spi);
+        }
+        let waker = Arc::new(Waker::new()?);
+        let (dh_tx, dh_rx) = unbounded();
+        let pool = if d.endpoint.offload_dh || d.dh_precompute > 0 {
+            let (pool, shares) = DhPool::start(d.dh_workers, d.dh_precompute, &dh_groups(&cfg), dh_tx, waker.clone())?;
+            ep.set_key_share_source(Box::new(shares));
+            Some(pool)
+        } else {
+            None
+        };
+        let sockets = SocketSet::bind(&d.listen, d.port, d.port_nat_t).map_err(|(a, e)| DaemonError::Bind(a, e))?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(&epoll, waker.as_fd(), epoll::EventData::new_u64(WAKER_TOKEN), epoll::EventFlags::IN)?;
+        sockets.register(&epoll, 1)?;
+        let (ctl_tx, ctl_rx) = unbounded();
+        let control = ControlServer::start(&d.control_socket, ctl_tx, waker.clone())
+            .map_err(|e| DaemonError::Control(d.control_socket.clone(), e))?;
+        let now = Instant::now();
+        let mut daemon = Daemon {
+            path: path.to_path_buf(),
+            cfg,
+            ep,
+            sockets,
+            epoll,
+            waker,
+            pool,
+            dh_rx,
+            db,
+            _control: control,
+            ctl_rx,
+            stop,
+            reload,
+            ikes: HashMap::new(),
+            follow_up: HashMap::new(),
+            negotiating: HashMap::new(),
+            counters: Counters::default(),
+            next_tick: now,
+            started: now,
+        };
+        daemon.start_up(now);
+        Ok(daemon)
+    }
+
+    /// Connections into the endpoint, trap policies into the database, start actions, and
+    /// re-initiation of the tunnels a previous run left in the database.
+    fn start_up(&mut self, now: Instant) {
+        let listening: Vec<String> = self.sockets.local_addrs().map(|a| a.to_string()).collect();
+        info!(listen = ?listening, connections = self.cfg.connections.len(), "IKE daemon starting");
+        let stale = self.db.stale_tunnels();
+        let mut configured = HashSet::new();
+        let conns = self.cfg.connections.clone();
+        for c in &conns {
+            self.ep.add_connection(c.clone());
+            self.db.install_traps(c);
+            for ch in &c.children {
+                configured.insert(database::reqid(&c.name, &ch.name));
+            }
+        }
+        self.db.forget_unconfigured(&configured, now);
+        for c in &conns {
+            let remote = c.remote_addrs.first().copied();
+            let mut start: Vec<String> = c
+                .children
+                .iter()
+                .filter(|ch| ch.start_action == StartAction::Start)
+                .map(|ch| ch.name.clone())
+                .collect();
+            for ch in &c.children {
+                let r = database::reqid(&c.name, &ch.name);
+                if remote.is_some_and(|ip| stale.contains(&(r, ip))) && !start.contains(&ch.name) {
+                    info!(connection = %c.name, child = %ch.name, "re-initiating a tunnel a previous run had up");
+                    start.push(ch.name.clone());
+                }
+            }
+            if !start.is_empty() {
+                self.initiate_children(now, &c.name, start);
+            }
+        }
+    }
+
+    /// Initiates a connection with `children` (the first in IKE_AUTH, the others once the
+    /// IKE SA is up).
+    fn initiate_children(&mut self, now: Instant, conn: &str, mut children: Vec<String>) -> Option<IkeSaId> {
+        if children.is_empty() {
+            return None;
+        }
+        let first = children.remove(0);
+        match self.ep.initiate(now, conn, Some(&first)) {
+            Ok(id) => {
+                info!(connection = %conn, child = %first, ike = %id, "initiating");
+                if !children.is_empty() {
+                    self.follow_up.insert(id, children);
+                }
+                Some(id)
+            }
+            Err(e) => {
+                warn!(connection = %conn, error = %e, "cannot initiate");
+                None
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let mut events = Vec::with_capacity(64);
+        let mut buf = vec![0u8; 65536];
+        let mut scratch = Vec::with_capacity(2048);
+        while !self.stop.load(Ordering::Relaxed) {
+            if self.reload.swap(false, Ordering::Relaxed) {
+                match self.reload_config(Instant::now()) {
+                    Ok(v) => info!(result = %v, "configuration reloaded"),
+                    Err(e) => warn!(error = %e, "reload refused; the running configuration stays"),
+                }
+            }
+            let now = Instant::now();
+            let deadline = self.ep.poll_timeout().map_or(self.next_tick, |t| t.min(self.next_tick));
+            let wait = deadline.saturating_duration_since(now).min(Duration::from_millis(250));
+            let ts = rustix::event::Timespec { tv_sec: wait.as_secs() as i64, tv_nsec: i64::from(wait.subsec_nanos()) };
+            events.clear();
+            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), Some(&ts)) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    warn!(error = %e, "epoll failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            for ev in &events {
+                let token = ev.data.u64();
+                if token == WAKER_TOKEN {
+                    self.waker.reset();
+                } else {
+                    self.read_socket((token - 1) as usize, &mut buf);
+                }
+            }
+            let now = Instant::now();
+            while let Ok(done) = self.dh_rx.try_recv() {
+                self.ep.dh_done(now, done);
+            }
+            while let Ok(p) = self.ctl_rx.try_recv() {
+                self.counters.control_requests += 1;
+                let r = self.control(now, p.request);
+                let _ = p.reply.send(r);
+            }
+            if self.ep.poll_timeout().is_some_and(|t| t <= now) {
+                self.ep.handle_timeout(now);
+            }
+            if now >= self.next_tick {
+                self.tick(now);
+                self.next_tick = now + self.cfg.daemon.usage_interval;
+            }
+            self.flush(&mut scratch);
+        }
+        info!("IKE daemon stopping; installed SAs stay in the database");
+    }
+
+    fn read_socket(&mut self, i: usize, buf: &mut [u8]) {
+        let now = Instant::now();
+        for _ in 0..READ_BUDGET {
+            let Some((local, remote, n, nat_t)) = self.sockets.recv(i, buf) else { return };
+            match sockets::classify(nat_t, &buf[..n]) {
+                Inbound::Ike(msg) => {
+                    self.counters.datagrams_in += 1;
+                    self.ep.handle(now, local, remote, msg);
+                }
+                Inbound::Keepalive => self.counters.keepalives_in += 1,
+                Inbound::Esp => self.counters.esp_on_ike_socket += 1,
+                Inbound::Runt => self.counters.runts += 1,
+            }
+        }
+    }
+
+    /// Sends, submits and installs everything the endpoint produced, until it is quiet.
+    fn flush(&mut self, scratch: &mut Vec<u8>) {
+        for _ in 0..64 {
+            let mut moved = false;
+            while let Some(job) = self.ep.poll_dh_job() {
+                moved = true;
+                self.counters.dh_jobs += 1;
+                match &self.pool {
+                    Some(p) => p.submit(job),
+                    None => {
+                        let done = job.run();
+                        self.ep.dh_done(Instant::now(), done);
+                    }
+                }
+            }
+            while let Some(t) = self.ep.poll_transmit() {
+                moved = true;
+                match self.sockets.send(&t, scratch) {
+                    Ok(()) => self.counters.datagrams_out += 1,
+                    Err(e) => {
+                        self.counters.send_errors += 1;
+                        debug!(?e, to = %t.to, "datagram not sent");
+                    }
+                }
+            }
+            while let Some(e) = self.ep.poll_event() {
+                moved = true;
+                self.apply(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn hold(&mut self, now: Instant, conn: &str, child: &str) -> bool {
+        let key = (conn.to_string(), child.to_string());
+        if self.negotiating.get(&key).is_some_and(|t| now < *t + NEGOTIATION_HOLD) {
+            return false;
+        }
+        self.negotiating.insert(key, now);
+        true
+    }
+
+    fn apply(&mut self, e: Event) {
+        let now = Instant::now();
+        match e {
+            Event::IkeSaUp { ike, connection, local, remote, remote_id, .. } => {
+                self.counters.ike_up += 1;
+                info!(%ike, connection = %connection, %local, %remote, peer = %remote_id, "IKE SA established");
+                self.ikes.insert(ike, IkeEntry { conn: connection.clone(), children: Vec::new() });
+                if let Some(rest) = self.follow_up.remove(&ike) {
+                    for ch in rest {
+                        if let Err(e) = self.ep.create_child(now, ike, &ch) {
+                            warn!(%ike, child = %ch, error = %e, "cannot create child");
+                        }
+                    }
+                }
+            }
+            Event::IkeSaRekeyed { old, new } => {
+                self.counters.ike_rekeys += 1;
+                info!(%old, %new, "IKE SA rekeyed");
+                if let Some(entry) = self.ikes.remove(&old) {
+                    self.ikes.insert(new, entry);
+                }
+                self.db.ike_rekeyed(old, new);
+            }
+            Event::IkeSaDown { ike, reason } => {
+                self.counters.ike_down += 1;
+                self.follow_up.remove(&ike);
+                let entry = self.ikes.remove(&ike);
+                match &reason {
+                    DownReason::PeerDead => self.counters.ike_dead += 1,
+                    DownReason::Failed(_) | DownReason::AuthenticationFailed | DownReason::HalfOpenTimeout => {
+                        self.counters.ike_failed += 1
+                    }
+                    _ => {}
+                }
+                match &entry {
+                    Some(e) => info!(%ike, connection = %e.conn, ?reason, "IKE SA down"),
+                    None => info!(%ike, ?reason, "IKE SA failed"),
+                }
+                let Some(entry) = entry else { return };
+                let which = match reason {
+                    DownReason::PeerDead => |a: crate::conf::ChildActions| a.dpd_action,
+                    DownReason::DeletedByPeer => |a: crate::conf::ChildActions| a.close_action,
+                    _ => return,
+                };
+                let mut restart = Vec::new();
+                for child in &entry.children {
+                    match which(self.cfg.child_actions(&entry.conn, child)) {
+                        ChildAction::Clear => {}
+                        ChildAction::Trap => {
+                            if let Some(c) = self.cfg.connections.iter().find(|c| c.name == entry.conn) {
+                                let mut one = c.clone();
+                                one.children.retain(|ch| ch.name == *child);
+                                for ch in &mut one.children {
+                                    ch.start_action = StartAction::Trap;
+                                }
+                                self.db.install_traps(&one);
+                            }
+                        }
+                        ChildAction::Restart => {
+                            if self.hold(now, &entry.conn, child) {
+                                restart.push(child.clone());
+                            }
+                        }
+                    }
+                }
+                if !restart.is_empty() {
+                    info!(connection = %entry.conn, children = ?restart, "restarting");
+                    self.initiate_children(now, &entry.conn, restart);
+                }
+            }
+            Event::InstallChildSa { ike, child, name, inbound, outbound } => {
+                self.counters.child_installed += 1;
+                let conn = self.conn_of(ike);
+                info!(%ike, %child, connection = %conn, child_name = %name,
+                    spi_in = format_args!("{:08x}", inbound.spi), spi_out = format_args!("{:08x}", outbound.spi),
+                    encap = inbound.encap.is_some(), "CHILD_SA installed");
+                self.db.install_child(now, ike, child, &conn, &name, &inbound, Some(&outbound));
+                self.negotiating.remove(&(conn, name.clone()));
+                if let Some(e) = self.ikes.get_mut(&ike)
+                    && !e.children.contains(&name)
+                {
+                    e.children.push(name);
+                }
+            }
+            Event::RekeyedChildSa { ike, old, new, inbound, outbound } => {
+                self.counters.child_rekeys += 1;
+                let Some((conn, name)) = self.db.child_names(old).map(|(c, n)| (c.to_string(), n.to_string())) else {
+                    return;
+                };
+                info!(%ike, %old, %new, connection = %conn, spi_in = format_args!("{:08x}", inbound.spi),
+                    switched = outbound.is_some(), "CHILD_SA rekeyed");
+                self.db.install_child(now, ike, new, &conn, &name, &inbound, outbound.as_ref());
+            }
+            Event::SwitchOutbound { child, outbound, .. } => {
+                debug!(%child, spi_out = format_args!("{:08x}", outbound.spi), "outbound switched");
+                self.db.switch_outbound(child, &outbound);
+            }
+            Event::DeleteChildSa { ike, child, inbound_spi, outbound_spi } => {
+                self.counters.child_deleted += 1;
+                info!(%ike, %child, spi_in = format_args!("{inbound_spi:08x}"), spi_out = format_args!("{outbound_spi:08x}"),
+                    "CHILD_SA removed");
+                self.db.delete_child(child);
+            }
+            Event::ChildSaFailed { ike, name, reason } => {
+                self.counters.child_failed += 1;
+                warn!(%ike, child_name = %name, reason = reason.name(), "CHILD_SA failed");
+                let conn = self.conn_of(ike);
+                self.negotiating.remove(&(conn, name));
+            }
+        }
+    }
+
+    fn conn_of(&self, ike: IkeSaId) -> String {
+        self.ikes
+            .get(&ike)
+            .map(|e| e.conn.clone())
+            .or_else(|| self.ep.ike_sa(ike).map(|i| i.connection))
+            .unwrap_or_default()
+    }
+
+    /// Periodic work: the data plane's events and counters, stale SAs.
+    fn tick(&mut self, now: Instant) {
+        let dpd_conns: HashSet<&str> =
+            self.cfg.connections.iter().filter(|c| !c.dpd_delay.is_zero()).map(|c| c.name.as_str()).collect();
+        let ikes = &self.ikes;
+        let requests = self.db.poll(now, &|ike| ikes.get(&ike).is_some_and(|e| dpd_conns.contains(e.conn.as_str())));
+        let unix = database::unix_now();
+        for r in requests {
+            match r {
+                DbRequest::Activity(ike, secs) => {
+                    if let Some(at) = now.checked_sub(Duration::from_secs(unix.saturating_sub(secs))) {
+                        self.ep.note_activity(now, ike, at);
+                    }
+                }
+                DbRequest::Rekey(ike, child) => {
+                    self.counters.usage_rekeys += 1;
+                    if self.ep.rekey_child(now, ike, child).is_err() {
+                        self.db.rekey_failed(child);
+                    }
+                }
+                DbRequest::Delete(ike, child) => {
+                    self.counters.usage_deletes += 1;
+                    let _ = self.ep.delete_child(now, ike, child);
+                }
+                DbRequest::Acquire(conn, child) => {
+                    if self.hold(now, &conn, &child) {
+                        self.counters.acquires += 1;
+                        info!(connection = %conn, child = %child, "acquire: negotiating");
+                        if let Err(e) = self.ep.acquire(now, &conn, &child) {
+                            warn!(connection = %conn, error = %e, "acquire failed");
+                        }
+                    }
+                }
+            }
+        }
+        for spi in self.db.sweep(now) {
+            self.ep.release_spi(spi);
+        }
+    }
+
+    fn control(&mut self, now: Instant, r: Request) -> Response {
+        match r {
+            Request::ListSas => Response::ok(list_sas(&self.ep)),
+            Request::Stats => Response::ok(self.stats_json()),
+            Request::Reload => match self.reload_config(now) {
+                Ok(v) => Response::ok(v),
+                Err(e) => Response::err(e),
+            },
+            Request::Initiate { name } => self.initiate_named(now, &name),
+            Request::Terminate { name } => self.terminate_named(now, &name),
+        }
+    }
+
+    fn initiate_named(&mut self, now: Instant, name: &str) -> Response {
+        if let Some(c) = self.cfg.connections.iter().find(|c| c.name == name) {
+            let children: Vec<String> = c.children.iter().map(|ch| ch.name.clone()).collect();
+            if children.is_empty() {
+                return Response::err(format!("connection '{name}' has no children"));
+            }
+            return match self.initiate_children(now, name, children) {
+                Some(id) => Response::ok(json!({ "ike": id.0 })),
+                None => Response::err(format!("cannot initiate '{name}' (see the log)")),
+            };
+        }
+        let owner =
+            self.cfg.connections.iter().find(|c| c.children.iter().any(|ch| ch.name == name)).map(|c| c.name.clone());
+        let Some(conn) = owner else { return Response::err(format!("no connection or child named '{name}'")) };
+        match self.ep.acquire(now, &conn, name) {
+            Ok(id) => Response::ok(json!({ "ike": id.0, "connection": conn })),
+            Err(e) => Response::err(format!("cannot initiate '{name}': {e}")),
+        }
+    }
+
+    fn terminate_named(&mut self, now: Instant, name: &str) -> Response {
+        let sas = self.ep.ike_sas();
+        if self.cfg.connections.iter().any(|c| c.name == name) || sas.iter().any(|s| s.connection == name) {
+            let mut n = 0;
+            for s in sas.iter().filter(|s| s.connection == name) {
+                let r = if s.state == IkeState::Established {
+                    self.ep.delete_ike(now, s.id)
+                } else {
+                    self.ep.abort_ike(now, s.id)
+                };
+                if r.is_ok() {
+                    n += 1;
+                }
+            }
+            return Response::ok(json!({ "ike_sas": n }));
+        }
+        let mut n = 0;
+        for s in &sas {
+            for c in s.children.iter().filter(|c| c.name == name) {
+                if self.ep.delete_child(now, s.id, c.id).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        if n == 0 && !self.cfg.connections.iter().any(|c| c.children.iter().any(|ch| ch.name == name)) {
+            return Response::err(format!("no connection or child named '{name}'"));
+        }
+        Response::ok(json!({ "child_sas": n }))
+    }
+
+    /// Reads the configuration again and applies the difference; the running configuration
+    /// stays when the new one is refused.
+    fn reload_config(&mut self, now: Instant) -> Result<serde_json::Value, String> {
+        let new = match Config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                self.counters.reload_errors += 1;
+                return Err(e.to_string());
+            }
+        };
+        for w in &new.warnings {
+            warn!("{w}");
+        }
+        let old_d = &self.cfg.daemon;
+        let nd = &new.daemon;
+        if old_d.listen != nd.listen
+            || old_d.port != nd.port
+            || old_d.port_nat_t != nd.port_nat_t
+            || old_d.database != nd.database
+            || old_d.control_socket != nd.control_socket
+        {
+            warn!("changes to daemon.listen, ports, database or control_socket take effect at the next restart");
+        }
+        let (mut removed, mut added, mut changed, mut unchanged) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let sas = self.ep.ike_sas();
+        for old in &self.cfg.connections {
+            let still = new.connections.iter().find(|c| c.name == old.name);
+            let same = still.is_some() && new.fingerprint(&old.name) == self.cfg.fingerprint(&old.name);
+            if same {
+                unchanged.push(old.name.clone());
+                continue;
+            }
+            if still.is_some() {
+                changed.push(old.name.clone())
+            } else {
+                removed.push(old.name.clone())
+            }
+            for s in sas.iter().filter(|s| s.connection == old.name) {
+                let _ = if s.state == IkeState::Established {
+                    self.ep.delete_ike(now, s.id)
+                } else {
+                    self.ep.abort_ike(now, s.id)
+                };
+            }
+            self.db.remove_traps(&old.name);
+            self.ep.remove_connection(&old.name);
+        }
+        let mut to_start = Vec::new();
+        for c in &new.connections {
+            if unchanged.contains(&c.name) {
+                continue;
+            }
+            if !changed.contains(&c.name) {
+                added.push(c.name.clone());
+            }
+            self.ep.add_connection(c.clone());
+            self.db.install_traps(c);
+            let start: Vec<String> = c
+                .children
+                .iter()
+                .filter(|ch| ch.start_action == StartAction::Start)
+                .map(|ch| ch.name.clone())
+                .collect();
+            if !start.is_empty() {
+                to_start.push((c.name.clone(), start));
+            }
+        }
+        // Keep the endpoint and the daemon settings that need a restart; take the rest.
+        let daemon_cfg = self.cfg.daemon.clone();
+        self.cfg = new;
+        self.cfg.daemon.listen = daemon_cfg.listen;
+        self.cfg.daemon.database = daemon_cfg.database;
+        self.cfg.daemon.control_socket = daemon_cfg.control_socket;
+        self.cfg.daemon.endpoint = daemon_cfg.endpoint;
+        for (c, children) in to_start {
+            self.initiate_children(now, &c, children);
+        }
+        self.counters.reloads += 1;
+        Ok(json!({ "added": added, "removed": removed, "changed": changed, "unchanged": unchanged }))
+    }
+
+    fn stats_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for (k, v) in self.counters.pairs() {
+            m.insert(k.into(), v.into());
+        }
+        let (ike_sas, half_open) = self.ep.counts();
+        m.insert("ike_sas".into(), ike_sas.into());
+        m.insert("ike_sas_half_open".into(), half_open.into());
+        m.insert("child_sas".into(), self.db.child_count().into());
+        let (sas, policies) = self.db.sizes();
+        m.insert("database_sas".into(), sas.into());
+        m.insert("database_policies".into(), policies.into());
+        m.insert("database_stale_sas".into(), self.db.stale_count().into());
+        let dbs = self.db.stats();
+        m.insert("database_write_errors".into(), dbs.write_errors.into());
+        m.insert("database_events".into(), dbs.events.into());
+        m.insert("database_stale_removed".into(), dbs.stale_removed.into());
+        if let Some(p) = &self.pool {
+            let s = p.stats();
+            m.insert("dh_workers".into(), p.workers().into());
+            m.insert("dh_jobs_done".into(), s.jobs_done.load(Ordering::Relaxed).into());
+            m.insert("dh_shares_made".into(), s.shares_made.load(Ordering::Relaxed).into());
+            m.insert("dh_shares_taken".into(), s.shares_taken.load(Ordering::Relaxed).into());
+            m.insert("dh_shares_missed".into(), s.shares_missed.load(Ordering::Relaxed).into());
+        }
+        if let Some((rss, anon)) = memory() {
+            m.insert("process_rss_bytes".into(), rss.into());
+            m.insert("process_rss_anon_bytes".into(), anon.into());
+        }
+        m.insert("uptime_seconds".into(), self.started.elapsed().as_secs().into());
+        serde_json::Value::Object(m)
+    }
+}
+
+/// Resident memory of this process: (VmRSS, RssAnon) in bytes.
+pub fn memory() -> Option<(u64, u64)> {
+    memory_of("self")
+}
+
+/// Resident memory of a process (`"self"` or a pid): (VmRSS, RssAnon) in bytes.
+pub fn memory_of(pid: &str) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("RssAnon:")?))
+}
+
+fn state_name(s: IkeState) -> &'static str {
+    match s {
+        IkeState::Connecting => "connecting",
+        IkeState::Authenticating => "authenticating",
+        IkeState::HalfOpen => "half-open",
+        IkeState::Established => "established",
+        IkeState::Deleting => "deleting",
+        IkeState::Dead => "dead",
+    }
+}
+
+/// The `list-sas` answer: every IKE SA with its CHILD_SAs (no keys).
+pub fn list_sas(ep: &Endpoint) -> serde_json::Value {
+    let sas: Vec<serde_json::Value> = ep
+        .ike_sas()
+        .into_iter()
+        .map(|s| {
+            let children: Vec<serde_json::Value> = s
+                .children
+                .iter()
+                .map(|c| {
+                    json!({
+                        "id": c.id.0,
+                        "name": c.name,
+                        "state": format!("{:?}", c.state).to_lowercase(),
+                        "spi_in": format!("{:08x}", c.spi_in),
+                        "spi_out": format!("{:08x}", c.spi_out),
+                        "outbound": c.outbound_active,
+                        "local_ts": c.local_ts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "remote_ts": c.remote_ts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({
+                "ike": s.id.0,
+                "connection": s.connection,
+                "state": state_name(s.state),
+                "initiator": s.initiator,
+                "local": s.local.to_string(),
+                "remote": s.remote.to_string(),
+                "spi_i": format!("{:016x}", s.spi_i),
+                "spi_r": format!("{:016x}", s.spi_r),
+                "nat_local": s.nat_local,
+                "nat_remote": s.nat_remote,
+                "children": children,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(sas)
+}

@@ -1,0 +1,169 @@
+//! The daemon's UDP sockets: one on port 500 and one on port 4500 for each local address (IPv4
+//! and IPv6), non-blocking, watched by one epoll instance; and the RFC 3948 framing of port
+//! 4500: the four-byte non-ESP marker in front of IKE messages, one-byte NAT keepalives, and
+//! ESP-in-UDP that the data plane should have taken before it reached the kernel.
+//!
+//! Nothing here interprets IKE; a datagram that is neither framed IKE nor a keepalive is
+//! counted and dropped, never passed on.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::event::epoll;
+
+use crate::event::Transmit;
+
+//= https://www.rfc-editor.org/rfc/rfc3948#section-2.2
+//# The Non-ESP Marker is 4 zero-valued bytes aligning with the SPI field of an ESP packet.
+const NON_ESP_MARKER: [u8; 4] = [0; 4];
+
+/// What arrived on a socket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inbound<'a> {
+    /// An IKE message (the marker removed on port 4500).
+    Ike(&'a [u8]),
+    /// A NAT keepalive (RFC 3948 section 2.3): one byte 0xff.
+    Keepalive,
+    /// ESP in UDP on port 4500 (the data plane's business; it reached the kernel instead).
+    Esp,
+    /// Too short to be anything.
+    Runt,
+}
+
+/// Sorts a datagram from a port-4500 socket (`nat_t`) or a port-500 socket.
+pub fn classify(nat_t: bool, data: &[u8]) -> Inbound<'_> {
+    if !nat_t {
+        return if data.is_empty() { Inbound::Runt } else { Inbound::Ike(data) };
+    }
+    match data {
+        [0xff] => Inbound::Keepalive,
+        [a, b, c, d, rest @ ..] if [*a, *b, *c, *d] == NON_ESP_MARKER => {
+            if rest.is_empty() {
+                Inbound::Runt
+            } else {
+                Inbound::Ike(rest)
+            }
+        }
+        d if d.len() >= 8 => Inbound::Esp,
+        _ => Inbound::Runt,
+    }
+}
+
+/// One bound socket.
+#[derive(Debug)]
+struct Bound {
+    sock: UdpSocket,
+    local: SocketAddr,
+    nat_t: bool,
+}
+
+/// Why a datagram could not be sent.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No socket is bound to the source address.
+    NoSocket(SocketAddr),
+    /// The kernel refused it (buffer full, unreachable...).
+    Kernel(io::ErrorKind),
+}
+
+/// The sockets of the daemon, indexed by token (their position).
+#[derive(Debug)]
+pub struct SocketSet {
+    sockets: Vec<Bound>,
+    by_addr: HashMap<SocketAddr, usize>,
+}
+
+impl SocketSet {
+    /// Binds `port` and `port_nat_t` on every address. The error names the address.
+    pub fn bind(addrs: &[IpAddr], port: u16, port_nat_t: u16) -> Result<SocketSet, (SocketAddr, io::Error)> {
+        let mut set = SocketSet { sockets: Vec::new(), by_addr: HashMap::new() };
+        for ip in addrs {
+            for (p, nat_t) in [(port, false), (port_nat_t, true)] {
+                let local = SocketAddr::new(*ip, p);
+                if set.by_addr.contains_key(&local) {
+                    continue;
+                }
+                let sock = UdpSocket::bind(local).map_err(|e| (local, e))?;
+                sock.set_nonblocking(true).map_err(|e| (local, e))?;
+                // Bursts of thousands of IKE_SA_INITs: room in the kernel instead of drops.
+                let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&sock, 4 << 20);
+                let _ = rustix::net::sockopt::set_socket_send_buffer_size(&sock, 4 << 20);
+                let local = sock.local_addr().map_err(|e| (local, e))?;
+                set.by_addr.insert(local, set.sockets.len());
+                set.sockets.push(Bound { sock, local, nat_t });
+            }
+        }
+        Ok(set)
+    }
+
+    /// How many sockets.
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.sockets.iter().map(|b| b.local)
+    }
+
+    /// Registers every socket with `ep`, socket `i` under token `base + i`.
+    pub fn register(&self, ep: &OwnedFd, base: u64) -> io::Result<()> {
+        for (i, b) in self.sockets.iter().enumerate() {
+            epoll::add(ep, b.sock.as_fd(), epoll::EventData::new_u64(base + i as u64), epoll::EventFlags::IN)?;
+        }
+        Ok(())
+    }
+
+    /// Reads one datagram from socket `i` into `buf`: `(local, remote, length, nat_t)`, or
+    /// `None` when there is nothing to read.
+    pub fn recv(&self, i: usize, buf: &mut [u8]) -> Option<(SocketAddr, SocketAddr, usize, bool)> {
+        let b = self.sockets.get(i)?;
+        match b.sock.recv_from(buf) {
+            Ok((n, from)) => Some((b.local, from, n, b.nat_t)),
+            Err(_) => None,
+        }
+    }
+
+    /// Sends a datagram from the socket bound to `t.from`, framed for its port (the non-ESP
+    /// marker on the NAT-T port, except for keepalives).
+    pub fn send(&self, t: &Transmit, scratch: &mut Vec<u8>) -> Result<(), SendError> {
+        let i = *self.by_addr.get(&t.from).ok_or(SendError::NoSocket(t.from))?;
+        let b = &self.sockets[i];
+        let bytes: &[u8] = if b.nat_t && t.bytes != [0xff] {
+            scratch.clear();
+            scratch.extend_from_slice(&NON_ESP_MARKER);
+            scratch.extend_from_slice(&t.bytes);
+            scratch
+        } else {
+            &t.bytes
+        };
+        b.sock.send_to(bytes, t.to).map(|_| ()).map_err(|e| SendError::Kernel(e.kind()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_on_4500() {
+        assert_eq!(classify(true, &[0xff]), Inbound::Keepalive);
+        assert_eq!(classify(true, &[0, 0, 0, 0, 1, 2]), Inbound::Ike(&[1, 2]));
+        assert_eq!(classify(true, &[0, 0, 0, 0]), Inbound::Runt);
+        assert_eq!(classify(true, &[0, 0, 1]), Inbound::Runt);
+        assert_eq!(classify(true, &[]), Inbound::Runt);
+        assert_eq!(classify(true, &[0, 0, 0, 1, 0, 0, 0, 1]), Inbound::Esp);
+        assert_eq!(classify(true, &[0, 0, 0, 1, 0]), Inbound::Runt);
+        // Port 500 carries IKE as it is.
+        assert_eq!(classify(false, &[0, 0, 0, 0, 1]), Inbound::Ike(&[0, 0, 0, 0, 1]));
+        assert_eq!(classify(false, &[0xff]), Inbound::Ike(&[0xff]));
+        assert_eq!(classify(false, &[]), Inbound::Runt);
+    }
+}

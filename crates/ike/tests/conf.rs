@@ -1,0 +1,269 @@
+//! The configuration file: swanctl.conf keys in TOML, checked values, derived defaults,
+//! secrets (matching by identity, file permissions), and refusals that name file, line and
+//! reason.
+
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rampart_esp::{Mode, TrafficSelector};
+use rampart_ike::conf::{ChildAction, Config, parse_ts};
+use rampart_ike::config::StartAction;
+use rampart_ike::message::Identification;
+
+const GOOD: &str = r#"
+[daemon]
+database = "/dev/shm/test.sadb"
+control_socket = "/tmp/ike-test.sock"
+dh_workers = 2
+cookie_threshold = 100
+
+[connections.gw]
+version = 2
+local_addrs = "192.0.2.1"
+remote_addrs = ["192.0.2.2"]
+proposals = "aes256-sha256-ecp256, aes256-sha256-x25519"
+dpd_delay = "30s"
+dpd_timeout = 90
+rekey_time = "4h"
+mobike = "no"
+
+[connections.gw.local]
+auth = "psk"
+id = "gw-a.sw.test"
+
+[connections.gw.remote]
+auth = "psk"
+id = "gw-b.sw.test"
+
+[connections.gw.children.net]
+local_ts = "198.18.1.0/24"
+remote_ts = ["198.18.2.0/24", "198.18.3.1-198.18.3.9[tcp/443]"]
+esp_proposals = "aes256gcm16, chacha20poly1305"
+start_action = "trap"
+dpd_action = "restart"
+rekey_time = "1h"
+rekey_bytes = "1g"
+
+[connections.hub]
+local_addrs = "2001:db8::1"
+proposals = "aes256gcm16-prfsha384-ecp384"
+local = { auth = "psk", id = "hub.example" }
+remote = { auth = "psk" }
+children.branches = { local_ts = "2001:db8:1::/48", remote_ts = "%any6", mode = "transport", life_time = "2h" }
+
+[secrets.ike-gw]
+id-a = "gw-a.sw.test"
+id-b = "gw-b.sw.test"
+secret = "sw-test-psk-0123456789abcdef"
+
+[secrets.ike-any]
+secret = "0x00112233445566778899aabbccddeeff"
+"#;
+
+fn parse(text: &str) -> Result<Config, String> {
+    Config::from_text(Path::new("rampart.toml"), text, None).map_err(|e| e.to_string())
+}
+
+fn ts(s: &str) -> TrafficSelector {
+    let (a, l) = s.split_once('/').unwrap();
+    TrafficSelector::from_prefix(a.parse().unwrap(), l.parse().unwrap())
+}
+
+#[test]
+fn swanctl_keys_become_the_connection() {
+    let cfg = parse(GOOD).expect("good config");
+    assert_eq!(cfg.daemon.dh_workers, 2);
+    assert_eq!(cfg.daemon.endpoint.cookie_threshold, 100);
+    assert_eq!(cfg.daemon.listen, vec!["192.0.2.1".parse::<IpAddr>().unwrap(), "2001:db8::1".parse().unwrap()]);
+    assert_eq!(cfg.connections.len(), 2);
+    let gw = &cfg.connections[0];
+    assert_eq!(gw.name, "gw");
+    assert_eq!(gw.remote_addrs, vec!["192.0.2.2".parse::<IpAddr>().unwrap()]);
+    assert_eq!(gw.proposals.len(), 2);
+    assert_eq!(gw.dpd_delay, Duration::from_secs(30));
+    assert_eq!(gw.dpd_timeout, Duration::from_secs(90));
+    assert_eq!(gw.rekey_time, Duration::from_secs(4 * 3600));
+    assert_eq!(gw.over_time, Duration::from_secs(1440), "10 % of rekey_time");
+    assert_eq!(gw.local.id, Some(Identification::fqdn("gw-a.sw.test")));
+    assert_eq!(gw.remote.id, Some(Identification::fqdn("gw-b.sw.test")));
+    assert_eq!(gw.psk.as_ref().map(|p| p.0.to_vec()), Some(b"sw-test-psk-0123456789abcdef".to_vec()));
+    let net = &gw.children[0];
+    assert_eq!(net.local_ts, vec![ts("198.18.1.0/24")]);
+    assert_eq!(net.remote_ts.len(), 2);
+    assert_eq!((net.remote_ts[1].protocol, net.remote_ts[1].start_port, net.remote_ts[1].end_port), (6, 443, 443));
+    assert_eq!(net.remote_ts[1].end, "198.18.3.9".parse::<IpAddr>().unwrap());
+    assert_eq!(net.esp_proposals.len(), 2);
+    assert_eq!(net.start_action, StartAction::Trap);
+    assert_eq!(net.rekey_time, Duration::from_secs(3600));
+    assert_eq!(net.life_time, Duration::from_secs(3960), "life defaults to rekey * 1.1");
+    assert_eq!(net.rand_time, Duration::from_secs(360), "rand defaults to life - rekey");
+    assert_eq!(net.rekey_bytes, 1 << 30);
+    assert_eq!(net.life_bytes, (1u64 << 30) + (1 << 30) / 10);
+    assert_eq!(cfg.child_actions("gw", "net").dpd_action, ChildAction::Restart);
+    assert_eq!(cfg.child_actions("gw", "net").close_action, ChildAction::Clear);
+    let hub = &cfg.connections[1];
+    assert_eq!(hub.remote.id, None, "remote id defaults to %any");
+    assert_eq!(hub.psk.as_ref().map(|p| p.0.to_vec()), Some((0u8..16).map(|i| i * 0x11).collect::<Vec<_>>()));
+    let br = &hub.children[0];
+    assert_eq!(br.mode, Mode::Transport);
+    assert_eq!(br.remote_ts, vec![TrafficSelector::any(true)]);
+    assert_eq!((br.rekey_time, br.life_time), (Duration::from_secs(3600), Duration::from_secs(7200)));
+    // The ignored swanctl key is reported with its line.
+    assert!(
+        cfg.warnings.iter().any(|w| w.starts_with("rampart.toml:16:") && w.contains("'mobike'")),
+        "{:?}",
+        cfg.warnings
+    );
+}
+
+/// The config with one line replaced (1-based), and the error it gives.
+fn error_with(line: usize, new: &str) -> String {
+    let mut lines: Vec<&str> = GOOD.lines().collect();
+    lines[line - 1] = new;
+    parse(&lines.join("\n")).expect_err("must be refused")
+}
+
+#[test]
+fn refusals_name_file_line_and_reason() {
+    let cases: &[(usize, &str, &str)] = &[
+        (12, r#"proposals = "3des-sha256-modp2048""#, "rampart.toml:12:13: connections.gw.proposals: algorithm '3des'"),
+        (12, r#"proposals = "aes256-md5-modp2048""#, "rampart.toml:12:13: connections.gw.proposals: algorithm 'md5'"),
+        (12, r#"proposals = "aes256-sha256-modp1024""#, "rampart.toml:12:13: connections.gw.proposals: algorithm"),
+        (12, r#"proposals = """#, "rampart.toml:12:13: connections.gw.proposals is empty"),
+        (16, r#"mobiike = "no""#, "rampart.toml:16:1: connections.gw: unknown key 'mobiike'"),
+        (10, r#"local_addrs = "gw-a.example""#, "rampart.toml:10:15: local_addrs: 'gw-a.example' is not an IP address"),
+        (13, r#"dpd_delay = "30 seconds""#, "rampart.toml:13:13: 'dpd_delay' must be a duration"),
+        (14, r#"dpd_timeout = true"#, "rampart.toml:14:15: 'dpd_timeout' must be a duration"),
+        (19, r#"auth = "pubkey""#, "rampart.toml:19:8: connections.gw.local.auth = pubkey: certificate authentication"),
+        (
+            27,
+            r#"local_ts = "198.18.1.0/33""#,
+            "rampart.toml:27:12: connections.gw.children.net.local_ts: '198.18.1.0/33'",
+        ),
+        (29, r#"esp_proposals = "aes128-sha1""#, "rampart.toml:29:17: connections.gw.children.net.esp_proposals"),
+        (29, r#"esp_proposals = "null""#, "rampart.toml:29:17: connections.gw.children.net.esp_proposals"),
+        (
+            30,
+            r#"start_action = "sometimes""#,
+            "rampart.toml:30:16: connections.gw.children.net.start_action = sometimes",
+        ),
+        (8, r#"[connections."gw a"]"#, "rampart.toml:8:14: connection name 'gw a'"),
+        (2, r#"[daemons]"#, "rampart.toml:2:2: top level: unknown key 'daemons'"),
+        (5, r#"dh_workers = 0"#, "rampart.toml:5:14: 'dh_workers' must be between 1 and 64"),
+        (11, r#"remote_addrs = [1]"#, "rampart.toml:11:17: 'remote_addrs' must list strings"),
+        (10, r#"local_addrs = "192.0.2.1"#, "rampart.toml:10:"),
+        (9, r#"version = 1"#, "rampart.toml:9:11: connections.gw.version: Rampart speaks IKEv2 only"),
+    ];
+    // life_time below rekey_time.
+    let t = GOOD.replace("rekey_time = \"1h\"", "rekey_time = \"1h\"\nlife_time = \"30m\"");
+    let e = parse(&t).expect_err("life below rekey");
+    assert!(e.starts_with("rampart.toml:33:13: connections.gw.children.net.life_time must be longer"), "{e}");
+    // No secret for the identities (the catch-all gone, the specific one for other peers).
+    let t = GOOD
+        .replace("gw-a.sw.test\"\nid-b = \"gw-b.sw.test", "x.test\"\nid-b = \"y.test")
+        .replace("[secrets.ike-any]\nsecret = \"0x00112233445566778899aabbccddeeff\"", "");
+    let e = parse(&t).expect_err("no secret");
+    assert!(e.starts_with("rampart.toml:8:14: connections.gw authenticates with psk but no secrets.ike"), "{e}");
+    for (line, text, want) in cases {
+        let got = error_with(*line, text);
+        assert!(got.starts_with(want), "line {line} `{text}`:\n got  {got}\n want {want}");
+    }
+}
+
+#[test]
+fn errors_never_show_the_secret() {
+    let t = GOOD.replace("\"sw-test-psk-0123456789abcdef\"", "\"sw-test-psk-0123456789abcdef\" junk");
+    let e = parse(&t).expect_err("bad toml");
+    assert!(!e.contains("sw-test-psk"), "{e}");
+    let t = GOOD.replace("0x00112233445566778899aabbccddeeff", "0xnothex-sw-test");
+    let e = parse(&t).expect_err("bad hex");
+    assert!(e.contains("secrets.ike-any.secret: bad 0x hex") && !e.contains("nothex"), "{e}");
+}
+
+#[test]
+fn secrets_match_by_identity() {
+    // With two secrets, the one naming both identities wins over the one naming none.
+    let cfg = parse(GOOD).unwrap();
+    assert_eq!(cfg.connections[0].psk.as_ref().unwrap().0.len(), 28);
+    // Without the specific one, the catch-all is used.
+    let t = GOOD.replace("[secrets.ike-gw]\nid-a = \"gw-a.sw.test\"\nid-b = \"gw-b.sw.test\"\nsecret = \"sw-test-psk-0123456789abcdef\"\n", "");
+    let cfg = parse(&t).unwrap();
+    assert_eq!(cfg.connections[0].psk.as_ref().unwrap().0.len(), 16);
+    // A base64 secret.
+    let t = GOOD.replace("0x00112233445566778899aabbccddeeff", "0sAAECAwQFBgcICQoLDA0ODw==");
+    let cfg = parse(&t).unwrap();
+    assert_eq!(cfg.connections[1].psk.as_ref().unwrap().0.to_vec(), (0u8..16).collect::<Vec<_>>());
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rampart-conf-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn files_holding_secrets_must_not_be_world_readable() {
+    let d = temp_dir("perm");
+    let main = d.join("rampart.toml");
+    std::fs::write(&main, GOOD).unwrap();
+    std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = Config::load(&main).expect_err("world-readable secrets").to_string();
+    assert!(e.contains("holds secrets but is accessible to every user (mode 0644)"), "{e}");
+    std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o640)).unwrap();
+    Config::load(&main).expect("0640 is fine");
+    // Secrets in their own file: the main file may be world-readable, the secrets file not.
+    let split = GOOD.find("[secrets.ike-gw]").unwrap();
+    let (conns, secrets) = GOOD.split_at(split);
+    let conns = conns.replace("cookie_threshold = 100", "cookie_threshold = 100\nsecrets_file = \"secrets.toml\"");
+    std::fs::write(&main, conns).unwrap();
+    std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let sf = d.join("secrets.toml");
+    std::fs::write(&sf, secrets).unwrap();
+    std::fs::set_permissions(&sf, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let e = Config::load(&main).expect_err("world-readable secrets file").to_string();
+    assert!(e.starts_with(&format!("{}: holds secrets", sf.display())), "{e}");
+    std::fs::set_permissions(&sf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = Config::load(&main).expect("separate secrets file");
+    assert!(cfg.connections[0].psk.is_some());
+    // An error inside the secrets file names that file.
+    std::fs::write(&sf, secrets.replace("id-a =", "ida =")).unwrap();
+    let e = Config::load(&main).expect_err("bad key in secrets").to_string();
+    assert!(e.starts_with(&format!("{}:2:1: secrets.ike-gw: unknown key 'ida'", sf.display())), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn fingerprints_follow_meaning_not_formatting() {
+    let a = parse(GOOD).unwrap();
+    let reformatted = GOOD
+        .replace("remote_addrs = [\"192.0.2.2\"]", "remote_addrs = \"192.0.2.2\"")
+        .replace("dpd_timeout = 90", "dpd_timeout = \"90s\"");
+    let b = parse(&reformatted).unwrap();
+    assert_eq!(a.fingerprint("gw"), b.fingerprint("gw"));
+    let other_psk = GOOD.replace("sw-test-psk-0123456789abcdef", "sw-test-psk-0123456789abcdeX");
+    let c = parse(&other_psk).unwrap();
+    assert_ne!(a.fingerprint("gw"), c.fingerprint("gw"), "a new secret is a change");
+    assert_eq!(a.fingerprint("hub"), c.fingerprint("hub"));
+    let other_dpd = GOOD.replace("dpd_action = \"restart\"", "dpd_action = \"clear\"");
+    assert_ne!(a.fingerprint("gw"), parse(&other_dpd).unwrap().fingerprint("gw"));
+}
+
+#[test]
+fn traffic_selector_syntax() {
+    let d = Some("192.0.2.9".parse().unwrap());
+    assert_eq!(parse_ts("10.1.0.0/16", None).unwrap(), vec![ts("10.1.0.0/16")]);
+    assert_eq!(parse_ts("dynamic", d).unwrap(), vec![ts("192.0.2.9/32")]);
+    assert!(parse_ts("dynamic", None).is_err());
+    assert_eq!(parse_ts("%any", None).unwrap().len(), 2);
+    let t = parse_ts("10.0.0.0/8[udp/1000-2000]", None).unwrap();
+    assert_eq!((t[0].protocol, t[0].start_port, t[0].end_port), (17, 1000, 2000));
+    let t = parse_ts("10.0.0.1[icmp]", None).unwrap();
+    assert_eq!((t[0].protocol, t[0].start_port, t[0].end_port), (1, 0, 65535));
+    assert!(parse_ts("10.0.0.9-10.0.0.1", None).is_err());
+    assert!(parse_ts("10.0.0.0/8[tcp/http]", None).is_err());
+    assert!(parse_ts("10.0.0.0/8[tcp/80", None).is_err());
+    assert!(parse_ts("10.0.0.1-::1", None).is_err());
+}
