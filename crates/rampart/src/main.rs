@@ -25,6 +25,10 @@ enum Command {
     Policy(cmd::policy::PolicyArgs),
     /// The AF_XDP data plane: encrypt LAN traffic into ESP on the WAN and back.
     Dataplane(cmd::dataplane::DataplaneArgs),
+    /// The IKEv2 daemon: negotiates SAs with peers and writes them into the SA database.
+    Ike(cmd::ike::IkeArgs),
+    /// Control a running IKE daemon: list SAs, initiate, terminate, reload, stats.
+    Ctl(cmd::ctl::CtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,8 @@ fn main() -> ExitCode {
         Command::Sa(args) => cmd::sa::run(args),
         Command::Policy(args) => cmd::policy::run(args),
         Command::Dataplane(args) => cmd::dataplane::run(args),
+        Command::Ike(args) => cmd::ike::run(args),
+        Command::Ctl(args) => cmd::ctl::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,9 @@
 //! database options and the error type. A command module parses its own arguments, does its
 //! work and returns; it must never exit the process or print secrets unasked.
 
+pub mod ctl;
 pub mod dataplane;
+pub mod ike;
 pub mod policy;
 pub mod sa;
 mod xfrm;

@@ -1,0 +1,54 @@
+//! `rampart ike`: runs the IKE daemon of a configuration file until SIGINT or SIGTERM (SIGHUP
+//! reloads the file). Everything else (the file format, the event loop, the SA database side)
+//! lives in `rampart_ike::daemon` and `rampart_ike::conf`; this module reads the command line,
+//! sets up logging and signals, and must never print a secret.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::Args;
+use rampart_ike::conf::Config;
+use rampart_telemetry::log::{LogError, LogFormat, LogOptions};
+
+use super::CmdError;
+
+/// `rampart ike`.
+#[derive(Args, Debug)]
+pub struct IkeArgs {
+    /// Configuration file (TOML with swanctl.conf keys; see the rampart-ike README).
+    #[arg(long, short, value_name = "FILE")]
+    config: PathBuf,
+    /// Check the configuration file (and its secrets file) and exit.
+    #[arg(long)]
+    check: bool,
+    /// Log filter (`info`, `rampart_ike=debug`, ...); RUST_LOG wins when set.
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+    /// Log format: auto (journald when stderr is the journal), plain, journald or json.
+    #[arg(long, default_value = "auto")]
+    log_format: String,
+}
+
+/// Runs `rampart ike`.
+pub fn run(args: IkeArgs) -> Result<(), CmdError> {
+    if args.check {
+        let cfg = Config::load(&args.config).map_err(|e| CmdError(e.to_string()))?;
+        for w in &cfg.warnings {
+            eprintln!("warning: {w}");
+        }
+        println!("{}: ok ({} connections)", args.config.display(), cfg.connections.len());
+        return Ok(());
+    }
+    let format: LogFormat = args.log_format.parse().map_err(|e: LogError| CmdError(e.to_string()))?;
+    let _log = rampart_telemetry::log::init(&LogOptions::from_env(args.log.as_deref(), format))
+        .map_err(|e| CmdError(e.to_string()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| CmdError(format!("signal handler: {e}")))?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .map_err(|e| CmdError(format!("signal handler: {e}")))?;
+    rampart_ike::daemon::run(&args.config, stop, reload).map_err(|e| CmdError(e.to_string()))
+}
