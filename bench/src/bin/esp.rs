@@ -216,7 +216,7 @@ fn main() {
     let mut table =
         Table::new(&["suite", "backend", "size", "crypto ns/pkt", "ESP ns/pkt", "ESP Gbit/s", "ESP/crypto"]);
     for suite in suites {
-        for backend in Backend::available() {
+        for backend in Backend::for_suite(suite) {
             for mix in mixes() {
                 let avg_len = mix.lens.iter().sum::<usize>() as f64 / mix.lens.len() as f64;
                 let crypto = bare_crypto(suite, backend, &mix, work);

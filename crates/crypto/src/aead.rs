@@ -55,6 +55,9 @@ impl AeadKey {
             return Err(CryptoError::KeyLength { which: "encryption", expected, got: key.len() });
         }
         match backend {
+            // The multi-buffer backend has its own key type (`vaes::GcmKey`) and no HMAC.
+            #[cfg(target_arch = "x86_64")]
+            Backend::Vaes => Err(CryptoError::Unsupported { backend, suite }),
             #[cfg(feature = "ring")]
             Backend::Ring => {
                 let algorithm = match encryption {

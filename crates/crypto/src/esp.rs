@@ -10,6 +10,8 @@
 
 use crate::aead::{NONCE_LEN, TAG_LEN};
 use crate::cbc::BLOCK_LEN;
+#[cfg(target_arch = "x86_64")]
+use crate::{MAX_BURST, OpenOp, SealOp, vaes};
 use crate::{SaCrypto, Transform};
 
 /// Bytes of SPI and low sequence number at the start of every ESP packet.
@@ -140,6 +142,18 @@ pub(crate) fn seal(sa: &SaCrypto, esp: &mut [u8], seq: u64, esn: bool, region: R
             let (head, icv) = esp.split_at_mut(icv_start);
             mac.sign(head, mac_tail(seq, esn, &mut tail), icv);
         }
+        #[cfg(target_arch = "x86_64")]
+        Transform::VaesGcm { key, salt, engine } => {
+            let iv = match iv_override {
+                Some(iv) => iv,
+                None => &seq.to_be_bytes()[..],
+            };
+            esp[iv_start..body_start].copy_from_slice(iv);
+            let mut aad = [0u8; 12];
+            let aad_len = aead_aad(esp, seq, esn, &mut aad);
+            let mut ops = [gcm_op(key, salt, esp, &aad[..aad_len], region)];
+            seal_gcm(engine, &mut ops);
+        }
     }
 }
 
@@ -184,9 +198,139 @@ pub(crate) fn open(sa: &SaCrypto, esp: &mut [u8], seq: u64, esn: bool) -> bool {
             let (head, icv) = esp.split_at(icv_start);
             mac.verify(head, mac_tail(seq, esn, &mut tail), icv)
         }
+        #[cfg(target_arch = "x86_64")]
+        Transform::VaesGcm { key, salt, engine } => {
+            let mut aad = [0u8; 12];
+            let aad_len = aead_aad(esp, seq, esn, &mut aad);
+            let mut ops = [gcm_op(key, salt, esp, &aad[..aad_len], region)];
+            engine.open_burst(&mut ops);
+            ops[0].verified
+        }
     };
     if !verified {
         esp[body_start..icv_start].fill(0);
     }
     verified
+}
+
+/// The multi-buffer engine's view of one ESP packet: nonce = salt || IV, the AAD given (it
+/// holds the SPI and sequence number), data between IV and ICV, the ICV as tag.
+#[cfg(target_arch = "x86_64")]
+fn gcm_op<'a>(
+    key: &'a vaes::GcmKey,
+    salt: &[u8; 4],
+    esp: &'a mut [u8],
+    aad: &'a [u8],
+    region: Region,
+) -> vaes::GcmOp<'a> {
+    let Region { iv_start, body_start, icv_start } = region;
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce[..4].copy_from_slice(salt);
+    nonce[4..].copy_from_slice(&esp[iv_start..body_start]);
+    let (head, icv) = esp.split_at_mut(icv_start);
+    // Region::of guarantees icv_len() == TAG_LEN bytes here for AES-GCM-16.
+    let tag: &mut [u8; TAG_LEN] = icv.try_into().unwrap_or_else(|_| unreachable_tag());
+    vaes::GcmOp { key, nonce, aad, data: &mut head[body_start..], tag, verified: false }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[cold]
+fn unreachable_tag() -> &'static mut [u8; TAG_LEN] {
+    unreachable!("AES-GCM-16 ICV is 16 bytes")
+}
+
+/// Seals a group on the engine. Its only refusal is data beyond GCM's 2^36-byte limit, which no
+/// ESP packet reaches; should it happen, nothing of the group is left in clear.
+#[cfg(target_arch = "x86_64")]
+fn seal_gcm(engine: &vaes::Engine, ops: &mut [vaes::GcmOp<'_>]) {
+    if engine.seal_burst(ops).is_err() {
+        for op in ops.iter_mut() {
+            op.data.fill(0);
+            op.tag.fill(0);
+        }
+    }
+}
+
+/// AAD storage for one chunk: built before any op borrows it.
+#[cfg(target_arch = "x86_64")]
+type AadRows = [[u8; 12]; MAX_BURST];
+
+/// Seals the multi-buffer ops of a checked chunk as one burst (the others are left alone).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn seal_vaes(chunk: &mut [SealOp<'_>]) {
+    let mut aads: AadRows = [[0u8; 12]; MAX_BURST];
+    let mut aad_lens = [0usize; MAX_BURST];
+    let mut engine = None;
+    for (i, op) in chunk.iter_mut().enumerate() {
+        if let Transform::VaesGcm { engine: e, .. } = &op.sa.transform {
+            engine = Some(*e);
+            //= https://www.rfc-editor.org/rfc/rfc4106#section-3.1
+            //# For a given key, the IV MUST NOT repeat.
+            op.esp[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&op.seq.to_be_bytes());
+            aad_lens[i] = aead_aad(op.esp, op.seq, op.esn, &mut aads[i]);
+        }
+    }
+    let Some(engine) = engine else { return };
+    let mut ops: [Option<vaes::GcmOp<'_>>; MAX_BURST] = [const { None }; MAX_BURST];
+    let mut n = 0;
+    for (i, op) in chunk.iter_mut().enumerate() {
+        if let Transform::VaesGcm { key, salt, .. } = &op.sa.transform
+            && let Some(region) = Region::of(op.sa, op.esp.len(), true)
+        {
+            ops[n] = Some(gcm_op(key, salt, op.esp, &aads[i][..aad_lens[i]], region));
+            n += 1;
+        }
+    }
+    let mut group: arrayvec::ArrayVec<vaes::GcmOp<'_>, MAX_BURST> = ops.into_iter().take(n).flatten().collect();
+    seal_gcm(&engine, &mut group);
+}
+
+/// Opens the multi-buffer ops of a chunk as one burst and sets their `verified` (the others are
+/// left alone).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn open_vaes(chunk: &mut [OpenOp<'_>]) {
+    let mut aads: AadRows = [[0u8; 12]; MAX_BURST];
+    let mut aad_lens = [0usize; MAX_BURST];
+    let mut engine = None;
+    let mut eligible = [false; MAX_BURST];
+    for (i, op) in chunk.iter_mut().enumerate() {
+        if let Transform::VaesGcm { engine: e, .. } = &op.sa.transform {
+            op.verified = false;
+            let region = Region::of(op.sa, op.esp.len(), false);
+            match region {
+                Some(_) if seq_matches(op.esp, op.seq, op.esn) => {
+                    engine = Some(*e);
+                    eligible[i] = true;
+                    aad_lens[i] = aead_aad(op.esp, op.seq, op.esn, &mut aads[i]);
+                }
+                Some(r) => op.esp[r.body_start..r.icv_start].fill(0),
+                None => {}
+            }
+        }
+    }
+    let Some(engine) = engine else { return };
+    let mut index = [0usize; MAX_BURST];
+    let mut group: arrayvec::ArrayVec<vaes::GcmOp<'_>, MAX_BURST> = arrayvec::ArrayVec::new();
+    let mut verified = [false; MAX_BURST];
+    for (i, op) in chunk.iter_mut().enumerate() {
+        if !eligible[i] {
+            continue;
+        }
+        if let Transform::VaesGcm { key, salt, .. } = &op.sa.transform
+            && let Some(region) = Region::of(op.sa, op.esp.len(), false)
+        {
+            index[group.len()] = i;
+            group.push(gcm_op(key, salt, op.esp, &aads[i][..aad_lens[i]], region));
+        }
+    }
+    engine.open_burst(&mut group);
+    for (k, op) in group.iter().enumerate() {
+        verified[index[k]] = op.verified;
+    }
+    drop(group);
+    for (i, op) in chunk.iter_mut().enumerate() {
+        if eligible[i] {
+            op.verified = verified[i];
+        }
+    }
 }

@@ -53,6 +53,9 @@ impl IntegrityKey {
             return Err(CryptoError::Unsupported { backend, suite });
         }
         match backend {
+            // The multi-buffer backend has its own key type (`vaes::GcmKey`) and no HMAC.
+            #[cfg(target_arch = "x86_64")]
+            Backend::Vaes => Err(CryptoError::Unsupported { backend, suite }),
             #[cfg(feature = "ring")]
             Backend::Ring => {
                 let algorithm = match integrity {

@@ -8,6 +8,8 @@
 use crate::aead::{AeadKey, NONCE_LEN, TAG_LEN};
 use crate::esp;
 use crate::mac::IntegrityKey;
+#[cfg(target_arch = "x86_64")]
+use crate::vaes;
 use crate::{Backend, CryptoError, SealOp, Suite};
 
 /// Encrypts `in_out` in place under `key` (AES-GCM or ChaCha20-Poly1305 key without a salt, as
@@ -20,7 +22,30 @@ pub fn aead_seal(
     aad: &[u8],
     in_out: &mut [u8],
 ) -> Result<[u8; TAG_LEN], CryptoError> {
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::Vaes {
+        let (key, engine) = vaes_key(backend, suite, key)?;
+        let mut tag = [0u8; TAG_LEN];
+        let mut ops = [vaes::GcmOp { key: &key, nonce: *nonce, aad, data: in_out, tag: &mut tag, verified: false }];
+        engine.seal_burst(&mut ops).map_err(|_| CryptoError::BadLayout { index: 0 })?;
+        return Ok(tag);
+    }
     Ok(AeadKey::new(backend, suite, key)?.seal(nonce, aad, in_out))
+}
+
+/// The multi-buffer engine's key and engine for a raw AES-GCM call.
+#[cfg(target_arch = "x86_64")]
+fn vaes_key(backend: Backend, suite: Suite, key: &[u8]) -> Result<(vaes::GcmKey, vaes::Engine), CryptoError> {
+    let unsupported = CryptoError::Unsupported { backend, suite };
+    if !backend.supports(suite) {
+        return Err(unsupported);
+    }
+    let engine = vaes::Engine::detect().ok_or(unsupported.clone())?;
+    let expected = suite.encryption_key_len() - 4;
+    if key.len() != expected {
+        return Err(CryptoError::KeyLength { which: "encryption", expected, got: key.len() });
+    }
+    Ok((vaes::GcmKey::new(key).ok_or(unsupported)?, engine))
 }
 
 /// Verifies `tag` and decrypts `in_out` in place; `Ok(false)` (and `in_out` zeroed) when the
@@ -34,6 +59,14 @@ pub fn aead_open(
     in_out: &mut [u8],
     tag: &[u8; TAG_LEN],
 ) -> Result<bool, CryptoError> {
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::Vaes {
+        let (key, engine) = vaes_key(backend, suite, key)?;
+        let mut tag = *tag;
+        let mut ops = [vaes::GcmOp { key: &key, nonce: *nonce, aad, data: in_out, tag: &mut tag, verified: false }];
+        engine.open_burst(&mut ops);
+        return Ok(ops[0].verified);
+    }
     Ok(AeadKey::new(backend, suite, key)?.open(nonce, aad, in_out, tag))
 }
 

@@ -80,7 +80,7 @@ fn swanctl_names_round_trip() {
 #[test]
 fn wrong_key_lengths_are_refused() {
     for suite in common::every_suite() {
-        for backend in Backend::available() {
+        for backend in Backend::for_suite(suite) {
             let (e, i) = (suite.encryption_key_len(), suite.integrity_key_len());
             for bad in [e.wrapping_sub(1), e + 1, 0] {
                 if bad == e || bad > 1000 {
@@ -112,7 +112,7 @@ fn wrong_key_lengths_are_refused() {
 #[test]
 fn debug_output_shows_no_key_bytes() {
     for suite in common::every_suite() {
-        for backend in Backend::available() {
+        for backend in Backend::for_suite(suite) {
             let enc: Vec<u8> = (0..suite.encryption_key_len() as u8).map(|i| 0xC0 ^ i).collect();
             let integ: Vec<u8> = (0..suite.integrity_key_len() as u8).map(|i| 0x90 ^ i).collect();
             let sa = SaCrypto::new(suite, &enc, &integ, backend).unwrap();
@@ -149,12 +149,47 @@ fn backend_names_round_trip() {
     }
 }
 
-/// The defaults that `bench/src/bin/crypto.rs` measured (see `Backend::fastest`).
+/// The defaults that `bench/src/bin/crypto.rs` and `bench/src/bin/gcm.rs` measured (see
+/// `Backend::fastest`): the multi-buffer backend for AES-GCM where the CPU runs it, `ring` for
+/// the other AEADs, RustCrypto for the HMAC suites.
 #[cfg(all(feature = "ring", feature = "rustcrypto"))]
 #[test]
 fn fastest_follows_the_measurement() {
+    #[cfg(target_arch = "x86_64")]
+    let multi_buffer = rampart_crypto::vaes::Engine::detect().is_some();
+    #[cfg(not(target_arch = "x86_64"))]
+    let multi_buffer = false;
     for suite in common::every_suite() {
-        let expected = if suite.is_aead() { Backend::Ring } else { Backend::RustCrypto };
+        let gcm = matches!(suite.encryption(), rampart_crypto::Encryption::AesGcm16 { .. });
+        let expected = match (gcm, suite.is_aead()) {
+            #[cfg(target_arch = "x86_64")]
+            (true, _) if multi_buffer => Backend::Vaes,
+            (_, true) => Backend::Ring,
+            (_, false) => Backend::RustCrypto,
+        };
         assert_eq!(Backend::fastest(suite), expected, "{suite}");
+        assert!(Backend::fastest(suite).supports(suite));
+    }
+}
+
+/// The multi-buffer backend takes AES-GCM only and says so for the other suites.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn multi_buffer_backend_refuses_other_suites() {
+    if rampart_crypto::vaes::Engine::detect().is_none() {
+        return;
+    }
+    for suite in common::every_suite() {
+        let gcm = matches!(suite.encryption(), rampart_crypto::Encryption::AesGcm16 { .. });
+        let result = SaCrypto::new(
+            suite,
+            &vec![7; suite.encryption_key_len()],
+            &vec![7; suite.integrity_key_len()],
+            Backend::Vaes,
+        );
+        assert_eq!(result.is_ok(), gcm, "{suite}");
+        if !gcm {
+            assert_eq!(result.unwrap_err(), rampart_crypto::CryptoError::Unsupported { backend: Backend::Vaes, suite });
+        }
     }
 }

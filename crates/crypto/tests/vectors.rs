@@ -21,7 +21,7 @@ fn rfc7634_appendix_a_esp_packet() {
     let expected = hex(&v["esp_packet"]);
     let plaintext = hex(&v["plaintext"]);
     let seq = u64::from(u32::from_str_radix(&v["seq"], 16).unwrap());
-    for backend in Backend::available() {
+    for backend in Backend::for_suite(suite) {
         let sa = SaCrypto::new(suite, &hex(&v["keymat"]), &[], backend).unwrap();
         let mut esp = common::packet(suite, u32::from_str_radix(&v["spi"], 16).unwrap(), seq, &plaintext);
         raw::seal_with_iv(&mut SealOp { sa: &sa, esp: &mut esp, seq, esn: false }, &hex(&v["iv"])).unwrap();
@@ -54,7 +54,7 @@ fn mcgrew_gcm_esp_packets() {
         expected.extend(hex(&c["ciphertext"]));
         expected.extend(hex(&c["icv"]));
         let keymat = [key, hex(&c["salt"])].concat();
-        for backend in Backend::available() {
+        for backend in Backend::for_suite(suite) {
             let sa = SaCrypto::new(suite, &keymat, &[], backend).unwrap();
             let mut esp = common::packet(suite, spi, seq, &plaintext);
             raw::seal_with_iv(&mut SealOp { sa: &sa, esp: &mut esp, seq, esn: false }, &hex(&c["iv"])).unwrap();
@@ -65,6 +65,7 @@ fn mcgrew_gcm_esp_packets() {
             run += 1;
         }
     }
+    // Every backend (the multi-buffer one included) implements AES-GCM.
     assert_eq!(run, 2 * Backend::available().len());
 }
 
@@ -75,7 +76,7 @@ fn gcm_spec_test_case_4_raw_aead() {
     let nonce: [u8; 12] = [hex(&c["salt"]), hex(&c["iv"])].concat().try_into().unwrap();
     let (key, aad, pt) = (hex(&c["key"]), hex(&c["aad"]), hex(&c["plaintext"]));
     assert_eq!(aad.len(), 20);
-    for backend in Backend::available() {
+    for backend in Backend::for_suite(suite) {
         let mut buf = pt.clone();
         let tag = raw::aead_seal(backend, suite, &key, &nonce, &aad, &mut buf).unwrap();
         assert_eq!(to_hex(&buf), c["ciphertext"], "{backend:?}");
@@ -89,7 +90,7 @@ fn gcm_spec_test_case_4_raw_aead() {
 fn rfc4868_hmac_sha256_128() {
     let cases = load("rfc4868_hmac_sha256_128.txt");
     let suite = Suite::from_swanctl("null-sha256").unwrap();
-    for backend in Backend::available() {
+    for backend in Backend::for_suite(suite) {
         // Case 1 through the raw hook ("Hi There" is shorter than any ESP packet).
         let c = &cases["case1"];
         let (key, data, icv) = (hex(&c["key"]), c["data_ascii"].as_bytes(), hex(&c["icv"]));
@@ -118,6 +119,7 @@ fn rfc4868_hmac_sha256_128() {
 fn python_oracle_esp_packets() {
     let cases = load("esp_oracle_python.txt");
     let mut run = 0;
+    let mut expected_runs = 0;
     for (name, c) in cases.iter().filter(|(n, _)| !n.is_empty()) {
         let suite = Suite::from_swanctl(&c["suite"]).unwrap();
         let seq = u64::from_str_radix(c["seq"].trim_start_matches("0x"), 16).unwrap();
@@ -125,7 +127,8 @@ fn python_oracle_esp_packets() {
         let expected = hex(&c["esp_packet"]);
         let plaintext = hex(&c["plaintext"]);
         let spi = u32::from_be_bytes(expected[..4].try_into().unwrap());
-        for backend in Backend::available() {
+        expected_runs += Backend::for_suite(suite).len();
+        for backend in Backend::for_suite(suite) {
             let sa = SaCrypto::new(suite, &hex(&c["enc_key"]), &hex(&c["integ_key"]), backend).unwrap();
             let mut esp = common::packet(suite, spi, seq, &plaintext);
             let mut op = SealOp { sa: &sa, esp: &mut esp, seq, esn };
@@ -142,5 +145,7 @@ fn python_oracle_esp_packets() {
             run += 1;
         }
     }
-    assert_eq!(run, 22 * Backend::available().len());
+    assert_eq!(cases.len() - 1, 22, "the oracle file has 22 packets");
+    assert!(expected_runs >= 22 * 2);
+    assert_eq!(run, expected_runs);
 }

@@ -4,7 +4,7 @@
 //! ```toml
 //! database = "/dev/shm/rampart.sadb"
 //! cores = [2, 3]                  # one worker per core, pinned
-//! crypto_backend = "auto"         # "auto" (fastest per suite) | "ring" | "rustcrypto"
+//! crypto_backend = "auto"         # "auto" (fastest per suite) | "ring" | "rustcrypto" | "vaes"
 //! xdp_mode = "native"             # "native" | "generic"
 //! stats_file = "/run/rampart/dataplane.json"   # optional: counters as JSON, rewritten 4 times a second
 //! # tuning (defaults): ring_size = 2048, frame_count = 4 x ring_size per queue pair,
@@ -58,7 +58,8 @@ pub enum IdleMode {
 pub enum CryptoChoice {
     /// The fastest backend for each SA's suite ([`Backend::fastest`]).
     Auto,
-    /// One backend for every SA.
+    /// One backend for every SA whose suite it implements; the fastest for the others (the
+    /// multi-buffer backend `vaes` does AES-GCM only).
     Fixed(Backend),
 }
 
@@ -66,8 +67,8 @@ impl CryptoChoice {
     /// The backend for an SA of `suite`.
     pub fn backend_for(self, suite: rampart_crypto::Suite) -> Backend {
         match self {
-            CryptoChoice::Auto => Backend::fastest(suite),
-            CryptoChoice::Fixed(b) => b,
+            CryptoChoice::Fixed(b) if b.supports(suite) => b,
+            _ => Backend::fastest(suite),
         }
     }
 }

@@ -17,7 +17,7 @@ fn tunnel_case(suite: Suite, natt: bool, v6: bool) -> Case {
 
 /// Encapsulates `inner` with a fresh outbound SA at sequence number `seq`.
 fn encapsulate(case: &Case, seq: u64, inner: &[u8]) -> Vec<u8> {
-    let mut tx = OutboundSa::new(&case.config(Direction::Outbound), backends()[0]).unwrap();
+    let mut tx = OutboundSa::new(&case.config(Direction::Outbound), backends(case.suite)[0]).unwrap();
     tx.resume_at(seq);
     let mut frame = frame_with(inner);
     let mut pkt = PacketBuf::new(&mut frame, HEADROOM, inner.len());
@@ -38,7 +38,7 @@ fn state(rx: &InboundSa) -> (u64, u64, u64) {
 
 /// A receiver that has accepted sequence numbers 1..=10.
 fn primed_receiver(case: &Case) -> InboundSa {
-    let mut rx = InboundSa::new(&case.config(Direction::Inbound), backends()[0]).unwrap();
+    let mut rx = InboundSa::new(&case.config(Direction::Inbound), backends(case.suite)[0]).unwrap();
     for seq in 1..=10 {
         let inner = inner_packet(case, 20, seq as u8);
         decapsulate(&mut rx, &encapsulate(case, seq, &inner)).unwrap();
@@ -110,7 +110,7 @@ fn every_flipped_bit_is_caught_or_harmless() {
 fn seal_raw(case: &Case, seq: u64, plaintext: &[u8]) -> Vec<u8> {
     let cfg = case.config(Direction::Outbound);
     let suite = cfg.suite;
-    let crypto = SaCrypto::new(suite, &cfg.encryption_key, &cfg.integrity_key, backends()[0]).unwrap();
+    let crypto = SaCrypto::new(suite, &cfg.encryption_key, &cfg.integrity_key, backends(suite)[0]).unwrap();
     let esp_len = 8 + suite.iv_len() + plaintext.len() + suite.icv_len();
     let mut esp = vec![0u8; esp_len];
     esp[0..4].copy_from_slice(&cfg.spi.to_be_bytes());
@@ -256,12 +256,12 @@ fn unknown_spi_and_wrong_keys() {
     // An SA with another SPI does not take it.
     let mut cfg = case.config(Direction::Inbound);
     cfg.spi = 0x2000;
-    let mut other = InboundSa::new(&cfg, backends()[0]).unwrap();
+    let mut other = InboundSa::new(&cfg, backends(case.suite)[0]).unwrap();
     assert_eq!(decapsulate(&mut other, &wire), Err(DropReason::UnknownSpi));
     // The same SPI with other keys: integrity fails, nothing moves.
     let mut cfg = case.config(Direction::Inbound);
     cfg.encryption_key[0] ^= 1;
-    let mut wrong = InboundSa::new(&cfg, backends()[0]).unwrap();
+    let mut wrong = InboundSa::new(&cfg, backends(case.suite)[0]).unwrap();
     assert_eq!(decapsulate(&mut wrong, &wire), Err(DropReason::AuthFailed));
     assert_eq!(state(&wrong), (0, 0, 0));
 }
@@ -269,7 +269,7 @@ fn unknown_spi_and_wrong_keys() {
 #[test]
 fn old_and_duplicate_packets() {
     let case = tunnel_case(gcm128(), false, false);
-    let mut rx = InboundSa::new(&case.config(Direction::Inbound), backends()[0]).unwrap();
+    let mut rx = InboundSa::new(&case.config(Direction::Inbound), backends(case.suite)[0]).unwrap();
     let inner = inner_packet(&case, 10, 1);
     decapsulate(&mut rx, &encapsulate(&case, 5000, &inner)).unwrap();
     let before = state(&rx);

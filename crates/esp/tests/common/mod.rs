@@ -119,8 +119,9 @@ pub fn all_cases() -> Vec<Case> {
     out
 }
 
-pub fn backends() -> Vec<Backend> {
-    Backend::available()
+/// Every available backend that implements `suite` (the multi-buffer one does AES-GCM only).
+pub fn backends(suite: Suite) -> Vec<Backend> {
+    Backend::for_suite(suite)
 }
 
 /// An IPv4 UDP datagram with `payload_len` bytes of payload (UDP checksum filled).
