@@ -10,6 +10,7 @@ APT_PACKAGES=(
   strongswan-charon strongswan-swanctl charon-systemd strongswan-pki
   libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins
   libipsec-mb-dev
+  systemd
 )
 PIP_PACKAGES=(scapy==2.8.0 cryptography==48.0.0)
 

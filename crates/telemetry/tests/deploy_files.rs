@@ -150,7 +150,7 @@ fn words(u: &BTreeMap<String, Vec<String>>, key: &str) -> BTreeSet<String> {
 #[test]
 fn units_keep_their_sandbox() {
     let set = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
-    let dataplane_caps = set(&["CAP_BPF", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK"]);
+    let dataplane_caps = set(&["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK"]);
     let ike_caps = set(&["CAP_NET_BIND_SERVICE"]);
     let both: BTreeSet<String> = dataplane_caps.union(&ike_caps).cloned().collect();
     for (name, caps, cmd) in [
