@@ -19,7 +19,7 @@ use crate::buf::PacketBuf;
 use crate::config::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector};
 use crate::drop::DropReason;
 use crate::replay::ReplayWindow;
-use crate::sa::{SaCounters, SaError, check_config};
+use crate::sa::{SaCounters, SaError, check_config, exceeds, ipv6_upper_layer};
 
 /// What a packet from the WAN side is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub fn parse_outer(packet: &[u8], encap_port: u16) -> Result<Received, DropReaso
             if upper.is_fragment() {
                 return Err(DropReason::Fragment);
             }
-            let nh_pos = last_next_header_pos(ip.packet()).unwrap_or(6);
+            let nh_pos = ipv6_upper_layer(ip.packet(), true).map_or(6, |u| u.next_header_pos);
             (upper.offset, nh_pos, upper.protocol, IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()), ip.total_len())
         }
         _ => return Err(DropReason::BadOuterHeader),
@@ -433,33 +433,9 @@ fn restore_transport_header(data: &mut [u8], loc: &EspLocation, next_header: u8)
     Ok(())
 }
 
-/// Offset of the next-header byte that names the upper layer of an IPv6 packet.
-fn last_next_header_pos(packet: &[u8]) -> Option<usize> {
-    let mut protocol = *packet.get(6)?;
-    let mut pos = 6;
-    let mut offset = ipv6::HEADER_LEN;
-    for _ in 0..ipv6::DEFAULT_EXTENSION_LIMIT {
-        let len = match protocol {
-            ip_protocol::HOPOPT | ip_protocol::IPV6_ROUTE | ip_protocol::IPV6_OPTS => {
-                (usize::from(*packet.get(offset + 1)?) + 1) * 8
-            }
-            ip_protocol::IPV6_FRAG => ipv6::FRAGMENT_HEADER_LEN,
-            _ => return Some(pos),
-        };
-        pos = offset;
-        protocol = *packet.get(offset)?;
-        offset += len;
-    }
-    None
-}
-
 fn wire_drop(e: rampart_wire::Error) -> DropReason {
     match e {
         rampart_wire::Error::Truncated => DropReason::Truncated,
         _ => DropReason::BadOuterHeader,
     }
-}
-
-fn exceeds(value: u64, limit: u64) -> bool {
-    limit != 0 && value >= limit
 }

@@ -19,7 +19,7 @@ use rampart_wire::{EspTrailer, Ipv4Packet, Ipv6Packet, UdpChecksum, UdpRepr, esp
 use crate::buf::PacketBuf;
 use crate::config::{Direction, Lifetimes, Mode, SaConfig, UdpEncap};
 use crate::drop::DropReason;
-use crate::sa::{SaCounters, SaError, check_config, ipv6_insertion_point};
+use crate::sa::{SaCounters, SaError, check_config, exceeds, ipv6_upper_layer};
 
 /// Fraction of the sequence space after which a rekey is asked for: 7/8 of it, so that even at
 /// tens of millions of packets per second the IKE daemon has a minute to rekey a 32-bit SA.
@@ -416,7 +416,7 @@ impl InnerInfo {
                     dont_frag: false,
                 };
                 if mode == Mode::Transport {
-                    let point = ipv6_insertion_point(ip.packet()).ok_or(DropReason::BadInnerPacket)?;
+                    let point = ipv6_upper_layer(ip.packet(), false).ok_or(DropReason::BadInnerPacket)?;
                     info.next_header = point.protocol;
                     info.transport_header_len = point.offset;
                     info.next_header_pos = point.next_header_pos;
@@ -440,8 +440,4 @@ fn emit_trailer(trailer: &EspTrailer, out: &mut [u8]) {
     }
     out[pad] = trailer.pad_len;
     out[pad + 1] = trailer.next_header;
-}
-
-fn exceeds(value: u64, limit: u64) -> bool {
-    limit != 0 && value >= limit
 }

@@ -15,6 +15,11 @@
 //! the window. A number is recorded by exactly one successful compare-and-swap, so no number is
 //! ever accepted twice, whatever the interleaving. The highest number seen moves with
 //! `fetch_max`. Nothing is allocated after [`ReplayWindow::new`].
+//!
+//! Block numbers are compared modulo 2^32 (as within 2^31 blocks of each other): a word left
+//! untouched while the window moves on by 2^36 sequence numbers could be taken for a newer
+//! block and its numbers dropped as too old (never accepted). A sender counts up by one
+//! (RFC 4303 section 3.3.3), which touches every word once per window length.
 
 use crate::drop::DropReason;
 use crate::sync::{AtomicU64, Ordering};

@@ -96,10 +96,13 @@ pub(crate) struct Ipv6InsertionPoint {
     pub next_header_pos: usize,
 }
 
-/// Walks the extension headers of a whole IPv6 packet; `None` when the chain is malformed,
-/// longer than 8 headers, or the packet is a fragment (transport mode protects datagrams).
-pub(crate) fn ipv6_insertion_point(packet: &[u8]) -> Option<Ipv6InsertionPoint> {
+/// Walks the extension headers of a whole IPv6 packet to its upper layer; `None` when the
+/// chain is malformed or longer than 8 headers, and, unless `allow_fragment_header`, when it
+/// holds a Fragment header (transport mode protects whole datagrams; on the inbound side the
+/// caller has already refused real fragments, so only atomic ones remain).
+pub(crate) fn ipv6_upper_layer(packet: &[u8], allow_fragment_header: bool) -> Option<Ipv6InsertionPoint> {
     const FIXED: usize = 40;
+    const FRAGMENT_HEADER: usize = 8;
     let mut protocol = *packet.get(6)?;
     let mut next_header_pos = 6;
     let mut offset = FIXED;
@@ -108,6 +111,7 @@ pub(crate) fn ipv6_insertion_point(packet: &[u8]) -> Option<Ipv6InsertionPoint> 
             ip_protocol::HOPOPT | ip_protocol::IPV6_ROUTE | ip_protocol::IPV6_OPTS => {
                 (usize::from(*packet.get(offset + 1)?) + 1) * 8
             }
+            ip_protocol::IPV6_FRAG if allow_fragment_header => FRAGMENT_HEADER,
             ip_protocol::IPV6_FRAG => return None,
             _ => return Some(Ipv6InsertionPoint { offset, protocol, next_header_pos }),
         };
@@ -119,4 +123,9 @@ pub(crate) fn ipv6_insertion_point(packet: &[u8]) -> Option<Ipv6InsertionPoint> 
         offset += len;
     }
     None
+}
+
+/// Whether a counter reached a limit (0: no limit).
+pub(crate) fn exceeds(value: u64, limit: u64) -> bool {
+    limit != 0 && value >= limit
 }
