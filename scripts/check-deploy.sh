@@ -42,7 +42,10 @@ if dpkg-query -W -f='${Status}' rampart 2> /dev/null | grep -q "install ok insta
   fail "a rampart package is already installed on this machine; not touching it"
 fi
 
+USER_EXISTED=0
+getent passwd rampart > /dev/null && USER_EXISTED=1
 WORK=$(mktemp -d /tmp/rampart-check-deploy.XXXXXX)
+chmod 755 "$WORK" # the rampart user reads the test configurations in it
 NETNS=()
 INSTALLED=0
 cleanup() {
@@ -50,6 +53,10 @@ cleanup() {
   for ns in "${NETNS[@]}"; do ip netns del "$ns" 2> /dev/null; done
   if [ "$INSTALLED" = 1 ]; then
     dpkg --purge rampart > /dev/null 2>&1
+  fi
+  # The package keeps its user on purge (Debian practice); this machine did not have one.
+  if [ "$USER_EXISTED" = 0 ] && getent passwd rampart > /dev/null; then
+    deluser --quiet --system rampart > /dev/null 2>&1
   fi
   rm -rf "$WORK" /dev/shm/rampart-check-deploy-*
 }
@@ -157,7 +164,7 @@ as_unprivileged() { # caps(comma list or empty) memlock_limit cmd...
   shift 2
   local set="-all"
   [ -n "$caps" ] && set="-all,$(echo "$caps" | sed 's/\([^,]*\)/+\1/g')"
-  prlimit --memlock="$memlock" setpriv --reuid=rampart --regid=rampart --clear-groups \
+  exec prlimit --memlock="$memlock" setpriv --reuid=rampart --regid=rampart --clear-groups \
     --inh-caps="$set" --ambient-caps="$set" --bounding-set="$set" "$@"
 }
 without() { echo "$1" | tr ',' '\n' | grep -vx "$2" | paste -sd, -; }
@@ -178,6 +185,7 @@ dataplane_starts() { # caps memlock -> 0 if it came up
   chown rampart:rampart "$db"
   printf 'database = "%s"\ncores = [0]\nxdp_mode = "native"\nring_size = 512\n[lan]\nname = "lan0"\n[wan]\nname = "wan0"\n' "$db" > "$cfg"
   chmod 644 "$cfg"
+  : > "$out"
   ip netns exec "$ns" bash -c "$(declare -f as_unprivileged); as_unprivileged '$1' '$2' /usr/bin/rampart dataplane --config '$cfg'" > "$out" 2>&1 &
   pid=$!
   for _ in $(seq 1 50); do
@@ -265,11 +273,17 @@ for c in ${IKE_CAPS//,/ }; do
   log "  without cap_$c: refused, as expected"
 done
 
+if pgrep -u rampart > /dev/null; then
+  pgrep -a -u rampart >&2
+  fail "processes of the rampart user still run after the checks"
+fi
+
 # ---- 7. Remove --------------------------------------------------------------------------------------
 dpkg --purge rampart > "$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log"; fail "dpkg --purge"; }
 INSTALLED=0
 [ ! -e /usr/bin/rampart ] || fail "/usr/bin/rampart left after purge"
 [ ! -e /lib/systemd/system/rampart.service ] || fail "units left after purge"
-! getent passwd rampart > /dev/null || fail "rampart user left after purge"
+[ ! -e /etc/default/rampart ] || fail "conffile left after purge"
+[ ! -e /etc/rampart ] || fail "/etc/rampart left after purge (it was empty)"
 log "package removed"
 log "ok"
