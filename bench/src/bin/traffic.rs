@@ -24,7 +24,7 @@ use rampart_bench::traffic::{fwd, generator, sink};
 const USAGE: &str = "\
 usage: traffic [run] [--quick] [--seconds S] [--steps N] [--loss FRACTION] [--arms A,B,..]
                      [--sizes 64,imix,1400] [--ipv6] [--esp-plain] [--rampart-bin PATH]
-                     [--report FILE] [--perf DIR]
+                     [--report FILE] [--perf DIR] [--latency-rate PPS]
        traffic gen --iface IF --src-mac MAC --dst-mac MAC --src IP --dst IP --size N|imix
                    [--rate PPS] [--seconds S] [--run ID] [--burst N]
        traffic sink --iface IF --addr IP [--addr IP].. --run ID [--generic] [--max-seconds S]
@@ -239,6 +239,7 @@ fn cmd_run(mut a: Args) {
         rampart_bin: None,
         report: None,
         perf_dir: None,
+        latency_rate: 10_000.0,
     };
     let mut quick = false;
     let (mut seconds, mut steps) = (None, None);
@@ -259,6 +260,7 @@ fn cmd_run(mut a: Args) {
             "--rampart-bin" => opts.rampart_bin = Some(PathBuf::from(a.value(&f))),
             "--report" => opts.report = Some(PathBuf::from(a.value(&f))),
             "--perf" => opts.perf_dir = Some(PathBuf::from(a.value(&f))),
+            "--latency-rate" => opts.latency_rate = a.parse(&f),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;

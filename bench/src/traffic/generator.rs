@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rampart_nic::{Desc, Umem, UmemConfig, XskConfig, XskSocket};
+use rampart_nic::{Desc, Umem, UmemConfig, XskConfig};
 
 use super::now_ns;
 use super::packet::{Endpoints, Size, Template, template};
@@ -90,7 +90,7 @@ pub fn run(cfg: &GenConfig, stop: &Arc<AtomicBool>) -> Result<GenReport, String>
     let mut umem =
         Umem::new(UmemConfig { frame_size: 2048, frame_count: FRAMES, headroom: 0 }).map_err(|e| e.to_string())?;
     let xc = XskConfig { rx_size: 64, tx_size: RING, fill_size: 64, comp_size: RING, ..Default::default() };
-    let mut sock = XskSocket::bind(&umem, ifindex, 0, &xc).map_err(|e| format!("AF_XDP on {}: {e}", cfg.iface))?;
+    let mut sock = super::bind_retrying(&umem, ifindex, &xc).map_err(|e| format!("AF_XDP on {}: {e}", cfg.iface))?;
     let rx_offset = u64::from(umem.rx_offset());
     let burst = cfg.burst.clamp(1, 256);
     let mut descs = vec![Desc::default(); burst];

@@ -27,3 +27,22 @@ pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
+
+/// Binds an AF_XDP socket to queue 0, retrying for up to two seconds while the kernel answers
+/// `EBUSY`: the previous trial's socket on the same queue is released by deferred kernel work,
+/// which a loaded machine may run late.
+pub fn bind_retrying(
+    umem: &rampart_nic::Umem,
+    ifindex: u32,
+    config: &rampart_nic::XskConfig,
+) -> rampart_nic::Result<rampart_nic::XskSocket> {
+    let deadline = now_ns() + 2_000_000_000;
+    loop {
+        match rampart_nic::XskSocket::bind(umem, ifindex, 0, config) {
+            Err(e) if e.raw_os_error() == Some(16) && now_ns() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}

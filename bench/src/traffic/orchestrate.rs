@@ -96,6 +96,8 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// Record a `perf` profile of each arm's gateways during one flat-out trial (into this dir).
     pub perf_dir: Option<PathBuf>,
+    /// The common rate of the latency trial every arm gets (packets per second).
+    pub latency_rate: f64,
 }
 
 /// One measured trial.
@@ -161,6 +163,8 @@ pub struct Cell {
     pub best: Option<Trial>,
     /// True when even flat out the loss stayed within the limit (the generator was the limit).
     pub generator_bound: bool,
+    /// The trial at [`Options::latency_rate`].
+    pub fixed: Option<Trial>,
     /// Or why the arm could not be measured.
     pub error: Option<String>,
 }
@@ -458,7 +462,10 @@ fn wait_ready(p: &mut Proc, stdout: ChildStdout, what: &str, stop: &AtomicBool) 
     }
 }
 
-fn rampart_bin(opts: &Options, repo: &Path) -> Res<PathBuf> {
+/// The `rampart` binary: `--rampart-bin`, or the one of this build's profile and target dir,
+/// brought up to date with cargo first. If that build fails (the checkout is shared and may be
+/// mid-edit) and an older binary exists, it is used with a warning naming its age.
+fn rampart_bin(opts: &Options, repo: &Path, stop: &AtomicBool) -> Res<PathBuf> {
     if let Some(p) = &opts.rampart_bin {
         return Ok(p.clone());
     }
@@ -466,7 +473,6 @@ fn rampart_bin(opts: &Options, repo: &Path) -> Res<PathBuf> {
     let dir = exe.parent().ok_or("no directory of the running binary")?;
     let bin = dir.join("rampart");
     let profile_release = dir.file_name().is_some_and(|n| n == "release");
-    // Build (or bring up to date) the `rampart` binary of the same profile and target dir.
     let target = dir.parent().ok_or("no target directory")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -475,9 +481,34 @@ fn rampart_bin(opts: &Options, repo: &Path) -> Res<PathBuf> {
         cmd.arg("--release");
     }
     eprintln!("traffic: building the rampart binary ({})", if profile_release { "release" } else { "debug" });
-    let out = cmd.output().map_err(|e| format!("cargo build -p rampart: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("cargo build -p rampart failed: {}", String::from_utf8_lossy(&out.stderr)));
+    let log = std::env::temp_dir().join(format!("rampart-traffic-{}-build.log", std::process::id()));
+    let _log_guard = Files(vec![log.clone()]);
+    let logf = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+    let child = cmd.stdout(Stdio::null()).stderr(logf).spawn().map_err(|e| format!("cargo build -p rampart: {e}"))?;
+    let mut p = Proc { child, what: "cargo build".into() };
+    let status = loop {
+        if let Ok(Some(st)) = p.child.try_wait() {
+            break st;
+        }
+        interrupted(stop)?;
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if !status.success() {
+        let why = std::fs::read_to_string(&log).unwrap_or_default();
+        let first: Vec<&str> = why.lines().take(6).collect();
+        if !bin.exists() {
+            return Err(format!("cargo build -p rampart failed: {}", first.join(" / ")));
+        }
+        let age = std::fs::metadata(&bin)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .map_or("unknown".into(), |d| format!("{} min", d.as_secs() / 60));
+        eprintln!(
+            "traffic: WARNING: cargo build -p rampart failed ({}); using the existing {} built {age} ago",
+            first.first().copied().unwrap_or(""),
+            bin.display()
+        );
     }
     if !bin.exists() {
         return Err(format!("{} missing after the build", bin.display()));
@@ -530,7 +561,7 @@ fn start_gateways(arm: Arm, t: &Topo, opts: &Options, repo: &Path, scratch: &Pat
             }
         }
         Arm::Rampart(bits) => {
-            let bin = rampart_bin(opts, repo)?;
+            let bin = opts.rampart_bin.clone().ok_or("no rampart binary")?;
             let key_len = if bits == 128 { 20 } else { 36 };
             let dbs: Vec<PathBuf> = ["a", "b"]
                 .iter()
@@ -758,51 +789,131 @@ fn trial(
     })
 }
 
-/// Flat out first, then a search for the highest rate whose loss stays within the limit.
-fn measure(t: &Topo, g: &Gateways, size: Size, v6: bool, opts: &Options, stop: &AtomicBool) -> Res<Cell> {
-    let arm = g.arm;
-    // Warm-up: neighbour tables, caches, the SA's first packets; also proves the path works.
-    let w = trial(t, g, size, v6, Some(20_000.0), 0.3, stop)?;
-    if w.sink.received < w.generator.sent / 2 {
-        return Err(format!(
-            "warm-up: {} of {} packets arrived (checksum failures {}, other runs {})",
-            w.sink.received, w.generator.sent, w.sink.bad_checksum, w.sink.other_run
-        ));
+/// The rate search of one arm: start a little under what flat out delivered (overload often
+/// delivers less than the lossless rate: receive livelock), go up by half until a trial fails,
+/// then bisect until the bracket is within 5 %.
+#[derive(Clone, Copy, Debug)]
+struct Search {
+    lo: Option<f64>,
+    hi: Option<f64>,
+    rate: f64,
+    done: bool,
+}
+
+impl Search {
+    fn new(flat: &Trial) -> Search {
+        Search { lo: None, hi: None, rate: (flat.pps() * 0.9).max(1000.0), done: false }
     }
-    let flat = trial(t, g, size, v6, None, opts.seconds, stop)?;
-    let mut cell = Cell { arm, size, v6, flat: flat.clone(), best: None, generator_bound: false, error: None };
-    progress(arm, size, v6, &flat);
-    if flat.loss() <= opts.loss {
-        cell.generator_bound = true;
-        cell.best = Some(flat);
-        return Ok(cell);
-    }
-    // Search: start a little under what flat out delivered (overload often delivers less than
-    // the lossless rate: receive livelock), go up by half until a trial fails, then bisect.
-    let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
-    let mut rate = (flat.pps() * 0.9).max(1000.0);
-    for _ in 0..opts.steps {
-        let tr = trial(t, g, size, v6, Some(rate), opts.seconds, stop)?;
-        progress(arm, size, v6, &tr);
+
+    /// Takes the trial at `self.rate`; returns whether it passed.
+    fn update(&mut self, tr: &Trial, loss_limit: f64) -> bool {
         // A pass needs the generator to have kept up with the rate asked for.
-        let kept_up = tr.offered_pps() >= 0.97 * rate;
-        if tr.loss() <= opts.loss && kept_up {
-            lo = Some(lo.map_or(rate, |l: f64| l.max(rate)));
-            if cell.best.as_ref().is_none_or(|b| tr.pps() > b.pps()) {
-                cell.best = Some(tr);
-            }
+        let pass = tr.loss() <= loss_limit && tr.offered_pps() >= 0.97 * self.rate;
+        if pass {
+            self.lo = Some(self.lo.map_or(self.rate, |l| l.max(self.rate)));
         } else {
-            hi = Some(hi.map_or(rate, |h: f64| h.min(rate)));
+            self.hi = Some(self.hi.map_or(self.rate, |h| h.min(self.rate)));
         }
-        rate = match (lo, hi) {
-            (Some(l), None) => l * 1.5,
-            (None, Some(h)) => (h * 0.6).max(100.0),
-            (Some(l), Some(h)) if h - l <= 0.05 * h => break,
-            (Some(l), Some(h)) => (l + h) / 2.0,
-            (None, None) => break,
-        };
+        match (self.lo, self.hi) {
+            (Some(l), None) => self.rate = l * 1.5,
+            (None, Some(h)) => self.rate = (h * 0.6).max(100.0),
+            (Some(l), Some(h)) if h - l <= 0.05 * h => self.done = true,
+            (Some(l), Some(h)) => self.rate = (l + h) / 2.0,
+            (None, None) => self.done = true,
+        }
+        pass
     }
-    Ok(cell)
+}
+
+/// Measures every ready arm at one size and family, in lockstep: each round gives every arm its
+/// next trial (warm-up, flat out, the common-rate latency trial, then one search step each), so
+/// that the arms compared in a ratio share the same minutes of a machine whose background load
+/// changes.
+fn measure_size(setups: &[ArmSetup], size: Size, v6: bool, opts: &Options, stop: &AtomicBool) -> Vec<Cell> {
+    let mut cells: Vec<Cell> = setups
+        .iter()
+        .map(|s| match (&s.topo, &s.gws) {
+            (Some(_), Some(_)) => Cell {
+                arm: s.arm,
+                size,
+                v6,
+                flat: Trial::default(),
+                best: None,
+                generator_bound: false,
+                fixed: None,
+                error: None,
+            },
+            _ => error_cell(s.arm, size, v6, s.error.clone().unwrap_or_default()),
+        })
+        .collect();
+    let mut searches: Vec<Option<Search>> = vec![None; setups.len()];
+    // Rounds: 0 warm-up, 1 flat out, 2 latency at the common rate, 3.. search steps.
+    for round in 0..3 + opts.steps {
+        for (i, s) in setups.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return cells;
+            }
+            let (Some(t), Some(g)) = (&s.topo, &s.gws) else { continue };
+            let cell = &mut cells[i];
+            if cell.error.is_some() {
+                continue;
+            }
+            let rate = match round {
+                0 => Some(20_000.0),
+                1 => None,
+                2 => Some(opts.latency_rate),
+                _ => match &searches[i] {
+                    Some(sr) if !sr.done => Some(sr.rate),
+                    _ => continue,
+                },
+            };
+            let seconds = if round == 0 { 0.3 } else { opts.seconds };
+            let tr = match trial(t, g, size, v6, rate, seconds, stop) {
+                Ok(tr) => tr,
+                Err(e) => {
+                    eprintln!("traffic: {} at {} failed: {e}\n{}", s.arm.name(), size.label(), g.diagnostics());
+                    cell.error = Some(e);
+                    continue;
+                }
+            };
+            match round {
+                0 => {
+                    if tr.sink.received < tr.generator.sent / 2 {
+                        let e = format!(
+                            "warm-up: {} of {} packets arrived (checksum failures {}, other runs {})",
+                            tr.sink.received, tr.generator.sent, tr.sink.bad_checksum, tr.sink.other_run
+                        );
+                        eprintln!("traffic: {} at {}: {e}\n{}", s.arm.name(), size.label(), g.diagnostics());
+                        cell.error = Some(e);
+                    }
+                }
+                1 => {
+                    progress(s.arm, size, v6, &tr);
+                    if tr.loss() <= opts.loss {
+                        cell.generator_bound = true;
+                        cell.best = Some(tr.clone());
+                    } else {
+                        searches[i] = Some(Search::new(&tr));
+                    }
+                    cell.flat = tr;
+                }
+                2 => {
+                    progress(s.arm, size, v6, &tr);
+                    cell.fixed = Some(tr);
+                }
+                _ => {
+                    progress(s.arm, size, v6, &tr);
+                    if let Some(sr) = searches[i].as_mut()
+                        && sr.update(&tr, opts.loss)
+                        && cell.best.as_ref().is_none_or(|b| tr.pps() > b.pps())
+                    {
+                        cell.best = Some(tr);
+                    }
+                }
+            }
+        }
+    }
+    cells
 }
 
 fn progress(arm: Arm, size: Size, v6: bool, tr: &Trial) {
@@ -901,31 +1012,15 @@ fn setup_arm(arm: Arm, opts: &Options, repo: &Path, stop: &AtomicBool, index: us
 }
 
 fn error_cell(arm: Arm, size: Size, v6: bool, e: String) -> Cell {
-    Cell { arm, size, v6, flat: Trial::default(), best: None, generator_bound: false, error: Some(e) }
+    Cell { arm, size, v6, flat: Trial::default(), best: None, generator_bound: false, fixed: None, error: Some(e) }
 }
 
-/// Measures every arm at every size, interleaved: all of one size (arm after arm) before the
-/// next size, so that the arms compared in a ratio were measured minutes, not a whole run, apart.
+/// Measures every arm at every size (sizes one after the other, arms in lockstep within one).
 fn measure_all(setups: &[ArmSetup], opts: &Options, stop: &AtomicBool) -> Vec<Cell> {
     let mut cells = Vec::new();
     for &size in &opts.sizes {
         for v6 in families(opts) {
-            for s in setups {
-                if stop.load(Ordering::Relaxed) {
-                    return cells;
-                }
-                let (Some(topo), Some(gws)) = (&s.topo, &s.gws) else {
-                    cells.push(error_cell(s.arm, size, v6, s.error.clone().unwrap_or_default()));
-                    continue;
-                };
-                match measure(topo, gws, size, v6, opts, stop) {
-                    Ok(c) => cells.push(c),
-                    Err(e) => {
-                        eprintln!("traffic: {} at {} failed: {e}\n{}", s.arm.name(), size.label(), gws.diagnostics());
-                        cells.push(error_cell(s.arm, size, v6, e));
-                    }
-                }
-            }
+            cells.extend(measure_size(setups, size, v6, opts, stop));
         }
     }
     if let Some(dir) = &opts.perf_dir {
@@ -964,7 +1059,6 @@ pub fn render(cells: &[Cell], opts: &Options, header: &str) -> String {
         "ip",
         "flat-out sent kpps",
         "flat-out rcvd kpps",
-        "flat loss %",
         "tput kpps",
         "tput Gbit/s",
         "loss %",
@@ -974,29 +1068,46 @@ pub fn render(cells: &[Cell], opts: &Options, header: &str) -> String {
         "p99.9 us",
         "max us",
         "reord",
-        "gwA cpu%",
-        "gwB cpu%",
+        "cpu% gwA",
+        "gwB",
+        "softirq",
     ]);
+    let mut lat = crate::Table::new(&[
+        "arm",
+        "size",
+        "ip",
+        "rate kpps",
+        "loss %",
+        "p50 us",
+        "p90 us",
+        "p99 us",
+        "p99.9 us",
+        "max us",
+        "reord",
+    ]);
+    let mut errors = Vec::new();
     let mut last_size = None;
     for c in cells {
         if last_size.is_some() && last_size != Some((c.size, c.v6)) {
             table.gap();
+            lat.gap();
         }
         last_size = Some((c.size, c.v6));
         let fam = if c.v6 { "v6" } else { "v4" }.to_string();
         if let Some(e) = &c.error {
-            let short: String = e.lines().next().unwrap_or("").chars().take(60).collect();
-            table.row(vec![c.arm.name(), c.size.label(), fam, format!("error: {short}")]);
+            let first = e.lines().next().unwrap_or("");
+            errors.push(format!("{} at {} {fam}: {first}", c.arm.name(), c.size.label()));
+            table.row(vec![c.arm.name(), c.size.label(), fam.clone(), "error (below)".into()]);
+            lat.row(vec![c.arm.name(), c.size.label(), fam, "error".into()]);
             continue;
         }
         let f = &c.flat;
         let mut row = vec![
             c.arm.name(),
             c.size.label(),
-            fam,
+            fam.clone(),
             format!("{:.1}", f.offered_pps() / 1000.0),
             format!("{:.1}", f.pps() / 1000.0),
-            format!("{:.2}", f.loss() * 100.0),
         ];
         match &c.best {
             Some(b) => {
@@ -1014,19 +1125,42 @@ pub fn render(cells: &[Cell], opts: &Options, header: &str) -> String {
                     b.sink.reordered.to_string(),
                     format!("{:.0}", b.cpu_ga),
                     format!("{:.0}", b.cpu_gb),
+                    format!("{:.0}", b.cpu_softirq),
                 ]);
             }
             None => row.push(format!("no rate with loss <= {}%", opts.loss * 100.0)),
         }
         table.row(row);
+        if let Some(x) = &c.fixed {
+            let l = &x.sink.latency;
+            lat.row(vec![
+                c.arm.name(),
+                c.size.label(),
+                fam,
+                format!("{:.1}", x.offered_pps() / 1000.0),
+                format!("{:.3}", x.loss() * 100.0),
+                us(l.p50),
+                us(l.p90),
+                us(l.p99),
+                us(l.p999),
+                us(l.max),
+                x.sink.reordered.to_string(),
+            ]);
+        }
     }
     out.push_str(&table.render());
     let _ = writeln!(
         out,
-        "tput = highest rate tried whose loss stayed <= {}% (latency, reordering and CPU from that trial); \
-         '>=' = even flat out within the loss limit (the generator was the limit).",
+        "tput = highest rate tried whose loss stayed <= {}% (its latency, reordering and CPU); '>=' = even flat \
+         out within the loss limit (the generator was the limit). cpu% = percent of one core: gateway processes \
+         (0 for kernel forwarding, which runs in softirq) and the machine's softirq time.",
         opts.loss * 100.0
     );
+    for e in &errors {
+        let _ = writeln!(out, "error: {e}");
+    }
+    let _ = writeln!(out, "\nOne-way latency at a common rate of {:.0} packets/s:", opts.latency_rate);
+    out.push_str(&lat.render());
 
     // Ratios.
     let _ = writeln!(out, "\nRatios of throughput (packets/s at the loss limit; flat-out received in brackets):");
@@ -1084,6 +1218,14 @@ pub fn run(opts: &Options) -> Res<Vec<Cell>> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let repo = repo.canonicalize().map_err(|e| format!("repository root: {e}"))?;
     let started = std::time::SystemTime::now();
+    let mut opts = opts.clone();
+    if opts.arms.iter().any(|a| matches!(a, Arm::Rampart(_))) {
+        match rampart_bin(&opts, &repo, &stop) {
+            Ok(b) => opts.rampart_bin = Some(b),
+            Err(e) => eprintln!("traffic: {e}"),
+        }
+    }
+    let opts = &opts;
     let mut setups = Vec::new();
     for (i, &arm) in opts.arms.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hdrhistogram::Histogram;
 use rampart_nic::{
     AttachMode, AttachOptions, Desc, IpPrefix, LoadOptions, Role, SteeringProgram, Umem, UmemConfig, XskConfig,
-    XskSocket,
 };
 
 use super::now_ns;
@@ -207,7 +206,7 @@ pub fn run(cfg: &SinkConfig, stop: &Arc<AtomicBool>, ready: impl FnOnce()) -> Re
     let mut umem =
         Umem::new(UmemConfig { frame_size: 2048, frame_count: FRAMES, headroom: 0 }).map_err(|e| e.to_string())?;
     let xc = XskConfig { rx_size: RING, tx_size: 64, fill_size: RING, comp_size: 64, ..Default::default() };
-    let mut sock = XskSocket::bind(&umem, ifindex, 0, &xc).map_err(|e| format!("AF_XDP on {}: {e}", cfg.iface))?;
+    let mut sock = super::bind_retrying(&umem, ifindex, &xc).map_err(|e| format!("AF_XDP on {}: {e}", cfg.iface))?;
     sock.refill(&mut umem, RING);
     prog.register_socket(0, &sock).map_err(|e| e.to_string())?;
     ready();
