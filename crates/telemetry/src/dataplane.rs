@@ -222,6 +222,15 @@ impl WorkerCounters {
         }
     }
 
+    /// `(short name, value)` of every counter, then `drop_<reason>` of every drop reason: the
+    /// names of the data plane's JSON stats file, which [`WorkerCounters::from_named`] reads.
+    pub fn named(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        WorkerCounter::ALL
+            .iter()
+            .map(|c| (c.short_name().to_owned(), self.get(*c)))
+            .chain(DropReason::ALL.iter().map(|r| (format!("drop_{}", r.name()), self.drops(*r))))
+    }
+
     /// Builds counters from `(short name, value)` pairs, as the data plane's stats output
     /// names them (`lan_rx_packets`, ..., `drop_<reason>`). Returns the names it did not know.
     pub fn from_named<S: AsRef<str>>(pairs: impl IntoIterator<Item = (S, u64)>) -> (WorkerCounters, Vec<String>) {
@@ -468,6 +477,9 @@ mod tests {
         assert_eq!(unknown, vec!["bogus".to_owned()]);
         assert_eq!(v.get(WorkerCounter::LanRxPackets), 1);
         assert_eq!(v.drops(DropReason::NoRoute), 100 + DropReason::NoRoute as u64);
+        let (again, unknown) = WorkerCounters::from_named(v.named());
+        assert!(unknown.is_empty());
+        assert_eq!(again, v);
     }
 
     #[test]

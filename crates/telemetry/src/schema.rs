@@ -196,6 +196,20 @@ metrics! {
         "rampart_ike_messages_total", "IKE datagrams received (rx) and sent (tx), retransmissions included.";
     IKE_RETRANSMITS: counter["exchange"] =
         "rampart_ike_retransmits_total", "Requests sent again because no answer came.";
+    IKE_SA_EVENTS: counter["event"] =
+        "rampart_ike_sa_events_total", "IKE SAs established, down, down for a dead peer, failed to come up, rekeyed.";
+    IKE_CHILD_SA_EVENTS: counter["event"] =
+        "rampart_ike_child_sa_events_total", "CHILD_SAs installed, rekeyed, deleted, failed; rekeys and deletes forced by usage limits.";
+    IKE_DROPPED_DATAGRAMS: counter["reason"] =
+        "rampart_ike_dropped_datagrams_total", "Datagrams the daemon dropped (runts, ESP on the IKE socket) or could not send.";
+    IKE_NAT_KEEPALIVES: counter[] =
+        "rampart_ike_nat_keepalives_received_total", "NAT keepalives received on port 4500.";
+    IKE_ACQUIRES: counter[] =
+        "rampart_ike_acquires_total", "Negotiations started by acquire events of trap policies.";
+    IKE_CONTROL_REQUESTS: counter[] =
+        "rampart_ike_control_requests_total", "Requests served on the control socket.";
+    IKE_CONFIG_RELOADS: counter["result"] =
+        "rampart_ike_config_reloads_total", "Configuration reloads applied or refused (the running configuration stays).";
     IKE_EXCHANGE_SECONDS: latency["exchange"] =
         "rampart_ike_exchange_seconds", "Time from our request to the answer that completed the exchange.";
     IKE_CRYPTO_JOB_SECONDS: latency["job"] =
