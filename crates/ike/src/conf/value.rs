@@ -220,8 +220,12 @@ impl Doc<'_> {
     /// A duration as swanctl.conf writes it: seconds as a number, or a number with `s`, `m`,
     /// `h` or `d`.
     pub fn duration(&self, key: &str, v: &Value<'_>) -> Result<Duration, ConfError> {
-        let bad =
-            || self.err(&v.span(), format!("'{key}' must be a duration such as 30, \"30s\", \"5m\", \"1h\" or \"1d\""));
+        let bad = || {
+            self.err(
+                &v.span(),
+                format!("'{key}' must be a duration such as 30, \"30s\", \"250ms\", \"5m\", \"1h\" or \"1d\""),
+            )
+        };
         match v.get_ref() {
             DeValue::Integer(_) => {
                 let n = self.integer(key, v)?;
@@ -233,9 +237,13 @@ impl Doc<'_> {
     }
 }
 
-/// `30`, `30s`, `5m`, `1h`, `1d` (fractions allowed: `1.5h`).
+/// `30`, `30s`, `5m`, `1h`, `1d`, `250ms` (fractions allowed: `1.5h`).
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
+    if let Some(ms) = s.strip_suffix("ms") {
+        let n: f64 = ms.trim().parse().ok()?;
+        return (0.0..1e15).contains(&n).then(|| Duration::from_secs_f64(n / 1000.0));
+    }
     let (num, unit) = match s.char_indices().last()? {
         (i, c @ ('s' | 'm' | 'h' | 'd')) => (&s[..i], c),
         _ => (s, 's'),

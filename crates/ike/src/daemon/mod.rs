@@ -487,9 +487,10 @@ impl Daemon {
                     }
                     _ => {}
                 }
-                match &entry {
-                    Some(e) => info!(%ike, connection = %e.conn, ?reason, "IKE SA down"),
-                    None => info!(%ike, ?reason, "IKE SA failed"),
+                match (&entry, &reason) {
+                    (_, DownReason::Rekeyed) => debug!(%ike, "IKE SA replaced by its rekey"),
+                    (Some(e), _) => info!(%ike, connection = %e.conn, ?reason, "IKE SA down"),
+                    (None, _) => info!(%ike, ?reason, "IKE SA failed"),
                 }
                 let Some(entry) = entry else { return };
                 let which = match reason {
