@@ -19,6 +19,8 @@ cargo build -q --locked -p rampart --bin rampart
 export RAMPART_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/rampart"
 step "cargo test"
 cargo test --workspace --all-targets --locked
+step "deployment: Debian package, systemd units, capabilities (scripts/check-deploy.sh)"
+RAMPART_DEB_PROFILE=dev scripts/check-deploy.sh
 step "loom model checks (lock-free replay window)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -q --locked -p rampart-esp --release --test loom
 echo
