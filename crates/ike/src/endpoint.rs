@@ -495,7 +495,12 @@ impl Endpoint {
         let local = SocketAddr::new(*l, conn.local_port);
         let remote = SocketAddr::new(*r, conn.remote_port);
         let id = self.ids.ike();
-        let sa = IkeSa::new(id, Arc::clone(&conn), true, local, remote, now);
+        let mut sa = IkeSa::new(id, Arc::clone(&conn), true, local, remote, now);
+        // INITIAL_CONTACT only when no other IKE SA with this peer exists (it would go).
+        sa.initial_contact = !self
+            .sas
+            .values()
+            .any(|s| s.remote.ip() == remote.ip() && s.conn.remote.id == conn.remote.id && s.state != IkeState::Dead);
         self.sas.insert(id, sa);
         let mut ok = true;
         self.with_sa(now, id, |sa, cx| match ike_init::Initiator::new(sa, cx, child) {

@@ -329,6 +329,8 @@ pub struct IkeSa {
     pub peer_rekey: Option<PeerRekey>,
     /// The IKE SA that replaced this one.
     pub successor: Option<IkeSaId>,
+    /// Whether our IKE_AUTH request says INITIAL_CONTACT (no other IKE SA with this peer).
+    pub initial_contact: bool,
     /// An initiator waiting for the shared secret of IKE_SA_INIT ([`crate::offload::DhJob`]):
     /// the rest of the exchange, resumed by [`crate::Endpoint::dh_done`].
     pub suspended: Option<Box<tasks::ike_init::InitResume>>,
@@ -376,6 +378,7 @@ impl IkeSa {
             half_open_until: None,
             peer_rekey: None,
             successor: None,
+            initial_contact: true,
             suspended: None,
         }
     }

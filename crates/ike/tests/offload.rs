@@ -368,3 +368,38 @@ fn timers_of_many_ike_sas_fire_in_order() {
     assert_eq!(rekeys, expected);
     assert_eq!(eb.ike_sas().len(), 20);
 }
+
+#[test]
+fn a_second_ike_sa_to_the_same_peer_does_not_claim_initial_contact() {
+    // Two connections of A to B with the same identities: the second IKE_AUTH must not say
+    // INITIAL_CONTACT, or B would drop the first IKE SA.
+    let mut a2 = conn_a();
+    a2.name = "gw2".into();
+    a2.children[0].name = "net2".into();
+    let mut p = Pair::new(conn_a(), conn_b());
+    p.a.add_connection(a2);
+    p.establish();
+    p.a.initiate(p.now, "gw2", None).expect("initiate gw2");
+    p.drive();
+    let auths: Vec<bool> = p
+        .log
+        .iter()
+        .filter(|(s, _)| *s == Side::A)
+        .filter_map(|(_, t)| Message::parse(&t.bytes).ok())
+        .filter(|m| m.header.exchange == ExchangeType::IkeAuth)
+        .map(|m| m.encrypted.is_some())
+        .collect();
+    assert_eq!(auths.len(), 2);
+    assert_eq!(p.a.ike_sas().len(), 2);
+    assert_eq!(p.b.ike_sas().len(), 2, "B kept both IKE SAs");
+    assert!(!p.b_events.iter().any(|e| matches!(e, Event::IkeSaDown { .. })));
+    // After A loses everything, its first IKE SA claims INITIAL_CONTACT again.
+    p.a = Endpoint::new(EndpointConfig::default(), Box::new(SeededRandom::new(99)));
+    p.a.add_connection(conn_a());
+    p.clear_events();
+    p.establish();
+    assert_eq!(
+        p.b_events.iter().filter(|e| matches!(e, Event::IkeSaDown { reason: DownReason::Replaced, .. })).count(),
+        2
+    );
+}

@@ -36,7 +36,7 @@ impl Initiator {
         Initiator { child, spi_in: None }
     }
 
-    /// The request: IDi, [IDr], AUTH, INITIAL_CONTACT, and the CHILD_SA payloads.
+    /// The request: IDi, [IDr], AUTH, [INITIAL_CONTACT], and the CHILD_SA payloads.
     pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
         let keys = sa.keys.as_ref()?;
         let id = local_id(sa);
@@ -49,7 +49,12 @@ impl Initiator {
             p.push(Payload::IdR(r.clone()));
         }
         p.push(Payload::Auth { method: auth.method(), data });
-        p.push(Payload::notify(NotifyType::INITIAL_CONTACT, vec![]));
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.4
+        //# The INITIAL_CONTACT notification asserts that this IKE SA is the only IKE SA currently
+        //# active between the authenticated identities.
+        if sa.initial_contact {
+            p.push(Payload::notify(NotifyType::INITIAL_CONTACT, vec![]));
+        }
         if let Some(cfg) = &self.child {
             let spi = cx.ids.child_spi(cx.rng);
             self.spi_in = Some(spi);

@@ -1,0 +1,203 @@
+//! `rampart ike` against itself in network namespaces, as root: the two databases hold the two
+//! ends of each ESP SA; rekeys, deletes from the responder; reload (unchanged connections keep
+//! their SAs, removed ones go, added ones come up); trap policies and acquire events; byte
+//! limits and ESP activity read from the usage area the data plane writes (simulated here
+//! through `rampart_sadb::Reader`, the data plane's own interface).
+
+mod ike_support;
+
+use std::time::Duration;
+
+use ike_support::*;
+use rampart_esp::Direction;
+use rampart_sadb::{Event, Flow, PolicyAction};
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Each outbound SA of one side is the inbound SA of the other: same SPI, same key.
+fn ends_match(a: &Rampart, b: &Rampart) -> bool {
+    let (sa, sb) = (a.db_sas(), b.db_sas());
+    !sa.is_empty()
+        && sa.len() == sb.len()
+        && sa.iter().all(|x| {
+            sb.iter().any(|y| y.spi == x.spi && y.key == x.key && y.direction != x.direction && y.local == x.remote)
+        })
+}
+
+fn pair(topo: &Topo, a_conn: &str, b_conn: &str) -> (Rampart, Rampart) {
+    let b = Rampart::start(topo, Side::B, &(Rampart::daemon_section(topo, Side::B, "") + b_conn));
+    let a = Rampart::start(topo, Side::A, &(Rampart::daemon_section(topo, Side::A, "") + a_conn));
+    (a, b)
+}
+
+#[test]
+fn two_daemons_rekey_delete_and_reload() {
+    if !can_run("two_daemons_rekey_delete_and_reload", false) {
+        return;
+    }
+    let topo = Topo::new("rr");
+    let a_conn = Rampart::gw_connection(
+        Side::A,
+        "rekey_time = \"7s\"\nover_time = \"3s\"",
+        "start_action = \"start\"\nrekey_time = \"3s\"\nlife_time = \"6s\"\nrand_time = \"1s\"",
+    );
+    let (mut a, b) = pair(&topo, &a_conn, &Rampart::gw_connection(Side::B, "", ""));
+    assert!(wait_until(secs(10), || a.up() == 1 && b.up() == 1), "{}", a.log());
+    assert!(wait_until(secs(3), || ends_match(&a, &b)));
+    let sa = &a.list()[0];
+    assert_eq!(sa["nat_local"], false, "no NAT between two Rampart gateways");
+    assert!(a.db_sas().iter().all(|s| !s.encap));
+    // Rekeys on A's schedule; the ends keep matching after each.
+    assert!(wait_until(secs(15), || a.stat("child_sa_rekeys") >= 2 && a.stat("ike_sa_rekeys") >= 1), "{}", a.log());
+    assert!(wait_until(secs(5), || a.db_sas().len() == 2 && ends_match(&a, &b)));
+    assert_eq!(b.stat("child_sa_rekeys"), a.stat("child_sa_rekeys"), "B installed each rekey as responder");
+    assert_eq!(b.db_policies().len(), 1);
+
+    // Reload A with long lifetimes and a second connection: gw changed (its SAs are replaced),
+    // gw2 added and started.
+    let gw2 = Rampart::gw_connection(Side::A, "", "start_action = \"start\"")
+        .replace("[connections.gw]", "[connections.gw2]")
+        .replace("[connections.gw.children.net]", "[connections.gw2.children.net2]")
+        .replace("remote_ts = \"198.18.2.0/24\"", "remote_ts = \"198.18.2.0/25\"")
+        .replace("[secrets.ike-gw]", "[secrets.ike-gw2]");
+    let calm = Rampart::gw_connection(Side::A, "", "start_action = \"start\"");
+    let cfg = Rampart::daemon_section(&topo, Side::A, "") + &calm + &gw2;
+    std::fs::write(&a.config, &cfg).unwrap();
+    let (ok, out) = a.ctl_cli(&["reload"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("added      gw2") && out.contains("changed    gw"), "{out}");
+    assert!(wait_until(secs(10), || a.up() == 2 && b.up() == 2), "{}", a.log());
+    assert!(wait_until(secs(5), || a.db_sas().len() == 4 && ends_match(&a, &b)));
+    let gw_spis: Vec<u32> = a.db_sas().iter().map(|s| s.spi).collect();
+    // Unchanged on the next reload (formatting only): nothing moves.
+    std::fs::write(&a.config, cfg.replace("start_action = \"start\"", "start_action   =   \"start\"")).unwrap();
+    let r = a.ctl(rampart_ike::daemon::control::Request::Reload);
+    assert_eq!(r["unchanged"], serde_json::json!(["gw", "gw2"]), "{r}");
+    std::thread::sleep(secs(1));
+    let mut now: Vec<u32> = a.db_sas().iter().map(|s| s.spi).collect();
+    let mut before = gw_spis.clone();
+    now.sort_unstable();
+    before.sort_unstable();
+    assert_eq!(now, before, "unchanged connections keep their SAs");
+    // A bad file is refused with its line; the running configuration stays.
+    std::fs::write(&a.config, cfg.replace("remote_ts = \"198.18.2.0/25\"", "remote_ts = \"198.18.2.0/99\"")).unwrap();
+    let (ok, out) = a.ctl_cli(&["reload"]);
+    assert!(!ok && out.contains("rampart-a.toml:") && out.contains("remote_ts"), "{out}");
+    assert_eq!(a.up(), 2);
+    // gw2 removed: its SAs go on both sides, gw stays.
+    std::fs::write(&a.config, Rampart::daemon_section(&topo, Side::A, "") + &calm).unwrap();
+    let r = a.ctl(rampart_ike::daemon::control::Request::Reload);
+    assert_eq!(r["removed"], serde_json::json!(["gw2"]), "{r}");
+    assert!(wait_until(secs(5), || a.up() == 1 && b.up() == 1 && a.db_sas().len() == 2 && b.db_sas().len() == 2));
+    assert!(ends_match(&a, &b));
+    assert_eq!(a.stat("config_reload_errors"), 1);
+
+    // The responder deletes: both databases empty.
+    let (ok, out) = b.ctl_cli(&["terminate", "gw"]);
+    assert!(ok, "{out}");
+    assert!(wait_until(secs(5), || a.db_sas().is_empty() && b.db_sas().is_empty()));
+    assert!(a.db_policies().is_empty() && b.db_policies().is_empty());
+    assert!(a.alive());
+    a.stop();
+}
+
+#[test]
+fn trap_policy_and_acquire() {
+    if !can_run("trap_policy_and_acquire", false) {
+        return;
+    }
+    let topo = Topo::new("tr");
+    let (a, b) = pair(
+        &topo,
+        &Rampart::gw_connection(Side::A, "", "start_action = \"trap\""),
+        &Rampart::gw_connection(Side::B, "", ""),
+    );
+    // The trap policy is there, with no SA; nothing negotiated yet.
+    let snap = a.reader().snapshot();
+    let traps: Vec<_> = snap.policies().collect();
+    assert_eq!(traps.len(), 1);
+    assert!(traps[0].sa.is_none());
+    assert!(matches!(traps[0].policy.action, PolicyAction::Protect(_)));
+    std::thread::sleep(secs(1));
+    assert!(a.list().is_empty());
+    // The data plane reports traffic hitting it.
+    let flow =
+        Flow { src: "198.18.1.10".parse().unwrap(), dst: "198.18.2.10".parse().unwrap(), proto: 1, sport: 8, dport: 0 };
+    a.reader().push_event(&Event::Acquire { policy: traps[0].id, flow }).unwrap();
+    assert!(wait_until(secs(10), || a.up() == 1 && b.up() == 1), "{}", a.log());
+    assert!(wait_until(secs(3), || ends_match(&a, &b)));
+    assert_eq!(a.stat("acquires_handled"), 1);
+    // Trap policy (unbound) plus the CHILD_SA's policy (bound, and preferred).
+    let snap = a.reader().snapshot();
+    let mut ps: Vec<_> = snap.policies().collect();
+    ps.sort_by_key(|p| p.policy.priority);
+    assert_eq!(ps.len(), 2);
+    assert!(ps[0].sa.is_some() && ps[1].sa.is_none(), "{ps:?}");
+    // More acquires while it is up start nothing new.
+    a.reader().push_event(&Event::Acquire { policy: traps[0].id, flow }).unwrap();
+    std::thread::sleep(secs(2));
+    assert_eq!(a.list().len(), 1);
+    // The peer deletes: the CHILD_SA's policy goes, the trap stays for the next packet.
+    let (ok, out) = b.ctl_cli(&["terminate", "gw"]);
+    assert!(ok, "{out}");
+    assert!(wait_until(secs(5), || a.db_sas().is_empty()));
+    let snap = a.reader().snapshot();
+    let ps: Vec<_> = snap.policies().collect();
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].id, traps[0].id, "the same trap policy");
+}
+
+#[test]
+fn usage_counters_drive_byte_rekeys_and_liveness() {
+    if !can_run("usage_counters_drive_byte_rekeys_and_liveness", false) {
+        return;
+    }
+    let topo = Topo::new("us");
+    let (a, mut b) = pair(
+        &topo,
+        &Rampart::gw_connection(
+            Side::A,
+            "dpd_delay = \"2s\"\ndpd_timeout = \"3s\"",
+            "start_action = \"start\"\nrekey_bytes = 100000\nlife_bytes = 200000",
+        ),
+        &Rampart::gw_connection(Side::B, "", ""),
+    );
+    assert!(wait_until(secs(10), || a.up() == 1 && b.up() == 1), "{}", a.log());
+    let inbound = |a: &Rampart| {
+        a.reader().snapshot().sas().find(|m| m.direction == Direction::Inbound).map(|m| m.id).expect("inbound SA")
+    };
+    // Under the soft limit: nothing. Over it: one rekey, not one per report.
+    let first = inbound(&a);
+    a.reader().account(first, 50_000, 50, unix_now());
+    std::thread::sleep(secs(2));
+    assert_eq!(a.stat("child_sa_rekeys"), 0);
+    a.reader().account(first, 60_000, 60, unix_now());
+    a.reader().account(first, 10_000, 10, unix_now());
+    assert!(wait_until(secs(5), || a.stat("child_sa_rekeys") == 1), "{}", a.log());
+    std::thread::sleep(secs(2));
+    assert_eq!(a.stat("child_sa_rekeys"), 1);
+    assert_eq!(a.stat("usage_rekeys"), 1);
+    assert!(wait_until(secs(5), || a.db_sas().len() == 2 && ends_match(&a, &b)));
+    // The new CHILD_SA starts from zero and the peer answers liveness checks.
+    std::thread::sleep(secs(3));
+    assert_eq!(a.stat("ike_sas_peer_dead"), 0);
+    // The peer's IKE daemon dies, but ESP keeps arriving (the data plane counts it): no
+    // liveness check goes out, the tunnel stays.
+    b.kill9();
+    let sa = inbound(&a);
+    for _ in 0..16 {
+        a.reader().account(sa, 100, 1, unix_now());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(a.up(), 1, "ESP activity kept the IKE SA: {}", a.log());
+    assert_eq!(a.stat("ike_sas_peer_dead"), 0);
+    // ESP stops too: the check goes unanswered, the SA goes.
+    assert!(wait_until(secs(12), || a.stat("ike_sas_peer_dead") == 1), "{}", a.log());
+    assert!(a.db_sas().is_empty());
+}
