@@ -24,7 +24,7 @@ use rampart_bench::traffic::{fwd, generator, sink};
 const USAGE: &str = "\
 usage: traffic [run] [--quick] [--seconds S] [--steps N] [--loss FRACTION] [--arms A,B,..]
                      [--sizes 64,imix,1400] [--ipv6] [--esp-plain] [--rampart-bin PATH]
-                     [--report FILE] [--perf DIR] [--latency-rate PPS]
+                     [--report FILE] [--perf DIR] [--latency-rate PPS] [--repeat N]
        traffic gen --iface IF --src-mac MAC --dst-mac MAC --src IP --dst IP --size N|imix
                    [--rate PPS] [--seconds S] [--run ID] [--burst N]
        traffic sink --iface IF --addr IP [--addr IP].. --run ID [--generic] [--max-seconds S]
@@ -240,9 +240,10 @@ fn cmd_run(mut a: Args) {
         report: None,
         perf_dir: None,
         latency_rate: 10_000.0,
+        repeat: 2,
     };
     let mut quick = false;
-    let (mut seconds, mut steps) = (None, None);
+    let (mut seconds, mut steps, mut repeat) = (None, None, None);
     while let Some(f) = a.next() {
         match f.as_str() {
             "--quick" => quick = true,
@@ -261,6 +262,7 @@ fn cmd_run(mut a: Args) {
             "--report" => opts.report = Some(PathBuf::from(a.value(&f))),
             "--perf" => opts.perf_dir = Some(PathBuf::from(a.value(&f))),
             "--latency-rate" => opts.latency_rate = a.parse(&f),
+            "--repeat" => repeat = Some(a.parse::<u32>(&f)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return;
@@ -271,7 +273,9 @@ fn cmd_run(mut a: Args) {
     if quick {
         opts.seconds = 1.0;
         opts.steps = 4;
+        opts.repeat = 1;
     }
+    opts.repeat = repeat.unwrap_or(opts.repeat).max(1);
     opts.seconds = seconds.unwrap_or(opts.seconds);
     opts.steps = steps.unwrap_or(opts.steps);
     require_root();
