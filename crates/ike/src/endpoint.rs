@@ -145,6 +145,7 @@ pub struct Endpoint {
     rng: Box<dyn RandomSource>,
     shares: Box<dyn KeyShareSource>,
     connections: Arc<Vec<Arc<ConnectionConfig>>>,
+    conn_by_name: HashMap<String, Arc<ConnectionConfig>>,
     sas: BTreeMap<IkeSaId, IkeSa>,
     by_spi: HashMap<u64, IkeSaId>,
     init_index: HashMap<(SocketAddr, u64), IkeSaId>,
@@ -179,6 +180,7 @@ impl Endpoint {
             rng,
             shares: Box::new(InlineShares),
             connections: Arc::new(Vec::new()),
+            conn_by_name: HashMap::new(),
             sas: BTreeMap::new(),
             by_spi: HashMap::new(),
             init_index: HashMap::new(),
@@ -212,7 +214,9 @@ impl Endpoint {
 
     /// Adds a connection (responder and initiator side).
     pub fn add_connection(&mut self, conn: ConnectionConfig) {
-        Arc::make_mut(&mut self.connections).push(Arc::new(conn));
+        let conn = Arc::new(conn);
+        self.conn_by_name.insert(conn.name.clone(), Arc::clone(&conn));
+        Arc::make_mut(&mut self.connections).push(conn);
     }
 
     /// Removes a connection: no new IKE SA uses it. IKE SAs made from it keep their copy until
@@ -222,6 +226,7 @@ impl Endpoint {
         let list = Arc::make_mut(&mut self.connections);
         let before = list.len();
         list.retain(|c| c.name != name);
+        self.conn_by_name.remove(name);
         list.len() != before
     }
 
@@ -464,11 +469,7 @@ impl Endpoint {
     }
 
     fn connection(&self, name: &str) -> Result<Arc<ConnectionConfig>, EndpointError> {
-        self.connections
-            .iter()
-            .find(|c| c.name == name)
-            .cloned()
-            .ok_or_else(|| EndpointError::UnknownConnection(name.to_string()))
+        self.conn_by_name.get(name).cloned().ok_or_else(|| EndpointError::UnknownConnection(name.to_string()))
     }
 
     fn child_cfg(conn: &ConnectionConfig, child: Option<&str>) -> Result<Option<ChildConfig>, EndpointError> {

@@ -79,15 +79,16 @@ impl KeyShareSource for PooledShares {
 }
 
 impl DhPool {
-    /// Starts `workers` threads. Finished jobs go to `done`, each followed by a wake-up of the
-    /// event loop. `precompute` shares are kept ready for each of `groups` (0: none).
+    /// Starts `workers` threads. Finished jobs come out of the returned receiver, each followed
+    /// by a wake-up of the event loop. `precompute` shares are kept ready for each of `groups`
+    /// (0: none).
     pub fn start(
         workers: usize,
         precompute: usize,
         groups: &[DhGroup],
-        done: Sender<DhDone>,
         waker: Arc<Waker>,
-    ) -> std::io::Result<(DhPool, PooledShares)> {
+    ) -> std::io::Result<(DhPool, PooledShares, Receiver<DhDone>)> {
+        let (done, done_rx) = crossbeam_channel::unbounded();
         let (work_tx, work_rx) = crossbeam_channel::unbounded::<Work>();
         let stats = Arc::new(PoolStats::default());
         let mut supply = HashMap::new();
@@ -112,7 +113,7 @@ impl DhPool {
             threads.push(t);
         }
         let shares = PooledShares { supply, work: work_tx.clone(), stats: stats.clone() };
-        Ok((DhPool { work: work_tx, threads, stats }, shares))
+        Ok((DhPool { work: work_tx, threads, stats }, shares, done_rx))
     }
 
     /// Queues a job.

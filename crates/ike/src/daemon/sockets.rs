@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
 
 use rustix::event::epoll;
 
+use super::waker::Waker;
 use crate::event::Transmit;
 
 //= https://www.rfc-editor.org/rfc/rfc3948#section-2.2
@@ -145,6 +147,53 @@ impl SocketSet {
             &t.bytes
         };
         b.sock.send_to(bytes, t.to).map(|_| ()).map_err(|e| SendError::Kernel(e.kind()))
+    }
+}
+
+/// What woke a [`Poller`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ready {
+    /// The waker (another thread has something for the loop).
+    Waker,
+    /// Socket `i` of the [`SocketSet`] has datagrams.
+    Socket(usize),
+}
+
+/// One epoll instance over a waker and every socket of a set.
+pub struct Poller {
+    ep: OwnedFd,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller").finish_non_exhaustive()
+    }
+}
+
+impl Poller {
+    /// Watches `waker` and every socket of `sockets`.
+    pub fn new(sockets: &SocketSet, waker: &Waker) -> io::Result<Poller> {
+        let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(&ep, waker.as_fd(), epoll::EventData::new_u64(0), epoll::EventFlags::IN)?;
+        sockets.register(&ep, 1)?;
+        Ok(Poller { ep })
+    }
+
+    /// Waits at most `timeout` for something to read; appends what is ready to `out`.
+    pub fn wait(&self, timeout: Duration, out: &mut Vec<Ready>) {
+        let ts =
+            rustix::event::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: i64::from(timeout.subsec_nanos()) };
+        // (epoll events hold a pointer-sized union and are not Send: a fresh buffer per wait.)
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        match epoll::wait(&self.ep, rustix::buffer::spare_capacity(&mut events), Some(&ts)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            // Nothing sensible to do but try again on the next turn.
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+        out.extend(events.iter().map(|e| match e.data.u64() {
+            0 => Ready::Waker,
+            t => Ready::Socket((t - 1) as usize),
+        }));
     }
 }
 
