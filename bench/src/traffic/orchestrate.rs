@@ -1,8 +1,10 @@
-//! The orchestration of the traffic benchmark: for each gateway kind ("arm") it builds the
-//! host A - gateway A - gateway B - host B topology (`scripts/topology.sh`), starts the gateways,
-//! runs the generator and the sink (this same binary, `gen` and `sink`, inside the host
-//! namespaces), searches the highest rate delivered with at most the allowed loss, tears
-//! everything down, and at the end prints one table and the ratios between the arms.
+//! The orchestration of the traffic benchmark: for each gateway kind ("arm") it builds its own
+//! copy of the host A - gateway A - gateway B - host B topology (`scripts/topology.sh`) and
+//! starts the gateways; then, size by size and with the arms in lockstep, it runs the generator
+//! and the sink (this same binary, `gen` and `sink`, inside the host namespaces): a warm-up, a
+//! flat-out trial, a latency trial at a common rate and a search for the highest rate delivered
+//! with at most the allowed loss; at the end it tears everything down and prints the tables and
+//! the ratios between the arms.
 //!
 //! Cleanup is by construction: every namespace, process and file lives in a guard whose `Drop`
 //! removes it (processes by their PID: every PID inside our own namespaces, then the namespaces;
@@ -968,6 +970,16 @@ fn progress(arm: Arm, size: Size, v6: bool, tr: &Trial) {
         ),
         None => String::new(),
     };
+    let k = &tr.sink;
+    let odd = if k.duplicates + k.reordered + k.bad_checksum + k.rx_ring_full + k.fill_empty > 0 {
+        format!(
+            "  sink: duplicates {} reordered {} bad checksum {} own ring full {} fill empty {}",
+            k.duplicates, k.reordered, k.bad_checksum, k.rx_ring_full, k.fill_empty
+        )
+    } else {
+        String::new()
+    };
+    let path = path + &odd;
     eprintln!(
         "  {:<15} {:>4} {} {:>9} offered {:>8.1} kpps delivered {:>8.1} kpps loss {:>6.2}% p50 {:>8.1} us  cpu gwA {:>3.0}% gwB {:>3.0}% gen {:>3.0}% sink {:>3.0}% machine {:>3.0}% (softirq {:>3.0}%){path}",
         arm.name(),

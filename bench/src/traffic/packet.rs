@@ -368,7 +368,14 @@ mod tests {
                 let t = template(&ep(v6), size, 0xdead_beef).unwrap();
                 assert_eq!(t.frame.len(), ETH_LEN + size);
                 let mut buf = vec![0u8; t.frame.len()];
-                for (seq, ts) in [(0u32, 0u64), (1, 1), (0xffff_ffff, u64::MAX), (12345, 987_654_321_012)] {
+                for (seq, ts) in [
+                    (0u32, 0u64),
+                    (1, 1),
+                    (0xffff_ffff, u64::MAX),
+                    (12345, 987_654_321_012),
+                    (0x1234_5678, 0x0123_4567_89ab_cdef),
+                    (65_536, 1 << 48),
+                ] {
                     t.stamp_into(&mut buf, seq, ts);
                     let stored = u16::from_be_bytes([buf[t.csum_at], buf[t.csum_at + 1]]);
                     assert_eq!(stored, reference_udp_checksum(&buf), "v6={v6} size={size} seq={seq}");
