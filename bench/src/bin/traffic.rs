@@ -187,7 +187,9 @@ fn cmd_fwd(mut a: Args) {
         core,
         stats_file,
     };
-    let stop = stop_flag(false);
+    // Like the sink, the forwarder also stops when its stdin closes: when the orchestrator that
+    // started it dies without cleaning up, the forwarder does not outlive it.
+    let stop = stop_flag(true);
     let ready = || {
         println!("ready");
     };
@@ -210,7 +212,11 @@ fn cmd_cleanup() {
             continue;
         }
         let pid = &digits[..digits.len() - 1];
-        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // Alive unless gone or a zombie (state after the command name).
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .unwrap_or(false);
+        if alive {
             eprintln!("traffic: {ns} belongs to running pid {pid}; left alone");
             continue;
         }
