@@ -70,8 +70,8 @@ macro_rules! worker_counters {
 use Export::{BurstBucket, Counter as Plain, Labelled};
 use schema::{
     WORKER_ACQUIRES, WORKER_BYPASS_PACKETS, WORKER_DROPS, WORKER_ESP_BYTES, WORKER_ESP_PACKETS, WORKER_FILL_STARVED,
-    WORKER_ICMP_ERRORS, WORKER_NEIGHBOUR_REQUESTS, WORKER_RING_EVENTS, WORKER_RX_BYTES, WORKER_RX_PACKETS,
-    WORKER_SEQ_BLOCKS, WORKER_TABLE_RELOADS, WORKER_TX_KICKS, WORKER_TX_PACKETS,
+    WORKER_FRAGMENTS, WORKER_ICMP_ERRORS, WORKER_NEIGHBOUR_REQUESTS, WORKER_RING_EVENTS, WORKER_RX_BYTES,
+    WORKER_RX_PACKETS, WORKER_SEQ_BLOCKS, WORKER_TABLE_RELOADS, WORKER_TX_KICKS, WORKER_TX_PACKETS,
 };
 
 worker_counters! {
@@ -103,6 +103,10 @@ worker_counters! {
     NotIp => "not_ip", Labelled(&WORKER_DROPS, "not_ip");
     /// WAN frames that were neither ESP nor keepalives.
     NotEsp => "not_esp", Labelled(&WORKER_DROPS, "not_esp");
+    /// Outer IPv4 fragments received on the WAN.
+    Fragments => "fragments_received", Labelled(&WORKER_FRAGMENTS, "received");
+    /// Datagrams reassembled from them.
+    Reassembled => "reassembled_packets", Labelled(&WORKER_FRAGMENTS, "reassembled");
     /// ICMP errors sent.
     IcmpSent => "icmp_sent", Labelled(&WORKER_ICMP_ERRORS, "sent");
     /// ICMP errors held back by the rate limit.

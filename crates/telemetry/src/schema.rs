@@ -170,6 +170,8 @@ metrics! {
         "rampart_worker_tx_kicks_total", "Tx wake-ups (sendto) made on the AF_XDP sockets.";
     WORKER_FILL_STARVED: counter["worker"] =
         "rampart_worker_fill_starved_total", "Fill-ring refills that found too few free frames.";
+    WORKER_FRAGMENTS: counter["worker", "outcome"] =
+        "rampart_worker_fragments_total", "Outer IPv4 fragments received on the WAN (received) and datagrams reassembled from them (reassembled).";
     WORKER_RING_EVENTS: counter["worker", "event"] =
         "rampart_worker_ring_events_total", "AF_XDP ring statistics from the kernel (XDP_STATISTICS), summed over the worker's sockets.";
     WORKER_BURST_FRAMES: histogram(BURST_BUCKETS)["worker"] =
