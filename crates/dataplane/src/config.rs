@@ -7,6 +7,7 @@
 //! crypto_backend = "auto"         # "auto" (fastest per suite) | "ring" | "rustcrypto" | "vaes"
 //! xdp_mode = "native"             # "native" | "generic"
 //! stats_file = "/run/rampart/dataplane.json"   # optional: counters as JSON, rewritten 4 times a second
+//! metrics_listen = "127.0.0.1:9184"   # /metrics, /stats, /stats.json (default); "off" for none
 //! # tuning (defaults): ring_size = 2048, frame_count = 4 x ring_size per queue pair,
 //! # idle = "poll" | "spin", poll_timeout_ms = 10, icmp_rate = 100, encap_port = 4500
 //!
@@ -24,7 +25,7 @@
 //! only reads and checks; it never touches the network.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use rampart_crypto::Backend;
@@ -105,6 +106,8 @@ pub struct Config {
     pub wan: InterfaceConfig,
     /// Where to write the counters as JSON (rewritten at each stats interval and at exit).
     pub stats_file: Option<PathBuf>,
+    /// Where the metrics endpoint listens (`None`: no endpoint).
+    pub metrics_listen: Option<SocketAddr>,
     /// Idle behaviour of the workers.
     pub idle: IdleMode,
     /// Longest sleep of an idle worker, in milliseconds.
@@ -168,6 +171,8 @@ struct RawConfig {
     #[serde(default)]
     stats_file: Option<PathBuf>,
     #[serde(default)]
+    metrics_listen: Option<String>,
+    #[serde(default)]
     idle: IdleMode,
     #[serde(default)]
     poll_timeout_ms: Option<u32>,
@@ -179,6 +184,20 @@ struct RawConfig {
     encap_port: Option<u16>,
     #[serde(default)]
     icmp_rate: Option<u32>,
+}
+
+/// Where the data plane's metrics endpoint listens unless told otherwise.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9184);
+
+/// A metrics listen address as the file and the command line write it: `IP:PORT`
+/// (`[v6]:PORT`), or `off` (also `none`, empty) for no endpoint.
+pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+    match s.trim() {
+        "" | "off" | "none" => Ok(None),
+        t => t.parse::<SocketAddr>().map(Some).map_err(|_| {
+            format!("metrics_listen {s:?}: expected IP:PORT (e.g. 127.0.0.1:9184, [::1]:9184) or \"off\"")
+        }),
+    }
 }
 
 impl Config {
@@ -307,6 +326,10 @@ impl Config {
                 ),
             ));
         }
+        let metrics_listen = match raw.metrics_listen.as_deref() {
+            None => Some(DEFAULT_METRICS_LISTEN),
+            Some(s) => parse_listen(s).map_err(|reason| err("metrics_listen", reason))?,
+        };
         let poll_timeout_ms = raw.poll_timeout_ms.unwrap_or(10);
         if !(1..=1000).contains(&poll_timeout_ms) {
             return Err(err("poll_timeout_ms", "must be 1..=1000".into()));
@@ -320,6 +343,7 @@ impl Config {
             lan,
             wan,
             stats_file: raw.stats_file,
+            metrics_listen,
             idle: raw.idle,
             poll_timeout_ms,
             frame_count,
@@ -404,5 +428,19 @@ local_addresses = ["192.0.2.1", "2001:db8::1"]
 
         let e = parse(&GOOD.replace("name = \"wan0\"", "name = \"lan0\"")).unwrap_err();
         assert!(e.reason.contains("same interface"), "{e}");
+
+        let e = parse(&format!("metrics_listen = \"localhost\"\n{GOOD}")).unwrap_err();
+        assert!(e.reason.contains("IP:PORT"), "{e}");
+        assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn metrics_listen_defaults_to_loopback_and_can_be_off() {
+        assert_eq!(parse(GOOD).unwrap().metrics_listen, Some(DEFAULT_METRICS_LISTEN));
+        assert_eq!(DEFAULT_METRICS_LISTEN.to_string(), rampart_telemetry::DEFAULT_ADDR);
+        let c = parse(&format!("metrics_listen = \"off\"\n{GOOD}")).unwrap();
+        assert_eq!(c.metrics_listen, None);
+        let c = parse(&format!("metrics_listen = \"[::1]:9300\"\n{GOOD}")).unwrap();
+        assert_eq!(c.metrics_listen, Some("[::1]:9300".parse().unwrap()));
     }
 }

@@ -10,6 +10,7 @@
 //! | control | the [`rampart_sadb::Snapshot`], the [`tables::TableBuilder`], the XDP programs' maps | the database | new [`tables::Tables`], LAN prefixes and WAN addresses in the XDP maps |
 //! | mirror | the rtnetlink sockets | the kernel's tables | new [`mirror::NetState`] |
 //! | main | the XDP programs (attach/detach), signals, the stats output | every [`stats::WorkerStats`] | the stats file |
+//! | `rampart-metrics` | the metrics endpoint's listener | every [`stats::WorkerStats`], at each scrape ([`Dataplane::metrics_source`]) | nothing |
 //!
 //! # Modules
 //!
@@ -52,6 +53,8 @@ use rampart_nic::{
     AttachMode, AttachOptions, LoadOptions, Role, SteeringProgram, Umem, UmemConfig, XskConfig, XskSocket,
 };
 use rampart_sadb::Reader;
+use rampart_telemetry::dataplane::{DataplaneSource, WorkerReading};
+use rampart_telemetry::{Metrics, MetricsServer, Source};
 
 pub use config::Config;
 
@@ -106,6 +109,15 @@ pub enum Error {
         worker: usize,
         /// Why.
         reason: String,
+    },
+    /// The metrics endpoint could not listen.
+    #[error("metrics endpoint {addr}: {source} (set metrics_listen, or \"off\")")]
+    Metrics {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -333,6 +345,20 @@ impl Dataplane {
         stats::Snapshot { workers: self.workers.iter().map(|(w, core, _, s)| (*w, *core, s.read())).collect() }
     }
 
+    /// What a metrics registry reads at each scrape: every worker's published counters
+    /// (`rampart_worker_*` families). It holds the workers' counter blocks, not the data plane:
+    /// after [`Dataplane::stop`] it keeps reporting the final values.
+    pub fn metrics_source(&self) -> Arc<dyn Source> {
+        let workers: Vec<(usize, usize, Arc<WorkerStats>)> =
+            self.workers.iter().map(|(w, core, _, s)| (*w, *core, s.clone())).collect();
+        Arc::new(DataplaneSource::new(move || {
+            workers
+                .iter()
+                .map(|(w, core, s)| WorkerReading { worker: *w, core: *core, counters: s.read() })
+                .collect::<Vec<_>>()
+        }))
+    }
+
     /// Stops the workers (their sockets close), the control thread and the mirror, and detaches
     /// the XDP programs. Returns the final counters.
     pub fn stop(mut self) -> stats::Snapshot {
@@ -457,26 +483,34 @@ fn control_loop(
 }
 
 /// Runs the data plane of `config` until SIGINT or SIGTERM: prints what it set up, the
-/// counters every `stats_interval` (if given) and at exit, and keeps `config.stats_file` up to
-/// date (once a second). This is what `rampart dataplane` does.
-pub fn run(config: &Config, stats_interval: Option<Duration>) -> Result<stats::Snapshot, Error> {
+/// counters every `stats_interval` (if given) and at exit, keeps `config.stats_file` up to
+/// date (4 times a second), and serves the workers' counters through `metrics` on
+/// `config.metrics_listen`. This is what `rampart dataplane` does.
+pub fn run(config: &Config, stats_interval: Option<Duration>, metrics: Arc<Metrics>) -> Result<stats::Snapshot, Error> {
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, term.clone())
             .map_err(|source| Error::Io { what: "signal handler", source })?;
     }
+    // Listen first: a taken port refuses the start before any XDP program is attached.
+    let server = match config.metrics_listen {
+        Some(addr) => {
+            Some(MetricsServer::start(addr, metrics.clone()).map_err(|source| Error::Metrics { addr, source })?)
+        }
+        None => None,
+    };
     let dp = Dataplane::start(config)?;
+    metrics.add_source(dp.metrics_source());
     for line in &dp.report {
         println!("rampart dataplane: {line}");
+    }
+    if let Some(s) = &server {
+        println!("rampart dataplane: metrics on http://{}/metrics", s.local_addr());
     }
     println!("rampart dataplane: running");
     let write_stats = |snap: &stats::Snapshot| {
         if let Some(path) = &config.stats_file {
-            let tmp = path.with_extension("tmp");
-            let body = serde_json::to_vec_pretty(&snap.to_json()).unwrap_or_default();
-            if std::fs::write(&tmp, body).is_ok() {
-                let _ = std::fs::rename(&tmp, path);
-            }
+            stats::write_file(path, snap);
         }
     };
     let mut last_print = Instant::now();

@@ -376,7 +376,8 @@ impl Worker {
     }
 
     fn read_kernel_stats(&mut self) {
-        let (mut dropped, mut full, mut empty, mut rx_inv, mut tx_inv, mut kicks, mut starved) = (0, 0, 0, 0, 0, 0, 0);
+        let (mut dropped, mut full, mut empty, mut rx_inv, mut tx_inv, mut tx_empty) = (0, 0, 0, 0, 0, 0);
+        let (mut kicks, mut starved) = (0, 0);
         for pair in &self.pairs {
             for s in [&pair.lan, &pair.wan] {
                 if let Ok(k) = s.statistics() {
@@ -385,6 +386,7 @@ impl Worker {
                     empty += k.rx_fill_ring_empty_descs;
                     rx_inv += k.rx_invalid_descs;
                     tx_inv += k.tx_invalid_descs;
+                    tx_empty += k.tx_ring_empty_descs;
                 }
                 kicks += s.counters().tx_kicks;
                 starved += s.counters().fill_starved;
@@ -396,6 +398,7 @@ impl Worker {
         v.set(Counter::KernelFillRingEmpty, empty);
         v.set(Counter::KernelRxInvalid, rx_inv);
         v.set(Counter::KernelTxInvalid, tx_inv);
+        v.set(Counter::KernelTxRingEmpty, tx_empty);
         v.set(Counter::TxKicks, kicks);
         v.set(Counter::FillStarved, starved);
     }

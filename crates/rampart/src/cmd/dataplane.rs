@@ -1,7 +1,7 @@
 //! `rampart dataplane`: runs the AF_XDP data plane of a configuration file until SIGINT or
 //! SIGTERM, then detaches the XDP programs, closes the sockets and prints the counters.
 //! Everything else (the file format, the workers) lives in `rampart-dataplane`; this module only
-//! reads the command line.
+//! reads the command line, sets up logging and the metrics registry.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::CmdError;
+use super::telemetry::{LogArgs, MetricsArgs, registry};
 
 /// `rampart dataplane`.
 #[derive(Args, Debug)]
@@ -22,11 +23,16 @@ pub struct DataplaneArgs {
     /// Check the configuration file and exit.
     #[arg(long)]
     check: bool,
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 /// Runs `rampart dataplane`.
 pub fn run(args: DataplaneArgs) -> Result<(), CmdError> {
-    let config = rampart_dataplane::Config::load(&args.config).map_err(|e| CmdError(e.to_string()))?;
+    let mut config = rampart_dataplane::Config::load(&args.config).map_err(|e| CmdError(e.to_string()))?;
+    config.metrics_listen = args.metrics.resolve(config.metrics_listen)?;
     if args.check {
         println!("{}: ok", args.config.display());
         return Ok(());
@@ -36,5 +42,6 @@ pub fn run(args: DataplaneArgs) -> Result<(), CmdError> {
         Some(s) => return Err(CmdError(format!("--stats-interval {s}: must be a positive number of seconds"))),
         None => None,
     };
-    rampart_dataplane::run(&config, interval).map(|_| ()).map_err(|e| CmdError(e.to_string()))
+    let _log = args.log.init(None, None)?;
+    rampart_dataplane::run(&config, interval, registry("dataplane")).map(|_| ()).map_err(|e| CmdError(e.to_string()))
 }

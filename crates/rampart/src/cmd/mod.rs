@@ -7,6 +7,7 @@ pub mod dataplane;
 pub mod ike;
 pub mod policy;
 pub mod sa;
+pub mod telemetry;
 mod xfrm;
 
 use std::fmt;
