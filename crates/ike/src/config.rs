@@ -204,6 +204,10 @@ pub struct EndpointConfig {
     pub keep_alive: Duration,
     /// Anti-replay window of installed inbound SAs.
     pub replay_window: u32,
+    /// How long the initiator of a CHILD_SA rekey keeps the old CHILD_SA before deleting it
+    /// (zero: at once). A data plane that loads new SAs asynchronously needs a moment before
+    /// the peer, told by the delete, starts sending on the new SA.
+    pub rekey_delete_delay: Duration,
     /// Hand the Diffie-Hellman shared-secret computation of IKE_SA_INIT out as
     /// [`crate::offload::DhJob`]s ([`crate::Endpoint::poll_dh_job`]) instead of computing it
     /// inside [`crate::Endpoint::handle`]. Off by default.
@@ -221,6 +225,7 @@ impl Default for EndpointConfig {
             half_open_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(20),
             replay_window: rampart_esp::DEFAULT_REPLAY_WINDOW,
+            rekey_delete_delay: Duration::ZERO,
             offload_dh: false,
         }
     }

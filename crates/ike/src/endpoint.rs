@@ -301,6 +301,18 @@ impl Endpoint {
         (self.sas.len(), self.half_open_total)
     }
 
+    /// How many IKE SAs are in each state (no snapshots: cheap enough for every metrics tick).
+    pub fn count_by_state(&self) -> Vec<(IkeState, usize)> {
+        let mut out: Vec<(IkeState, usize)> = Vec::new();
+        for sa in self.sas.values() {
+            match out.iter_mut().find(|(s, _)| *s == sa.state) {
+                Some((_, n)) => *n += 1,
+                None => out.push((sa.state, 1)),
+            }
+        }
+        out
+    }
+
     /// Runs `f` on one IKE SA with a context, then files what it produced.
     fn with_sa(&mut self, now: Instant, id: IkeSaId, f: impl FnOnce(&mut IkeSa, &mut Ctx<'_>)) {
         let Some(mut sa) = self.sas.remove(&id) else { return };

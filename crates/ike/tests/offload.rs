@@ -403,3 +403,26 @@ fn a_second_ike_sa_to_the_same_peer_does_not_claim_initial_contact() {
         2
     );
 }
+
+#[test]
+fn the_old_child_of_a_rekey_goes_after_the_delete_delay() {
+    let ca = EndpointConfig { rekey_delete_delay: Duration::from_millis(800), ..EndpointConfig::default() };
+    let mut p = Pair::with_config(conn_a(), conn_b(), ca, EndpointConfig::default());
+    let id = p.establish();
+    let old = Pair::only_sa(&p.a).children[0].id;
+    p.clear_events();
+    p.a.rekey_child(p.now, id, old).expect("rekey");
+    p.drive();
+    // Rekeyed and switched at once, the old child still there on both sides.
+    assert!(p.a_events.iter().any(|e| matches!(e, Event::RekeyedChildSa { outbound: Some(_), .. })));
+    assert!(!p.a_events.iter().any(|e| matches!(e, Event::DeleteChildSa { .. })));
+    assert_eq!(Pair::only_sa(&p.a).children.len(), 2);
+    assert_eq!(Pair::only_sa(&p.b).children.len(), 2);
+    p.run_for(Duration::from_millis(700));
+    assert_eq!(Pair::only_sa(&p.b).children.len(), 2, "not yet");
+    p.run_for(Duration::from_millis(200));
+    assert!(p.a_events.iter().any(|e| matches!(e, Event::DeleteChildSa { child, .. } if *child == old)));
+    assert!(p.b_events.iter().any(|e| matches!(e, Event::SwitchOutbound { .. })));
+    assert_eq!(Pair::only_sa(&p.a).children.len(), 1);
+    assert_eq!(Pair::only_sa(&p.b).children.len(), 1);
+}

@@ -101,6 +101,9 @@ pub struct DaemonConfig {
     /// `stale_grace`: how long SAs found in the database without IKE state (a restart) keep
     /// receiving after a new CHILD_SA of the same tunnel took over (5 s).
     pub stale_grace: Duration,
+    /// `rekey_switch_delay`: after a CHILD_SA rekey we initiated, how long outbound traffic
+    /// stays on the old SA while the peer's data plane loads the new one (100 ms).
+    pub rekey_switch_delay: Duration,
     /// The endpoint settings (`retransmit_*`, `cookie_threshold`, `block_threshold`,
     /// `half_open_timeout`, `keep_alive`, `replay_window`).
     pub endpoint: EndpointConfig,
@@ -120,7 +123,12 @@ impl Default for DaemonConfig {
             dh_precompute: 64,
             usage_interval: Duration::from_secs(1),
             stale_grace: Duration::from_secs(5),
-            endpoint: EndpointConfig { offload_dh: true, ..EndpointConfig::default() },
+            rekey_switch_delay: Duration::from_millis(100),
+            endpoint: EndpointConfig {
+                offload_dh: true,
+                rekey_delete_delay: Duration::from_millis(500),
+                ..EndpointConfig::default()
+            },
         }
     }
 }
@@ -321,6 +329,8 @@ fn read_daemon(
             "offload_dh",
             "usage_interval",
             "stale_grace",
+            "rekey_switch_delay",
+            "rekey_delete_delay",
             "retransmit_timeout",
             "retransmit_base",
             "retransmit_tries",
@@ -376,6 +386,8 @@ fn read_daemon(
                 }
             }
             "stale_grace" => d.stale_grace = doc.duration(key, v)?,
+            "rekey_switch_delay" => d.rekey_switch_delay = doc.duration(key, v)?,
+            "rekey_delete_delay" => e.rekey_delete_delay = doc.duration(key, v)?,
             "retransmit_timeout" => e.retransmit_timeout = doc.duration(key, v)?,
             "retransmit_base" => {
                 let b = match v.get_ref() {

@@ -39,6 +39,10 @@ const CHILD_PRIORITY: u32 = 10_000;
 const TRAP_PRIORITY: u32 = 20_000;
 /// Largest number of prefixes one selector range may split into.
 const MAX_PREFIXES: usize = 64;
+/// How long a removed CHILD_SA's inbound SA keeps accepting packets the peer sent before it
+/// processed the delete (strongSwan's `delete_rekeyed_delay` idea): make-before-break in the
+/// receive direction.
+pub const INBOUND_GRACE: Duration = Duration::from_secs(2);
 
 /// The tunnel id written into SA records and policy templates: stable across restarts for one
 /// configured child (a hash of connection and child names), never 0.
@@ -223,6 +227,10 @@ pub struct Database {
     policies: HashMap<Policy, PolicyEntry>,
     by_policy_id: HashMap<PolicyId, Policy>,
     stale: HashMap<SaId, StaleSa>,
+    /// Inbound SAs of removed CHILD_SAs, deleted at the instant given.
+    retiring: Vec<(Instant, SaId, u32)>,
+    /// CHILD_SAs whose policies switch to their outbound SA at the instant given.
+    switching: Vec<(Instant, ChildSaId)>,
     stats: DbStats,
     grace: Duration,
 }
@@ -243,6 +251,8 @@ impl Database {
             policies: HashMap::new(),
             by_policy_id: HashMap::new(),
             stale: HashMap::new(),
+            retiring: Vec::new(),
+            switching: Vec::new(),
             stats: DbStats::default(),
             grace: Duration::from_secs(5),
         }
@@ -338,6 +348,11 @@ impl Database {
     }
 
     fn install(&mut self, cfg: &SaConfig, reqid: u32) -> Option<SaId> {
+        // A retiring inbound SA may hold the SPI the endpoint just handed out again.
+        if let Some(pos) = self.retiring.iter().position(|r| r.2 == cfg.spi && cfg.direction == Direction::Inbound) {
+            let (_, id, _) = self.retiring.remove(pos);
+            self.delete(id);
+        }
         let w = self.w.as_mut()?;
         match w.install_sa(cfg, reqid, unix_now()) {
             Ok(id) => {
@@ -402,7 +417,8 @@ impl Database {
     }
 
     /// A new CHILD_SA: inbound SA, outbound SA (when given: the responder of a rekey gets it
-    /// later with [`Database::switch_outbound`]), and its policies.
+    /// later with [`Database::switch_outbound`]), and its policies, which send through the new
+    /// outbound SA from `switch_at` on (at once when `None`).
     #[allow(clippy::too_many_arguments)]
     pub fn install_child(
         &mut self,
@@ -413,6 +429,7 @@ impl Database {
         name: &str,
         inbound: &SaConfig,
         outbound: Option<&SaConfig>,
+        switch_at: Option<Instant>,
     ) {
         let reqid = reqid(conn, name);
         let policies = policies_for(
@@ -444,8 +461,14 @@ impl Database {
                 rekey_asked: false,
             },
         );
+        let bind_now = if switch_at.is_some_and(|t| t > now) && out_id.is_some() {
+            self.switching.push((switch_at.unwrap_or(now), child));
+            None
+        } else {
+            out_id
+        };
         for p in policies {
-            self.use_policy(p, child, out_id);
+            self.use_policy(p, child, bind_now);
         }
         // A previous run's SAs of this tunnel have a successor now.
         let grace = self.grace;
@@ -483,9 +506,11 @@ impl Database {
     }
 
     /// Removes a CHILD_SA: its policies switch to another CHILD_SA of the tunnel or go with
-    /// it, then its SAs are deleted. Returns (connection, child name) if it was known.
-    pub fn delete_child(&mut self, child: ChildSaId) -> Option<(String, String)> {
+    /// it, its outbound SA is deleted, its inbound SA [`INBOUND_GRACE`] later. Returns
+    /// (connection, child name) if it was known.
+    pub fn delete_child(&mut self, now: Instant, child: ChildSaId) -> Option<(String, String)> {
         let entry = self.children.remove(&child)?;
+        self.switching.retain(|s| s.1 != child);
         for p in &entry.policies {
             let Some(e) = self.policies.get_mut(p) else { continue };
             e.users.retain(|u| *u != child);
@@ -509,8 +534,13 @@ impl Database {
                 }
             }
         }
-        for id in [entry.outbound, entry.inbound].into_iter().flatten() {
+        if let Some(id) = entry.outbound {
             self.delete(id);
+        }
+        if let Some(id) = entry.inbound {
+            self.by_sa.remove(&id);
+            let spi = self.w.as_ref().and_then(|w| w.sa(id)).map_or(0, |m| m.spi);
+            self.retiring.push((now + INBOUND_GRACE, id, spi));
         }
         Some((entry.conn, entry.name))
     }
@@ -666,9 +696,34 @@ impl Database {
         }
     }
 
+    /// When [`Database::run_due`] has work next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.switching.iter().map(|s| s.0).min()
+    }
+
+    /// Delayed outbound switches that are due.
+    pub fn run_due(&mut self, now: Instant) {
+        let due: Vec<ChildSaId> = self.switching.iter().filter(|s| now >= s.0).map(|s| s.1).collect();
+        self.switching.retain(|s| now < s.0);
+        for child in due {
+            let Some((out, policies)) = self.children.get(&child).and_then(|c| Some((c.outbound?, c.policies.clone())))
+            else {
+                continue;
+            };
+            for p in policies {
+                self.use_policy(p, child, Some(out));
+            }
+        }
+    }
+
     /// Deletes the stale SAs whose time has come (and the stale policies that pointed at them).
     /// Returns the inbound SPIs freed.
     pub fn sweep(&mut self, now: Instant) -> Vec<u32> {
+        let due: Vec<SaId> = self.retiring.iter().filter(|r| now >= r.0).map(|r| r.1).collect();
+        self.retiring.retain(|r| now < r.0);
+        for id in due {
+            self.delete(id);
+        }
         let unix = unix_now();
         let due: Vec<SaId> = self
             .stale

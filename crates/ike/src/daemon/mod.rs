@@ -31,6 +31,7 @@
 
 pub mod control;
 pub mod database;
+pub mod metrics;
 pub mod pool;
 pub mod sockets;
 pub mod stats;
@@ -98,6 +99,30 @@ impl From<io::Error> for DaemonError {
     }
 }
 
+/// Reads the configuration file at start and at every reload (`rampart run` reads its combined
+/// file this way); [`Config::load`] when none is given.
+pub type ConfigLoader = Arc<dyn Fn(&Path) -> Result<Config, ConfError> + Send + Sync>;
+
+/// What an embedding process gives the daemon.
+pub struct Options {
+    /// The registry the daemon's counters go to (the process's `/metrics`).
+    pub metrics: Arc<rampart_telemetry::Metrics>,
+    /// How to read the configuration file.
+    pub loader: Option<ConfigLoader>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { metrics: Arc::new(rampart_telemetry::Metrics::new()), loader: None }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").field("loader", &self.loader.is_some()).finish_non_exhaustive()
+    }
+}
+
 /// A daemon running on its own thread of this process (the library entry point for
 /// `rampart run` and tests).
 #[derive(Debug)]
@@ -144,9 +169,14 @@ impl Drop for DaemonHandle {
 /// Loads `config_path`, sets everything up (errors come back here) and runs the daemon on a
 /// thread of its own.
 pub fn spawn(config_path: &Path) -> Result<DaemonHandle, DaemonError> {
+    spawn_with(config_path, Options::default())
+}
+
+/// [`spawn`] with a metrics registry and a configuration reader of the embedding process.
+pub fn spawn_with(config_path: &Path, options: Options) -> Result<DaemonHandle, DaemonError> {
     let stop = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
-    let mut d = Daemon::new(config_path, stop.clone(), reload.clone())?;
+    let mut d = Daemon::new(config_path, stop.clone(), reload.clone(), options)?;
     let (waker, control) = (d.waker.clone(), d.cfg.daemon.control_socket.clone());
     let thread = std::thread::Builder::new().name("ike-loop".into()).spawn(move || d.run())?;
     Ok(DaemonHandle { stop, reload, waker, control, thread: Some(thread) })
@@ -154,7 +184,17 @@ pub fn spawn(config_path: &Path) -> Result<DaemonHandle, DaemonError> {
 
 /// Runs the daemon on this thread until `stop` is set; `reload` set means reload.
 pub fn run(config_path: &Path, stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) -> Result<(), DaemonError> {
-    let mut d = Daemon::new(config_path, stop, reload)?;
+    run_with(config_path, stop, reload, Options::default())
+}
+
+/// [`run`] with a metrics registry and a configuration reader of the embedding process.
+pub fn run_with(
+    config_path: &Path,
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+    options: Options,
+) -> Result<(), DaemonError> {
+    let mut d = Daemon::new(config_path, stop, reload, options)?;
     d.run();
     Ok(())
 }
@@ -193,6 +233,8 @@ struct Daemon {
     counters: Counters,
     next_tick: Instant,
     started: Instant,
+    loader: Option<ConfigLoader>,
+    published: metrics::Published,
     /// Most CPU time the loop thread spent in one turn between two waits (its own work only,
     /// not time it was preempted): how long a due timer can wait behind the loop at worst.
     max_busy: Duration,
@@ -214,8 +256,17 @@ fn dh_groups(cfg: &Config) -> Vec<DhGroup> {
 }
 
 impl Daemon {
-    fn new(path: &Path, stop: Arc<AtomicBool>, reload: Arc<AtomicBool>) -> Result<Daemon, DaemonError> {
-        let cfg = Config::load(path).map_err(DaemonError::Config)?;
+    fn new(
+        path: &Path,
+        stop: Arc<AtomicBool>,
+        reload: Arc<AtomicBool>,
+        options: Options,
+    ) -> Result<Daemon, DaemonError> {
+        let cfg = match &options.loader {
+            Some(load) => load(path),
+            None => Config::load(path),
+        }
+        .map_err(DaemonError::Config)?;
         for w in &cfg.warnings {
             warn!("{w}");
         }
@@ -267,6 +318,8 @@ impl Daemon {
             next_tick: now,
             started: now,
             max_busy: Duration::ZERO,
+            published: metrics::Published::new(&options.metrics),
+            loader: options.loader,
         };
         daemon.start_up(now);
         Ok(daemon)
@@ -343,7 +396,10 @@ impl Daemon {
                 }
             }
             let now = Instant::now();
-            let deadline = self.ep.poll_timeout().map_or(self.next_tick, |t| t.min(self.next_tick));
+            let deadline = [self.ep.poll_timeout(), self.db.next_deadline()]
+                .into_iter()
+                .flatten()
+                .fold(self.next_tick, Instant::min);
             let wait = deadline.saturating_duration_since(now).min(Duration::from_millis(250));
             ready.clear();
             self.poller.wait(wait, &mut ready);
@@ -365,6 +421,9 @@ impl Daemon {
             }
             if self.ep.poll_timeout().is_some_and(|t| t <= now) {
                 self.ep.handle_timeout(now);
+            }
+            if self.db.next_deadline().is_some_and(|t| t <= now) {
+                self.db.run_due(now);
             }
             if now >= self.next_tick {
                 self.tick(now);
@@ -513,7 +572,7 @@ impl Daemon {
                 info!(%ike, %child, connection = %conn, child_name = %name,
                     spi_in = format_args!("{:08x}", inbound.spi), spi_out = format_args!("{:08x}", outbound.spi),
                     encap = inbound.encap.is_some(), "CHILD_SA installed");
-                self.db.install_child(now, ike, child, &conn, &name, &inbound, Some(&outbound));
+                self.db.install_child(now, ike, child, &conn, &name, &inbound, Some(&outbound), None);
                 self.negotiating.remove(&(conn, name.clone()));
                 if let Some(e) = self.ikes.get_mut(&ike)
                     && !e.children.contains(&name)
@@ -528,7 +587,10 @@ impl Daemon {
                 };
                 info!(%ike, %old, %new, connection = %conn, spi_in = format_args!("{:08x}", inbound.spi),
                     switched = outbound.is_some(), "CHILD_SA rekeyed");
-                self.db.install_child(now, ike, new, &conn, &name, &inbound, outbound.as_ref());
+                // Our own rekey: the peer's data plane gets a moment to load its new inbound SA
+                // before our traffic moves to it.
+                let switch_at = Some(now + self.cfg.daemon.rekey_switch_delay);
+                self.db.install_child(now, ike, new, &conn, &name, &inbound, outbound.as_ref(), switch_at);
             }
             Event::SwitchOutbound { child, outbound, .. } => {
                 debug!(%child, spi_out = format_args!("{:08x}", outbound.spi), "outbound switched");
@@ -538,7 +600,7 @@ impl Daemon {
                 self.counters.child_deleted += 1;
                 info!(%ike, %child, spi_in = format_args!("{inbound_spi:08x}"), spi_out = format_args!("{outbound_spi:08x}"),
                     "CHILD_SA removed");
-                self.db.delete_child(child);
+                self.db.delete_child(now, child);
             }
             Event::ChildSaFailed { ike, name, reason } => {
                 self.counters.child_failed += 1;
@@ -595,6 +657,7 @@ impl Daemon {
         for spi in self.db.sweep(now) {
             self.ep.release_spi(spi);
         }
+        self.published.publish(&self.counters, &self.ep.count_by_state(), self.db.child_count());
     }
 
     fn control(&mut self, now: Instant, r: Request) -> Response {
@@ -663,7 +726,11 @@ impl Daemon {
     /// Reads the configuration again and applies the difference; the running configuration
     /// stays when the new one is refused.
     fn reload_config(&mut self, now: Instant) -> Result<serde_json::Value, String> {
-        let new = match Config::load(&self.path) {
+        let loaded = match &self.loader {
+            Some(load) => load(&self.path),
+            None => Config::load(&self.path),
+        };
+        let new = match loaded {
             Ok(c) => c,
             Err(e) => {
                 self.counters.reload_errors += 1;

@@ -198,7 +198,15 @@ impl Initiator {
                 }
                 // The child the peer's losing rekey created is deleted by the peer.
                 let _ = peer;
-                sa.queue.push_front(super::Task::ChildDelete(child_delete::Initiator::new(self.old)));
+                let delay = cx.cfg.rekey_delete_delay;
+                if delay.is_zero() {
+                    sa.queue.push_front(super::Task::ChildDelete(child_delete::Initiator::new(self.old)));
+                } else if let Some(c) = sa.child_mut(self.old) {
+                    // Deleted by its expiry timer, a moment from now.
+                    let at = cx.now + delay;
+                    c.expire_at = Some(c.expire_at.map_or(at, |t| t.min(at)));
+                    c.rekey_at = None;
+                }
             }
         }
         Flow::Done

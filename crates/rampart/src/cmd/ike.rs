@@ -1,7 +1,8 @@
 //! `rampart ike`: runs the IKE daemon of a configuration file until SIGINT or SIGTERM (SIGHUP
 //! reloads the file). Everything else (the file format, the event loop, the SA database side)
 //! lives in `rampart_ike::daemon` and `rampart_ike::conf`; this module reads the command line,
-//! sets up logging and signals, and must never print a secret.
+//! sets up logging, the metrics registry and endpoint, and signals, and must never print a
+//! secret.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,9 +10,10 @@ use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 use rampart_ike::conf::Config;
-use rampart_telemetry::log::{LogError, LogFormat, LogOptions};
+use rampart_ike::daemon::Options;
 
 use super::CmdError;
+use super::telemetry::{LogArgs, MetricsArgs, registry, serve};
 
 /// `rampart ike`.
 #[derive(Args, Debug)]
@@ -22,12 +24,10 @@ pub struct IkeArgs {
     /// Check the configuration file (and its secrets file) and exit.
     #[arg(long)]
     check: bool,
-    /// Log filter (`info`, `rampart_ike=debug`, ...); RUST_LOG wins when set.
-    #[arg(long, value_name = "FILTER")]
-    log: Option<String>,
-    /// Log format: auto (journald when stderr is the journal), plain, journald or json.
-    #[arg(long, default_value = "auto")]
-    log_format: String,
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 /// Runs `rampart ike`.
@@ -40,9 +40,10 @@ pub fn run(args: IkeArgs) -> Result<(), CmdError> {
         println!("{}: ok ({} connections)", args.config.display(), cfg.connections.len());
         return Ok(());
     }
-    let format: LogFormat = args.log_format.parse().map_err(|e: LogError| CmdError(e.to_string()))?;
-    let _log = rampart_telemetry::log::init(&LogOptions::from_env(args.log.as_deref(), format))
-        .map_err(|e| CmdError(e.to_string()))?;
+    let listen = args.metrics.resolve(None)?;
+    let _log = args.log.init(None, None)?;
+    let metrics = registry("ike");
+    let _server = serve(listen, &metrics)?;
     let stop = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -50,5 +51,6 @@ pub fn run(args: IkeArgs) -> Result<(), CmdError> {
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
         .map_err(|e| CmdError(format!("signal handler: {e}")))?;
-    rampart_ike::daemon::run(&args.config, stop, reload).map_err(|e| CmdError(e.to_string()))
+    rampart_ike::daemon::run_with(&args.config, stop, reload, Options { metrics, loader: None })
+        .map_err(|e| CmdError(e.to_string()))
 }

@@ -176,6 +176,8 @@ pub struct SwanOpts {
     pub child_extra: String,
     /// Extra lines in the `charon { }` section.
     pub charon_extra: String,
+    /// Selectors instead of the side's LANs (local, remote).
+    pub ts: Option<(String, String)>,
 }
 
 impl Default for SwanOpts {
@@ -186,6 +188,7 @@ impl Default for SwanOpts {
             conn_extra: String::new(),
             child_extra: String::new(),
             charon_extra: String::new(),
+            ts: None,
         }
     }
 }
@@ -200,7 +203,12 @@ pub struct Charon {
 
 impl Charon {
     pub fn start(topo: &Topo, side: Side, o: &SwanOpts) -> Charon {
-        let dir = topo.dir.join(format!("swan-{}", side.letter()));
+        Charon::start_in(&topo.ns(side), &topo.dir, side, o)
+    }
+
+    /// Starts charon in namespace `ns` with its files under `base`.
+    pub fn start_in(ns: &str, base: &Path, side: Side, o: &SwanOpts) -> Charon {
+        let dir = base.join(format!("swan-{}", side.letter()));
         for sub in ["x509", "x509ca", "private", "rsa", "ecdsa", "pkcs8", "pubkey"] {
             std::fs::create_dir_all(dir.join("swanctl").join(sub)).unwrap();
         }
@@ -277,11 +285,11 @@ secrets {{
             child_extra = o.child_extra,
             lid = side.id(),
             rid = side.peer_id(),
-            lnet = side.lan(),
-            rnet = side.peer_lan(),
+            lnet = o.ts.as_ref().map_or(side.lan(), |t| t.0.as_str()),
+            rnet = o.ts.as_ref().map_or(side.peer_lan(), |t| t.1.as_str()),
         );
         std::fs::write(dir.join("swanctl").join("swanctl.conf"), swanctl).unwrap();
-        let ns = topo.ns(side);
+        let ns = ns.to_string();
         let child = Command::new("ip")
             .args(["netns", "exec", &ns, CHARON])
             .env("STRONGSWAN_CONF", dir.join("strongswan.conf"))
@@ -433,13 +441,17 @@ impl std::fmt::Debug for DbSa {
 impl Rampart {
     /// The `[daemon]` table of a test daemon.
     pub fn daemon_section(topo: &Topo, side: Side, extra: &str) -> String {
+        Rampart::daemon_section_in(&topo.tag, &topo.dir, side, extra)
+    }
+
+    /// The `[daemon]` table with the database and socket named after `tag`, under `dir`.
+    pub fn daemon_section_in(tag: &str, dir: &Path, side: Side, extra: &str) -> String {
         format!(
             "[daemon]\ndatabase = \"/dev/shm/{tag}{s}.sadb\"\ncontrol_socket = \"{dir}/ike-{s}.sock\"\n\
              sa_capacity = 1024\npolicy_capacity = 1024\ndh_workers = 1\ndh_precompute = 4\nusage_interval = \"500ms\"\n\
              stale_grace = \"2s\"\nretransmit_timeout = \"1s\"\nretransmit_tries = 3\n{extra}\n",
-            tag = topo.tag,
             s = side.letter(),
-            dir = topo.dir.display(),
+            dir = dir.display(),
         )
     }
 
@@ -477,18 +489,23 @@ secret = "{PSK}"
 
     /// Writes the configuration (mode 0600) and starts the daemon; waits for its control socket.
     pub fn start(topo: &Topo, side: Side, config: &str) -> Rampart {
-        let path = topo.dir.join(format!("rampart-{}.toml", side.letter()));
+        Rampart::start_in(&topo.ns(side), &topo.dir, side, config)
+    }
+
+    /// Starts the daemon in namespace `ns` with its files under `dir`.
+    pub fn start_in(ns: &str, dir: &Path, side: Side, config: &str) -> Rampart {
+        let path = dir.join(format!("rampart-{}.toml", side.letter()));
         std::fs::write(&path, config).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let cfg = rampart_ike::conf::Config::load(&path).unwrap_or_else(|e| panic!("test config refused: {e}"));
         let mut r = Rampart {
             side,
-            ns: topo.ns(side),
+            ns: ns.to_string(),
             config: path,
             socket: cfg.daemon.control_socket.clone(),
             db: cfg.daemon.database.clone(),
-            log: topo.dir.join(format!("rampart-{}.log", side.letter())),
+            log: dir.join(format!("rampart-{}.log", side.letter())),
             child: None,
             starts: 0,
         };
