@@ -29,6 +29,13 @@ enum Command {
     Ike(cmd::ike::IkeArgs),
     /// Control a running IKE daemon: list SAs, initiate, terminate, reload, stats.
     Ctl(cmd::ctl::CtlArgs),
+    /// Both planes in one process (small sites): the data plane and the IKE daemon of one file.
+    Run(cmd::run::RunArgs),
+    /// A hub and a branch gateway in network namespaces, N tunnels, traffic, a summary (as root).
+    Demo(cmd::demo::DemoArgs),
+    /// The demo's traffic generator and sink (started by `rampart demo` in a namespace).
+    #[command(hide = true)]
+    DemoAgent(cmd::demo::agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +46,9 @@ fn main() -> ExitCode {
         Command::Dataplane(args) => cmd::dataplane::run(args),
         Command::Ike(args) => cmd::ike::run(args),
         Command::Ctl(args) => cmd::ctl::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::DemoAgent(args) => cmd::demo::agent::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

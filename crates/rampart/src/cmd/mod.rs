@@ -4,8 +4,10 @@
 
 pub mod ctl;
 pub mod dataplane;
+pub mod demo;
 pub mod ike;
 pub mod policy;
+pub mod run;
 pub mod sa;
 pub mod telemetry;
 mod xfrm;
