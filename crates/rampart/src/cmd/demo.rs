@@ -452,8 +452,15 @@ impl Demo {
         Ok(())
     }
 
-    /// The data plane counters of a gateway (its stats file: totals of every worker).
+    /// The data plane counters of a gateway (its stats file: totals of every worker), as the
+    /// gateway writes them after this call (the file is rewritten 4 times a second).
     fn counters(&self, n: Ns) -> BTreeMap<String, u64> {
+        let asked = std::time::SystemTime::now();
+        let written = || std::fs::metadata(self.stats_file(n)).and_then(|m| m.modified()).ok();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while written().is_none_or(|t| t <= asked) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let mut out = BTreeMap::new();
         let Ok(text) = std::fs::read_to_string(self.stats_file(n)) else { return out };
         let Ok(v) = serde_json::from_str::<Value>(&text) else { return out };
