@@ -196,6 +196,11 @@ impl Ctx<'_> {
     pub fn key_share(&mut self, group: DhGroup) -> KeyShare {
         self.shares.take(group, self.rng)
     }
+
+    /// A fresh key share if the source has one ready (see [`KeyShareSource::take_ready`]).
+    pub fn key_share_ready(&mut self, group: DhGroup) -> Option<KeyShare> {
+        self.shares.take_ready(group, self.rng)
+    }
 }
 
 /// Allocation of handles and SPIs, unique within an endpoint.

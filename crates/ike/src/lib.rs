@@ -1,8 +1,8 @@
 //! IKEv2 (RFC 7296) protocol core for Rampart: messages, proposals, key derivation,
 //! authentication, exchanges, retransmission and timers.
 //!
-//! This crate does no I/O (DESIGN.md rule 1): an [`Endpoint`] takes datagrams and a clock value
-//! and hands back datagrams to send ([`Transmit`]), SAs to install or remove ([`Event`]), and
+//! The protocol core does no I/O (DESIGN.md rule 1): an [`Endpoint`] takes datagrams and a clock
+//! value and hands back datagrams to send ([`Transmit`]), SAs to install or remove ([`Event`]), and
 //! when it next wants to be woken. Sockets, timers, threads and the SA database belong to the
 //! daemon around it. Keys never reach a log or a `Debug` output.
 //!
@@ -15,6 +15,10 @@
 //!   shared-secret jobs).
 //! - [`tasks`]: one exchange per file; [`ike_sa`]: one IKE SA with its window, retransmission,
 //!   children and timers; [`endpoint`]: all IKE SAs, routing, half-open limits.
+//!
+//! Around the core, and the only modules that do I/O: [`conf`] reads the configuration file
+//! (swanctl.conf keys in TOML), [`daemon`] drives the endpoint with sockets, a clock, a worker
+//! pool, the SA database and a control socket (`rampart ike`).
 #![forbid(unsafe_code)]
 
 pub mod auth;

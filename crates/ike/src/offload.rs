@@ -22,6 +22,12 @@ pub trait KeyShareSource: Send {
     /// A fresh key share of `group`, never handed out before. `rng` may be used to make one on
     /// the spot when no precomputed share is at hand.
     fn take(&mut self, group: DhGroup, rng: &mut dyn RandomSource) -> KeyShare;
+
+    /// A fresh key share if one is ready without computing it here; `None` lets a [`DhJob`]
+    /// make it on a worker (the responder's IKE_SA_INIT, whose answer waits for the job anyway).
+    fn take_ready(&mut self, group: DhGroup, rng: &mut dyn RandomSource) -> Option<KeyShare> {
+        Some(self.take(group, rng))
+    }
 }
 
 /// Makes every key share when asked, on the calling thread.
@@ -47,19 +53,26 @@ pub enum DhOwner {
 /// value. `Send`: run it anywhere with [`DhJob::run`], then hand the result back to the endpoint.
 pub struct DhJob {
     owner: DhOwner,
-    share: KeyShare,
+    group: DhGroup,
+    /// Our share; made by [`DhJob::run`] when none was ready.
+    share: Option<KeyShare>,
     peer: Vec<u8>,
 }
 
 impl fmt::Debug for DhJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DhJob").field("owner", &self.owner).field("group", &self.share.group()).finish_non_exhaustive()
+        f.debug_struct("DhJob").field("owner", &self.owner).field("group", &self.group).finish_non_exhaustive()
     }
 }
 
 impl DhJob {
     pub(crate) fn new(owner: DhOwner, share: KeyShare, peer: Vec<u8>) -> DhJob {
-        DhJob { owner, share, peer }
+        DhJob { owner, group: share.group(), share: Some(share), peer }
+    }
+
+    /// A job that also makes our key share.
+    pub(crate) fn with_new_share(owner: DhOwner, group: DhGroup, peer: Vec<u8>) -> DhJob {
+        DhJob { owner, group, share: None, peer }
     }
 
     /// Who waits for it.
@@ -69,13 +82,19 @@ impl DhJob {
 
     /// The group.
     pub fn group(&self) -> DhGroup {
-        self.share.group()
+        self.group
     }
 
-    /// Computes g^ir (the expensive part: one scalar multiplication or modular exponentiation).
+    /// Computes g^ir (the expensive part: one scalar multiplication or modular exponentiation),
+    /// making our key share first when the job carries none (from the operating system's
+    /// generator).
     pub fn run(self) -> DhDone {
-        let result = self.share.agree(&self.peer);
-        DhDone { owner: self.owner, share: self.share, result }
+        let share = match self.share {
+            Some(s) => s,
+            None => KeyShare::generate(self.group, &mut crate::crypto::SystemRandom::new()),
+        };
+        let result = share.agree(&self.peer);
+        DhDone { owner: self.owner, share, result }
     }
 }
 

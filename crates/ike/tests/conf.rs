@@ -267,3 +267,28 @@ fn traffic_selector_syntax() {
     assert!(parse_ts("10.0.0.0/8[tcp/80", None).is_err());
     assert!(parse_ts("10.0.0.1-::1", None).is_err());
 }
+
+#[test]
+fn the_deploy_examples_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/examples");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let hub = Config::from_text(
+        &dir.join("hub.toml"),
+        &read("hub.toml"),
+        Some((&dir.join("hub-secrets.toml"), &read("hub-secrets.toml"))),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(hub.connections.len(), 3);
+    assert!(hub.connections.iter().all(|c| c.psk.is_some()));
+    assert_eq!(hub.daemon.listen.len(), 2);
+    // branch.toml holds its secret: loaded from a copy with the mode an operator gives it.
+    let tmp = temp_dir("examples");
+    let copy = tmp.join("branch.toml");
+    std::fs::write(&copy, read("branch.toml")).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let branch = Config::load(&copy).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert_eq!(branch.connections[0].children[0].start_action, StartAction::Start);
+    assert_eq!(branch.child_actions("hub", "lan").dpd_action, ChildAction::Restart);
+    assert_eq!(branch.daemon.listen, vec!["198.51.100.10".parse::<IpAddr>().unwrap()]);
+}

@@ -426,3 +426,31 @@ fn the_old_child_of_a_rekey_goes_after_the_delete_delay() {
     assert_eq!(Pair::only_sa(&p.a).children.len(), 1);
     assert_eq!(Pair::only_sa(&p.b).children.len(), 1);
 }
+
+/// A supply that never has a share ready (a pool under sustained load).
+struct NeverReady(Arc<AtomicUsize>);
+
+impl KeyShareSource for NeverReady {
+    fn take(&mut self, group: DhGroup, rng: &mut dyn RandomSource) -> KeyShare {
+        KeyShare::generate(group, rng)
+    }
+
+    fn take_ready(&mut self, _group: DhGroup, _rng: &mut dyn RandomSource) -> Option<KeyShare> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+#[test]
+fn a_responder_share_that_is_not_ready_is_made_by_the_job() {
+    let mut p = Pair::with_config(conn_a(), conn_b(), EndpointConfig::default(), offloading());
+    let asked = Arc::new(AtomicUsize::new(0));
+    p.b.set_key_share_source(Box::new(NeverReady(asked.clone())));
+    p.a.initiate(p.now, "gw", None).expect("initiate");
+    drive(&mut p);
+    assert_eq!(asked.load(Ordering::Relaxed), 1, "the responder asked for a ready share once");
+    let (ia, ib) = (installs(&p.a_events), installs(&p.b_events));
+    assert_eq!((ia.len(), ib.len()), (1, 1));
+    assert_ends_match(ia[0].1, ib[0].0);
+    assert_ends_match(ib[0].1, ia[0].0);
+}

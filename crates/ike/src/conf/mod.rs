@@ -157,7 +157,9 @@ impl Config {
     }
 
     /// Checks a configuration given as text; `secrets` is the text of a separate secrets file
-    /// (with its name), if any. File permissions are not checked here.
+    /// (with its name), if any. When no such text is given and the configuration holds secrets,
+    /// `path`'s permissions are checked if the file exists (as [`Config::load`] does); a
+    /// `secrets_file` it names is read and checked.
     pub fn from_text(path: &Path, text: &str, secrets: Option<(&Path, &str)>) -> Result<Config, ConfError> {
         let mut cfg = Config::parse(path, text, secrets.map(|(p, t)| (p.to_path_buf(), t.to_string())))?;
         cfg.finish_listen(path)?;

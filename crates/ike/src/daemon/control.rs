@@ -13,7 +13,8 @@
 //!
 //! A thread accepts connections and hands each request to the event loop (which alone touches
 //! the endpoint and the database), then writes the answer back. The socket is created with mode
-//! 0600 (it controls tunnels). No answer ever carries a key.
+//! 0660 (it controls tunnels: the daemon's user and group only; keep its directory closed too,
+//! as the systemd unit's 0750 `/run/rampart` does). No answer ever carries a key.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -112,7 +113,7 @@ impl ControlServer {
             std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();

@@ -832,6 +832,7 @@ impl Daemon {
             m.insert("dh_shares_made".into(), s.shares_made.load(Ordering::Relaxed).into());
             m.insert("dh_shares_taken".into(), s.shares_taken.load(Ordering::Relaxed).into());
             m.insert("dh_shares_missed".into(), s.shares_missed.load(Ordering::Relaxed).into());
+            m.insert("dh_shares_deferred".into(), s.shares_deferred.load(Ordering::Relaxed).into());
         }
         if let Some((rss, anon)) = memory() {
             m.insert("process_rss_bytes".into(), rss.into());

@@ -36,6 +36,8 @@ pub struct PoolStats {
     pub shares_taken: AtomicU64,
     /// Key shares the event loop had to make itself (supply empty).
     pub shares_missed: AtomicU64,
+    /// Key shares left to the job that needed them (supply empty, the job waits anyway).
+    pub shares_deferred: AtomicU64,
 }
 
 /// The worker threads.
@@ -59,6 +61,16 @@ pub struct PooledShares {
 }
 
 impl KeyShareSource for PooledShares {
+    fn take_ready(&mut self, group: DhGroup, _rng: &mut dyn RandomSource) -> Option<KeyShare> {
+        let got = self.supply.get(&group).and_then(|rx| rx.try_recv().ok());
+        match got {
+            Some(_) => self.stats.shares_taken.fetch_add(1, Ordering::Relaxed),
+            None => self.stats.shares_deferred.fetch_add(1, Ordering::Relaxed),
+        };
+        let _ = self.work.send(Work::Refill);
+        got
+    }
+
     fn take(&mut self, group: DhGroup, rng: &mut dyn RandomSource) -> KeyShare {
         let got = self.supply.get(&group).and_then(|rx| rx.try_recv().ok());
         match got {

@@ -381,11 +381,16 @@ pub fn prepare_r(
         return reply(cx, vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]);
     }
     let id = cx.ids.ike();
-    let share = cx.key_share(algs.dh);
+    // Offloading: a share that is not ready is made by the job, on a worker.
+    let share = if cx.cfg.offload_dh { cx.key_share_ready(algs.dh) } else { Some(cx.key_share(algs.dh)) };
     let nat = detect(payloads, msg.header.spi_i, 0, local, remote);
     let prepared =
         PreparedInit { id, conn, number, algs, ni, spi_i: msg.header.spi_i, local, remote, request: raw.to_vec(), nat };
-    Some((prepared, DhJob::new(DhOwner::Responder(id), share, ke_data)))
+    let job = match share {
+        Some(share) => DhJob::new(DhOwner::Responder(id), share, ke_data),
+        None => DhJob::with_new_share(DhOwner::Responder(id), algs.dh, ke_data),
+    };
+    Some((prepared, job))
 }
 
 /// Responder, second half: with g^ir known, makes the half-open IKE SA and sends the answer.
