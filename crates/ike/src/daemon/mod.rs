@@ -235,6 +235,9 @@ struct Daemon {
     started: Instant,
     loader: Option<ConfigLoader>,
     published: metrics::Published,
+    /// The process's registry (in `rampart run`, the data plane's series too): what
+    /// `rampart ctl stats` shows.
+    metrics: Arc<rampart_telemetry::Metrics>,
     /// Most CPU time the loop thread spent in one turn between two waits (its own work only,
     /// not time it was preempted): how long a due timer can wait behind the loop at worst.
     max_busy: Duration,
@@ -319,6 +322,7 @@ impl Daemon {
             started: now,
             max_busy: Duration::ZERO,
             published: metrics::Published::new(&options.metrics),
+            metrics: options.metrics.clone(),
             loader: options.loader,
         };
         daemon.start_up(now);
@@ -663,7 +667,11 @@ impl Daemon {
     fn control(&mut self, now: Instant, r: Request) -> Response {
         match r {
             Request::ListSas => Response::ok(list_sas(&self.ep)),
-            Request::Stats => Response::ok(self.stats_json()),
+            Request::Stats => {
+                // The registry up to date with this moment, not the last tick.
+                self.published.publish(&self.counters, &self.ep.count_by_state(), self.db.child_count());
+                Response::ok(self.stats_json())
+            }
             Request::Reload => match self.reload_config(now) {
                 Ok(v) => Response::ok(v),
                 Err(e) => Response::err(e),
@@ -842,6 +850,16 @@ impl Daemon {
         // The most CPU time one turn of the loop took: timers and retransmissions wait that long
         // at worst behind the loop's own work.
         m.insert("event_loop_max_turn_cpu_us".into(), (self.max_busy.as_micros() as u64).into());
+        // Every metric of the process under its sample name, and as the table that `/stats`
+        // serves (what `rampart ctl stats` prints); in `rampart run` the data plane's too.
+        let snap = self.metrics.snapshot();
+        let samples: serde_json::Map<String, serde_json::Value> = snap
+            .flat()
+            .into_iter()
+            .map(|(k, v)| (k, if v.fract() == 0.0 && v.abs() < 9e15 { (v as i64).into() } else { v.into() }))
+            .collect();
+        m.insert("metrics".into(), samples.into());
+        m.insert("table".into(), snap.to_table(true).into());
         serde_json::Value::Object(m)
     }
 }

@@ -40,7 +40,7 @@ enum CtlCommand {
     },
     /// Read the configuration file again and apply the difference.
     Reload,
-    /// The daemon's counters.
+    /// The process's metrics (both planes under `rampart run`), as `/stats` shows them.
     Stats,
 }
 
@@ -65,14 +65,7 @@ pub fn run(args: CtlArgs) -> Result<(), CmdError> {
     }
     match args.command {
         CtlCommand::ListSas => print_sas(&result),
-        CtlCommand::Stats => {
-            if let Value::Object(m) = &result {
-                let width = m.keys().map(String::len).max().unwrap_or(0);
-                for (k, v) in m {
-                    println!("{k:width$}  {v}");
-                }
-            }
-        }
+        CtlCommand::Stats => print_stats(&result),
         CtlCommand::Reload => {
             for k in ["added", "removed", "changed", "unchanged"] {
                 let names: Vec<&str> =
@@ -87,6 +80,28 @@ pub fn run(args: CtlArgs) -> Result<(), CmdError> {
         }
     }
     Ok(())
+}
+
+/// The process's metrics as `/stats` shows them (one row per sample name, the worker label as
+/// columns), then the daemon's details that are not metrics. The daemon's counters under their
+/// older names (still in the JSON answer for programs) are not printed twice.
+fn print_stats(v: &Value) {
+    let Value::Object(m) = v else { return };
+    if let Some(table) = m.get("table").and_then(Value::as_str) {
+        print!("{table}");
+    }
+    let counters: Vec<&str> = rampart_ike::daemon::stats::Counters::help().into_iter().map(|(n, _)| n).collect();
+    let details: Vec<(&String, &Value)> = m
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "table" | "metrics") && !counters.contains(&k.as_str()))
+        .collect();
+    if !details.is_empty() {
+        println!();
+        let width = details.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in details {
+            println!("{k:width$}  {v}");
+        }
+    }
 }
 
 fn s(v: &Value) -> &str {

@@ -1,0 +1,142 @@
+//! The metrics endpoint of a running `rampart run`, scraped as Prometheus does, as root: two
+//! gateways of the demo's topology with one tunnel, UDP traffic through it both ways from the
+//! demo's agents (whose sinks count what arrived: the oracle), and the endpoint parsed by the
+//! telemetry crate's strict text-format parser. The packet counters must move by exactly what
+//! crossed the data planes, under the sample names that `/stats` and `rampart ctl stats` show.
+
+mod run_support;
+
+#[path = "../../telemetry/tests/support/exposition.rs"]
+mod exposition;
+
+use std::collections::BTreeMap;
+
+use exposition::{Exposition, parse, value};
+use rampart_telemetry::schema;
+use run_support::*;
+
+/// The sum over workers of one sample, e.g. `rampart_worker_esp_packets_total` with
+/// `direction="inbound"`.
+fn total(e: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
+    e.samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+                && s.labels.len() == labels.len() + usize::from(s.labels.contains_key("worker"))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Rows of a `/stats` table (what `rampart ctl stats` prints): sample name -> total column.
+fn table_rows(table: &str) -> BTreeMap<String, f64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next()?.to_string();
+            let total = w.next_back()?.parse::<f64>().ok()?;
+            Some((name, total))
+        })
+        .collect()
+}
+
+#[test]
+fn traffic_moves_the_packet_counters_under_the_names_ctl_stats_shows() {
+    if !can_run("traffic_moves_the_packet_counters_under_the_names_ctl_stats_shows") {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let net = Net::new("me", 1);
+    let hub = Gateway::start(&net, Ns::Hub, &net.config(Ns::Hub, &[0], 0));
+    let branch = Gateway::start(&net, Ns::Branch, &net.config(Ns::Branch, &[0], 1 % cores));
+    assert!(
+        wait_until(secs(20), || hub.children().contains_key("site0") && branch.children().contains_key("site0")),
+        "the tunnel did not come up:\n{}",
+        branch.log()
+    );
+    let mut dc = Agent::start(&net, Ns::Dc);
+    let mut sites = Agent::start(&net, Ns::Sites);
+    assert!(sites.warm_up(&mut dc, &[0], 5), "sites -> dc never got through");
+    assert!(dc.warm_up(&mut sites, &[0], 5), "dc -> sites never got through");
+
+    // The endpoint as Prometheus reads it: every family declared, with its help and type.
+    let before = parse(&hub.http_get("/metrics"));
+    for (name, ty) in &before.types {
+        let def = schema::find(name).unwrap_or_else(|| panic!("{name} is not in the schema"));
+        assert_eq!(ty, def.kind.prometheus_type(), "{name}");
+        assert_eq!(before.help.get(name).map(String::as_str), Some(def.help), "{name}");
+    }
+    assert_eq!(
+        value(&before, "rampart_build_info", &[("version", rampart_telemetry::VERSION), ("process", "run")]),
+        Some(1.0)
+    );
+    assert!(before.types.contains_key("rampart_worker_drops_total"), "the data plane's families are served");
+    let branch_before = parse(&branch.http_get("/metrics"));
+
+    // 2,000 packets from the sites to the dc, 1,000 back; the sinks count what arrived.
+    let (up, down) = (2000u64, 1000u64);
+    dc.listen(7);
+    sites.listen(7);
+    sites.send(7, &[0], 1000.0, up as f64 / 1000.0);
+    dc.send(7, &[0], 500.0, down as f64 / 500.0);
+    assert_eq!(sites.sent(secs(30))[0], up);
+    assert_eq!(dc.sent(secs(30))[0], down);
+    settle(500);
+    let (got_up, dup_up) = dc.report()[0];
+    let (got_down, dup_down) = sites.report()[0];
+    assert_eq!((got_up, dup_up, got_down, dup_down), (up, 0, down, 0), "loss or duplicates through the tunnel");
+
+    let after = parse(&hub.http_get("/metrics"));
+    let branch_after = parse(&branch.http_get("/metrics"));
+    let delta = |b: &Exposition, a: &Exposition, name: &str, labels: &[(&str, &str)]| {
+        (total(a, name, labels) - total(b, name, labels)) as u64
+    };
+    // Only this traffic crosses the data planes (IKE, ARP and ND pass to the kernel).
+    for (b, a, enc, dec, which) in
+        [(&before, &after, down, up, "hub"), (&branch_before, &branch_after, up, down, "branch")]
+    {
+        let esp = "rampart_worker_esp_packets_total";
+        assert_eq!(delta(b, a, esp, &[("direction", "outbound")]), enc, "{which}: packets encrypted");
+        assert_eq!(delta(b, a, esp, &[("direction", "inbound")]), dec, "{which}: packets decrypted");
+        assert_eq!(delta(b, a, "rampart_worker_rx_packets_total", &[("side", "lan")]), enc, "{which}: LAN rx");
+        assert_eq!(delta(b, a, "rampart_worker_rx_packets_total", &[("side", "wan")]), dec, "{which}: WAN rx");
+        assert_eq!(delta(b, a, "rampart_worker_tx_packets_total", &[("side", "wan")]), enc, "{which}: WAN tx");
+        assert_eq!(delta(b, a, "rampart_worker_tx_packets_total", &[("side", "lan")]), dec, "{which}: LAN tx");
+        assert!(delta(b, a, "rampart_worker_esp_bytes_total", &[("direction", "inbound")]) >= dec * 200, "{which}");
+        let drops: f64 = a.samples.iter().filter(|s| s.name == "rampart_worker_drops_total").map(|s| s.value).sum();
+        let drops_before: f64 =
+            b.samples.iter().filter(|s| s.name == "rampart_worker_drops_total").map(|s| s.value).sum();
+        assert_eq!(drops, drops_before, "{which}: nothing dropped during the run");
+    }
+
+    // `/stats` and `rampart ctl stats` show the same samples under the same names, the
+    // worker label made a column.
+    let table = table_rows(&hub.http_get("/stats"));
+    let now = parse(&hub.http_get("/metrics"));
+    for (name, labels) in [
+        ("rampart_worker_esp_packets_total", [("direction", "inbound")]),
+        ("rampart_worker_esp_packets_total", [("direction", "outbound")]),
+        ("rampart_worker_rx_packets_total", [("side", "lan")]),
+    ] {
+        let row = format!("{name}{{{}=\"{}\"}}", labels[0].0, labels[0].1);
+        assert_eq!(table.get(&row).copied(), Some(total(&now, name, &labels)), "/stats row {row}");
+    }
+    let (ok, out) = hub.ctl_cli(&["stats"]);
+    assert!(ok, "{out}");
+    let ctl = table_rows(&out);
+    let row = "rampart_worker_esp_packets_total{direction=\"inbound\"}";
+    assert_eq!(
+        ctl.get(row).copied(),
+        Some(total(&now, "rampart_worker_esp_packets_total", &[("direction", "inbound")])),
+        "rampart ctl stats:\n{out}"
+    );
+    assert!(
+        ctl.keys().any(|k| k.starts_with("rampart_ike_")),
+        "rampart ctl stats shows the IKE daemon's metrics too:\n{out}"
+    );
+    drop(branch);
+    drop(hub);
+}
