@@ -40,7 +40,7 @@ pub fn run(args: IkeArgs) -> Result<(), CmdError> {
         println!("{}: ok ({} connections)", args.config.display(), cfg.connections.len());
         return Ok(());
     }
-    let listen = args.metrics.resolve(None)?;
+    let listen = args.metrics.resolve(Some(super::telemetry::IKE_METRICS_LISTEN))?;
     let _log = args.log.init(None, None)?;
     let metrics = registry("ike");
     let _server = serve(listen, &metrics)?;

@@ -34,6 +34,10 @@ impl LogArgs {
     }
 }
 
+/// Where `rampart ike` serves its metrics unless told otherwise (the data plane and `rampart
+/// run` take 9184, so that both processes of a gateway fit on one loopback).
+pub const IKE_METRICS_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9185);
+
 /// `--metrics-listen`.
 #[derive(Args, Debug, Clone)]
 pub struct MetricsArgs {
