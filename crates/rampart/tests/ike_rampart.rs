@@ -221,3 +221,42 @@ fn usage_counters_drive_byte_rekeys_and_liveness() {
     assert!(wait_until(secs(12), || a.stat("ike_sas_peer_dead") == 1), "{}", a.log());
     assert!(wait_until(secs(4), || a.db_sas().is_empty()), "{:?}", a.db_sas());
 }
+
+#[test]
+fn ipv6_outer_and_inner_addresses() {
+    if !can_run("ipv6_outer_and_inner_addresses", false) {
+        return;
+    }
+    let topo = Topo::new("v6");
+    for (side, addr) in [(Side::A, "2001:db8::1/64"), (Side::B, "2001:db8::2/64")] {
+        let out = topo.exec(side, &["ip", "-6", "addr", "add", addr, "dev", "wan", "nodad"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v6 = |side: Side, start: &str| {
+        Rampart::gw_connection(side, "", start)
+            .replace(
+                &format!("local_addrs = \"{}\"", side.wan()),
+                &format!("local_addrs = \"2001:db8::{}\"", if side == Side::A { 1 } else { 2 }),
+            )
+            .replace(
+                &format!("remote_addrs = \"{}\"", side.peer_wan()),
+                &format!("remote_addrs = \"2001:db8::{}\"", if side == Side::A { 2 } else { 1 }),
+            )
+            .replace("\"198.18.1.0/24\"", "\"fd01::/64\"")
+            .replace("\"198.18.2.0/24\"", "\"fd02::/64\"")
+    };
+    let (a, b) = pair(&topo, &v6(Side::A, "start_action = \"start\""), &v6(Side::B, ""));
+    assert!(wait_until(secs(10), || a.up() == 1 && b.up() == 1), "{}", a.log());
+    assert!(wait_until(secs(3), || ends_match(&a, &b)));
+    let sa = &a.list()[0];
+    assert_eq!(sa["remote"], "[2001:db8::2]:500");
+    assert!(a.db_sas().iter().all(|s| s.remote.is_ipv6() || s.local.is_ipv6()));
+    let snap = a.reader().snapshot();
+    let p: Vec<_> = snap.policies().collect();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].policy.selector.src.to_string(), "fd01::/64");
+    assert_eq!(p[0].policy.selector.dst.to_string(), "fd02::/64");
+    let (ok, out) = a.ctl_cli(&["terminate", "gw"]);
+    assert!(ok, "{out}");
+    assert!(wait_until(secs(5), || a.db_sas().is_empty() && b.db_sas().is_empty()));
+}
