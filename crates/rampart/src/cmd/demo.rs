@@ -86,6 +86,8 @@ struct Demo {
     namespaces: Vec<String>,
     gateways: Vec<(Ns, Child)>,
     agents: Vec<(Ns, Child, Option<ChildStdin>)>,
+    /// Agents' answers received while waiting for another one.
+    pending: Vec<(Ns, Value)>,
     databases: Vec<PathBuf>,
     stop: Arc<AtomicBool>,
     tty: bool,
@@ -418,15 +420,12 @@ impl Demo {
             .map_err(|e| CmdError(format!("traffic agent {}: {e}", n.short())))
     }
 
-    /// Waits for a message from agent `n` whose top key is `key`; other messages go to `other`.
-    fn expect(
-        &self,
-        rx: &Receiver<(Ns, Value)>,
-        n: Ns,
-        key: &str,
-        timeout: Duration,
-        mut other: impl FnMut(Ns, &Value),
-    ) -> Result<Value, CmdError> {
+    /// Waits for a message from agent `n` whose top key is `key`. Other answers are kept for
+    /// a later call (the two agents answer in either order); progress reports are dropped.
+    fn expect(&mut self, rx: &Receiver<(Ns, Value)>, n: Ns, key: &str, timeout: Duration) -> Result<Value, CmdError> {
+        if let Some(i) = self.pending.iter().position(|(from, v)| *from == n && v.get(key).is_some()) {
+            return Ok(self.pending.remove(i).1[key].clone());
+        }
         let deadline = Instant::now() + timeout;
         loop {
             self.interrupted()?;
@@ -436,7 +435,8 @@ impl Demo {
             }
             match rx.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok((from, v)) if from == n && v.get(key).is_some() => return Ok(v[key].clone()),
-                Ok((from, v)) => other(from, &v),
+                Ok((_, v)) if v.get("progress").is_some() => {}
+                Ok(other) => self.pending.push(other),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(_) => return Err(CmdError(format!("the traffic agent in {} stopped", n.short()))),
             }
@@ -447,7 +447,7 @@ impl Demo {
     fn listen(&mut self, rx: &Receiver<(Ns, Value)>, run: u32) -> Result<(), CmdError> {
         for a in [Ns::Dc, Ns::Sites] {
             self.tell(a, &json!({ "cmd": "listen", "run": run }))?;
-            self.expect(rx, a, "listening", Duration::from_secs(10), |_, _| {})?;
+            self.expect(rx, a, "listening", Duration::from_secs(10))?;
         }
         Ok(())
     }
@@ -623,6 +623,7 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
         namespaces: Vec::new(),
         gateways: Vec::new(),
         agents: Vec::new(),
+        pending: Vec::new(),
         databases: Vec::new(),
         stop,
         tty: std::io::stdout().is_terminal(),
@@ -685,7 +686,7 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
     d.start_agent(Ns::Dc, n, tx.clone())?;
     d.start_agent(Ns::Sites, n, tx)?;
     for a in [Ns::Dc, Ns::Sites] {
-        d.expect(&rx, a, "ready", Duration::from_secs(20), |_, _| {})?;
+        d.expect(&rx, a, "ready", Duration::from_secs(20))?;
     }
     say(format!(
         "  metrics    ip netns exec {} curl -s http://127.0.0.1:9184/metrics   (also /stats; {} likewise)",
@@ -705,13 +706,13 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
             d.tell(a, &json!({ "cmd": "send", "run": attempt, "rate": warm_rate, "seconds": 1.0, "size": size }))?;
         }
         for a in [Ns::Dc, Ns::Sites] {
-            d.expect(&rx, a, "sent", Duration::from_secs(30), |_, _| {})?;
+            d.expect(&rx, a, "sent", Duration::from_secs(30))?;
         }
         std::thread::sleep(Duration::from_millis(300));
         let mut reps = Vec::new();
         for a in [Ns::Dc, Ns::Sites] {
             d.tell(a, &json!({ "cmd": "report" }))?;
-            reps.push(d.expect(&rx, a, "report", Duration::from_secs(10), |_, _| {})?);
+            reps.push(d.expect(&rx, a, "report", Duration::from_secs(10))?);
         }
         let count = |r: &Value| {
             r["per_tunnel"].as_array().map_or(0, |a| a.iter().filter(|t| t["received"].as_u64() > Some(0)).count())
@@ -783,7 +784,7 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
     let mut reports = Vec::new();
     for a in [Ns::Dc, Ns::Sites] {
         d.tell(a, &json!({ "cmd": "report" }))?;
-        reports.push(d.expect(&rx, a, "report", Duration::from_secs(10), |_, _| {})?);
+        reports.push(d.expect(&rx, a, "report", Duration::from_secs(10))?);
     }
     let after = [d.counters(Ns::Hub), d.counters(Ns::Branch)];
     let down = Direction::from(sent[0].as_ref().unwrap_or(&Value::Null), &reports[1]);
