@@ -13,7 +13,7 @@ use crate::proposal::{EspAlgorithms, accept_esp_answer, esp_answer, select_esp};
 use crate::tasks::{Flow, error_notify};
 use crate::ts;
 
-/// The CHILD_SA payloads of a request: [USE_TRANSPORT_MODE], SA, [Ni, [KE]], TSi, TSr.
+/// The CHILD_SA payloads of a request: \[USE_TRANSPORT_MODE\], SA, \[Ni, \[KE\]\], TSi, TSr.
 pub fn request_payloads(
     cfg: &ChildConfig,
     spi_in: u32,

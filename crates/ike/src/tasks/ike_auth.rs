@@ -36,7 +36,7 @@ impl Initiator {
         Initiator { child, spi_in: None }
     }
 
-    /// The request: IDi, [IDr], AUTH, [INITIAL_CONTACT], and the CHILD_SA payloads.
+    /// The request: IDi, \[IDr\], AUTH, \[INITIAL_CONTACT\], and the CHILD_SA payloads.
     pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
         let keys = sa.keys.as_ref()?;
         let id = local_id(sa);
