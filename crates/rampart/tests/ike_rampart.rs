@@ -250,6 +250,8 @@ fn ipv6_outer_and_inner_addresses() {
     assert!(wait_until(secs(3), || ends_match(&a, &b)));
     let sa = &a.list()[0];
     assert_eq!(sa["remote"], "[2001:db8::2]:500");
+    assert_eq!(sa["children"][0]["local_ts"], serde_json::json!(["fd01::/64"]));
+    assert_eq!(sa["children"][0]["remote_ts"], serde_json::json!(["fd02::/64"]));
     assert!(a.db_sas().iter().all(|s| s.remote.is_ipv6() || s.local.is_ipv6()));
     let snap = a.reader().snapshot();
     let p: Vec<_> = snap.policies().collect();

@@ -899,6 +899,24 @@ fn state_name(s: IkeState) -> &'static str {
     }
 }
 
+/// A selector as an operator writes it: `10.1.0.0/24`, `10.1.0.1-10.1.0.9`, with `[proto/ports]`.
+fn ts_text(t: &rampart_esp::TrafficSelector) -> String {
+    let p = database::range_prefixes(t.start, t.end);
+    let mut out = match p.as_slice() {
+        [(a, l)] => format!("{a}/{l}"),
+        _ => format!("{}-{}", t.start, t.end),
+    };
+    if t.protocol != 0 || t.start_port != 0 || t.end_port != u16::MAX {
+        let ports = match (t.start_port, t.end_port) {
+            (0, u16::MAX) => String::new(),
+            (a, b) if a == b => format!("/{a}"),
+            (a, b) => format!("/{a}-{b}"),
+        };
+        out.push_str(&format!("[{}{ports}]", t.protocol));
+    }
+    out
+}
+
 /// The `list-sas` answer: every IKE SA with its CHILD_SAs (no keys).
 pub fn list_sas(ep: &Endpoint) -> serde_json::Value {
     let sas: Vec<serde_json::Value> = ep
@@ -916,8 +934,8 @@ pub fn list_sas(ep: &Endpoint) -> serde_json::Value {
                         "spi_in": format!("{:08x}", c.spi_in),
                         "spi_out": format!("{:08x}", c.spi_out),
                         "outbound": c.outbound_active,
-                        "local_ts": c.local_ts.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                        "remote_ts": c.remote_ts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "local_ts": c.local_ts.iter().map(ts_text).collect::<Vec<_>>(),
+                        "remote_ts": c.remote_ts.iter().map(ts_text).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
