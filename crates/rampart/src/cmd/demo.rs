@@ -475,6 +475,20 @@ impl Demo {
         out
     }
 
+    /// Datagrams a host's kernel dropped for a full socket receive buffer (`/proc/net/snmp`,
+    /// `Udp: RcvbufErrors`, read inside its namespace).
+    fn udp_rcvbuf_errors(&self, n: Ns) -> u64 {
+        let Ok(text) = sh(&["ip", "netns", "exec", &self.ns(n), "cat", "/proc/net/snmp"]) else { return 0 };
+        let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+        let (Some(names), Some(values)) = (udp.next(), udp.next()) else { return 0 };
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(k, _)| *k == "RcvbufErrors")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     fn cleanup(&mut self) {
         for (_, mut child, stdin) in self.agents.drain(..) {
             drop(stdin); // the agent exits when its input closes
@@ -729,6 +743,7 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
 
     // The measured run.
     let before = [d.counters(Ns::Hub), d.counters(Ns::Branch)];
+    let rcvbuf_before = [d.udp_rcvbuf_errors(Ns::Dc), d.udp_rcvbuf_errors(Ns::Sites)];
     let run_id = 100;
     d.listen(&rx, run_id)?;
     for a in [Ns::Dc, Ns::Sites] {
@@ -834,7 +849,10 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
             |k: &str| after[gi].get(k).copied().unwrap_or(0).saturating_sub(before[gi].get(k).copied().unwrap_or(0));
         let mut drops: Vec<(String, u64)> = after[gi]
             .keys()
-            .filter(|k| k.starts_with("drop:") || *k == "tx_ring_full" || *k == "not_ip")
+            .filter(|k| {
+                k.starts_with("drop:")
+                    || matches!(k.as_str(), "tx_ring_full" | "not_ip" | "kernel_rx_dropped" | "kernel_rx_ring_full")
+            })
             .map(|k| (k.trim_start_matches("drop:").to_string(), delta(k)))
             .filter(|(_, v)| *v > 0)
             .collect();
@@ -856,6 +874,19 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
             drops.into_iter().map(|(k, v)| (k, Value::from(v))).collect::<serde_json::Map<_, _>>().into(),
         );
     }
+    let overflows = [Ns::Dc, Ns::Sites].map(|h| {
+        let i = usize::from(h == Ns::Sites);
+        d.udp_rcvbuf_errors(h).saturating_sub(rcvbuf_before[i])
+    });
+    let _ = writeln!(
+        s,
+        "  hosts             UDP receive buffer overflows: {}",
+        if overflows == [0, 0] {
+            "none".to_string()
+        } else {
+            format!("dc {}, sites {}", thousands(overflows[0]), thousands(overflows[1]))
+        }
+    );
     let _ = writeln!(s, "  metrics           ip netns exec {} curl -s http://127.0.0.1:9184/metrics", d.ns(Ns::Hub));
     let _ = writeln!(s, "                    (and {}; /stats is the table of rampart ctl stats)", d.ns(Ns::Branch));
     let _ = write!(s, "  total time        {:.1} s", t0.elapsed().as_secs_f64());
@@ -872,6 +903,7 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
             "hub_to_sites": down.json(secs),
             "sites_to_hub": upd.json(secs),
             "drops": drops_json,
+            "host_udp_rcvbuf_errors": { "dc": overflows[0], "sites": overflows[1] },
         });
         std::fs::write(path, serde_json::to_vec_pretty(&j).unwrap_or_default())
             .map_err(|e| CmdError(format!("{}: {e}", path.display())))?;
