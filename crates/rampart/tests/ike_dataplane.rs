@@ -183,7 +183,10 @@ fn traffic_through_the_data_plane_rekeys_and_a_killed_daemon() {
         Side::B,
         &SwanOpts { ts: Some(("10.2.0.0/24".into(), "10.1.0.0/24".into())), ..Default::default() },
     );
-    let conn = Rampart::gw_connection(Side::A, "", "rekey_time = \"6s\"\nlife_time = \"12s\"\nrand_time = \"1s\"")
+    // The hard lifetime is far beyond the rekey time: once the daemon is killed nothing rekeys,
+    // and the data plane must keep forwarding on the installed SA through the kill and the
+    // restart (about 15 s) however close to its own rekey the SA was when the daemon died.
+    let conn = Rampart::gw_connection(Side::A, "", "rekey_time = \"6s\"\nlife_time = \"40s\"\nrand_time = \"1s\"")
         .replace("local_ts = \"198.18.1.0/24\"", "local_ts = \"10.1.0.0/24\"")
         .replace("remote_ts = \"198.18.2.0/24\"", "remote_ts = \"10.2.0.0/24\"");
     let mut r = Rampart::start_in(
