@@ -18,7 +18,7 @@ step "build the rampart binary (the end-to-end tests run it)"
 cargo build -q --locked -p rampart --bin rampart
 export RAMPART_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/rampart"
 step "cargo test"
-cargo test --workspace --all-targets --locked
+cargo test --workspace --all-targets --locked --no-fail-fast
 step "deployment: Debian package, systemd units, capabilities (scripts/check-deploy.sh)"
 RAMPART_DEB_PROFILE=dev scripts/check-deploy.sh
 step "loom model checks (lock-free replay window)"
