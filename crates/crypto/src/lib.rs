@@ -125,8 +125,8 @@ impl Backend {
 
     /// The fastest backend for `suite` on this machine (decided by measurement, see bench/).
     ///
-    /// `ring` for the AEADs, `rustcrypto` for the HMAC suites; with one backend compiled in,
-    /// that one.
+    /// `vaes` for AES-GCM where the CPU runs it, `ring` for the other AEADs, `rustcrypto` for
+    /// the HMAC suites; with one backend compiled in, that one.
     pub fn fastest(suite: Suite) -> Backend {
         // AES-GCM: Rampart's multi-buffer backend where the CPU runs it. Measured with
         // `cargo run --release -p rampart-bench --bin gcm -- --min --trials 41` (AES-128, bursts
