@@ -13,11 +13,15 @@
 
 #![allow(dead_code)]
 
+#[path = "../process_helpers/mod.rs"]
+mod process_helpers;
+pub use process_helpers::{is_root, sh as run, wait_until};
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rampart_esp::Direction;
 use rampart_sadb::Reader;
@@ -37,8 +41,7 @@ const PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm chapoly curve
 
 /// Whether this test can run (root, strongSwan installed); says why not on stderr.
 pub fn can_run(test: &str, need_strongswan: bool) -> bool {
-    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if uid.ok().as_deref() != Some("0") {
+    if !is_root() {
         eprintln!("SKIPPED {test}: needs root (network namespaces)");
         return false;
     }
@@ -47,32 +50,6 @@ pub fn can_run(test: &str, need_strongswan: bool) -> bool {
         return false;
     }
     true
-}
-
-/// Runs a command; panics with its output when it fails.
-pub fn run(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Waits until `f` holds, polling every 100 ms; false at the deadline.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Which gateway.

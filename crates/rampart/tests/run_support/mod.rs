@@ -11,6 +11,10 @@
 
 #![allow(dead_code)]
 
+#[path = "../process_helpers/mod.rs"]
+mod process_helpers;
+pub use process_helpers::{is_root, sh, wait_until};
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -29,38 +33,11 @@ pub const PSK: &str = "run-test-psk-0123456789abcdef0123";
 
 /// Whether this test can run (root); says why not on stderr.
 pub fn can_run(test: &str) -> bool {
-    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if uid.ok().as_deref() != Some("0") {
+    if !is_root() {
         eprintln!("SKIPPED {test}: needs root (network namespaces, XDP, AF_XDP)");
         return false;
     }
     true
-}
-
-/// Runs a command; panics with its output when it fails.
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Waits until `f` holds, polling every 100 ms; false at the deadline.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 pub fn secs(n: u64) -> Duration {
