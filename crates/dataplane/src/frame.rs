@@ -11,6 +11,8 @@ use rampart_esp::DropReason;
 use rampart_sadb::{FlowV4, FlowV6};
 use rampart_wire::{EthernetFrame, Ipv4Packet, Ipv6Packet, ethernet, ip_protocol, ipv6};
 
+use crate::stats::{Counter, Values};
+
 /// The IP packet inside a received frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpInFrame {
@@ -20,6 +22,24 @@ pub struct IpInFrame {
     pub version: u8,
     /// Length of the IP packet by its own header (link padding excluded).
     pub ip_len: usize,
+}
+
+/// [`ip_in_frame`] for a received frame, counting what it refuses: a drop reason, or
+/// `not_ip` for a frame that is not IP (ARP and the like that reached the socket). `None`: the
+/// caller frees the frame.
+#[inline]
+pub fn ip_in_frame_counted(frame: &[u8], values: &mut Values) -> Option<IpInFrame> {
+    match ip_in_frame(frame) {
+        Ok(info) => Some(info),
+        Err(Some(r)) => {
+            values.drop(r);
+            None
+        }
+        Err(None) => {
+            values.add(Counter::NotIp, 1);
+            None
+        }
+    }
 }
 
 /// Finds the IP packet in an Ethernet frame and checks that its header and length fit.
@@ -269,6 +289,20 @@ mod tests {
         f.extend_from_slice(&ip);
         f.extend_from_slice(payload);
         f
+    }
+
+    #[test]
+    fn refused_frames_are_counted_by_reason() {
+        let mut values = Values::default();
+        let good = v4_frame(64, true, &[0u8; 12]);
+        let info = ip_in_frame_counted(&good, &mut values).unwrap();
+        assert_eq!((info.eth_len, info.version, info.ip_len), (14, 4, 32));
+        let mut arp = good.clone();
+        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        assert!(ip_in_frame_counted(&arp, &mut values).is_none());
+        assert!(ip_in_frame_counted(&good[..10], &mut values).is_none());
+        assert_eq!(values.0[Counter::NotIp as usize], 1);
+        assert_eq!(values.drops(DropReason::Truncated), 1);
     }
 
     #[test]

@@ -79,16 +79,9 @@ fn classify(
         drop_frames.push(d.addr);
         return;
     };
-    let info = match frame::ip_in_frame(frame) {
-        Ok(i) => i,
-        Err(r) => {
-            match r {
-                Some(r) => ctx.values.drop(r),
-                None => ctx.values.add(Counter::NotIp, 1),
-            }
-            drop_frames.push(d.addr);
-            return;
-        }
+    let Some(info) = frame::ip_in_frame_counted(frame, &mut ctx.values) else {
+        drop_frames.push(d.addr);
+        return;
     };
     let ip = &frame[info.eth_len..info.eth_len + info.ip_len];
     let loc = match rampart_esp::parse_outer(ip, ctx.encap_port) {

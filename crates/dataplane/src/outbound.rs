@@ -92,16 +92,9 @@ pub(crate) fn process(
             drop_frames.push(d.addr);
             continue;
         };
-        let info = match frame::ip_in_frame(frame) {
-            Ok(i) => i,
-            Err(r) => {
-                match r {
-                    Some(r) => ctx.values.drop(r),
-                    None => ctx.values.add(Counter::NotIp, 1),
-                }
-                drop_frames.push(d.addr);
-                continue;
-            }
+        let Some(info) = frame::ip_in_frame_counted(frame, &mut ctx.values) else {
+            drop_frames.push(d.addr);
+            continue;
         };
         let ip = &mut frame[info.eth_len..info.eth_len + info.ip_len];
         if let Err(r) = frame::decrement_ttl(ip, info.version) {
