@@ -17,6 +17,7 @@ use crate::config::{ChildConfig, ConnectionConfig, EndpointConfig};
 use crate::cookie::CookieJar;
 use crate::crypto::RandomSource;
 use crate::event::{ChildSaId, Event, IkeSaId, Transmit};
+use crate::exchange_log::ExchangeLog;
 use crate::ike_sa::{ChildState, Ctx, Ids, IkeSa, IkeState};
 use crate::message::{ExchangeType, Identification, Message};
 use crate::offload::{DhDone, DhJob, DhOwner, InlineShares, KeyShareSource};
@@ -130,6 +131,7 @@ macro_rules! ctx {
             initial_contact: None,
             shares: &mut *$self.shares,
             dh_jobs: &mut $self.dh_jobs,
+            exchanges: &mut $self.exchanges,
         }
     };
 }
@@ -163,6 +165,7 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     dh_jobs: VecDeque<DhJob>,
+    exchanges: ExchangeLog,
 }
 
 impl fmt::Debug for Endpoint {
@@ -198,6 +201,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dh_jobs: VecDeque::new(),
+            exchanges: ExchangeLog::default(),
         }
     }
 
@@ -238,6 +242,11 @@ impl Endpoint {
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// Exchange counts and the round-trip times not taken yet, for metrics.
+    pub fn exchange_log(&mut self) -> &mut ExchangeLog {
+        &mut self.exchanges
     }
 
     /// The next event.

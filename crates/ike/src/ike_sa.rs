@@ -23,6 +23,7 @@ use crate::auth::AuthVerified;
 use crate::config::{ChildConfig, ConnectionConfig, EndpointConfig};
 use crate::crypto::{DhGroup, KeyShare, RandomSource};
 use crate::event::{ChildSaId, DownReason, Event, IkeSaId, Transmit};
+use crate::exchange_log::ExchangeLog;
 use crate::keys::{ChildKeys, IkeSaKeys, child_keymat};
 use crate::message::{
     ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, Header, Message, NotifyType, Payload, unsupported_critical,
@@ -189,6 +190,8 @@ pub struct Ctx<'a> {
     pub shares: &'a mut dyn KeyShareSource,
     /// Shared-secret computations handed out ([`EndpointConfig::offload_dh`]).
     pub dh_jobs: &'a mut VecDeque<DhJob>,
+    /// Exchange counts and round-trip times, for metrics.
+    pub exchanges: &'a mut ExchangeLog,
 }
 
 impl Ctx<'_> {
@@ -521,6 +524,7 @@ impl IkeSa {
                 Err(SkError::Malformed(_)) => {
                     // Authenticated but broken: the exchange failed.
                     let Some(out) = self.outstanding.take() else { return };
+                    cx.exchanges.answered(out.exchange, cx.now.saturating_duration_since(out.sent_at));
                     let flow = out.task.failed(self, cx);
                     self.after_flow(cx, flow);
                     return;
@@ -530,6 +534,7 @@ impl IkeSa {
         };
         self.last_heard = cx.now;
         let Some(out) = self.outstanding.take() else { return };
+        cx.exchanges.answered(out.exchange, cx.now.saturating_duration_since(out.sent_at));
         let flow = if let Some(kind) = unsupported_critical(&payloads) {
             let _ = kind;
             out.task.failed(self, cx)
@@ -606,6 +611,7 @@ impl IkeSa {
         if let Some(bytes) = self.seal(header, &payloads, cx.rng) {
             self.last_response = Some((id, bytes.clone()));
             self.transmit(cx, bytes);
+            cx.exchanges.responded(exchange);
         }
         self.expected_request_id = id.wrapping_add(1);
         if let Some(reason) = then {
@@ -823,6 +829,7 @@ impl IkeSa {
                 return;
             }
             out.retransmits += 1;
+            cx.exchanges.retransmitted(out.exchange);
             let wait = cx.cfg.retransmit_timeout.mul_f64(cx.cfg.retransmit_base.powi(out.retransmits as i32));
             out.next_at = now + wait;
             let bytes = out.bytes.clone();

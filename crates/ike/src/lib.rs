@@ -29,6 +29,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod endpoint;
 pub mod event;
+pub mod exchange_log;
 pub mod ike_sa;
 pub mod keys;
 pub mod message;

@@ -54,6 +54,12 @@ fn establish_with_narrowing_and_matching_keys() {
     let sa = Pair::only_sa(&p.a);
     assert_eq!(sa.state, IkeState::Established);
     assert_eq!(Pair::only_sa(&p.b).state, IkeState::Established);
+    // The exchange log the metrics read: A initiated both exchanges and timed them, B answered.
+    assert_eq!(p.a.exchange_log().completed, [[1, 0], [1, 0], [0, 0], [0, 0]]);
+    assert_eq!(p.b.exchange_log().completed, [[0, 1], [0, 1], [0, 0], [0, 0]]);
+    let rtts: Vec<_> = p.a.exchange_log().take_rtts().map(|(e, _)| e).collect();
+    assert_eq!(rtts, vec![ExchangeType::IkeSaInit, ExchangeType::IkeAuth]);
+    assert_eq!(p.b.exchange_log().take_rtts().count(), 0);
 }
 
 #[test]
@@ -517,6 +523,12 @@ fn lost_request_and_lost_response_are_retransmitted_and_answered_from_cache() {
     assert_eq!(auth_resp[0].1.bytes, auth_resp[1].1.bytes, "the second answer is the cached one");
     assert_eq!(installs(&p.a_events).len(), 1);
     assert_eq!(installs(&p.b_events).len(), 1, "B processed the request once");
+    // Counted once each; the two retransmissions counted; the round trip from the first send.
+    assert_eq!(p.a.exchange_log().retransmits, [0, 2, 0, 0]);
+    assert_eq!(p.a.exchange_log().completed[1], [1, 0]);
+    assert_eq!(p.b.exchange_log().completed[1], [0, 1], "the cached answer is not a new exchange");
+    let auth_rtt = p.a.exchange_log().take_rtts().find(|(e, _)| *e == ExchangeType::IkeAuth).unwrap().1;
+    assert!(auth_rtt >= Duration::from_secs(4), "{auth_rtt:?}: includes the wait before the retransmissions");
 }
 
 #[test]

@@ -112,6 +112,20 @@ fn traffic_moves_the_packet_counters_under_the_names_ctl_stats_shows() {
         assert_eq!(drops, drops_before, "{which}: nothing dropped during the run");
     }
 
+    // The IKE daemons' exchanges: the branch initiated every tunnel and timed each exchange
+    // (the latency summary), the hub answered.
+    let exchanges = "rampart_ike_exchanges_total";
+    for (e, role, which) in [(&branch_after, "initiator", "branch"), (&after, "responder", "hub")] {
+        for exchange in ["ike_sa_init", "ike_auth"] {
+            let n = total(e, exchanges, &[("exchange", exchange), ("role", role)]);
+            assert!(n >= 1.0, "{which}: {exchange} exchanges as {role}: {n}");
+        }
+    }
+    let timed = total(&branch_after, "rampart_ike_exchange_seconds_count", &[("exchange", "ike_auth")]);
+    assert!(timed >= 1.0, "branch: IKE_AUTH round trips recorded: {timed}");
+    assert_eq!(total(&after, "rampart_ike_exchange_seconds_count", &[("exchange", "ike_auth")]), 0.0, "hub: none");
+    assert_eq!(total(&after, "rampart_ike_failures_total", &[("reason", "authentication_failed")]), 0.0);
+
     // `/stats` and `rampart ctl stats` show the same samples under the same names, the
     // worker label made a column.
     let table = table_rows(&hub.http_get("/stats"));

@@ -1,18 +1,27 @@
 //! The daemon's counters in the shared metrics registry (`rampart-telemetry`'s schema: the
 //! `rampart_ike_*` families), so that `/metrics`, `rampart ctl stats` and bench reports show the
-//! same numbers: [`Published::publish`] adds what each counter of [`Counters`] gained since the
-//! last tick and sets the state gauges.
+//! same numbers: [`Published::publish`] adds what each counter of [`Counters`] and of the
+//! endpoint's [`ExchangeLog`] gained since the last tick, records the exchanges' round-trip
+//! times in the latency family (HDR histogram, exported as quantiles) and sets the state gauges.
+//! Failed negotiations are counted by reason as they happen ([`Published::ike_down`],
+//! [`Published::child_failed`]).
 //!
 //! Runs on the event loop, once per tick; never on a per-packet path, never with a key.
 
+use std::sync::Arc;
+
 use rampart_telemetry::schema::{
     IKE_ACQUIRES, IKE_CHILD_SA_EVENTS, IKE_CHILD_SAS, IKE_CONFIG_RELOADS, IKE_CONTROL_REQUESTS, IKE_DROPPED_DATAGRAMS,
-    IKE_MESSAGES, IKE_NAT_KEEPALIVES, IKE_SA_EVENTS, IKE_SAS,
+    IKE_EXCHANGE_SECONDS, IKE_EXCHANGES, IKE_FAILURES, IKE_MESSAGES, IKE_NAT_KEEPALIVES, IKE_RETRANSMITS,
+    IKE_SA_EVENTS, IKE_SAS,
 };
-use rampart_telemetry::{Counter, Gauge, Metrics};
+use rampart_telemetry::{Counter, Gauge, LatencyCell, Metrics};
 
 use super::stats::Counters;
+use crate::event::DownReason;
+use crate::exchange_log::{EXCHANGES, ExchangeLog, exchange_label};
 use crate::ike_sa::IkeState;
+use crate::message::NotifyType;
 
 /// Reads one field of [`Counters`].
 type Field = fn(&Counters) -> u64;
@@ -23,6 +32,12 @@ pub struct Published {
     ike_states: Vec<(IkeState, Gauge)>,
     children: Gauge,
     last: Counters,
+    /// `rampart_ike_exchanges_total`, by [`EXCHANGES`] index and role (initiator, responder).
+    exchanges: [[Counter; 2]; 4],
+    retransmits: [Counter; 4],
+    exchange_seconds: [LatencyCell; 4],
+    last_exchanges: ExchangeLog,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Published {
@@ -45,7 +60,7 @@ pub fn state_label(s: IkeState) -> &'static str {
 
 impl Published {
     /// Takes the handles from `m`.
-    pub fn new(m: &Metrics) -> Published {
+    pub fn new(m: &Arc<Metrics>) -> Published {
         let c = |f: Field, h: Counter| (f, h);
         let counters = vec![
             c(|x| x.datagrams_in, m.counter(&IKE_MESSAGES, ["rx"])),
@@ -80,19 +95,108 @@ impl Published {
         .into_iter()
         .map(|s| (s, m.gauge(&IKE_SAS, [state_label(s)])))
         .collect();
-        Published { counters, ike_states, children: m.gauge(&IKE_CHILD_SAS, ["installed"]), last: Counters::default() }
+        let exchanges = EXCHANGES
+            .map(|e| ["initiator", "responder"].map(|role| m.counter(&IKE_EXCHANGES, [exchange_label(e), role])));
+        Published {
+            counters,
+            ike_states,
+            children: m.gauge(&IKE_CHILD_SAS, ["installed"]),
+            last: Counters::default(),
+            exchanges,
+            retransmits: EXCHANGES.map(|e| m.counter(&IKE_RETRANSMITS, [exchange_label(e)])),
+            exchange_seconds: EXCHANGES.map(|e| m.latency(&IKE_EXCHANGE_SECONDS, [exchange_label(e)])),
+            last_exchanges: ExchangeLog::default(),
+            metrics: Arc::clone(m),
+        }
     }
 
-    /// Adds the counters' gains since the last call; sets the gauges.
-    pub fn publish(&mut self, now: &Counters, states: &[(IkeState, usize)], children: usize) {
+    /// Counts an IKE SA that went down as a failed negotiation in
+    /// `rampart_ike_failures_total{reason}`, when its reason is one (authentication failed, not
+    /// authenticated in time, refused with an error notify); other reasons are not failures.
+    pub fn ike_down(&self, reason: &DownReason) {
+        let label = match reason {
+            DownReason::AuthenticationFailed => "authentication_failed",
+            DownReason::HalfOpenTimeout => "half_open_timeout",
+            DownReason::Failed(_) => "ike_sa_refused",
+            _ => return,
+        };
+        self.metrics.counter(&IKE_FAILURES, [label]).add(1);
+    }
+
+    /// Counts a CHILD_SA refused with an error notify in `rampart_ike_failures_total{reason}`,
+    /// the notify's name in lower case as the reason (`no_proposal_chosen`, `ts_unacceptable`).
+    pub fn child_failed(&self, notify: NotifyType) {
+        self.metrics.counter(&IKE_FAILURES, [&notify.name().to_ascii_lowercase()]).add(1);
+    }
+
+    /// Adds the counters' gains since the last call and the exchanges' round-trip times; sets
+    /// the gauges.
+    pub fn publish(&mut self, now: &Counters, log: &mut ExchangeLog, states: &[(IkeState, usize)], children: usize) {
         for (get, h) in &self.counters {
             h.add(get(now).saturating_sub(get(&self.last)));
         }
         self.last = now.clone();
+        for (i, roles) in self.exchanges.iter().enumerate() {
+            for (r, h) in roles.iter().enumerate() {
+                h.add(log.completed[i][r].saturating_sub(self.last_exchanges.completed[i][r]));
+            }
+            self.retransmits[i].add(log.retransmits[i].saturating_sub(self.last_exchanges.retransmits[i]));
+        }
+        self.last_exchanges.completed = log.completed;
+        self.last_exchanges.retransmits = log.retransmits;
+        for (exchange, rtt) in log.take_rtts() {
+            if let Some(i) = EXCHANGES.iter().position(|e| *e == exchange) {
+                self.exchange_seconds[i].record(rtt);
+            }
+        }
         for (s, g) in &self.ike_states {
             let n = states.iter().find(|(x, _)| x == s).map_or(0, |(_, n)| *n);
             g.set(n as i64);
         }
         self.children.set(children as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::message::ExchangeType;
+
+    #[test]
+    fn exchanges_retransmits_round_trips_and_failures_reach_the_registry() {
+        let m = Arc::new(Metrics::new());
+        let mut p = Published::new(&m);
+        let mut log = ExchangeLog::default();
+        log.answered(ExchangeType::IkeSaInit, Duration::from_millis(2));
+        log.answered(ExchangeType::IkeAuth, Duration::from_millis(4));
+        log.responded(ExchangeType::CreateChildSa);
+        log.retransmitted(ExchangeType::IkeAuth);
+        p.publish(&Counters::default(), &mut log, &[], 0);
+        // Published again: only the gains are added, the round trips were taken once.
+        log.responded(ExchangeType::CreateChildSa);
+        p.publish(&Counters::default(), &mut log, &[], 0);
+        p.ike_down(&DownReason::AuthenticationFailed);
+        p.ike_down(&DownReason::Rekeyed);
+        p.ike_down(&DownReason::DeletedByPeer);
+        p.child_failed(NotifyType::TS_UNACCEPTABLE);
+
+        let flat = m.snapshot().flat();
+        let get = |k: &str| flat.get(k).copied().unwrap_or_else(|| panic!("{k} missing in {flat:#?}"));
+        assert_eq!(get("rampart_ike_exchanges_total{exchange=\"ike_sa_init\",role=\"initiator\"}"), 1.0);
+        assert_eq!(get("rampart_ike_exchanges_total{exchange=\"ike_auth\",role=\"initiator\"}"), 1.0);
+        assert_eq!(get("rampart_ike_exchanges_total{exchange=\"create_child_sa\",role=\"responder\"}"), 2.0);
+        assert_eq!(get("rampart_ike_exchanges_total{exchange=\"informational\",role=\"responder\"}"), 0.0);
+        assert_eq!(get("rampart_ike_retransmits_total{exchange=\"ike_auth\"}"), 1.0);
+        assert_eq!(get("rampart_ike_exchange_seconds_count{exchange=\"ike_auth\"}"), 1.0);
+        assert_eq!(get("rampart_ike_exchange_seconds_count{exchange=\"create_child_sa\"}"), 0.0);
+        let median = get("rampart_ike_exchange_seconds{exchange=\"ike_auth\",quantile=\"0.5\"}");
+        assert!((median - 0.004).abs() < 0.0001, "{median}");
+        assert_eq!(get("rampart_ike_failures_total{reason=\"authentication_failed\"}"), 1.0);
+        assert_eq!(get("rampart_ike_failures_total{reason=\"ts_unacceptable\"}"), 1.0);
+        let failures: f64 =
+            flat.iter().filter(|(k, _)| k.starts_with("rampart_ike_failures_total")).map(|(_, v)| v).sum();
+        assert_eq!(failures, 2.0, "a rekey or a peer's delete is not a failure");
     }
 }

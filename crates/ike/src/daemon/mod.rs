@@ -524,6 +524,7 @@ impl Daemon {
             }
             Event::IkeSaDown { ike, reason } => {
                 self.counters.ike_down += 1;
+                self.published.ike_down(&reason);
                 self.follow_up.remove(&ike);
                 let entry = self.ikes.remove(&ike);
                 match &reason {
@@ -608,6 +609,7 @@ impl Daemon {
             }
             Event::ChildSaFailed { ike, name, reason } => {
                 self.counters.child_failed += 1;
+                self.published.child_failed(reason);
                 warn!(%ike, child_name = %name, reason = reason.name(), "CHILD_SA failed");
                 let conn = self.conn_of(ike);
                 self.negotiating.remove(&(conn, name));
@@ -661,7 +663,13 @@ impl Daemon {
         for spi in self.db.sweep(now) {
             self.ep.release_spi(spi);
         }
-        self.published.publish(&self.counters, &self.ep.count_by_state(), self.db.child_count());
+        self.publish_metrics();
+    }
+
+    /// Brings the metrics registry up to date with this moment.
+    fn publish_metrics(&mut self) {
+        let states = self.ep.count_by_state();
+        self.published.publish(&self.counters, self.ep.exchange_log(), &states, self.db.child_count());
     }
 
     fn control(&mut self, now: Instant, r: Request) -> Response {
@@ -669,7 +677,7 @@ impl Daemon {
             Request::ListSas => Response::ok(list_sas(&self.ep)),
             Request::Stats => {
                 // The registry up to date with this moment, not the last tick.
-                self.published.publish(&self.counters, &self.ep.count_by_state(), self.db.child_count());
+                self.publish_metrics();
                 Response::ok(self.stats_json())
             }
             Request::Reload => match self.reload_config(now) {

@@ -443,5 +443,6 @@ pub fn finish_r(
     sa.half_open_until = Some(cx.now + cx.cfg.half_open_timeout);
     sa.last_sent = cx.now;
     cx.transmits.push_back(Transmit { from: p.local, to: p.remote, bytes });
+    cx.exchanges.responded(ExchangeType::IkeSaInit);
     Some(sa)
 }
