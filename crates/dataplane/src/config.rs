@@ -10,6 +10,8 @@
 //! metrics_listen = "127.0.0.1:9184"   # /metrics, /stats, /stats.json (default); "off" for none
 //! # tuning (defaults): ring_size = 2048, frame_count = 4 x ring_size per queue pair,
 //! # idle = "poll" | "spin", poll_timeout_ms = 10, icmp_rate = 100, encap_port = 4500
+//! per_sa_metrics = false          # rampart_sa_{packets,bytes}_total per SA on /metrics
+//! per_sa_metrics_limit = 10000    # at most this many SAs a scrape
 //!
 //! [lan]
 //! name = "lan0"
@@ -120,7 +122,15 @@ pub struct Config {
     pub encap_port: u16,
     /// ICMP errors each worker may send per second.
     pub icmp_rate: u32,
+    /// Export each SA's packet and byte counters (`rampart_sa_*`) on the metrics endpoint.
+    pub per_sa_metrics: bool,
+    /// At most this many SAs in one scrape when `per_sa_metrics` is on.
+    pub per_sa_metrics_limit: usize,
 }
+
+/// SAs in one scrape at most, unless `per_sa_metrics_limit` says otherwise (two families, two
+/// series each: 40,000 lines).
+pub const DEFAULT_PER_SA_METRICS_LIMIT: usize = 10_000;
 
 /// Why a configuration was refused: the file, the line (when known) and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +194,10 @@ struct RawConfig {
     encap_port: Option<u16>,
     #[serde(default)]
     icmp_rate: Option<u32>,
+    #[serde(default)]
+    per_sa_metrics: bool,
+    #[serde(default)]
+    per_sa_metrics_limit: Option<usize>,
 }
 
 /// Where the data plane's metrics endpoint listens unless told otherwise.
@@ -330,6 +344,13 @@ impl Config {
             None => Some(DEFAULT_METRICS_LISTEN),
             Some(s) => parse_listen(s).map_err(|reason| err("metrics_listen", reason))?,
         };
+        let per_sa_metrics_limit = raw.per_sa_metrics_limit.unwrap_or(DEFAULT_PER_SA_METRICS_LIMIT);
+        if per_sa_metrics_limit == 0 {
+            return Err(err(
+                "per_sa_metrics_limit",
+                "must be at least 1 (per_sa_metrics = false turns them off)".into(),
+            ));
+        }
         let poll_timeout_ms = raw.poll_timeout_ms.unwrap_or(10);
         if !(1..=1000).contains(&poll_timeout_ms) {
             return Err(err("poll_timeout_ms", "must be 1..=1000".into()));
@@ -350,6 +371,8 @@ impl Config {
             ring_size,
             encap_port: raw.encap_port.unwrap_or(4500),
             icmp_rate: raw.icmp_rate.unwrap_or(100),
+            per_sa_metrics: raw.per_sa_metrics,
+            per_sa_metrics_limit,
         })
     }
 
@@ -442,5 +465,18 @@ local_addresses = ["192.0.2.1", "2001:db8::1"]
         assert_eq!(c.metrics_listen, None);
         let c = parse(&format!("metrics_listen = \"[::1]:9300\"\n{GOOD}")).unwrap();
         assert_eq!(c.metrics_listen, Some("[::1]:9300".parse().unwrap()));
+    }
+
+    #[test]
+    fn per_sa_metrics_are_off_by_default_and_limited() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!((c.per_sa_metrics, c.per_sa_metrics_limit), (false, DEFAULT_PER_SA_METRICS_LIMIT));
+        let c = parse(&format!("per_sa_metrics = true\nper_sa_metrics_limit = 50\n{GOOD}")).unwrap();
+        assert_eq!((c.per_sa_metrics, c.per_sa_metrics_limit), (true, 50));
+        let e = parse(&format!("per_sa_metrics_limit = 0\n{GOOD}")).unwrap_err();
+        assert!(e.reason.contains("at least 1"), "{e}");
+        assert_eq!(e.line, Some(1), "{e}");
+        let e = parse(&format!("per_sa_metrics = \"yes\"\n{GOOD}")).unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
     }
 }

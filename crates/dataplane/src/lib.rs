@@ -53,8 +53,9 @@ use rampart_nic::{
     AttachMode, AttachOptions, LoadOptions, Role, SteeringProgram, Umem, UmemConfig, XskConfig, XskSocket,
 };
 use rampart_sadb::Reader;
-use rampart_telemetry::dataplane::{DataplaneSource, WorkerReading};
-use rampart_telemetry::{Metrics, MetricsServer, Source};
+use rampart_telemetry::dataplane::{DataplaneSource, SaUsage, SaUsageSource, WorkerReading};
+use rampart_telemetry::schema::WORKER_BURST_SECONDS;
+use rampart_telemetry::{Metrics, MetricsServer, Scrape, Source};
 
 pub use config::Config;
 
@@ -134,6 +135,10 @@ pub struct Dataplane {
     control_stop: Arc<AtomicBool>,
     mirror: MirrorThread,
     programs: Option<(Arc<SteeringProgram>, Arc<SteeringProgram>)>,
+    /// The database and the most SAs a scrape exports, when per-SA metrics are on.
+    per_sa_metrics: Option<(PathBuf, usize)>,
+    /// Each worker's burst times.
+    burst_latency: Vec<(usize, worker::BurstLatency)>,
     /// What `start` found and did, for the log.
     pub report: Vec<String>,
 }
@@ -214,12 +219,16 @@ impl Dataplane {
         // Workers.
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::new();
+        let mut burst_latency = Vec::new();
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         for (w, &core) in config.cores.iter().enumerate() {
             let pairs = config.queue_pairs(w);
             let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
             let stats = Arc::new(WorkerStats::default());
+            let latency = worker::BurstLatency::default();
+            burst_latency.push((w, latency.clone()));
             let params = WorkerParams {
+                burst_latency: latency,
                 index: w,
                 tables: tables.clone(),
                 mirror: mirror.mirror.clone(),
@@ -336,6 +345,8 @@ impl Dataplane {
             control_stop,
             mirror,
             programs: Some((lan_prog, wan_prog)),
+            per_sa_metrics: config.per_sa_metrics.then(|| (config.database.clone(), config.per_sa_metrics_limit)),
+            burst_latency,
             report,
         })
     }
@@ -346,17 +357,53 @@ impl Dataplane {
     }
 
     /// What a metrics registry reads at each scrape: every worker's published counters
-    /// (`rampart_worker_*` families). It holds the workers' counter blocks, not the data plane:
+    /// (`rampart_worker_*` families) and burst times (`rampart_worker_burst_seconds`, as
+    /// quantiles). It holds the workers' counter blocks and latency series, not the data plane:
     /// after [`Dataplane::stop`] it keeps reporting the final values.
     pub fn metrics_source(&self) -> Arc<dyn Source> {
         let workers: Vec<(usize, usize, Arc<WorkerStats>)> =
             self.workers.iter().map(|(w, core, _, s)| (*w, *core, s.clone())).collect();
-        Arc::new(DataplaneSource::new(move || {
+        let counters = DataplaneSource::new(move || {
             workers
                 .iter()
                 .map(|(w, core, s)| WorkerReading { worker: *w, core: *core, counters: s.read() })
                 .collect::<Vec<_>>()
-        }))
+        });
+        let latency = self.burst_latency.clone();
+        Arc::new(move |scrape: &mut Scrape<'_>| {
+            counters.collect(scrape);
+            for (w, l) in &latency {
+                let w = w.to_string();
+                scrape.quantiles(&WORKER_BURST_SECONDS, [&w, "outbound"], l.outbound.read());
+                scrape.quantiles(&WORKER_BURST_SECONDS, [&w, "inbound"], l.inbound.read());
+            }
+        })
+    }
+
+    /// What a metrics registry reads at each scrape for the per-SA families
+    /// (`rampart_sa_packets_total`, `rampart_sa_bytes_total` by SPI and direction), when
+    /// `per_sa_metrics` is on: the usage area of the SA database, through a reader of its own.
+    /// `None` when they are off.
+    pub fn sa_metrics_source(&self) -> Result<Option<Arc<dyn Source>>, Error> {
+        let Some((path, limit)) = &self.per_sa_metrics else { return Ok(None) };
+        let reader = Reader::attach(path).map_err(|source| Error::Database { path: path.clone(), source })?;
+        let reader = std::sync::Mutex::new(reader);
+        let read = move || {
+            let r = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let snap = r.snapshot();
+            sa_usage(&r, &snap)
+        };
+        Ok(Some(Arc::new(SaUsageSource::new(read, Arc::new(AtomicBool::new(true)), *limit))))
+    }
+
+    /// Adds [`Dataplane::metrics_source`] and, when per-SA metrics are on,
+    /// [`Dataplane::sa_metrics_source`] to `metrics`.
+    pub fn register_metrics(&self, metrics: &Metrics) -> Result<(), Error> {
+        metrics.add_source(self.metrics_source());
+        if let Some(s) = self.sa_metrics_source()? {
+            metrics.add_source(s);
+        }
+        Ok(())
     }
 
     /// Stops the workers (their sockets close), the control thread and the mirror, and detaches
@@ -377,6 +424,21 @@ impl Dataplane {
         self.mirror.stop();
         snap
     }
+}
+
+/// Every SA of `snap` with its counters from the usage area of `reader`'s database.
+pub fn sa_usage(reader: &Reader, snap: &rampart_sadb::Snapshot) -> Vec<SaUsage> {
+    snap.sas()
+        .filter_map(|m| {
+            let u = reader.usage(m.id)?;
+            Some(SaUsage {
+                spi: m.spi,
+                outbound: m.direction == rampart_esp::Direction::Outbound,
+                packets: u.packets,
+                bytes: u.bytes,
+            })
+        })
+        .collect()
 }
 
 /// Adds what is new in `want` and removes what is gone, through `add`/`remove`.
@@ -500,7 +562,7 @@ pub fn run(config: &Config, stats_interval: Option<Duration>, metrics: Arc<Metri
         None => None,
     };
     let dp = Dataplane::start(config)?;
-    metrics.add_source(dp.metrics_source());
+    dp.register_metrics(&metrics)?;
     for line in &dp.report {
         println!("rampart dataplane: {line}");
     }

@@ -26,6 +26,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rampart_esp::{InboundSa, OutboundSa};
 use rampart_nic::{Desc, Umem, XskSocket};
 use rampart_sadb::Reader;
+use rampart_telemetry::{LatencyCell, LatencyRecorder};
 
 use crate::config::{CryptoChoice, IdleMode};
 use crate::frame::TokenBucket;
@@ -203,6 +204,10 @@ pub struct Worker {
     idle: IdleMode,
     poll_timeout_ms: u32,
     fill_batch: u32,
+    /// Time of each rx burst from the rx ring to the tx ring, outbound then inbound: recorded
+    /// here, flushed into `burst_latency` once a second without waiting.
+    burst_recorders: [LatencyRecorder; 2],
+    burst_latency: BurstLatency,
 }
 
 /// What a worker needs besides its sockets.
@@ -235,6 +240,18 @@ pub struct WorkerParams {
     pub idle: IdleMode,
     /// Longest idle sleep.
     pub poll_timeout_ms: u32,
+    /// Where the burst times go (read by the metrics endpoint).
+    pub burst_latency: BurstLatency,
+}
+
+/// A worker's burst-time series, outbound (LAN rx) and inbound (WAN rx), as the metrics
+/// endpoint reads them (`rampart_worker_burst_seconds{worker,direction}`).
+#[derive(Clone, Debug, Default)]
+pub struct BurstLatency {
+    /// LAN rx bursts: classification, encryption, transmission.
+    pub outbound: LatencyCell,
+    /// WAN rx bursts: decryption, forwarding.
+    pub inbound: LatencyCell,
 }
 
 fn unix_now() -> u64 {
@@ -287,6 +304,24 @@ impl Worker {
             idle: p.idle,
             poll_timeout_ms: p.poll_timeout_ms,
             fill_batch,
+            burst_recorders: Default::default(),
+            burst_latency: p.burst_latency,
+        }
+    }
+
+    /// Hands the recorded burst times to the shared series; `wait`: also when a scrape holds
+    /// them (at exit), else they stay for the next try.
+    fn flush_burst_times(&mut self, wait: bool) {
+        let [out, inb] = &mut self.burst_recorders;
+        for (r, cell) in [(out, &self.burst_latency.outbound), (inb, &self.burst_latency.inbound)] {
+            if r.pending() == 0 {
+                continue;
+            }
+            if wait {
+                r.flush(cell);
+            } else {
+                let _ = r.try_flush(cell);
+            }
         }
     }
 
@@ -309,6 +344,7 @@ impl Worker {
                     self.ctx.values.drop(rampart_esp::DropReason::Fragment);
                 }
                 self.ctx.values.publish(&self.stats);
+                self.flush_burst_times(false);
             }
             if self.tables_handle.version() != self.tables.version {
                 let t = self.tables_handle.load();
@@ -323,6 +359,7 @@ impl Worker {
                 let pair = &mut self.pairs[p];
                 let n = pair.lan.rx_burst(&mut descs);
                 if n > 0 {
+                    let t0 = Instant::now();
                     self.ctx.values.burst(n);
                     crate::outbound::process(
                         &mut self.ctx,
@@ -332,11 +369,13 @@ impl Worker {
                         &mut pair.wan,
                         &descs[..n],
                     );
+                    self.burst_recorders[0].record(t0.elapsed());
                     pair.lan.refill(&mut self.umem, self.fill_batch);
                 }
                 work += n;
                 let n = pair.wan.rx_burst(&mut descs);
                 if n > 0 {
+                    let t0 = Instant::now();
                     self.ctx.values.burst(n);
                     crate::inbound::process(
                         &mut self.ctx,
@@ -346,6 +385,7 @@ impl Worker {
                         &mut pair.wan,
                         &descs[..n],
                     );
+                    self.burst_recorders[1].record(t0.elapsed());
                     pair.wan.refill(&mut self.umem, self.fill_batch);
                 }
                 work += n;
@@ -373,6 +413,7 @@ impl Worker {
         }
         self.read_kernel_stats();
         self.ctx.values.publish(&self.stats);
+        self.flush_burst_times(true);
     }
 
     fn read_kernel_stats(&mut self) {

@@ -50,7 +50,10 @@ fn traffic_moves_the_packet_counters_under_the_names_ctl_stats_shows() {
     }
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let net = Net::new("me", 1);
-    let hub = Gateway::start(&net, Ns::Hub, &net.config(Ns::Hub, &[0], 0));
+    // The hub exports per-SA counters too; the branch does not (the default).
+    let hub_config = net.config(Ns::Hub, &[0], 0).replacen("[dataplane]\n", "[dataplane]\nper_sa_metrics = true\n", 1);
+    assert!(hub_config.contains("per_sa_metrics = true"));
+    let hub = Gateway::start(&net, Ns::Hub, &hub_config);
     let branch = Gateway::start(&net, Ns::Branch, &net.config(Ns::Branch, &[0], 1 % cores));
     assert!(
         wait_until(secs(20), || hub.children().contains_key("site0") && branch.children().contains_key("site0")),
@@ -111,6 +114,41 @@ fn traffic_moves_the_packet_counters_under_the_names_ctl_stats_shows() {
             b.samples.iter().filter(|s| s.name == "rampart_worker_drops_total").map(|s| s.value).sum();
         assert_eq!(drops, drops_before, "{which}: nothing dropped during the run");
     }
+
+    // Burst times: every burst the workers processed is timed (flushed once a second, so the
+    // bursts of the last second may not show yet), and the median is a few microseconds to
+    // milliseconds.
+    for (e, which) in [(&after, "hub"), (&branch_after, "branch")] {
+        for dir in ["outbound", "inbound"] {
+            let bursts = total(e, "rampart_worker_burst_seconds_count", &[("direction", dir)]);
+            assert!(bursts >= 1.0, "{which}: {dir} bursts timed: {bursts}");
+            let median = total(e, "rampart_worker_burst_seconds", &[("direction", dir), ("quantile", "0.5")]);
+            assert!(median > 0.0 && median < 0.1, "{which}: {dir} median burst time {median} s");
+        }
+    }
+
+    // Per-SA counters: the hub's tunnel SAs moved by the traffic, one series per SA and
+    // direction; the branch has none.
+    let per_sa = |e: &Exposition, name: &str, dir: &str| -> (usize, f64) {
+        let s: Vec<_> = e
+            .samples
+            .iter()
+            .filter(|s| s.name == name && s.labels.get("direction").map(String::as_str) == Some(dir))
+            .collect();
+        assert!(s.iter().all(|s| s.labels.get("spi").is_some_and(|v| v.starts_with("0x") && v.len() == 10)), "{name}");
+        (s.len(), s.iter().map(|s| s.value).sum())
+    };
+    for (dir, n) in [("inbound", up), ("outbound", down)] {
+        let (series, b) = per_sa(&before, "rampart_sa_packets_total", dir);
+        let (series_after, a) = per_sa(&after, "rampart_sa_packets_total", dir);
+        assert_eq!((series, series_after), (1, 1), "hub: one {dir} SA");
+        assert_eq!((a - b) as u64, n, "hub: {dir} SA packets");
+        let (_, bytes_b) = per_sa(&before, "rampart_sa_bytes_total", dir);
+        let (_, bytes_a) = per_sa(&after, "rampart_sa_bytes_total", dir);
+        let bytes = (bytes_a - bytes_b) as u64;
+        assert!(bytes >= n * 200, "hub: {dir} SA bytes: {bytes} for {n} packets");
+    }
+    assert_eq!(per_sa(&branch_after, "rampart_sa_packets_total", "inbound").0, 0, "branch: per-SA metrics are off");
 
     // The IKE daemons' exchanges: the branch initiated every tunnel and timed each exchange
     // (the latency summary), the hub answered.

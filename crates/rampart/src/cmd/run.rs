@@ -82,7 +82,7 @@ pub fn run(args: RunArgs) -> Result<(), CmdError> {
 
     let dataplane =
         rampart_dataplane::Dataplane::start(&cfg.dataplane).map_err(|e| CmdError(format!("data plane: {e}")))?;
-    metrics.add_source(dataplane.metrics_source());
+    dataplane.register_metrics(&metrics).map_err(|e| CmdError(format!("data plane: {e}")))?;
     for line in &dataplane.report {
         info!("data plane: {line}");
     }
