@@ -146,7 +146,8 @@ fn role_initiator(args: &[String]) -> Result<(), String> {
         ep.add_connection(c);
     }
     let waker = Arc::new(Waker::new().map_err(|e| e.to_string())?);
-    let (pool, shares, dh_rx) = DhPool::start(2, 256, &groups, waker.clone()).map_err(|e| e.to_string())?;
+    let (pool, shares, dh_rx) =
+        DhPool::start(2, 256, &groups, waker.clone(), Default::default()).map_err(|e| e.to_string())?;
     ep.set_key_share_source(Box::new(shares));
     let sockets = SocketSet::bind(&addrs, 500, 4500).map_err(|(a, e)| format!("bind {a}: {e}"))?;
     let poller = Poller::new(&sockets, &waker).map_err(|e| e.to_string())?;

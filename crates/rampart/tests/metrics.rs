@@ -159,6 +159,13 @@ fn traffic_moves_the_packet_counters_under_the_names_ctl_stats_shows() {
             assert!(n >= 1.0, "{which}: {exchange} exchanges as {role}: {n}");
         }
     }
+    // Both daemons compute Diffie-Hellman on their worker pool (the default) and time it.
+    for (e, which) in [(&after, "hub"), (&branch_after, "branch")] {
+        for job in ["dh", "key_share"] {
+            let n = total(e, "rampart_ike_crypto_job_seconds_count", &[("job", job)]);
+            assert!(n >= 1.0, "{which}: {job} jobs timed: {n}");
+        }
+    }
     let timed = total(&branch_after, "rampart_ike_exchange_seconds_count", &[("exchange", "ike_auth")]);
     assert!(timed >= 1.0, "branch: IKE_AUTH round trips recorded: {timed}");
     assert_eq!(total(&after, "rampart_ike_exchange_seconds_count", &[("exchange", "ike_auth")]), 0.0, "hub: none");

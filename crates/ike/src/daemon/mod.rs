@@ -288,7 +288,12 @@ impl Daemon {
         }
         let waker = Arc::new(Waker::new()?);
         let (pool, dh_rx) = if d.endpoint.offload_dh || d.dh_precompute > 0 {
-            let (pool, shares, rx) = DhPool::start(d.dh_workers, d.dh_precompute, &dh_groups(&cfg), waker.clone())?;
+            let timing = pool::JobTiming {
+                agree: options.metrics.latency(&rampart_telemetry::schema::IKE_CRYPTO_JOB_SECONDS, ["dh"]),
+                share: options.metrics.latency(&rampart_telemetry::schema::IKE_CRYPTO_JOB_SECONDS, ["key_share"]),
+            };
+            let (pool, shares, rx) =
+                DhPool::start(d.dh_workers, d.dh_precompute, &dh_groups(&cfg), waker.clone(), timing)?;
             ep.set_key_share_source(Box::new(shares));
             (Some(pool), rx)
         } else {

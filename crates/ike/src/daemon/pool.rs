@@ -11,8 +11,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use rampart_telemetry::LatencyCell;
 
 use super::waker::Waker;
 use crate::crypto::{DhGroup, KeyShare, RandomSource, SystemRandom};
@@ -90,15 +92,25 @@ impl KeyShareSource for PooledShares {
     }
 }
 
+/// Where the pool's threads record the time of each job (`rampart_ike_crypto_job_seconds`).
+#[derive(Clone, Debug, Default)]
+pub struct JobTiming {
+    /// A shared secret computed (`job="dh"`).
+    pub agree: LatencyCell,
+    /// A key share generated ahead of time (`job="key_share"`).
+    pub share: LatencyCell,
+}
+
 impl DhPool {
     /// Starts `workers` threads. Finished jobs come out of the returned receiver, each followed
     /// by a wake-up of the event loop. `precompute` shares are kept ready for each of `groups`
-    /// (0: none).
+    /// (0: none). Each job's time goes to `timing`.
     pub fn start(
         workers: usize,
         precompute: usize,
         groups: &[DhGroup],
         waker: Arc<Waker>,
+        timing: JobTiming,
     ) -> std::io::Result<(DhPool, PooledShares, Receiver<DhDone>)> {
         let (done, done_rx) = crossbeam_channel::unbounded();
         let (work_tx, work_rx) = crossbeam_channel::unbounded::<Work>();
@@ -117,11 +129,11 @@ impl DhPool {
         }
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
-            let (work_rx, done, waker, stats, fill) =
-                (work_rx.clone(), done.clone(), waker.clone(), stats.clone(), fill.clone());
+            let (work_rx, done, waker, stats, fill, timing) =
+                (work_rx.clone(), done.clone(), waker.clone(), stats.clone(), fill.clone(), timing.clone());
             let t = std::thread::Builder::new()
                 .name(format!("ike-dh-{i}"))
-                .spawn(move || worker(&work_rx, &done, &waker, &stats, &fill))?;
+                .spawn(move || worker(&work_rx, &done, &waker, &stats, &fill, &timing))?;
             threads.push(t);
         }
         let shares = PooledShares { supply, work: work_tx.clone(), stats: stats.clone() };
@@ -161,10 +173,14 @@ fn worker(
     waker: &Waker,
     stats: &PoolStats,
     fill: &[(DhGroup, Sender<KeyShare>)],
+    timing: &JobTiming,
 ) {
     let mut rng = SystemRandom::new();
     let run = |job: DhJob| {
-        let _ = done.send(job.run());
+        let started = Instant::now();
+        let result = job.run();
+        timing.agree.record(started.elapsed());
+        let _ = done.send(result);
         stats.jobs_done.fetch_add(1, Ordering::Relaxed);
         waker.wake();
     };
@@ -181,7 +197,10 @@ fn worker(
         }
         // Then one share for the emptiest supply.
         if let Some((g, tx)) = fill.iter().filter(|(_, tx)| !tx.is_full()).min_by_key(|(_, tx)| tx.len()) {
-            match tx.try_send(KeyShare::generate(*g, &mut rng)) {
+            let started = Instant::now();
+            let share = KeyShare::generate(*g, &mut rng);
+            timing.share.record(started.elapsed());
+            match tx.try_send(share) {
                 Ok(()) => {
                     stats.shares_made.fetch_add(1, Ordering::Relaxed);
                 }
