@@ -271,17 +271,14 @@ pub(crate) fn seal_vaes(chunk: &mut [SealOp<'_>]) {
         }
     }
     let Some(engine) = engine else { return };
-    let mut ops: [Option<vaes::GcmOp<'_>>; MAX_BURST] = [const { None }; MAX_BURST];
-    let mut n = 0;
+    let mut group: arrayvec::ArrayVec<vaes::GcmOp<'_>, MAX_BURST> = arrayvec::ArrayVec::new();
     for (i, op) in chunk.iter_mut().enumerate() {
         if let Transform::VaesGcm { key, salt, .. } = &op.sa.transform
             && let Some(region) = Region::of(op.sa, op.esp.len(), true)
         {
-            ops[n] = Some(gcm_op(key, salt, op.esp, &aads[i][..aad_lens[i]], region));
-            n += 1;
+            group.push(gcm_op(key, salt, op.esp, &aads[i][..aad_lens[i]], region));
         }
     }
-    let mut group: arrayvec::ArrayVec<vaes::GcmOp<'_>, MAX_BURST> = ops.into_iter().take(n).flatten().collect();
     seal_gcm(&engine, &mut group);
 }
 
