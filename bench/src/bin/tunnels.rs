@@ -352,6 +352,54 @@ struct Outcome {
     /// Rampart: the longest stretch its event loop was busy (timers wait that long at worst).
     max_busy_ms: Option<f64>,
     db_growth: Option<f64>,
+    /// Rampart: the data plane's memory per tunnel (bytes): the shared lookup tables, then one
+    /// worker's SA runtimes (expanded keys, replay windows).
+    dataplane: Option<(f64, f64)>,
+}
+
+/// This process's anonymous resident memory, bytes.
+fn own_anon() -> u64 {
+    memory_of("self").map_or(0, |(_, anon)| anon)
+}
+
+/// What the data plane would hold for the SAs of the database at `db`, per tunnel: builds its
+/// lookup tables the way its control thread does, then the SA runtimes the way a worker does
+/// (the fastest backend of each suite), and weighs each by the growth of this process's
+/// anonymous memory.
+fn dataplane_memory(db: &Path, tunnels: f64) -> Result<(f64, f64), String> {
+    use rampart_esp::{Direction, InboundSa, OutboundSa};
+    let before = own_anon();
+    let reader = rampart_sadb::Reader::attach(db).map_err(|e| format!("{}: {e}", db.display()))?;
+    let mut builder = rampart_dataplane::tables::TableBuilder::new(reader);
+    let tables = builder.build();
+    let with_tables = own_anon();
+    let mut outbound = Vec::new();
+    let mut inbound = Vec::new();
+    for e in builder.entries() {
+        let backend = rampart_crypto::Backend::fastest(e.config.suite);
+        match e.config.direction {
+            Direction::Outbound => outbound.push(OutboundSa::new(&e.config, backend).map_err(|e| e.to_string())?),
+            Direction::Inbound => inbound.push(
+                match &e.shared.window {
+                    Some(w) => InboundSa::new_shared(&e.config, backend, w.clone()),
+                    None => InboundSa::new(&e.config, backend),
+                }
+                .map_err(|e| e.to_string())?,
+            ),
+        }
+    }
+    let with_runtimes = own_anon();
+    eprintln!(
+        "[tunnels] data plane: tables for {} SAs, runtimes for {} outbound and {} inbound",
+        tables.sas.iter().flatten().count(),
+        outbound.len(),
+        inbound.len()
+    );
+    drop((tables, outbound, inbound));
+    Ok((
+        with_tables.saturating_sub(before) as f64 / tunnels,
+        with_runtimes.saturating_sub(with_tables) as f64 / tunnels,
+    ))
 }
 
 fn start_rampart(bed: &mut Bed, tunnels: usize, offload: bool) -> Result<(PathBuf, PathBuf), String> {
@@ -592,6 +640,10 @@ fn measure(kind: Responder, tunnels: usize, addrs: usize, window: usize, timeout
     let max_busy_ms =
         stats.as_ref().and_then(|v| v["event_loop_max_turn_cpu_us"].as_u64()).map(|us| us as f64 / 1000.0);
     let n = established.max(1) as f64;
+    let dataplane = match db.as_deref() {
+        Some(p) => Some(dataplane_memory(p, n)?),
+        None => None,
+    };
     let out = Outcome {
         established,
         failed,
@@ -605,6 +657,7 @@ fn measure(kind: Responder, tunnels: usize, addrs: usize, window: usize, timeout
             (Some(p), Some(b0)) => Some(file_bytes(p).saturating_sub(b0) as f64 / n),
             _ => None,
         },
+        dataplane,
     };
     drop(bed);
     if let Some(db) = db {
@@ -651,6 +704,7 @@ fn orchestrate(args: &[String]) -> Result<(), String> {
         "heap KiB/tunnel",
         "RSS KiB/tunnel",
         "SA DB KiB/tunnel",
+        "data plane KiB/tunnel",
     ]);
     for &n in &counts {
         let mut rows = Vec::new();
@@ -679,6 +733,7 @@ fn orchestrate(args: &[String]) -> Result<(), String> {
                 format!("{:.1}", o.anon_growth / 1024.0),
                 format!("{:.1}", o.rss_growth / 1024.0),
                 o.db_growth.map_or("-".into(), |d| format!("{:.1}", d / 1024.0)),
+                o.dataplane.map_or("-".into(), |(t, r)| format!("{:.1} + {:.1}", t / 1024.0, r / 1024.0)),
             ]);
         }
         table.gap();
@@ -687,7 +742,9 @@ fn orchestrate(args: &[String]) -> Result<(), String> {
     println!(
         "heap = growth of the responder's anonymous resident memory (RssAnon) per established tunnel; \
          strongSwan's includes its userspace ESP SAs (kernel-libipsec), Rampart's ESP SAs are in the SA \
-         database (last column: allocated pages of the /dev/shm file per tunnel)."
+         database (SA DB: allocated pages of the /dev/shm file per tunnel). data plane = the lookup \
+         tables its control thread builds from that database (shared by the workers) + the SA runtimes \
+         (expanded keys, replay windows) one worker holds, weighed in this process after the run."
     );
     Ok(())
 }
