@@ -65,6 +65,7 @@ fn main() {
         Some("--role") => match args.get(2).map(String::as_str) {
             Some("responder") => role_responder(&args[3..]),
             Some("initiator") => role_initiator(&args[3..]),
+            Some("dataplane-memory") => role_dataplane_memory(&args[3..]),
             _ => Err("unknown role".into()),
         },
         _ => orchestrate(&args[1..]),
@@ -362,6 +363,34 @@ fn own_anon() -> u64 {
     memory_of("self").map_or(0, |(_, anon)| anon)
 }
 
+/// [`dataplane_memory`] in a process of its own (a fresh heap, so that memory freed by an earlier
+/// measurement is not reused and missed): prints the two figures.
+fn role_dataplane_memory(args: &[String]) -> Result<(), String> {
+    let db: String = arg(args, "--db", String::new());
+    let tunnels: f64 = arg(args, "--tunnels", 1.0);
+    let (tables, runtimes) = dataplane_memory(Path::new(&db), tunnels)?;
+    println!("{tables} {runtimes}");
+    Ok(())
+}
+
+/// Runs [`role_dataplane_memory`] for the database at `db`.
+fn measure_dataplane_memory(db: &Path, tunnels: f64) -> Result<(f64, f64), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["--role", "dataplane-memory", "--db"])
+        .arg(db)
+        .args(["--tunnels", &tunnels.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        return Err("data plane memory: the measuring process failed".into());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut v = text.split_whitespace().filter_map(|w| w.parse::<f64>().ok());
+    Ok((v.next().ok_or("data plane memory: no answer")?, v.next().ok_or("data plane memory: no answer")?))
+}
+
 /// What the data plane would hold for the SAs of the database at `db`, per tunnel: builds its
 /// lookup tables the way its control thread does, then the SA runtimes the way a worker does
 /// (the fastest backend of each suite), and weighs each by the growth of this process's
@@ -641,7 +670,7 @@ fn measure(kind: Responder, tunnels: usize, addrs: usize, window: usize, timeout
         stats.as_ref().and_then(|v| v["event_loop_max_turn_cpu_us"].as_u64()).map(|us| us as f64 / 1000.0);
     let n = established.max(1) as f64;
     let dataplane = match db.as_deref() {
-        Some(p) => Some(dataplane_memory(p, n)?),
+        Some(p) => Some(measure_dataplane_memory(p, n)?),
         None => None,
     };
     let out = Outcome {
@@ -744,7 +773,7 @@ fn orchestrate(args: &[String]) -> Result<(), String> {
          strongSwan's includes its userspace ESP SAs (kernel-libipsec), Rampart's ESP SAs are in the SA \
          database (SA DB: allocated pages of the /dev/shm file per tunnel). data plane = the lookup \
          tables its control thread builds from that database (shared by the workers) + the SA runtimes \
-         (expanded keys, replay windows) one worker holds, weighed in this process after the run."
+         (expanded keys, replay windows) one worker holds, weighed in a fresh process after the run."
     );
     Ok(())
 }

@@ -186,9 +186,14 @@ fn traffic_through_the_data_plane_rekeys_and_a_killed_daemon() {
     // The hard lifetime is far beyond the rekey time: once the daemon is killed nothing rekeys,
     // and the data plane must keep forwarding on the installed SA through the kill and the
     // restart (about 15 s) however close to its own rekey the SA was when the daemon died.
-    let conn = Rampart::gw_connection(Side::A, "", "rekey_time = \"6s\"\nlife_time = \"40s\"\nrand_time = \"1s\"")
-        .replace("local_ts = \"198.18.1.0/24\"", "local_ts = \"10.1.0.0/24\"")
-        .replace("remote_ts = \"198.18.2.0/24\"", "remote_ts = \"10.2.0.0/24\"");
+    // The IKE SA rekeys too (every 7-8 s): its CHILD_SAs move to the new one under traffic.
+    let conn = Rampart::gw_connection(
+        Side::A,
+        "rekey_time = \"8s\"\nrand_time = \"1s\"",
+        "rekey_time = \"6s\"\nlife_time = \"40s\"\nrand_time = \"1s\"",
+    )
+    .replace("local_ts = \"198.18.1.0/24\"", "local_ts = \"10.1.0.0/24\"")
+    .replace("remote_ts = \"198.18.2.0/24\"", "remote_ts = \"10.2.0.0/24\"");
     let mut r = Rampart::start_in(
         &net.ns("ga"),
         &net.dir,
@@ -222,13 +227,20 @@ fn traffic_through_the_data_plane_rekeys_and_a_killed_daemon() {
     let got = String::from_utf8_lossy(&server.wait_with_output().unwrap().stdout).trim().to_string();
     assert_eq!(String::from_utf8_lossy(&client.stdout).trim(), got, "TCP through the tunnel");
 
-    // CHILD_SA rekeys (every 5-6 s) under a 50 pps ping: make-before-break loses nothing.
-    let rekeys0 = r.stat("child_sa_rekeys");
+    // CHILD_SA rekeys (every 5-6 s) and IKE_SA rekeys (every 7-8 s) under a 50 pps ping:
+    // make-before-break loses nothing.
+    let (rekeys0, ike_rekeys0) = (r.stat("child_sa_rekeys"), r.stat("ike_sa_rekeys"));
     let ping = net.ping_during(secs(14));
     let (tx, rx) = ping_result(ping);
     let rekeys = r.stat("child_sa_rekeys") - rekeys0;
-    eprintln!("rekeys under traffic: {rekeys}, ping {rx}/{tx} (lost {}); data plane drops: {}", tx - rx, dp.drops());
+    let ike_rekeys = r.stat("ike_sa_rekeys") - ike_rekeys0;
+    eprintln!(
+        "rekeys under traffic: {rekeys} CHILD_SA, {ike_rekeys} IKE_SA, ping {rx}/{tx} (lost {}); data plane drops: {}",
+        tx - rx,
+        dp.drops()
+    );
     assert!(rekeys >= 2, "{}", r.log());
+    assert!(ike_rekeys >= 1, "{}", r.log());
     assert!(tx >= 500);
     assert_eq!(tx - rx, 0, "packets lost across {rekeys} rekeys");
     assert_eq!(check_keys(&r, &swan, None), 1);
