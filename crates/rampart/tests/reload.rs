@@ -94,6 +94,8 @@ fn reload_keeps_unchanged_tunnels_lossless_removes_and_adds() {
     );
     // Added: up on both gateways.
     assert!(wait_until(secs(20), || both_up(&["site0", "site2"])), "site2 did not come up:\n{}", branch.log());
+    // site2's WAN address was not in the branch's file before: the reload bound it.
+    assert!(branch.log().contains("listening on new addresses"), "{}", branch.log());
     assert!(wait_until(secs(5), || db_sas(&net, Ns::Branch) == 4 && db_sas(&net, Ns::Hub) == 4));
 
     // The removed tunnel carries nothing; the added one carries traffic.

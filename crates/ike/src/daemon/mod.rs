@@ -39,7 +39,7 @@ mod waker;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -763,13 +763,32 @@ impl Daemon {
         }
         let old_d = &self.cfg.daemon;
         let nd = &new.daemon;
-        if old_d.listen != nd.listen
-            || old_d.port != nd.port
+        if old_d.port != nd.port
             || old_d.port_nat_t != nd.port_nat_t
             || old_d.database != nd.database
             || old_d.control_socket != nd.control_socket
         {
-            warn!("changes to daemon.listen, ports, database or control_socket take effect at the next restart");
+            warn!("changes to daemon ports, database or control_socket take effect at the next restart");
+        }
+        // New local addresses (daemon.listen, or the connections' local_addrs) are bound before
+        // anything else changes: a failure refuses the reload. Addresses no longer listed stay
+        // bound until the next restart.
+        let new_ips: Vec<IpAddr> = nd.listen.iter().filter(|a| !self.sockets.ips().contains(a)).copied().collect();
+        if !new_ips.is_empty() {
+            let first = match self.sockets.add(&new_ips, old_d.port, old_d.port_nat_t) {
+                Ok(first) => first,
+                Err((addr, e)) => {
+                    self.counters.reload_errors += 1;
+                    return Err(format!("cannot listen on {addr}: {e} (the running configuration stays)"));
+                }
+            };
+            if let Err(e) = self.poller.add(&self.sockets, first) {
+                warn!(error = %e, "new sockets could not be watched; they serve from the next restart");
+            }
+            info!(addresses = ?new_ips, "listening on new addresses");
+        }
+        if self.sockets.ips().iter().any(|a| !nd.listen.contains(a)) {
+            info!("addresses no longer in use stay bound until the next restart");
         }
         let (mut removed, mut added, mut changed, mut unchanged) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let sas = self.ep.ike_sas();

@@ -70,34 +70,57 @@ pub enum SendError {
     Kernel(io::ErrorKind),
 }
 
-/// The sockets of the daemon, indexed by token (their position).
+/// The sockets of the daemon, indexed by token (their position; sockets are only ever added,
+/// so a token never changes meaning).
 #[derive(Debug)]
 pub struct SocketSet {
     sockets: Vec<Bound>,
     by_addr: HashMap<SocketAddr, usize>,
+    /// The addresses bound, in order.
+    ips: Vec<IpAddr>,
+}
+
+/// One nonblocking UDP socket on `local`, with room for bursts.
+fn bind_one(local: SocketAddr, nat_t: bool) -> Result<Bound, (SocketAddr, io::Error)> {
+    let sock = UdpSocket::bind(local).map_err(|e| (local, e))?;
+    sock.set_nonblocking(true).map_err(|e| (local, e))?;
+    // Bursts of thousands of IKE_SA_INITs: room in the kernel instead of drops.
+    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&sock, 4 << 20);
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(&sock, 4 << 20);
+    let local = sock.local_addr().map_err(|e| (local, e))?;
+    Ok(Bound { sock, local, nat_t })
 }
 
 impl SocketSet {
     /// Binds `port` and `port_nat_t` on every address. The error names the address.
     pub fn bind(addrs: &[IpAddr], port: u16, port_nat_t: u16) -> Result<SocketSet, (SocketAddr, io::Error)> {
-        let mut set = SocketSet { sockets: Vec::new(), by_addr: HashMap::new() };
+        let mut set = SocketSet { sockets: Vec::new(), by_addr: HashMap::new(), ips: Vec::new() };
+        set.add(addrs, port, port_nat_t)?;
+        Ok(set)
+    }
+
+    /// Binds `port` and `port_nat_t` on the addresses of `addrs` that have no sockets yet (a
+    /// reload that adds local addresses), all or none: on an error nothing is added. Returns
+    /// the index of the first new socket; register the new ones with [`Poller::add`].
+    pub fn add(&mut self, addrs: &[IpAddr], port: u16, port_nat_t: u16) -> Result<usize, (SocketAddr, io::Error)> {
+        let first = self.sockets.len();
+        let mut new = Vec::new();
+        let mut new_ips = Vec::new();
         for ip in addrs {
+            if self.ips.contains(ip) || new_ips.contains(ip) {
+                continue;
+            }
+            new_ips.push(*ip);
             for (p, nat_t) in [(port, false), (port_nat_t, true)] {
-                let local = SocketAddr::new(*ip, p);
-                if set.by_addr.contains_key(&local) {
-                    continue;
-                }
-                let sock = UdpSocket::bind(local).map_err(|e| (local, e))?;
-                sock.set_nonblocking(true).map_err(|e| (local, e))?;
-                // Bursts of thousands of IKE_SA_INITs: room in the kernel instead of drops.
-                let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&sock, 4 << 20);
-                let _ = rustix::net::sockopt::set_socket_send_buffer_size(&sock, 4 << 20);
-                let local = sock.local_addr().map_err(|e| (local, e))?;
-                set.by_addr.insert(local, set.sockets.len());
-                set.sockets.push(Bound { sock, local, nat_t });
+                new.push(bind_one(SocketAddr::new(*ip, p), nat_t)?);
             }
         }
-        Ok(set)
+        for b in new {
+            self.by_addr.insert(b.local, self.sockets.len());
+            self.sockets.push(b);
+        }
+        self.ips.extend(new_ips);
+        Ok(first)
     }
 
     /// How many sockets.
@@ -115,12 +138,17 @@ impl SocketSet {
         self.sockets.iter().map(|b| b.local)
     }
 
-    /// Registers every socket with `ep`, socket `i` under token `base + i`.
-    pub fn register(&self, ep: &OwnedFd, base: u64) -> io::Result<()> {
-        for (i, b) in self.sockets.iter().enumerate() {
+    /// Registers the sockets from index `first` on with `ep`, socket `i` under token `base + i`.
+    pub fn register(&self, ep: &OwnedFd, base: u64, first: usize) -> io::Result<()> {
+        for (i, b) in self.sockets.iter().enumerate().skip(first) {
             epoll::add(ep, b.sock.as_fd(), epoll::EventData::new_u64(base + i as u64), epoll::EventFlags::IN)?;
         }
         Ok(())
+    }
+
+    /// The addresses with sockets.
+    pub fn ips(&self) -> &[IpAddr] {
+        &self.ips
     }
 
     /// Reads one datagram from socket `i` into `buf`: `(local, remote, length, nat_t)`, or
@@ -175,8 +203,13 @@ impl Poller {
     pub fn new(sockets: &SocketSet, waker: &Waker) -> io::Result<Poller> {
         let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         epoll::add(&ep, waker.as_fd(), epoll::EventData::new_u64(0), epoll::EventFlags::IN)?;
-        sockets.register(&ep, 1)?;
+        sockets.register(&ep, 1, 0)?;
         Ok(Poller { ep })
+    }
+
+    /// Watches the sockets of `sockets` from index `first` on (added by [`SocketSet::add`]).
+    pub fn add(&self, sockets: &SocketSet, first: usize) -> io::Result<()> {
+        sockets.register(&self.ep, 1, first)
     }
 
     /// Waits at most `timeout` for something to read; appends what is ready to `out`.
@@ -214,5 +247,40 @@ mod tests {
         assert_eq!(classify(false, &[0, 0, 0, 0, 1]), Inbound::Ike(&[0, 0, 0, 0, 1]));
         assert_eq!(classify(false, &[0xff]), Inbound::Ike(&[0xff]));
         assert_eq!(classify(false, &[]), Inbound::Runt);
+    }
+
+    #[test]
+    fn addresses_added_later_are_bound_and_watched_all_or_none() {
+        let (a, b, c) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+        let mut set = SocketSet::bind(&[a], 0, 0).unwrap();
+        assert_eq!((set.len(), set.ips()), (2, &[a][..]));
+        let waker = Waker::new().unwrap();
+        let poller = Poller::new(&set, &waker).unwrap();
+
+        // An address that is not local refuses the whole addition.
+        let foreign: IpAddr = "192.0.2.123".parse().unwrap();
+        let (addr, _) = set.add(&[c, foreign], 0, 0).unwrap_err();
+        assert_eq!(addr.ip(), foreign);
+        assert_eq!((set.len(), set.ips()), (2, &[a][..]), "nothing added");
+
+        // Known addresses are skipped, new ones bound after the old sockets.
+        let first = set.add(&[a, b], 0, 0).unwrap();
+        assert_eq!((first, set.len(), set.ips()), (2, 4, &[a, b][..]));
+        poller.add(&set, first).unwrap();
+        let to = set.local_addrs().nth(3).unwrap();
+        assert_eq!(to.ip(), b);
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"hello", to).unwrap();
+        let mut ready = Vec::new();
+        for _ in 0..50 {
+            poller.wait(Duration::from_millis(100), &mut ready);
+            if !ready.is_empty() {
+                break;
+            }
+        }
+        assert!(matches!(ready[..], [Ready::Socket(3)]), "{ready:?}");
+        let mut buf = [0u8; 16];
+        let (local, remote, n, nat_t) = set.recv(3, &mut buf).unwrap();
+        assert_eq!((local, remote, &buf[..n], nat_t), (to, client.local_addr().unwrap(), &b"hello"[..], true));
     }
 }

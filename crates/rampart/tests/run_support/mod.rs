@@ -147,20 +147,15 @@ impl Net {
     }
 
     /// A `rampart run` file for gateway `n` with connections to the sites `sites` (the branch
-    /// initiates them), metrics on `127.0.0.1:9184` inside the namespace. The branch's IKE
-    /// daemon listens on every site's WAN address (a reload cannot add listen addresses), and
-    /// the rings hold a second of the tests' traffic (the machine may be loaded).
+    /// initiates them), metrics on `127.0.0.1:9184` inside the namespace. The IKE daemons listen
+    /// on their connections' local addresses (the branch: one per site, so that a reload adding a
+    /// site adds a listen address), and the rings hold a second of the tests' traffic (the
+    /// machine may be loaded).
     pub fn config(&self, n: Ns, sites: &[u32], core: usize) -> String {
-        let listen = if n == Ns::Branch {
-            let a: Vec<String> = (0..self.tunnels).map(|k| format!("\"{}\"", plan::site_wan(k))).collect();
-            format!("listen = [{}]\n", a.join(", "))
-        } else {
-            String::new()
-        };
         let mut s = format!(
             "metrics_listen = \"127.0.0.1:9184\"\nlog = \"info\"\nlog_format = \"plain\"\n\n\
              [daemon]\ndatabase = \"{}\"\ncontrol_socket = \"{}\"\nsa_capacity = 256\npolicy_capacity = 256\n\
-             dh_workers = 1\ndh_precompute = 4\nusage_interval = \"500ms\"\n{listen}\n\
+             dh_workers = 1\ndh_precompute = 4\nusage_interval = \"500ms\"\n\n\
              [dataplane]\ncores = [{core}]\nxdp_mode = \"native\"\nring_size = 2048\nstats_file = \"{}\"\n\n\
              [dataplane.lan]\nname = \"lan0\"\n\n[dataplane.wan]\nname = \"wan0\"\n",
             self.database(n).display(),
