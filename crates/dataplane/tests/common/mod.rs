@@ -6,6 +6,10 @@
 //! Nothing here sends traffic anywhere but into the namespaces a test creates.
 #![allow(dead_code)]
 
+#[path = "../../../../tests/support/process.rs"]
+mod process;
+use process::is_root;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
@@ -14,8 +18,7 @@ use std::time::{Duration, Instant};
 
 /// True when running as root; otherwise prints a loud skip notice.
 pub fn require_root(test: &str) -> bool {
-    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    if uid.is_ok_and(|u| u == "0") {
+    if is_root() {
         return true;
     }
     let _ = writeln!(
@@ -65,18 +68,6 @@ pub fn rampart_bin() -> PathBuf {
     });
     assert!(bin.exists(), "{} missing", bin.display());
     bin
-}
-
-/// Runs a command, panicking with its output on failure.
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -11,7 +11,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../process_helpers/mod.rs"]
+#[path = "../../../../tests/support/process.rs"]
 mod process_helpers;
 pub use process_helpers::{is_root, sh, wait_until};
 

@@ -1,5 +1,6 @@
-//! Process helpers shared by the end-to-end test harnesses (`ike_support`, `run_support`):
-//! the root check, running a command that must succeed, and polling for a condition.
+//! Process helpers shared by the end-to-end test harnesses of several crates (`crates/rampart/tests`,
+//! `crates/dataplane/tests`, included by path): the root check, running a command that must succeed,
+//! and polling for a condition.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
