@@ -102,6 +102,12 @@ impl TrafficSelector {
         }
     }
 
+    /// Whether this selector looks past the addresses (a protocol or a port range): packets
+    /// checked against selectors that do not can skip parsing their upper-layer header.
+    pub fn needs_upper_layer(&self) -> bool {
+        self.protocol != 0 || self.start_port != 0 || self.end_port != u16::MAX
+    }
+
     /// Whether a packet's address, protocol and port (0 when the protocol has none, or for
     /// a non-first fragment) match this selector.
     pub fn matches(&self, addr: IpAddr, protocol: u8, port: u16) -> bool {

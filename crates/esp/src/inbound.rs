@@ -140,6 +140,11 @@ pub struct InboundSa {
     window: Arc<ReplayWindow>,
     local_ts: Vec<TrafficSelector>,
     remote_ts: Vec<TrafficSelector>,
+    /// Whether some selector has a protocol or ports (else addresses alone decide, through
+    /// `local_ranges` and `remote_ranges`).
+    ts_upper_layer: bool,
+    local_ranges: AddrRanges,
+    remote_ranges: AddrRanges,
     lifetimes: Lifetimes,
     counters: SaCounters,
 }
@@ -170,6 +175,9 @@ impl InboundSa {
             window,
             local_ts: config.local_ts.clone(),
             remote_ts: config.remote_ts.clone(),
+            ts_upper_layer: config.local_ts.iter().chain(&config.remote_ts).any(TrafficSelector::needs_upper_layer),
+            local_ranges: AddrRanges::new(&config.local_ts),
+            remote_ranges: AddrRanges::new(&config.remote_ts),
             lifetimes: config.lifetimes,
             counters: SaCounters::default(),
         })
@@ -351,6 +359,10 @@ impl InboundSa {
     }
 
     fn check_selectors(&self, inner: &[u8], version: u8, src: IpAddr, dst: IpAddr) -> Result<(), DropReason> {
+        if !self.ts_upper_layer {
+            // Any protocol, every port: no need to find the upper-layer header.
+            return self.check_selectors_parts(src, dst, 0, &[]);
+        }
         let (protocol, upper): (u8, &[u8]) = if version == 4 {
             let ip = Ipv4Packet::new_unchecked(inner);
             // Non-first fragments carry no ports: they are checked with port 0.
@@ -372,11 +384,59 @@ impl InboundSa {
     //# check that the packet is appropriate for the SA via which it was received ... the
     //# selectors of the SA
     fn check_selectors_parts(&self, src: IpAddr, dst: IpAddr, protocol: u8, upper: &[u8]) -> Result<(), DropReason> {
+        if !self.ts_upper_layer {
+            // Any protocol, every port: the addresses decide.
+            return if self.remote_ranges.contains(src) && self.local_ranges.contains(dst) {
+                Ok(())
+            } else {
+                Err(DropReason::TrafficSelector)
+            };
+        }
         let ports = rampart_wire::ports::ports(protocol, upper);
         let (sport, dport) = ports.map_or((0, 0), |p| (p.src, p.dst));
         let remote_ok = self.remote_ts.is_empty() || self.remote_ts.iter().any(|ts| ts.matches(src, protocol, sport));
         let local_ok = self.local_ts.is_empty() || self.local_ts.iter().any(|ts| ts.matches(dst, protocol, dport));
         if remote_ok && local_ok { Ok(()) } else { Err(DropReason::TrafficSelector) }
+    }
+}
+
+/// The address ranges of a list of selectors, as integers (an empty list: any address).
+#[derive(Debug, Default)]
+struct AddrRanges {
+    any: bool,
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+}
+
+impl AddrRanges {
+    fn new(ts: &[TrafficSelector]) -> AddrRanges {
+        let mut r = AddrRanges { any: ts.is_empty(), ..AddrRanges::default() };
+        for t in ts {
+            match (t.start, t.end) {
+                (IpAddr::V4(s), IpAddr::V4(e)) => r.v4.push((u32::from(s), u32::from(e))),
+                (IpAddr::V6(s), IpAddr::V6(e)) => r.v6.push((u128::from(s), u128::from(e))),
+                // Mixed families match nothing (as `TrafficSelector::contains_addr`).
+                _ => {}
+            }
+        }
+        r
+    }
+
+    #[inline]
+    fn contains(&self, addr: IpAddr) -> bool {
+        if self.any {
+            return true;
+        }
+        match addr {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4.iter().any(|&(s, e)| s <= a && a <= e)
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6.iter().any(|&(s, e)| s <= a && a <= e)
+            }
+        }
     }
 }
 
@@ -437,5 +497,83 @@ fn wire_drop(e: rampart_wire::Error) -> DropReason {
     match e {
         rampart_wire::Error::Truncated => DropReason::Truncated,
         _ => DropReason::BadOuterHeader,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn v4_selector(a: u32, b: u32) -> TrafficSelector {
+        let (s, e) = (a.min(b), a.max(b));
+        TrafficSelector {
+            protocol: 0,
+            start: Ipv4Addr::from(s).into(),
+            end: Ipv4Addr::from(e).into(),
+            start_port: 0,
+            end_port: u16::MAX,
+        }
+    }
+
+    fn v6_selector(a: u128, b: u128) -> TrafficSelector {
+        let (s, e) = (a.min(b), a.max(b));
+        TrafficSelector {
+            protocol: 0,
+            start: Ipv6Addr::from(s).into(),
+            end: Ipv6Addr::from(e).into(),
+            start_port: 0,
+            end_port: u16::MAX,
+        }
+    }
+
+    proptest! {
+        /// The integer ranges decide exactly as the selectors they come from.
+        #[test]
+        fn address_ranges_match_the_selectors(
+            v4 in proptest::collection::vec((any::<u32>(), any::<u32>()), 0..4),
+            v6 in proptest::collection::vec((any::<u128>(), any::<u128>()), 0..3),
+            near in any::<u32>(),
+            probes4 in proptest::collection::vec(any::<u32>(), 1..16),
+            probes6 in proptest::collection::vec(any::<u128>(), 1..8),
+        ) {
+            let ts: Vec<TrafficSelector> =
+                v4.iter().map(|&(a, b)| v4_selector(a, b)).chain(v6.iter().map(|&(a, b)| v6_selector(a, b))).collect();
+            let ranges = AddrRanges::new(&ts);
+            let reference = |addr: IpAddr| ts.is_empty() || ts.iter().any(|t| t.matches(addr, 17, 4500));
+            // Random addresses, and the edges of every range (where off-by-one errors live).
+            let mut addrs: Vec<IpAddr> = probes4.iter().map(|&a| Ipv4Addr::from(a).into()).collect();
+            addrs.extend(probes6.iter().map(|&a| IpAddr::from(Ipv6Addr::from(a))));
+            for &(a, b) in &v4 {
+                for x in [a, b, a.wrapping_add(1), a.wrapping_sub(1), b.wrapping_add(1), b.wrapping_sub(1), near] {
+                    addrs.push(Ipv4Addr::from(x).into());
+                }
+            }
+            for &(a, b) in &v6 {
+                for x in [a, b, a.wrapping_add(1), a.wrapping_sub(1), b.wrapping_add(1), b.wrapping_sub(1)] {
+                    addrs.push(Ipv6Addr::from(x).into());
+                }
+            }
+            for addr in addrs {
+                prop_assert_eq!(ranges.contains(addr), reference(addr), "{}", addr);
+            }
+        }
+    }
+
+    #[test]
+    fn only_selectors_with_a_protocol_or_ports_need_the_upper_layer() {
+        let mut t = v4_selector(1, 2);
+        assert!(!t.needs_upper_layer());
+        t.protocol = 6;
+        assert!(t.needs_upper_layer());
+        let mut t = v4_selector(1, 2);
+        t.end_port = 1023;
+        assert!(t.needs_upper_layer());
+        let mut t = v4_selector(1, 2);
+        t.start_port = 1;
+        assert!(t.needs_upper_layer());
     }
 }

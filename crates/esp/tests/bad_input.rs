@@ -307,3 +307,35 @@ fn refill_ipv4_checksum(p: &mut [u8]) {
     let c = rampart_wire::checksum::checksum(&p[..20]);
     p[10..12].copy_from_slice(&c.to_be_bytes());
 }
+
+/// Selectors with a protocol and ports are checked on the inner packet's upper-layer header;
+/// those without look at addresses alone. Both refuse a stranger, and the window does not move
+/// for a refused packet.
+#[test]
+fn selectors_with_ports_check_the_upper_layer() {
+    let case = tunnel_case(gcm128(), false, false);
+    let mut cfg = case.config(Direction::Inbound);
+    // Only UDP from ports 1000-2000 of the peer's hosts.
+    for t in &mut cfg.remote_ts {
+        t.protocol = 17;
+        t.start_port = 1000;
+        t.end_port = 2000;
+    }
+    let mut rx = InboundSa::new(&cfg, backends(case.suite)[0]).unwrap();
+    let right = ipv4_udp(HOST_A4, HOST_B4, 1500, 53, 30, 1);
+    assert_eq!(decapsulate(&mut rx, &encapsulate(&case, 1, &right)).unwrap(), right);
+    for (seq, (sport, what)) in [(999, "port below the range"), (2001, "port above the range")].into_iter().enumerate()
+    {
+        let wrong = ipv4_udp(HOST_A4, HOST_B4, sport, 53, 30, 2);
+        let wire = encapsulate(&case, 2 + seq as u64, &wrong);
+        assert_eq!(decapsulate(&mut rx, &wire), Err(DropReason::TrafficSelector), "{what}");
+    }
+    assert_eq!(rx.replay_window().top(), 1, "refused packets do not move the window");
+    let stranger = ipv4_udp([203, 0, 113, 7].into(), HOST_B4, 1500, 53, 30, 3);
+    assert_eq!(decapsulate(&mut rx, &encapsulate(&case, 4, &stranger)), Err(DropReason::TrafficSelector));
+
+    // The same ports through an address-only SA pass.
+    let mut any_port = InboundSa::new(&case.config(Direction::Inbound), backends(case.suite)[0]).unwrap();
+    let port_999 = ipv4_udp(HOST_A4, HOST_B4, 999, 53, 30, 4);
+    assert_eq!(decapsulate(&mut any_port, &encapsulate(&case, 1, &port_999)).unwrap(), port_999);
+}
