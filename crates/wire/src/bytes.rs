@@ -2,14 +2,23 @@
 //! that `new_checked` (or an explicit length check right before) validated; these helpers never
 //! allocate.
 
-#[inline]
+// The reads take the field as one slice (one bounds check, one load) and read a field that is
+// not there (which the checks before make impossible) as 0 rather than panicking.
+
+#[inline(always)]
 pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    match b.get(at..at.wrapping_add(2)) {
+        Some(&[x, y]) => u16::from_be_bytes([x, y]),
+        _ => 0,
+    }
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    match b.get(at..at.wrapping_add(4)) {
+        Some(&[w, x, y, z]) => u32::from_be_bytes([w, x, y, z]),
+        _ => 0,
+    }
 }
 
 #[inline]
