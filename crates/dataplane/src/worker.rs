@@ -45,6 +45,16 @@ pub struct QueuePair {
     pub wan: XskSocket,
 }
 
+impl QueuePair {
+    /// The socket whose rx bursts go in direction `dir`: 0 outbound (the LAN), 1 inbound (the WAN).
+    fn rx(&mut self, dir: usize) -> &mut XskSocket {
+        if dir == 0 { &mut self.lan } else { &mut self.wan }
+    }
+}
+
+/// What a worker runs on one rx burst: [`crate::outbound::process`] or [`crate::inbound::process`].
+type ProcessBurst = fn(&mut Ctx, &Tables, &mut Umem, &mut XskSocket, &mut XskSocket, &[Desc]);
+
 /// An outbound SA as one worker runs it.
 pub(crate) struct OutRt {
     pub entry: Arc<SaEntry>,
@@ -174,9 +184,9 @@ impl Ctx {
                 self.out_rt
                     .get(b.slot as usize)
                     .and_then(Option::as_ref)
-                    .map(|r| (r.entry.clone(), r.sa.status().expired))
+                    .map(|r| (&r.entry, r.sa.status().expired))
             } else {
-                self.in_rt.get(b.slot as usize).and_then(Option::as_ref).map(|r| (r.entry.clone(), false))
+                self.in_rt.get(b.slot as usize).and_then(Option::as_ref).map(|r| (&r.entry, false))
             };
             let Some((e, runtime_expired)) = entry else { continue };
             self.reader.account(e.id, b.bytes, b.packets, self.now_s);
@@ -357,38 +367,19 @@ impl Worker {
             let mut work = 0usize;
             for p in 0..self.pairs.len() {
                 let pair = &mut self.pairs[p];
-                let n = pair.lan.rx_burst(&mut descs);
-                if n > 0 {
+                // LAN rx (outbound: encrypt), then WAN rx (inbound: decrypt); each burst timed.
+                for (dir, process) in [(0, crate::outbound::process as ProcessBurst), (1, crate::inbound::process)] {
+                    let n = pair.rx(dir).rx_burst(&mut descs);
+                    work += n;
+                    if n == 0 {
+                        continue;
+                    }
                     let t0 = Instant::now();
                     self.ctx.values.burst(n);
-                    crate::outbound::process(
-                        &mut self.ctx,
-                        &self.tables,
-                        &mut self.umem,
-                        &mut pair.lan,
-                        &mut pair.wan,
-                        &descs[..n],
-                    );
-                    self.burst_recorders[0].record(t0.elapsed());
-                    pair.lan.refill(&mut self.umem, self.fill_batch);
+                    process(&mut self.ctx, &self.tables, &mut self.umem, &mut pair.lan, &mut pair.wan, &descs[..n]);
+                    self.burst_recorders[dir].record(t0.elapsed());
+                    pair.rx(dir).refill(&mut self.umem, self.fill_batch);
                 }
-                work += n;
-                let n = pair.wan.rx_burst(&mut descs);
-                if n > 0 {
-                    let t0 = Instant::now();
-                    self.ctx.values.burst(n);
-                    crate::inbound::process(
-                        &mut self.ctx,
-                        &self.tables,
-                        &mut self.umem,
-                        &mut pair.lan,
-                        &mut pair.wan,
-                        &descs[..n],
-                    );
-                    self.burst_recorders[1].record(t0.elapsed());
-                    pair.wan.refill(&mut self.umem, self.fill_batch);
-                }
-                work += n;
                 for s in [&mut pair.lan, &mut pair.wan] {
                     let _ = s.kick_tx();
                     s.reap_completions(&mut self.umem);

@@ -120,7 +120,7 @@ impl TrafficSelector {
 impl fmt::Display for TrafficSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.start, self.end)?;
-        if self.protocol != 0 || self.start_port != 0 || self.end_port != u16::MAX {
+        if self.needs_upper_layer() {
             write!(f, "[{}/{}-{}]", self.protocol, self.start_port, self.end_port)?;
         }
         Ok(())

@@ -171,11 +171,15 @@ impl QuantileValues {
 }
 
 impl LatencyCell {
-    /// Records one sample directly (takes the lock: for the slow path, e.g. the IKE daemon).
+    /// Records one sample directly (takes the lock: for the slow path, e.g. the IKE daemon),
+    /// as [`LatencyRecorder::record`] and a flush would.
     pub fn record(&self, d: Duration) {
-        let mut r = LatencyRecorder::default();
-        r.record(d);
-        r.flush(self);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let mut w = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        w.rotate(Instant::now());
+        w.current.saturating_record(nanos.clamp(1, MAX_NANOS));
+        w.count += 1;
+        w.sum_nanos += u128::from(nanos);
     }
 
     /// The quantiles of the last one to two windows, and the totals.

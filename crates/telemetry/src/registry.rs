@@ -171,7 +171,7 @@ fn owned(labels: &[&str]) -> Vec<String> {
     labels.iter().map(|s| (*s).to_owned()).collect()
 }
 
-type SeriesMap = HashMap<&'static str, (usize, HashMap<Vec<String>, Cell>)>;
+type SeriesMap = HashMap<&'static str, HashMap<Vec<String>, Cell>>;
 
 /// All of one process's metrics.
 pub struct Metrics {
@@ -212,7 +212,7 @@ impl Metrics {
 
     fn cell(&self, def: &'static MetricDef, labels: &[&str], make: impl FnOnce() -> Cell) -> Cell {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let (_, family) = live.entry(def.name).or_insert_with(|| (0, HashMap::new()));
+        let family = live.entry(def.name).or_default();
         let key: Vec<String> = owned(labels);
         if let Some(c) = family.get(&key) {
             return c.clone();
@@ -282,7 +282,7 @@ impl Metrics {
             self.schema.iter().map(|d| FamilySnapshot { def: d, series: Vec::new() }).collect();
         {
             let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-            for (name, (_, series)) in live.iter() {
+            for (name, series) in live.iter() {
                 let Some(&i) = self.index.get(name) else { continue };
                 for (labels, cell) in series {
                     let value = match cell {

@@ -8,6 +8,7 @@
 //!
 //! Runs on the event loop, once per tick; never on a per-packet path, never with a key.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rampart_telemetry::schema::{
@@ -36,8 +37,28 @@ pub struct Published {
     exchanges: [[Counter; 2]; 4],
     retransmits: [Counter; 4],
     exchange_seconds: [LatencyCell; 4],
-    last_exchanges: ExchangeLog,
+    /// The exchange log's counts at the last publish.
+    last_completed: [[u64; 2]; 4],
+    last_retransmits: [u64; 4],
+    /// `rampart_ike_failures_total` for IKE SAs, by [`IKE_FAILURE_REASONS`] index.
+    ike_failures: [Counter; 3],
+    /// `rampart_ike_failures_total` for CHILD_SAs, by notify (taken on first use).
+    child_failures: HashMap<NotifyType, Counter>,
     metrics: Arc<Metrics>,
+}
+
+/// The reasons an IKE SA went down that are failed negotiations, as failure labels.
+const IKE_FAILURE_REASONS: [&str; 3] = ["authentication_failed", "half_open_timeout", "ike_sa_refused"];
+
+/// The index in [`IKE_FAILURE_REASONS`] of a reason an IKE SA went down, when it is a failed
+/// negotiation (authentication failed, not authenticated in time, refused with an error notify).
+fn ike_failure(reason: &DownReason) -> Option<usize> {
+    match reason {
+        DownReason::AuthenticationFailed => Some(0),
+        DownReason::HalfOpenTimeout => Some(1),
+        DownReason::Failed(_) => Some(2),
+        _ => None,
+    }
 }
 
 impl std::fmt::Debug for Published {
@@ -105,28 +126,31 @@ impl Published {
             exchanges,
             retransmits: EXCHANGES.map(|e| m.counter(&IKE_RETRANSMITS, [exchange_label(e)])),
             exchange_seconds: EXCHANGES.map(|e| m.latency(&IKE_EXCHANGE_SECONDS, [exchange_label(e)])),
-            last_exchanges: ExchangeLog::default(),
+            last_completed: [[0; 2]; 4],
+            last_retransmits: [0; 4],
+            ike_failures: IKE_FAILURE_REASONS.map(|r| m.counter(&IKE_FAILURES, [r])),
+            child_failures: HashMap::new(),
             metrics: Arc::clone(m),
         }
     }
 
     /// Counts an IKE SA that went down as a failed negotiation in
-    /// `rampart_ike_failures_total{reason}`, when its reason is one (authentication failed, not
-    /// authenticated in time, refused with an error notify); other reasons are not failures.
-    pub fn ike_down(&self, reason: &DownReason) {
-        let label = match reason {
-            DownReason::AuthenticationFailed => "authentication_failed",
-            DownReason::HalfOpenTimeout => "half_open_timeout",
-            DownReason::Failed(_) => "ike_sa_refused",
-            _ => return,
-        };
-        self.metrics.counter(&IKE_FAILURES, [label]).add(1);
+    /// `rampart_ike_failures_total{reason}` when its reason is one (authentication failed, not
+    /// authenticated in time, refused with an error notify), and says whether it was.
+    pub fn ike_down(&self, reason: &DownReason) -> bool {
+        let Some(i) = ike_failure(reason) else { return false };
+        self.ike_failures[i].inc();
+        true
     }
 
     /// Counts a CHILD_SA refused with an error notify in `rampart_ike_failures_total{reason}`,
     /// the notify's name in lower case as the reason (`no_proposal_chosen`, `ts_unacceptable`).
-    pub fn child_failed(&self, notify: NotifyType) {
-        self.metrics.counter(&IKE_FAILURES, [&notify.name().to_ascii_lowercase()]).add(1);
+    pub fn child_failed(&mut self, notify: NotifyType) {
+        let metrics = &self.metrics;
+        self.child_failures
+            .entry(notify)
+            .or_insert_with(|| metrics.counter(&IKE_FAILURES, [&notify.name().to_ascii_lowercase()]))
+            .inc();
     }
 
     /// Adds the counters' gains since the last call and the exchanges' round-trip times; sets
@@ -138,12 +162,12 @@ impl Published {
         self.last = now.clone();
         for (i, roles) in self.exchanges.iter().enumerate() {
             for (r, h) in roles.iter().enumerate() {
-                h.add(log.completed[i][r].saturating_sub(self.last_exchanges.completed[i][r]));
+                h.add(log.completed[i][r].saturating_sub(self.last_completed[i][r]));
             }
-            self.retransmits[i].add(log.retransmits[i].saturating_sub(self.last_exchanges.retransmits[i]));
+            self.retransmits[i].add(log.retransmits[i].saturating_sub(self.last_retransmits[i]));
         }
-        self.last_exchanges.completed = log.completed;
-        self.last_exchanges.retransmits = log.retransmits;
+        self.last_completed = log.completed;
+        self.last_retransmits = log.retransmits;
         for (exchange, rtt) in log.take_rtts() {
             if let Some(i) = EXCHANGES.iter().position(|e| *e == exchange) {
                 self.exchange_seconds[i].record(rtt);

@@ -529,16 +529,14 @@ impl Daemon {
             }
             Event::IkeSaDown { ike, reason } => {
                 self.counters.ike_down += 1;
-                self.published.ike_down(&reason);
+                if reason == DownReason::PeerDead {
+                    self.counters.ike_dead += 1;
+                }
+                if self.published.ike_down(&reason) {
+                    self.counters.ike_failed += 1;
+                }
                 self.follow_up.remove(&ike);
                 let entry = self.ikes.remove(&ike);
-                match &reason {
-                    DownReason::PeerDead => self.counters.ike_dead += 1,
-                    DownReason::Failed(_) | DownReason::AuthenticationFailed | DownReason::HalfOpenTimeout => {
-                        self.counters.ike_failed += 1
-                    }
-                    _ => {}
-                }
                 match (&entry, &reason) {
                     (_, DownReason::Rekeyed) => debug!(%ike, "IKE SA replaced by its rekey"),
                     (Some(e), _) => info!(%ike, connection = %e.conn, ?reason, "IKE SA down"),
@@ -920,14 +918,11 @@ pub fn memory_of(pid: &str) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("RssAnon:")?))
 }
 
+/// The state as `list-sas` shows it: the metric label, but `half-open`.
 fn state_name(s: IkeState) -> &'static str {
     match s {
-        IkeState::Connecting => "connecting",
-        IkeState::Authenticating => "authenticating",
         IkeState::HalfOpen => "half-open",
-        IkeState::Established => "established",
-        IkeState::Deleting => "deleting",
-        IkeState::Dead => "dead",
+        s => metrics::state_label(s),
     }
 }
 

@@ -250,22 +250,6 @@ fn addr_matches(list: &[std::net::IpAddr], a: std::net::IpAddr) -> bool {
     list.is_empty() || list.contains(&a)
 }
 
-/// Responder: an IKE_SA_INIT request without an IKE SA. Sends an error or COOKIE answer through
-/// `cx`, or returns the new half-open IKE SA (its answer already sent).
-pub fn process_r(
-    cx: &mut Ctx<'_>,
-    conns: &[Arc<ConnectionConfig>],
-    limits: ResponderLimits<'_>,
-    local: SocketAddr,
-    remote: SocketAddr,
-    raw: &[u8],
-    msg: &Message,
-) -> Option<IkeSa> {
-    let (prepared, job) = prepare_r(cx, conns, limits, local, remote, raw, msg)?;
-    let done = job.run();
-    finish_r(cx, prepared, done.share, done.result)
-}
-
 /// A responder's IKE_SA_INIT that passed every check, waiting for g^ir (the [`DhJob`] that
 /// [`prepare_r`] returned with it).
 pub struct PreparedInit {
