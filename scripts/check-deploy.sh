@@ -98,7 +98,6 @@ done
 UNITS=(rampart-dataplane.service rampart-ike.service rampart.service)
 for u in "${UNITS[@]}"; do
   out=$(systemd-analyze verify --man=no "/lib/systemd/system/$u" 2>&1 || true)
-  # `rampart run` (rampart.service) is the one command the binary may not have yet.
   if [ -n "$out" ]; then
     echo "$out" | sed 's/^/    /'
     fail "systemd-analyze verify $u"

@@ -181,10 +181,7 @@ impl Ctx {
     pub fn account(&mut self, bursts: &[SaBurst], outbound: bool) {
         for b in bursts {
             let entry = if outbound {
-                self.out_rt
-                    .get(b.slot as usize)
-                    .and_then(Option::as_ref)
-                    .map(|r| (&r.entry, r.sa.status().expired))
+                self.out_rt.get(b.slot as usize).and_then(Option::as_ref).map(|r| (&r.entry, r.sa.status().expired))
             } else {
                 self.in_rt.get(b.slot as usize).and_then(Option::as_ref).map(|r| (&r.entry, false))
             };

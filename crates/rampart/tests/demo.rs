@@ -7,10 +7,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> bool {
-    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    uid.ok().as_deref() == Some("0")
-}
+#[path = "../../../tests/support/process.rs"]
+#[allow(dead_code)]
+mod process;
+use process::is_root as root;
 
 fn leftovers(pid: u32) -> Vec<String> {
     let mut out = Vec::new();

@@ -17,10 +17,6 @@ use std::time::Duration;
 
 use ike_support::*;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
 }

@@ -13,10 +13,6 @@ use ike_support::*;
 use rampart_esp::Direction;
 use rampart_sadb::{Event, Flow, PolicyAction};
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }

@@ -7,14 +7,8 @@
 
 mod ike_support;
 
-use std::time::Duration;
-
 use ike_support::*;
 use rampart_esp::Direction;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// strongSwan initiates, Rampart responds; for each suite the keys in Rampart's database are the
 /// ones charon logged; then charon deletes the IKE SA and Rampart's database empties.

@@ -324,7 +324,7 @@ impl Demo {
         for i in 0..self.gateways.len() {
             let n = self.gateways[i].0;
             if let Ok(Some(status)) = self.gateways[i].1.try_wait() {
-                let hint = if self.log_tail(n, 30).contains("XDP") || self.log_tail(n, 30).contains("AF_XDP") {
+                let hint = if self.log_tail(n, 30).contains("XDP") {
                     "\n  (the kernel must support XDP and AF_XDP sockets: CONFIG_XDP_SOCKETS, CONFIG_BPF_SYSCALL)"
                 } else {
                     ""

@@ -109,17 +109,7 @@ fn parse_tmpl(t: &mut Tokens<'_>) -> Result<Template, ArgError> {
             "reqid" => once(&mut reqid, w, xfrm::number32("tmpl reqid", t.value(w, "a number")?)?)?,
             "mode" => {
                 let v = t.value(w, "tunnel or transport")?;
-                let m = match v {
-                    "tunnel" => Mode::Tunnel,
-                    "transport" => Mode::Transport,
-                    _ => {
-                        return Err(ArgError::Bad {
-                            after: "tmpl mode".into(),
-                            word: v.into(),
-                            why: "expected 'tunnel' or 'transport'".into(),
-                        });
-                    }
-                };
+                let m = xfrm::choice("tmpl mode", v, [("tunnel", Mode::Tunnel), ("transport", Mode::Transport)])?;
                 once(&mut mode, w, m)?;
             }
             "level" => {
@@ -173,39 +163,17 @@ fn parse(words: &[String], context: &'static str, allow_index: bool) -> Result<P
         match w {
             "dir" => {
                 let v = t.value(w, "in or out")?;
-                let d = match v {
-                    "out" => PolicyDir::Out,
-                    "in" => PolicyDir::In,
-                    "fwd" => {
-                        return Err(ArgError::Unsupported {
-                            word: "dir fwd".into(),
-                            why: "a Rampart gateway checks forwarded cleartext with 'dir in' policies".into(),
-                        });
-                    }
-                    _ => {
-                        return Err(ArgError::Bad {
-                            after: w.into(),
-                            word: v.into(),
-                            why: "expected 'in' or 'out'".into(),
-                        });
-                    }
-                };
-                once(&mut p.dir, w, d)?;
+                if v == "fwd" {
+                    return Err(ArgError::Unsupported {
+                        word: "dir fwd".into(),
+                        why: "a Rampart gateway checks forwarded cleartext with 'dir in' policies".into(),
+                    });
+                }
+                once(&mut p.dir, w, xfrm::choice(w, v, [("in", PolicyDir::In), ("out", PolicyDir::Out)])?)?;
             }
             "action" => {
                 let v = t.value(w, "allow or block")?;
-                let b = match v {
-                    "allow" => false,
-                    "block" => true,
-                    _ => {
-                        return Err(ArgError::Bad {
-                            after: w.into(),
-                            word: v.into(),
-                            why: "expected 'allow' or 'block'".into(),
-                        });
-                    }
-                };
-                once(&mut p.block, w, b)?;
+                once(&mut p.block, w, xfrm::choice(w, v, [("allow", false), ("block", true)])?)?;
             }
             "priority" => once(&mut p.priority, w, xfrm::number32(w, t.value(w, "a number (lower wins)")?)?)?,
             "tmpl" => {

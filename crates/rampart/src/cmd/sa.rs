@@ -167,39 +167,14 @@ fn parse_add(words: &[String]) -> Result<SaAdd, ArgError> {
             }
             "dir" => {
                 let v = t.value(w, "in or out")?;
-                let d = match v {
-                    "in" => Direction::Inbound,
-                    "out" => Direction::Outbound,
-                    _ => {
-                        return Err(ArgError::Bad {
-                            after: w.into(),
-                            word: v.into(),
-                            why: "expected 'in' or 'out'".into(),
-                        });
-                    }
-                };
-                once(&mut a.dir, w, d)?;
+                once(&mut a.dir, w, xfrm::choice(w, v, [("in", Direction::Inbound), ("out", Direction::Outbound)])?)?;
             }
             "mode" => {
                 let v = t.value(w, "transport or tunnel")?;
-                let m = match v {
-                    "tunnel" => Mode::Tunnel,
-                    "transport" => Mode::Transport,
-                    "beet" | "ro" | "in_trigger" => {
-                        return Err(ArgError::Unsupported {
-                            word: v.into(),
-                            why: "modes are tunnel and transport".into(),
-                        });
-                    }
-                    _ => {
-                        return Err(ArgError::Bad {
-                            after: w.into(),
-                            word: v.into(),
-                            why: "expected 'tunnel' or 'transport'".into(),
-                        });
-                    }
-                };
-                once(&mut a.mode, w, m)?;
+                if matches!(v, "beet" | "ro" | "in_trigger") {
+                    return Err(ArgError::Unsupported { word: v.into(), why: "modes are tunnel and transport".into() });
+                }
+                once(&mut a.mode, w, xfrm::choice(w, v, [("tunnel", Mode::Tunnel), ("transport", Mode::Transport)])?)?;
             }
             "reqid" => once(&mut a.reqid, w, xfrm::number32(w, t.value(w, "a number")?)?)?,
             "replay-window" => {

@@ -120,6 +120,15 @@ fn bad(after: &str, word: &str, why: impl Into<String>) -> ArgError {
     ArgError::Bad { after: after.to_string(), word: word.to_string(), why: why.into() }
 }
 
+/// `word`, the value after keyword `after`, as one of two `choices`; anything else is refused
+/// with "expected 'a' or 'b'" (the choices in the order given).
+pub fn choice<T: Copy>(after: &str, word: &str, choices: [(&str, T); 2]) -> Result<T, ArgError> {
+    match choices.iter().find(|(w, _)| *w == word) {
+        Some((_, v)) => Ok(*v),
+        None => Err(bad(after, word, format!("expected '{}' or '{}'", choices[0].0, choices[1].0))),
+    }
+}
+
 /// Sets `slot` once; a second time is an error naming `word`.
 pub fn once<T>(slot: &mut Option<T>, word: &str, value: T) -> Result<(), ArgError> {
     if slot.is_some() {
@@ -335,6 +344,15 @@ pub fn selector<'a>(t: &mut Tokens<'a>, context: &'static str) -> Result<Selecto
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn choice_takes_one_of_two_words_and_names_both_otherwise() {
+        assert_eq!(choice("dir", "out", [("in", 1), ("out", 2)]), Ok(2));
+        assert_eq!(choice("dir", "in", [("in", 1), ("out", 2)]), Ok(1));
+        let e = choice("dir", "fwd", [("in", 1), ("out", 2)]).unwrap_err();
+        assert_eq!(e.to_string(), "dir 'fwd': expected 'in' or 'out'");
+        assert!(choice("mode", "Tunnel", [("tunnel", 1), ("transport", 2)]).is_err(), "words are exact");
+    }
 
     #[test]
     fn numbers_addresses_keys_ranges() {

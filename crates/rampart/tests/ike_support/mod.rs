@@ -15,7 +15,7 @@
 
 #[path = "../../../../tests/support/process.rs"]
 mod process_helpers;
-pub use process_helpers::{is_root, sh as run, wait_until};
+pub use process_helpers::{is_root, secs, sh as run, wait_until};
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

@@ -13,11 +13,11 @@
 
 #[path = "../../../../tests/support/process.rs"]
 mod process_helpers;
-pub use process_helpers::{is_root, sh, wait_until};
+pub use process_helpers::{is_root, secs, sh, wait_until};
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, channel};
@@ -38,10 +38,6 @@ pub fn can_run(test: &str) -> bool {
         return false;
     }
     true
-}
-
-pub fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
 }
 
 /// A gateway or host namespace.
@@ -321,10 +317,6 @@ impl Gateway {
     }
 
     /// The process's id (the `ip netns exec` child execs into `rampart run`).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
     /// Sends `signal` (e.g. "TERM") and waits for the exit; the exit status.
     pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
@@ -472,9 +464,4 @@ impl Drop for Agent {
 /// A pause that the tests use between steps.
 pub fn settle(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
-}
-
-/// Whether `path` exists (for readability in asserts).
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }

@@ -141,7 +141,6 @@ struct Agent {
     sink: Mutex<SinkRun>,
     rx_packets: AtomicU64,
     tx_packets: AtomicU64,
-    sending: AtomicBool,
     out: Mutex<std::io::Stdout>,
 }
 
@@ -198,7 +197,6 @@ pub fn run(args: AgentArgs) -> Result<(), CmdError> {
         sink: Mutex::new(SinkRun::new(0)),
         rx_packets: AtomicU64::new(0),
         tx_packets: AtomicU64::new(0),
-        sending: AtomicBool::new(false),
         out: Mutex::new(std::io::stdout()),
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -245,10 +243,8 @@ pub fn run(args: AgentArgs) -> Result<(), CmdError> {
                 }
                 agent.tx_packets.store(0, Ordering::Relaxed);
                 let (agent, senders) = (agent.clone(), senders.clone());
-                agent.sending.store(true, Ordering::Relaxed);
                 std::thread::spawn(move || {
                     let sent = generate(&agent, &senders, &only, run, rate, seconds, size);
-                    agent.sending.store(false, Ordering::Relaxed);
                     agent.say(json!({ "sent": { "run": run, "per_tunnel": sent } }));
                 });
             }
