@@ -289,15 +289,15 @@ pub(crate) fn open_vaes(chunk: &mut [OpenOp<'_>]) {
     let mut aads: AadRows = [[0u8; 12]; MAX_BURST];
     let mut aad_lens = [0usize; MAX_BURST];
     let mut engine = None;
-    let mut eligible = [false; MAX_BURST];
+    // The layout of each op that goes to the engine (`None`: left alone, or refused below).
+    let mut regions: [Option<Region>; MAX_BURST] = [None; MAX_BURST];
     for (i, op) in chunk.iter_mut().enumerate() {
         if let Transform::VaesGcm { engine: e, .. } = &op.sa.transform {
             op.verified = false;
-            let region = Region::of(op.sa, op.esp.len(), false);
-            match region {
-                Some(_) if seq_matches(op.esp, op.seq, op.esn) => {
+            match Region::of(op.sa, op.esp.len(), false) {
+                Some(r) if seq_matches(op.esp, op.seq, op.esn) => {
                     engine = Some(*e);
-                    eligible[i] = true;
+                    regions[i] = Some(r);
                     aad_lens[i] = aead_aad(op.esp, op.seq, op.esn, &mut aads[i]);
                 }
                 Some(r) => op.esp[r.body_start..r.icv_start].fill(0),
@@ -306,28 +306,16 @@ pub(crate) fn open_vaes(chunk: &mut [OpenOp<'_>]) {
         }
     }
     let Some(engine) = engine else { return };
-    let mut index = [0usize; MAX_BURST];
     let mut group: arrayvec::ArrayVec<vaes::GcmOp<'_>, MAX_BURST> = arrayvec::ArrayVec::new();
-    let mut verified = [false; MAX_BURST];
+    let mut verdicts: arrayvec::ArrayVec<&mut bool, MAX_BURST> = arrayvec::ArrayVec::new();
     for (i, op) in chunk.iter_mut().enumerate() {
-        if !eligible[i] {
-            continue;
-        }
-        if let Transform::VaesGcm { key, salt, .. } = &op.sa.transform
-            && let Some(region) = Region::of(op.sa, op.esp.len(), false)
-        {
-            index[group.len()] = i;
+        if let (Some(region), Transform::VaesGcm { key, salt, .. }) = (regions[i], &op.sa.transform) {
             group.push(gcm_op(key, salt, op.esp, &aads[i][..aad_lens[i]], region));
+            verdicts.push(&mut op.verified);
         }
     }
     engine.open_burst(&mut group);
-    for (k, op) in group.iter().enumerate() {
-        verified[index[k]] = op.verified;
-    }
-    drop(group);
-    for (i, op) in chunk.iter_mut().enumerate() {
-        if eligible[i] {
-            op.verified = verified[i];
-        }
+    for (op, verified) in group.iter().zip(verdicts) {
+        *verified = op.verified;
     }
 }

@@ -19,6 +19,7 @@ use rampart_esp::{DropReason, EspLocation, PacketBuf, Received};
 use rampart_nic::{Desc, Umem, XskSocket};
 
 use crate::frame::{self, IpInFrame};
+use crate::mirror::NextHop;
 use crate::reasm;
 use crate::stats::Counter;
 use crate::tables::Tables;
@@ -201,6 +202,9 @@ fn open(
             verified[i] = op.verified;
         }
     }
+    // The next hop of the last destination: a burst mostly goes to few hosts, and the kernel's
+    // tables (`ctx.net`) do not change during a burst.
+    let mut last_hop: Option<(std::net::IpAddr, Option<NextHop>)> = None;
     for (i, ((pkt, p), w)) in pkts.iter_mut().zip(decap).zip(&whole).enumerate() {
         let done = match (seqs[i], ctx.in_rt.get_mut(p.slot as usize).and_then(Option::as_mut)) {
             (Ok(seq), Some(rt)) => rt.sa.complete(pkt, &p.loc, seq, verified[i]),
@@ -219,7 +223,15 @@ fn open(
                     bursts.push(SaBurst { slot: p.slot, packets: 1, bytes: inner_len, max_seq: dec.seq });
                 }
             }
-            forward(ctx, pkt, dec.version, dec.dst)
+            let hop = match last_hop {
+                Some((dst, hop)) if dst == dec.dst => hop,
+                _ => {
+                    let hop = ctx.net.next_hop(dec.dst);
+                    last_hop = Some((dec.dst, hop));
+                    hop
+                }
+            };
+            forward(ctx, pkt, dec.version, hop)
         });
         match verdict {
             Ok(()) => {
@@ -235,10 +247,11 @@ fn open(
     }
 }
 
-/// Routes a decapsulated packet onto the LAN: TTL, next hop, Ethernet header.
-fn forward(ctx: &mut Ctx, pkt: &mut PacketBuf<'_>, version: u8, dst: std::net::IpAddr) -> Result<(), DropReason> {
+/// Routes a decapsulated packet onto the LAN through `hop`, its destination's next hop: TTL,
+/// Ethernet header.
+fn forward(ctx: &mut Ctx, pkt: &mut PacketBuf<'_>, version: u8, hop: Option<NextHop>) -> Result<(), DropReason> {
     frame::decrement_ttl(pkt.data_mut(), version)?;
-    let hop = ctx.net.next_hop(dst).ok_or(DropReason::NoRoute)?;
+    let hop = hop.ok_or(DropReason::NoRoute)?;
     // Decrypted traffic leaves only on the cleartext side: never back out of the WAN in clear.
     if hop.oif != ctx.lan_ifindex {
         return Err(DropReason::NoRoute);
