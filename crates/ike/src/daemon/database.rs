@@ -731,16 +731,28 @@ impl Database {
             .filter(|(_, s)| s.delete_at.is_some_and(|t| now >= t) || (s.hard_at != 0 && unix >= s.hard_at))
             .map(|(id, _)| *id)
             .collect();
+        // The policies bound to the due SAs, in one pass over the policies (after a restart most
+        // stale SAs come due together).
+        let mut bound_to: HashMap<SaId, Vec<Policy>> = HashMap::new();
+        if !due.is_empty()
+            && let Some(w) = self.w.as_ref()
+        {
+            let due_set: HashSet<SaId> = due.iter().copied().collect();
+            for p in w.policies() {
+                if let Some(sa) = p.sa
+                    && due_set.contains(&sa)
+                {
+                    bound_to.entry(sa).or_default().push(p.policy);
+                }
+            }
+        }
         let mut freed = Vec::new();
         for id in due {
             let Some(s) = self.stale.remove(&id) else { continue };
             if s.direction == Direction::Inbound {
                 freed.push(s.spi);
             }
-            let bound: Vec<Policy> = match self.w.as_ref() {
-                Some(w) => w.policies().filter(|p| p.sa == Some(id)).map(|p| p.policy).collect(),
-                None => Vec::new(),
-            };
+            let bound = bound_to.remove(&id).unwrap_or_default();
             self.delete(id);
             self.stats.stale_removed += 1;
             for p in bound {
@@ -764,11 +776,10 @@ impl Database {
             .policies
             .iter()
             .filter(|(_, e)| e.stale && e.users.is_empty() && e.trap.is_none())
-            .filter(|(p, _)| {
-                let id = self.policies[*p].id;
+            .filter(|(_, e)| {
                 self.w
                     .as_ref()
-                    .and_then(|w| w.policy(id))
+                    .and_then(|w| w.policy(e.id))
                     .is_none_or(|info| info.sa.is_none_or(|sa| !self.stale.contains_key(&sa)))
             })
             .map(|(p, _)| *p)
