@@ -42,7 +42,8 @@
 //! fastest for each suite family (see `bench/src/bin/crypto.rs`).
 //!
 //! # Modules
-//! * `suite`: the suites and the RFC 8221 policy (public types re-exported here).
+//! * The suites and the RFC 8221 policy live in `rampart-sa` (the SA vocabulary); they are
+//!   re-exported here for callers of the burst API.
 //! * `aead`, `mac`, `cbc`: the primitives of each backend behind small enums.
 //! * `esp`: ESP framing of one packet (IV, nonce, AAD, ICV, ESN, wipe on failure).
 //! * `raw` (hidden): hooks that let tests drive the primitives with arbitrary inputs; never
@@ -59,12 +60,11 @@ mod esp;
 mod mac;
 #[doc(hidden)]
 pub mod raw;
-mod suite;
 
 #[cfg(target_arch = "x86_64")]
 pub mod vaes;
 
-pub use suite::{Encryption, Integrity, PolicyError, Suite, encr_id, integ_id};
+pub use rampart_sa::suite::{Encryption, Integrity, PolicyError, Suite, encr_id, integ_id};
 
 use core::fmt;
 

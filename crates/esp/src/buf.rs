@@ -4,7 +4,7 @@
 //! The data plane builds one over a UMEM frame, the tests over a `Vec`. Every method checks its
 //! bounds and reports a lack of room as an error instead of panicking.
 
-use crate::drop::DropReason;
+use rampart_sa::DropReason;
 
 /// `buf[start..end]` is the packet; `buf[..start]` is headroom, `buf[end..]` tailroom.
 #[derive(Debug)]

@@ -16,10 +16,10 @@ use rampart_crypto::{Backend, MAX_BURST, OpenOp, SaCrypto};
 use rampart_wire::{EspTrailer, Ipv4Packet, Ipv6Packet, UdpPacket, esp, ip_protocol, ipv6, udp, udp_encap};
 
 use crate::buf::PacketBuf;
-use crate::config::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector};
-use crate::drop::DropReason;
 use crate::replay::ReplayWindow;
 use crate::sa::{SaCounters, SaError, check_config, exceeds, ipv6_upper_layer};
+use rampart_sa::DropReason;
+use rampart_sa::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector};
 
 /// What a packet from the WAN side is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,17 +6,16 @@
 //!
 //! | module       | what it is for                                                         |
 //! |--------------|------------------------------------------------------------------------|
-//! | [`config`]   | what an SA is made of ([`SaConfig`], [`TrafficSelector`], ...)          |
 //! | [`outbound`] | [`OutboundSa`]: sequence numbers, padding, headers, sealing             |
 //! | [`inbound`]  | [`parse_outer`], [`InboundSa`]: checks, opening, replay, selectors     |
 //! | [`replay`]   | [`ReplayWindow`] with ESN inference (RFC 4303 Appendix A)               |
-//! | [`drop`]     | [`DropReason`] and per-worker [`DropCounters`]                          |
 //! | [`buf`]      | [`PacketBuf`]: a packet in a frame with head- and tailroom               |
+//!
+//! What an SA is made of ([`SaConfig`], [`TrafficSelector`], ...) and the drop reasons come from
+//! `rampart-sa`, re-exported here.
 #![forbid(unsafe_code)]
 
 pub mod buf;
-pub mod config;
-pub mod drop;
 pub mod inbound;
 pub mod outbound;
 pub mod replay;
@@ -24,11 +23,11 @@ mod sa;
 mod sync;
 
 pub use buf::PacketBuf;
-pub use config::{
-    DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, SaConfig, TrafficSelector, UdpEncap,
-};
-pub use drop::{DropCounters, DropReason};
 pub use inbound::{Decapsulated, EspLocation, InboundSa, Received, parse_outer};
 pub use outbound::{OutboundSa, OutboundStatus, Prepared};
+pub use rampart_sa::{
+    DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, SaConfig, TrafficSelector, UdpEncap,
+};
+pub use rampart_sa::{DropCounters, DropReason};
 pub use replay::ReplayWindow;
 pub use sa::{SaCounters, SaError};

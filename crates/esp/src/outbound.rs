@@ -17,9 +17,9 @@ use rampart_wire::checksum::AddrPair;
 use rampart_wire::{EspTrailer, Ipv4Packet, Ipv6Packet, UdpChecksum, UdpRepr, esp, ip_protocol, ipv4, ipv6, udp};
 
 use crate::buf::PacketBuf;
-use crate::config::{Direction, Lifetimes, Mode, SaConfig, UdpEncap};
-use crate::drop::DropReason;
 use crate::sa::{SaCounters, SaError, check_config, exceeds, ipv6_upper_layer};
+use rampart_sa::DropReason;
+use rampart_sa::{Direction, Lifetimes, Mode, SaConfig, UdpEncap};
 
 /// Fraction of the sequence space after which a rekey is asked for: 7/8 of it, so that even at
 /// tens of millions of packets per second the IKE daemon has a minute to rekey a 32-bit SA.

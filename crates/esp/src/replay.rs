@@ -21,8 +21,8 @@
 //! block and its numbers dropped as too old (never accepted). A sender counts up by one
 //! (RFC 4303 section 3.3.3), which touches every word once per window length.
 
-use crate::drop::DropReason;
 use crate::sync::{AtomicU64, Ordering};
+use rampart_sa::DropReason;
 
 /// Sequence numbers per bitmap word.
 const BLOCK: u64 = 32;

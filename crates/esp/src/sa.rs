@@ -6,7 +6,7 @@ use core::fmt;
 use rampart_crypto::CryptoError;
 use rampart_wire::ip_protocol;
 
-use crate::config::{Direction, MAX_REPLAY_WINDOW, SaConfig};
+use rampart_sa::{Direction, MAX_REPLAY_WINDOW, SaConfig};
 
 /// Packets and bytes an SA has carried (inner bytes, without ESP overhead).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

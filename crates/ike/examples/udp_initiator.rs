@@ -10,11 +10,11 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use rampart_esp::TrafficSelector;
 use rampart_ike::crypto::SystemRandom;
 use rampart_ike::message::Identification;
 use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
 use rampart_ike::{ChildConfig, ConnectionConfig, Endpoint, EndpointConfig, Event, IkeSaId};
+use rampart_sa::TrafficSelector;
 
 /// (initiator key, responder key) pairs from a strongSwan log written with `chd = 4`.
 fn peer_keys(path: &str) -> Vec<(Vec<u8>, Vec<u8>)> {

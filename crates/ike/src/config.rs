@@ -9,7 +9,7 @@ use core::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rampart_esp::{Mode, TrafficSelector};
+use rampart_sa::{Mode, TrafficSelector};
 use zeroize::Zeroizing;
 
 use crate::message::Identification;
@@ -224,7 +224,7 @@ impl Default for EndpointConfig {
             block_threshold: 5,
             half_open_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(20),
-            replay_window: rampart_esp::DEFAULT_REPLAY_WINDOW,
+            replay_window: rampart_sa::DEFAULT_REPLAY_WINDOW,
             rekey_delete_delay: Duration::ZERO,
             offload_dh: false,
         }

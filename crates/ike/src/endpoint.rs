@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_esp::TrafficSelector;
+use rampart_sa::TrafficSelector;
 
 use crate::config::{ChildConfig, ConnectionConfig, EndpointConfig};
 use crate::cookie::CookieJar;

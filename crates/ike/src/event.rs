@@ -6,7 +6,7 @@
 use core::fmt;
 use std::net::SocketAddr;
 
-use rampart_esp::SaConfig;
+use rampart_sa::SaConfig;
 
 use crate::message::{Identification, NotifyType};
 

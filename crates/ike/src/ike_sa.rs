@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_esp::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector, UdpEncap};
+use rampart_sa::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector, UdpEncap};
 use zeroize::Zeroizing;
 
 use crate::auth::AuthVerified;

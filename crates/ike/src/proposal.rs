@@ -7,7 +7,7 @@
 
 use core::fmt;
 
-use rampart_crypto::{Encryption, Integrity, PolicyError, Suite};
+use rampart_sa::{Encryption, Integrity, PolicyError, Suite};
 
 use crate::crypto::{DhGroup, Encr, Integ, Prf};
 use crate::message::{Proposal, ProtocolId, Transform, transform_type as tt};

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use rampart_esp::TrafficSelector;
+use rampart_sa::TrafficSelector;
 
 fn ip_key(a: IpAddr) -> (u8, u128) {
     match a {

@@ -6,11 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rampart_esp::UdpEncap;
 use rampart_ike::ike_sa::{ChildState, IkeState};
 use rampart_ike::message::{ExchangeType, Message, NotifyType, Payload};
 use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
 use rampart_ike::*;
+use rampart_sa::UdpEncap;
 
 fn exchange_of(t: &Transmit) -> (ExchangeType, bool) {
     let m = Message::parse(&t.bytes).unwrap();

@@ -1,9 +1,9 @@
 //! Proposal keywords, RFC 8247 refusals, and selection per RFC 7296 section 2.7.
 
-use rampart_crypto::{Encryption, Integrity};
 use rampart_ike::crypto::{DhGroup, Encr, Integ, Prf};
 use rampart_ike::message::{Proposal, ProtocolId, Transform, transform_type as tt};
 use rampart_ike::proposal::*;
+use rampart_sa::{Encryption, Integrity};
 
 #[test]
 fn ike_keywords() {

@@ -103,7 +103,7 @@ pub enum RecordError {
     },
     /// The suite stored in the record is refused by the algorithm policy.
     #[error("suite in record: {0}")]
-    Suite(#[from] rampart_crypto::PolicyError),
+    Suite(#[from] rampart_sa::PolicyError),
     /// A prefix length beyond the address family's width.
     #[error("prefix length {len} is too long for {addr}")]
     PrefixLength {

@@ -12,7 +12,7 @@
 //! * Data plane: [`Reader::attach`]; poll [`Reader::generation`] between bursts; when it moved,
 //!   [`Reader::refresh`] a [`Snapshot`], re-read the changed SAs with [`Reader::read_sa`]
 //!   (keys included, zeroized on drop; [`SaRecord::to_config`] gives the
-//!   [`rampart_esp::SaConfig`]), and compile a new [`SaIndex`] and [`SpdLookup`] to swap in.
+//!   [`rampart_sa::SaConfig`]), and compile a new [`SaIndex`] and [`SpdLookup`] to swap in.
 //!   Per burst: [`Reader::account`], [`OutboundSeq::reserve`], [`Reader::check_lifetimes`],
 //!   [`Reader::push_event`] (acquire).
 //!

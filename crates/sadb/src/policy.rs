@@ -8,7 +8,7 @@
 use core::fmt;
 use std::net::IpAddr;
 
-use rampart_esp::{Direction, Mode};
+use rampart_sa::{Direction, Mode};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use crate::error::RecordError;

@@ -1,5 +1,5 @@
 //! The SA record: what one SA looks like in shared memory, and its conversion from and to
-//! [`rampart_esp::SaConfig`], so that the IKE daemon and the data plane speak the same types.
+//! [`rampart_sa::SaConfig`], so that the IKE daemon and the data plane speak the same types.
 //!
 //! A record is plain bytes (`#[repr(C, align(64))]`, no padding, every bit pattern a valid
 //! value), copied in and out of its slot under the seqlock. Keys in a copy are zeroized when
@@ -8,8 +8,8 @@
 use core::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use rampart_crypto::Suite;
-use rampart_esp::{Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, SaConfig, TrafficSelector, UdpEncap};
+use rampart_sa::Suite;
+use rampart_sa::{Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, SaConfig, TrafficSelector, UdpEncap};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -365,7 +365,7 @@ impl SaRecord {
     }
 
     /// The suite, rebuilt from the IKEv2 transform numbers and key size (policy-checked).
-    pub fn suite(&self) -> Result<Suite, rampart_crypto::PolicyError> {
+    pub fn suite(&self) -> Result<Suite, rampart_sa::PolicyError> {
         let bits = if self.key_bits == 0 { None } else { Some(self.key_bits) };
         Suite::from_ikev2(self.encr_id, bits, self.integ_id)
     }

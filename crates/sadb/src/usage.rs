@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use rampart_esp::Lifetimes;
+use rampart_sa::Lifetimes;
 
 use crate::events::{self, Event, LimitKind};
 use crate::reader::Reader;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use rampart_esp::{Direction, SaConfig};
+use rampart_sa::{Direction, SaConfig};
 
 use crate::error::{OpenError, WriteError};
 use crate::events::{self, Event};

@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 
 use common::*;
-use rampart_esp::Direction;
+use rampart_sa::Direction;
 use rampart_sadb::{Capacities, ReadError, Reader, SaId, StopAt, Writer};
 
 /// The child side of every test in this file; a no-op unless started by [`spawn_child`].

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 
 use common::*;
-use rampart_esp::{Direction, Lifetimes, Mode};
+use rampart_sa::{Direction, Lifetimes, Mode};
 use rampart_sadb::{
     Capacities, Event, Expiry, Flow, IpPrefix, LimitKind, OpenError, Policy, PolicyAction, PolicyDir, PortRange,
     ReadError, Reader, SaIndex, Selector, SeqError, SpdAction, SpdLookup, Template, WriteError, Writer,
@@ -117,7 +117,7 @@ fn one_writer_at_a_time_readers_any_time() {
     Writer::open_or_create(db.path(), caps(9, 9)).unwrap();
 }
 
-fn out_sa(spi: u32) -> rampart_esp::SaConfig {
+fn out_sa(spi: u32) -> rampart_sa::SaConfig {
     let mut c = seeded_sa(u64::from(spi));
     c.spi = spi;
     c.direction = Direction::Outbound;
@@ -127,7 +127,7 @@ fn out_sa(spi: u32) -> rampart_esp::SaConfig {
     c
 }
 
-fn in_sa(spi: u32) -> rampart_esp::SaConfig {
+fn in_sa(spi: u32) -> rampart_sa::SaConfig {
     let mut c = out_sa(spi);
     c.direction = Direction::Inbound;
     c.local = "192.0.2.1".parse().unwrap();

@@ -10,8 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use proptest::prelude::*;
-use rampart_crypto::Suite;
-use rampart_esp::{Direction, Lifetimes, Mode, SaConfig};
+use rampart_sa::Suite;
+use rampart_sa::{Direction, Lifetimes, Mode, SaConfig};
 use rampart_sadb::{
     Capacities, Flow, FlowV4, FlowV6, IpPrefix, Policy, PolicyAction, PolicyDir, PolicyId, PortRange, Reader, SaId,
     SaIndex, Selector, SpdAction, SpdLookup, SpdMatch, SpdRule, Template, Writer,

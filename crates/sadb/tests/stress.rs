@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rampart_esp::Direction;
+use rampart_sa::Direction;
 use rampart_sadb::{Capacities, ReadError, Reader, SaId, SaIndex, SaMeta, Writer};
 
 const SA_SLOTS: u32 = 256;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use rampart_esp::DropReason;
+use rampart_sa::DropReason;
 
 use crate::registry::{Scrape, Source};
 use crate::schema::{self, CounterDef, MetricDef};

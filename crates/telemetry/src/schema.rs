@@ -3,7 +3,7 @@
 //! and the benchmark reports all take their names from these declarations and nothing else.
 //!
 //! A family's label *values* come from the code that records it: drop reasons from
-//! [`rampart_esp::DropReason::ALL`], worker indices from the data plane, IKE states and
+//! [`rampart_sa::DropReason::ALL`], worker indices from the data plane, IKE states and
 //! exchange names from the IKE daemon. This module must never hold a list of such values.
 //!
 //! Naming follows Prometheus practice: `rampart_` prefix, base units (seconds, bytes), counters

@@ -1,7 +1,7 @@
 //! The metrics endpoint as Prometheus sees it: started on loopback, scraped with a plain TCP
 //! client, and the answer parsed by a strict text-format parser of the tests
 //! (`support/exposition.rs`, not the encoder the crate writes with). Checks every family's HELP and TYPE against the schema, the label
-//! values (drop reasons straight from `rampart_esp::DropReason::ALL`), that counters move
+//! values (drop reasons straight from `rampart_sa::DropReason::ALL`), that counters move
 //! between scrapes, that histograms and summaries are well formed, and that `/stats` and
 //! `/stats.json` use the very sample names `/metrics` does.
 
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rampart_esp::DropReason;
+use rampart_sa::DropReason;
 use rampart_telemetry::dataplane::{DataplaneSource, PublishedCounters, WorkerCounter, WorkerCounters, WorkerReading};
 use rampart_telemetry::schema::{self, Kind};
 use rampart_telemetry::{LatencyRecorder, Metrics, MetricsServer};

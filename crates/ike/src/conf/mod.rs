@@ -42,7 +42,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rampart_esp::{Mode, TrafficSelector};
+use rampart_sa::{Mode, TrafficSelector};
 use toml::de::{DeTable, DeValue};
 
 pub use value::ConfError;
@@ -412,8 +412,8 @@ fn read_daemon(
             "replay_window" => {
                 let n = doc.integer(key, v)?;
                 e.replay_window =
-                    u32::try_from(n).ok().filter(|n| *n <= rampart_esp::MAX_REPLAY_WINDOW).ok_or_else(|| {
-                        doc.err(&v.span(), format!("'replay_window' must be 0..={}", rampart_esp::MAX_REPLAY_WINDOW))
+                    u32::try_from(n).ok().filter(|n| *n <= rampart_sa::MAX_REPLAY_WINDOW).ok_or_else(|| {
+                        doc.err(&v.span(), format!("'replay_window' must be 0..={}", rampart_sa::MAX_REPLAY_WINDOW))
                     })?;
             }
             _ => {}

@@ -1,7 +1,7 @@
 //! The cryptography of the IKE SA itself: PRFs, integrity, the Encrypted payload's ciphers,
 //! Diffie-Hellman groups, and the source of randomness.
 //!
-//! ESP algorithms of CHILD_SAs are not here: they are `rampart_crypto::Suite`s. Nothing in this
+//! ESP algorithms of CHILD_SAs are not here: they are `rampart_sa::Suite`s. Nothing in this
 //! module logs, and no key leaves it except through `Zeroizing` buffers.
 
 mod cipher;

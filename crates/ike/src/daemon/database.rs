@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use rampart_esp::{Direction, Mode, SaConfig, TrafficSelector};
+use rampart_sa::{Direction, Mode, SaConfig, TrafficSelector};
 use rampart_sadb::{
     Capacities, Event as DbEvent, IpPrefix, LimitKind, Policy, PolicyAction, PolicyDir, PolicyId, PortRange, SaId,
     Selector, Template, WriteError, Writer,
@@ -156,7 +156,7 @@ struct ChildEntry {
     outbound: Option<SaId>,
     policies: Vec<Policy>,
     /// Byte/packet limits (soft, hard) of the SA pair.
-    limits: rampart_esp::Lifetimes,
+    limits: rampart_sa::Lifetimes,
     last_use_seen: u64,
     rekey_asked: bool,
 }

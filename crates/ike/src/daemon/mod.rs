@@ -927,7 +927,7 @@ fn state_name(s: IkeState) -> &'static str {
 }
 
 /// A selector as an operator writes it: `10.1.0.0/24`, `10.1.0.1-10.1.0.9`, with `[proto/ports]`.
-fn ts_text(t: &rampart_esp::TrafficSelector) -> String {
+fn ts_text(t: &rampart_sa::TrafficSelector) -> String {
     let p = database::range_prefixes(t.start, t.end);
     let mut out = match p.as_slice() {
         [(a, l)] => format!("{a}/{l}"),

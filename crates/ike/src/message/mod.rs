@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use header::{ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, FLAG_VERSION, HEADER_LEN, Header};
 pub use notify::NotifyType;
-pub use rampart_esp::TrafficSelector;
+pub use rampart_sa::TrafficSelector;
 pub use sa::{ATTR_KEY_LENGTH, Proposal, ProtocolId, Transform, transform_type};
 
 /// Payload type numbers (RFC 7296 section 3.2, RFC 7383).

@@ -2,7 +2,7 @@
 //! the CHILD_SA parts shared with IKE_AUTH and the rekey (proposal, traffic selectors with
 //! narrowing, transport mode, optional PFS key exchange).
 
-use rampart_esp::{Mode, TrafficSelector};
+use rampart_sa::{Mode, TrafficSelector};
 
 use crate::config::ChildConfig;
 use crate::crypto::{DhGroup, KeyShare};

@@ -39,8 +39,8 @@ struct Sent {
     spi_in: u32,
     ni: Vec<u8>,
     ke: Option<KeyShare>,
-    local_ts: Vec<rampart_esp::TrafficSelector>,
-    remote_ts: Vec<rampart_esp::TrafficSelector>,
+    local_ts: Vec<rampart_sa::TrafficSelector>,
+    remote_ts: Vec<rampart_sa::TrafficSelector>,
 }
 
 /// Whether our exchange of a rekey collision is the redundant one: it holds the lowest of the

@@ -6,12 +6,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rampart_crypto::Suite;
-use rampart_esp::{Mode, SaConfig, TrafficSelector};
 use rampart_ike::crypto::SeededRandom;
 use rampart_ike::message::Identification;
 use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
 use rampart_ike::*;
+use rampart_sa::Suite;
+use rampart_sa::{Mode, SaConfig, TrafficSelector};
 
 pub const A_IP: &str = "192.0.2.1";
 pub const B_IP: &str = "192.0.2.2";

@@ -14,7 +14,7 @@
 use std::hash::Hash;
 use std::net::IpAddr;
 
-use rampart_esp::Direction;
+use rampart_sa::Direction;
 
 use super::table::HugeSlice;
 use super::{LOOKUP_BURST, prefetch, table_size};

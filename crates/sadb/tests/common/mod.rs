@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use rampart_crypto::Suite;
-use rampart_esp::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector, UdpEncap};
+use rampart_sa::Suite;
+use rampart_sa::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector, UdpEncap};
 use rampart_sadb::{IpPrefix, Policy, PolicyAction, PolicyDir, PortRange, SaRecord, Selector, Template};
 use zeroize::Zeroizing;
 

@@ -1,12 +1,12 @@
 //! What an SA is made of: the parameters that the IKE daemon negotiates, the SA database stores
-//! and the data plane turns into [`crate::OutboundSa`] / [`crate::InboundSa`] runtimes.
+//! and the data plane turns into the runtimes of `rampart-esp`.
 //!
 //! Plain data, no behaviour beyond validation and selector matching.
 
 use core::fmt;
 use std::net::IpAddr;
 
-use rampart_crypto::Suite;
+use crate::suite::Suite;
 use zeroize::Zeroizing;
 
 /// ESP mode (RFC 4301 section 4.1).
