@@ -31,9 +31,16 @@ def module_of(src, path):
     return tuple(rel)
 
 
+TESTS = re.compile(r"^#\[cfg\(test\)\]\s*\n\s*mod\s+\w+\s*\{.*", re.S | re.M)
+
+
 def strip(text):
+    """Code without comments, string contents and the inline `#[cfg(test)] mod tests { .. }`
+    at the end of a file (test code is not a dependency of the module, and its `super::`
+    is the file's own module)."""
     text = COMMENT.sub("", text)
-    return STRING.sub('""', text)
+    text = STRING.sub('""', text)
+    return TESTS.sub("", text)
 
 
 def expand_use(tree):

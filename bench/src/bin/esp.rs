@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use rampart_bench::{Table, gbit_per_s, median, pin_current_thread, warm_up};
 use rampart_crypto::{Backend, Encryption, Integrity, OpenOp, SaCrypto, SealOp, Suite};
 use rampart_esp::{
-    Decapsulated, Direction, DropReason, EspLocation, InboundSa, Lifetimes, Mode, OutboundSa, PacketBuf, Received,
+    Decapsulated, Direction, DropReason, EspLocation, InboundSa, Lifetimes, Mode, OutboundSa, PacketBuf, Prepared,
+    Received,
     SaConfig, TrafficSelector, parse_outer,
 };
 use zeroize::Zeroizing;
@@ -129,7 +130,7 @@ fn pipeline(suite: Suite, backend: Backend, mix: &Mix, work: Work) -> f64 {
             f
         })
         .collect();
-    let mut enc_verdicts = [Ok(()); BURST];
+    let mut enc_verdicts: [Result<Prepared, DropReason>; BURST] = [Err(DropReason::NoSa); BURST];
     let mut dec_verdicts: [Result<Decapsulated, DropReason>; BURST] = [Err(DropReason::Truncated); BURST];
     let mut locs: Vec<EspLocation> = Vec::with_capacity(BURST);
     measure(work, BURST, || {

@@ -6,24 +6,26 @@
 //!    data plane does not reassemble (peers send ESP below the path MTU; see the README).
 //!    SA by SPI and destination from the compiled index; unknown: `unknown_spi` (logged at most
 //!    once a second per worker).
-//! 2. The whole burst: `precheck` (length, replay check without moving the window), one
-//!    `open_burst` over every SA's packets, `complete` (trailer, inner packet, traffic selectors;
-//!    only then the window moves, DESIGN.md rule 4).
+//! 2. The whole burst through `rampart_esp::burst::decapsulate`: `precheck` (length, replay
+//!    check without moving the window), one `open_burst` over every SA's packets, `complete`
+//!    (trailer, inner packet, traffic selectors; only then the window moves, DESIGN.md rule 4).
 //! 3. Per inner packet: TTL or hop limit decremented, next hop from the mirror, Ethernet header,
-//!    tx on the LAN socket. Usage written to the database once per SA per burst.
+//!    onto the LAN tx list for the worker to send. Usage written to the database once per SA
+//!    per burst.
 //!
-//! Must never allocate, lock or make a system call.
+//! Must never allocate, lock or make a system call; never sees a socket.
 
 use arrayvec::ArrayVec;
-use rampart_esp::{DropReason, EspLocation, PacketBuf, Received};
-use rampart_nic::{Desc, Umem, XskSocket};
+use rampart_esp::burst::{self, InboundJob};
+use rampart_esp::{Decapsulated, DropReason, EspLocation, PacketBuf, Received};
+use rampart_nic::{Desc, Umem};
 
+use crate::ctx::{BURST, BurstOut, Ctx, InboundSas, SaBurst, free_frames};
 use crate::frame::{self, IpInFrame};
 use crate::mirror::NextHop;
 use crate::reasm;
 use crate::stats::Counter;
 use crate::tables::Tables;
-use crate::worker::{BURST, Ctx, SaBurst, free_frames, transmit};
 
 #[derive(Clone, Copy)]
 struct Decap {
@@ -33,17 +35,9 @@ struct Decap {
     loc: EspLocation,
 }
 
-/// Processes one WAN rx burst.
-pub(crate) fn process(
-    ctx: &mut Ctx,
-    tables: &Tables,
-    umem: &mut Umem,
-    lan: &mut XskSocket,
-    _wan: &mut XskSocket,
-    rx: &[Desc],
-) {
+/// Processes one WAN rx burst; what is to be sent goes to `out.lan_tx`.
+pub(crate) fn process(ctx: &mut Ctx, tables: &Tables, umem: &mut Umem, rx: &[Desc], out: &mut BurstOut) {
     let mut drop_frames: ArrayVec<u64, BURST> = ArrayVec::new();
-    let mut lan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
     let mut decap: ArrayVec<Decap, BURST> = ArrayVec::new();
 
     // Step 1: classify and find the SA.
@@ -56,11 +50,10 @@ pub(crate) fn process(
     // Step 2 and 3.
     let mut bursts: ArrayVec<SaBurst, BURST> = ArrayVec::new();
     if !decap.is_empty() {
-        open(ctx, umem, &decap, &mut bursts, &mut lan_tx, &mut drop_frames);
+        open(ctx, umem, &decap, &mut bursts, &mut out.lan_tx, &mut drop_frames);
     }
     ctx.account(&bursts, false);
     free_frames(umem, &drop_frames);
-    transmit(ctx, umem, lan, &lan_tx, Counter::LanTxPackets);
 }
 
 /// Step 1 for one frame: a decapsulation job in `decap`, or the frame in `drop_frames` (counted).
@@ -140,9 +133,12 @@ fn classify(
             ctx.values.drop(DropReason::UnknownSpi);
             if ctx.now_ms.saturating_sub(ctx.unknown_spi_logged_ms) >= 1000 || ctx.unknown_spi_logged_ms == 0 {
                 ctx.unknown_spi_logged_ms = ctx.now_ms.max(1);
-                eprintln!(
-                    "rampart dataplane: worker {}: ESP with unknown SPI {:#010x} from {} to {} (further ones counted, logged at most once a second)",
-                    ctx.index, loc.spi, loc.src, loc.dst
+                tracing::warn!(
+                    worker = ctx.index,
+                    spi = format_args!("{:#010x}", loc.spi),
+                    src = %loc.src,
+                    dst = %loc.dst,
+                    "ESP with an unknown SPI (further ones counted under drop_unknown_spi, logged at most once a second)"
                 );
             }
             drop_frames.push(d.addr);
@@ -176,42 +172,14 @@ fn open(
         let off = (p.desc.addr - w.addr) as usize;
         pkts.push(PacketBuf::new(f, off + p.info.eth_len, p.info.ip_len));
     }
-    // Precheck: length and replay, no state changes.
-    let mut seqs: ArrayVec<Result<u64, DropReason>, BURST> = ArrayVec::new();
-    for (pkt, p) in pkts.iter().zip(decap) {
-        seqs.push(match ctx.in_rt.get(p.slot as usize).and_then(Option::as_ref) {
-            Some(rt) => rt.sa.precheck(pkt, &p.loc),
-            None => Err(DropReason::UnknownSpi),
-        });
-    }
-    let mut verified = [false; BURST];
-    {
-        let in_rt = &ctx.in_rt;
-        let mut ops: ArrayVec<rampart_crypto::OpenOp<'_>, BURST> = ArrayVec::new();
-        let mut index: ArrayVec<usize, BURST> = ArrayVec::new();
-        for (i, ((pkt, p), seq)) in pkts.iter_mut().zip(decap).zip(&seqs).enumerate() {
-            if let (Ok(seq), Some(rt)) = (seq, in_rt.get(p.slot as usize).and_then(Option::as_ref))
-                && let Some(op) = rt.sa.open_op(pkt, &p.loc, *seq)
-            {
-                ops.push(op);
-                index.push(i);
-            }
-        }
-        rampart_crypto::open_burst(&mut ops);
-        for (op, i) in ops.iter().zip(index) {
-            verified[i] = op.verified;
-        }
-    }
+    let jobs: ArrayVec<InboundJob, BURST> = decap.iter().map(|p| InboundJob { slot: p.slot, loc: p.loc }).collect();
+    let mut verdicts = [Err(DropReason::UnknownSpi); BURST];
+    burst::decapsulate(&mut InboundSas(&mut ctx.in_rt), &mut pkts, &jobs, &mut verdicts);
     // The next hop of the last destination: a burst mostly goes to few hosts, and the kernel's
     // tables (`ctx.net`) do not change during a burst.
     let mut last_hop: Option<(std::net::IpAddr, Option<NextHop>)> = None;
-    for (i, ((pkt, p), w)) in pkts.iter_mut().zip(decap).zip(&whole).enumerate() {
-        let done = match (seqs[i], ctx.in_rt.get_mut(p.slot as usize).and_then(Option::as_mut)) {
-            (Ok(seq), Some(rt)) => rt.sa.complete(pkt, &p.loc, seq, verified[i]),
-            (Err(r), _) => Err(r),
-            (_, None) => Err(DropReason::UnknownSpi),
-        };
-        let verdict = done.and_then(|dec| {
+    for (((pkt, p), w), done) in pkts.iter_mut().zip(decap).zip(&whole).zip(verdicts) {
+        let verdict = done.and_then(|dec: Decapsulated| {
             let inner_len = pkt.len() as u64;
             match bursts.iter_mut().find(|b| b.slot == p.slot) {
                 Some(b) => {

@@ -9,21 +9,22 @@
 //! 2. Per SA of the burst: next hop of the peer from the mirror (cached per mirror generation;
 //!    unknown neighbour: `no_route` and a resolve request), and one block of sequence numbers
 //!    from the SA's shared counter for all of the SA's packets in the burst.
-//! 3. The whole burst: `prepare` per packet, one `seal_burst` over every SA's packets, `finish`,
-//!    Ethernet header, tx on the WAN socket.
+//! 3. The whole burst through `rampart_esp::burst::encapsulate` (`prepare` per packet, one
+//!    `seal_burst` over every SA's packets, `finish`), then the Ethernet header, onto the WAN tx
+//!    list for the worker to send.
 //!
-//! Must never allocate, lock or make a system call; frames that do not go out go back to the
-//! UMEM, each counted once.
+//! Must never allocate, lock or make a system call, and never sees a socket; frames that do not
+//! go out go back to the UMEM, each counted once.
 
 use arrayvec::ArrayVec;
 use rampart_esp::{DropReason, PacketBuf, Prepared};
-use rampart_nic::{Desc, Umem, XskSocket};
+use rampart_nic::{Desc, Umem};
 use rampart_sadb::{Event, SpdAction};
 
+use crate::ctx::{BURST, BurstOut, Ctx, OutboundSas, SaBurst, free_frames};
 use crate::frame::{self, FlowKey, IcmpKind, IpInFrame};
 use crate::stats::Counter;
 use crate::tables::{Tables, TakeError};
-use crate::worker::{BURST, Ctx, SaBurst, free_frames, transmit};
 
 /// Where an SA's packets of this burst go: MACs and the side.
 #[derive(Clone, Copy)]
@@ -33,12 +34,24 @@ struct Hop {
     to_wan: bool,
 }
 
-/// What became of one frame in step 1.
+/// A frame that step 1 found to need protection: its SA's slot, and (from step 2) the index of
+/// its SA in the burst's per-SA list.
 #[derive(Clone, Copy)]
 struct Protect {
     desc: Desc,
     slot: u32,
     info: IpInFrame,
+    sa_index: u8,
+}
+
+/// What step 1 made of one frame.
+enum Classified {
+    /// Cleartext to protect.
+    Protect(Protect),
+    /// A frame to send as it is now: a bypassed packet, or an ICMP error built in its frame.
+    Send { desc: Desc, to_wan: bool },
+    /// Dropped (and counted).
+    Drop,
 }
 
 /// Sends an ICMP error about the packet in `d` back out of the LAN, reusing its frame.
@@ -68,18 +81,9 @@ pub(crate) fn icmp_reply(ctx: &mut Ctx, umem: &mut Umem, d: Desc, info: IpInFram
     Some(Desc::new(base + off as u64, len as u32))
 }
 
-/// Processes one LAN rx burst.
-pub(crate) fn process(
-    ctx: &mut Ctx,
-    tables: &Tables,
-    umem: &mut Umem,
-    lan: &mut XskSocket,
-    wan: &mut XskSocket,
-    rx: &[Desc],
-) {
+/// Processes one LAN rx burst; what is to be sent goes to `out`.
+pub(crate) fn process(ctx: &mut Ctx, tables: &Tables, umem: &mut Umem, rx: &[Desc], out: &mut BurstOut) {
     let mut drop_frames: ArrayVec<u64, BURST> = ArrayVec::new();
-    let mut lan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
-    let mut wan_tx: ArrayVec<Desc, BURST> = ArrayVec::new();
     let mut protect: ArrayVec<Protect, BURST> = ArrayVec::new();
     let wan_mtu = ctx.wan_mtu() as usize;
 
@@ -87,151 +91,142 @@ pub(crate) fn process(
     for &d in rx {
         ctx.values.add(Counter::LanRxPackets, 1);
         ctx.values.add(Counter::LanRxBytes, u64::from(d.len));
-        let Ok(frame) = umem.frame_mut(&d) else {
-            ctx.values.drop(DropReason::Truncated);
-            drop_frames.push(d.addr);
-            continue;
-        };
-        let Some(info) = frame::ip_in_frame_counted(frame, &mut ctx.values) else {
-            drop_frames.push(d.addr);
-            continue;
-        };
-        let ip = &mut frame[info.eth_len..info.eth_len + info.ip_len];
-        if let Err(r) = frame::decrement_ttl(ip, info.version) {
-            ctx.values.drop(r);
-            match (r == DropReason::TtlExpired)
-                .then(|| icmp_reply(ctx, umem, d, info, IcmpKind::TimeExceeded))
-                .flatten()
-            {
-                Some(reply) => lan_tx.push(reply),
-                None => drop_frames.push(d.addr),
-            }
-            continue;
-        }
-        let flow = match frame::flow_of(ip, info.version) {
-            Ok(f) => f,
-            Err(r) => {
-                ctx.values.drop(r);
-                drop_frames.push(d.addr);
-                continue;
-            }
-        };
-        let dont_frag = info.version == 6 || rampart_wire::Ipv4Packet::new_unchecked(&*ip).dont_frag();
-        let m = match flow {
-            FlowKey::V4(f) => tables.spd_out.lookup_v4(&f),
-            FlowKey::V6(f) => tables.spd_out.lookup_v6(&f),
-        };
-        let Some(m) = m else {
-            ctx.values.drop(DropReason::NoPolicy);
-            drop_frames.push(d.addr);
-            continue;
-        };
-        match m.action {
-            SpdAction::Discard => {
-                ctx.values.drop(DropReason::NoPolicy);
-                drop_frames.push(d.addr);
-            }
-            SpdAction::Bypass => match bypass(ctx, umem, d, info, flow) {
-                Ok((desc, to_wan)) => {
-                    ctx.values.add(Counter::BypassPackets, 1);
-                    if to_wan { wan_tx.push(desc) } else { lan_tx.push(desc) }
-                }
-                Err(r) => {
-                    ctx.values.drop(r);
-                    drop_frames.push(d.addr);
-                }
-            },
-            SpdAction::Protect { sa: None } => {
-                no_sa(ctx, tables, m.rank, flow);
-                drop_frames.push(d.addr);
-            }
-            SpdAction::Protect { sa: Some(slot) } => {
-                let Some(rt) = ctx.out_rt.get(slot as usize).and_then(Option::as_ref) else {
-                    // Installed but not usable here (its runtime could not be built).
-                    no_sa(ctx, tables, m.rank, flow);
-                    drop_frames.push(d.addr);
-                    continue;
-                };
-                if rt.entry.shared.expired.load(std::sync::atomic::Ordering::Relaxed) {
-                    ctx.values.drop(DropReason::SaExpired);
-                    drop_frames.push(d.addr);
-                    continue;
-                }
-                if rt.sa.encapsulated_len(info.ip_len) > wan_mtu {
-                    ctx.values.drop(DropReason::TooBig);
-                    let mtu = wan_mtu.saturating_sub(rt.overhead) as u32;
-                    let reply = if dont_frag { icmp_reply(ctx, umem, d, info, IcmpKind::TooBig { mtu }) } else { None };
-                    match reply {
-                        Some(r) => lan_tx.push(r),
-                        None => drop_frames.push(d.addr),
-                    }
-                    continue;
-                }
-                protect.push(Protect { desc: d, slot, info });
-            }
+        match classify(ctx, tables, umem, d, wan_mtu) {
+            Classified::Protect(p) => protect.push(p),
+            Classified::Send { desc, to_wan: true } => out.wan_tx.push(desc),
+            Classified::Send { desc, to_wan: false } => out.lan_tx.push(desc),
+            Classified::Drop => drop_frames.push(d.addr),
         }
     }
 
-    // Step 2: per SA, next hop and sequence numbers.
+    // Step 2: per SA of the burst, next hop and one block of sequence numbers.
     let mut bursts: ArrayVec<SaBurst, BURST> = ArrayVec::new();
-    for p in &protect {
-        match bursts.iter_mut().find(|b| b.slot == p.slot) {
-            Some(b) => b.packets += 1,
-            None => bursts.push(SaBurst { slot: p.slot, packets: 1, bytes: 0, max_seq: 0 }),
-        }
+    for p in &mut protect {
+        let i = match bursts.iter().position(|b| b.slot == p.slot) {
+            Some(i) => i,
+            None => {
+                bursts.push(SaBurst { slot: p.slot, packets: 0, bytes: 0, max_seq: 0 });
+                bursts.len() - 1
+            }
+        };
+        bursts[i].packets += 1;
+        p.sa_index = i as u8;
     }
-    // Per SA: where its packets go, or why they cannot.
-    let mut ready: ArrayVec<(u32, Result<Hop, DropReason>), BURST> = ArrayVec::new();
+    let mut hops: ArrayVec<Result<Hop, DropReason>, BURST> = ArrayVec::new();
     for b in &mut bursts {
-        let r = prepare_sa(ctx, b.slot, b.packets);
-        ready.push((b.slot, r));
+        hops.push(prepare_sa(ctx, b.slot, b.packets));
         b.packets = 0;
     }
 
     // Step 3: encapsulate and seal the whole burst.
-    let mut whole: ArrayVec<Desc, BURST> = ArrayVec::new();
     let mut kept: ArrayVec<Protect, BURST> = ArrayVec::new();
     for p in protect {
-        match ready.iter().find(|(s, _)| *s == p.slot).map(|(_, r)| *r) {
-            Some(Ok(_)) => {
-                whole.push(Desc::new(umem.frame_base(p.desc.addr), umem.frame_size()));
-                kept.push(p);
-            }
-            Some(Err(r)) => {
+        match hops[usize::from(p.sa_index)] {
+            Ok(_) => kept.push(p),
+            Err(r) => {
                 ctx.values.drop(r);
-                drop_frames.push(p.desc.addr);
-            }
-            None => {
-                ctx.values.drop(DropReason::NoSa);
                 drop_frames.push(p.desc.addr);
             }
         }
     }
     if !kept.is_empty() {
-        seal(ctx, umem, &whole, &kept, &ready, &mut bursts, &mut wan_tx, &mut lan_tx, &mut drop_frames);
+        seal(ctx, umem, &kept, &hops, &mut bursts, out, &mut drop_frames);
     }
 
     ctx.account(&bursts, true);
     free_frames(umem, &drop_frames);
-    transmit(ctx, umem, wan, &wan_tx, Counter::WanTxPackets);
-    transmit(ctx, umem, lan, &lan_tx, Counter::LanTxPackets);
 }
 
-/// Step 3: prepare, seal, finish, Ethernet header, and the tx lists.
-#[allow(clippy::too_many_arguments)]
+/// Step 1 for one frame: Ethernet/IP, TTL (expired: ICMP time exceeded), flow, policy, and for
+/// a protect policy its SA, expiry and the MTU check (too big: ICMP, where DF is set).
+fn classify(ctx: &mut Ctx, tables: &Tables, umem: &mut Umem, d: Desc, wan_mtu: usize) -> Classified {
+    let Ok(frame) = umem.frame_mut(&d) else {
+        ctx.values.drop(DropReason::Truncated);
+        return Classified::Drop;
+    };
+    let Some(info) = frame::ip_in_frame_counted(frame, &mut ctx.values) else { return Classified::Drop };
+    let ip = &mut frame[info.eth_len..info.eth_len + info.ip_len];
+    if let Err(r) = frame::decrement_ttl(ip, info.version) {
+        ctx.values.drop(r);
+        return match (r == DropReason::TtlExpired).then(|| icmp_reply(ctx, umem, d, info, IcmpKind::TimeExceeded)) {
+            Some(Some(desc)) => Classified::Send { desc, to_wan: false },
+            _ => Classified::Drop,
+        };
+    }
+    let flow = match frame::flow_of(ip, info.version) {
+        Ok(f) => f,
+        Err(r) => {
+            ctx.values.drop(r);
+            return Classified::Drop;
+        }
+    };
+    let dont_frag = info.version == 6 || rampart_wire::Ipv4Packet::new_unchecked(&*ip).dont_frag();
+    let m = match flow {
+        FlowKey::V4(f) => tables.spd_out.lookup_v4(&f),
+        FlowKey::V6(f) => tables.spd_out.lookup_v6(&f),
+    };
+    let Some(m) = m else {
+        ctx.values.drop(DropReason::NoPolicy);
+        return Classified::Drop;
+    };
+    let slot = match m.action {
+        SpdAction::Discard => {
+            ctx.values.drop(DropReason::NoPolicy);
+            return Classified::Drop;
+        }
+        SpdAction::Bypass => {
+            return match bypass(ctx, umem, d, info, flow) {
+                Ok((desc, to_wan)) => {
+                    ctx.values.add(Counter::BypassPackets, 1);
+                    Classified::Send { desc, to_wan }
+                }
+                Err(r) => {
+                    ctx.values.drop(r);
+                    Classified::Drop
+                }
+            };
+        }
+        SpdAction::Protect { sa: None } => {
+            no_sa(ctx, tables, m.rank, flow);
+            return Classified::Drop;
+        }
+        SpdAction::Protect { sa: Some(slot) } => slot,
+    };
+    let Some(rt) = ctx.out_rt.get(slot as usize).and_then(Option::as_ref) else {
+        // Installed but not usable here (its runtime could not be built).
+        no_sa(ctx, tables, m.rank, flow);
+        return Classified::Drop;
+    };
+    if rt.entry.shared.expired.load(std::sync::atomic::Ordering::Relaxed) {
+        ctx.values.drop(DropReason::SaExpired);
+        return Classified::Drop;
+    }
+    if rt.sa.encapsulated_len(info.ip_len) > wan_mtu {
+        ctx.values.drop(DropReason::TooBig);
+        let mtu = wan_mtu.saturating_sub(rt.overhead) as u32;
+        return match dont_frag.then(|| icmp_reply(ctx, umem, d, info, IcmpKind::TooBig { mtu })) {
+            Some(Some(desc)) => Classified::Send { desc, to_wan: false },
+            _ => Classified::Drop,
+        };
+    }
+    Classified::Protect(Protect { desc: d, slot, info, sa_index: 0 })
+}
+
+/// Step 3: the ESP burst (prepare, seal, finish) over every kept packet, then the Ethernet
+/// header of its SA's next hop, the per-SA accounting and the tx lists.
 fn seal(
     ctx: &mut Ctx,
     umem: &mut Umem,
-    whole: &[Desc],
     kept: &[Protect],
-    ready: &[(u32, Result<Hop, DropReason>)],
+    hops: &[Result<Hop, DropReason>],
     bursts: &mut [SaBurst],
-    wan_tx: &mut ArrayVec<Desc, BURST>,
-    lan_tx: &mut ArrayVec<Desc, BURST>,
+    out: &mut BurstOut,
     drop_frames: &mut ArrayVec<u64, BURST>,
 ) {
+    let whole: ArrayVec<Desc, BURST> =
+        kept.iter().map(|p| Desc::new(umem.frame_base(p.desc.addr), umem.frame_size())).collect();
     let mut frames: [&mut [u8]; BURST] = std::array::from_fn(|_| <&mut [u8]>::default());
-    let n = match umem.frames_mut(whole, &mut frames) {
+    let n = match umem.frames_mut(&whole, &mut frames) {
         Ok(n) => n,
         Err(_) => {
             // Two descriptors in one frame cannot come from the kernel; drop the burst.
@@ -243,68 +238,35 @@ fn seal(
         }
     };
     let mut pkts: ArrayVec<PacketBuf<'_>, BURST> = ArrayVec::new();
-    for ((f, p), w) in frames.into_iter().take(n).zip(kept).zip(whole) {
+    for ((f, p), w) in frames.into_iter().take(n).zip(kept).zip(&whole) {
         let off = (p.desc.addr - w.addr) as usize;
         pkts.push(PacketBuf::new(f, off + p.info.eth_len, p.info.ip_len));
     }
-    let mut prepared: ArrayVec<Result<Prepared, DropReason>, BURST> = ArrayVec::new();
-    for (pkt, p) in pkts.iter_mut().zip(kept) {
-        let inner_len = pkt.len() as u64;
-        let r = match ctx.out_rt.get_mut(p.slot as usize).and_then(Option::as_mut) {
-            Some(rt) => rt.sa.prepare(pkt),
-            None => Err(DropReason::NoSa),
-        };
-        if let Ok(prep) = &r
-            && let Some(b) = bursts.iter_mut().find(|b| b.slot == p.slot)
-        {
+    let slots: ArrayVec<u32, BURST> = kept.iter().map(|p| p.slot).collect();
+    let mut verdicts: [Result<Prepared, DropReason>; BURST] = [Err(DropReason::NoSa); BURST];
+    rampart_esp::burst::encapsulate(&mut OutboundSas(&mut ctx.out_rt), &mut pkts, &slots, &mut verdicts);
+
+    for (((pkt, p), w), verdict) in pkts.iter_mut().zip(kept).zip(&whole).zip(verdicts) {
+        let sent = verdict.and_then(|prep| {
+            let b = &mut bursts[usize::from(p.sa_index)];
             b.packets += 1;
-            b.bytes += inner_len;
+            b.bytes += p.info.ip_len as u64;
             b.max_seq = b.max_seq.max(prep.seq);
-        }
-        prepared.push(r);
-    }
-    let sealed = {
-        let out_rt = &ctx.out_rt;
-        let mut ops: ArrayVec<rampart_crypto::SealOp<'_>, BURST> = ArrayVec::new();
-        for ((pkt, p), prep) in pkts.iter_mut().zip(kept).zip(&prepared) {
-            if let (Ok(prep), Some(rt)) = (prep, out_rt.get(p.slot as usize).and_then(Option::as_ref))
-                && let Some(op) = rt.sa.seal_op(pkt, prep)
-            {
-                ops.push(op);
-            }
-        }
-        rampart_crypto::seal_burst(&mut ops).is_ok()
-    };
-    for (((pkt, p), prep), w) in pkts.iter_mut().zip(kept).zip(&prepared).zip(whole) {
-        let verdict = match prep {
-            Ok(_) if !sealed => Err(DropReason::NoRoom),
-            Ok(prep) => {
-                let hop = ready.iter().find(|(s, _)| *s == p.slot).and_then(|(_, r)| r.ok());
-                match (hop, ctx.out_rt.get(p.slot as usize).and_then(Option::as_ref)) {
-                    (Some(Hop { dst, src, to_wan }), Some(rt)) => {
-                        rt.sa.finish(pkt, prep);
-                        let version = if rt.entry.config.remote.is_ipv4() { 4 } else { 6 };
-                        match pkt.push_front(rampart_wire::ethernet::HEADER_LEN) {
-                            Ok(h) => frame::write_ethernet(h, dst, src, version).map(|_| to_wan),
-                            Err(r) => Err(r),
-                        }
-                    }
-                    _ => Err(DropReason::NoRoute),
-                }
-            }
-            Err(r) => Err(*r),
-        };
-        let base = w.addr;
-        match verdict {
+            let Ok(Hop { dst, src, to_wan }) = hops[usize::from(p.sa_index)] else { return Err(DropReason::NoRoute) };
+            let version = if pkt.data().first().is_some_and(|b| b >> 4 == 6) { 6 } else { 4 };
+            frame::write_ethernet(pkt.push_front(rampart_wire::ethernet::HEADER_LEN)?, dst, src, version)?;
+            Ok(to_wan)
+        });
+        match sent {
             Ok(to_wan) => {
                 ctx.values.add(Counter::EncryptedPackets, 1);
                 ctx.values.add(Counter::EncryptedBytes, p.info.ip_len as u64);
-                let d = Desc::new(base + pkt.start() as u64, pkt.len() as u32);
-                if to_wan { wan_tx.push(d) } else { lan_tx.push(d) }
+                let d = Desc::new(w.addr + pkt.start() as u64, pkt.len() as u32);
+                if to_wan { out.wan_tx.push(d) } else { out.lan_tx.push(d) }
             }
             Err(r) => {
                 ctx.values.drop(r);
-                drop_frames.push(base);
+                drop_frames.push(w.addr);
             }
         }
     }

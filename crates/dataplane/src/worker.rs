@@ -18,24 +18,17 @@
 //! A worker must never touch another worker's UMEM, sockets or runtimes; what it shares are the
 //! immutable tables, the per-SA [`crate::tables::SaShared`] atomics and the SA database.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rampart_esp::{InboundSa, OutboundSa};
 use rampart_nic::{Desc, Umem, XskSocket};
-use rampart_sadb::Reader;
 use rampart_telemetry::{LatencyCell, LatencyRecorder};
 
-use crate::config::{CryptoChoice, IdleMode};
-use crate::frame::TokenBucket;
-use crate::mirror::{NetMirror, NetState, NextHop};
-use crate::stats::{Counter, Values, WorkerStats};
-use crate::tables::{SaEntry, Tables, TablesHandle};
-
-/// Largest burst taken from a ring at once.
-pub const BURST: usize = 64;
+use crate::config::IdleMode;
+use crate::ctx::{BURST, BurstOut, Ctx, PathParams};
+use crate::stats::{Counter, WorkerStats};
+use crate::tables::{Tables, TablesHandle};
 
 /// The LAN and WAN sockets of one queue pair.
 pub struct QueuePair {
@@ -53,151 +46,7 @@ impl QueuePair {
 }
 
 /// What a worker runs on one rx burst: [`crate::outbound::process`] or [`crate::inbound::process`].
-type ProcessBurst = fn(&mut Ctx, &Tables, &mut Umem, &mut XskSocket, &mut XskSocket, &[Desc]);
-
-/// An outbound SA as one worker runs it.
-pub(crate) struct OutRt {
-    pub entry: Arc<SaEntry>,
-    pub sa: OutboundSa,
-    /// Next hop of the SA's peer, valid for mirror generation `.0`.
-    pub next_hop: Option<(u64, Option<NextHop>)>,
-    /// Largest encapsulation overhead (headers + trailer), for the MTU check.
-    pub overhead: usize,
-}
-
-/// An inbound SA as one worker runs it: its own keys, the SA's one replay window (shared with
-/// the other workers through [`crate::tables::SaShared`]).
-pub(crate) struct InRt {
-    pub entry: Arc<SaEntry>,
-    pub sa: InboundSa,
-}
-
-/// Per-burst accounting of one SA.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct SaBurst {
-    pub slot: u32,
-    pub packets: u64,
-    pub bytes: u64,
-    pub max_seq: u64,
-}
-
-/// Everything of a worker except its UMEM and sockets (split so both can be borrowed).
-pub(crate) struct Ctx {
-    pub index: usize,
-    pub mirror: Arc<NetMirror>,
-    pub net: Arc<NetState>,
-    pub reader: Reader,
-    pub crypto: CryptoChoice,
-    pub out_rt: Vec<Option<OutRt>>,
-    pub in_rt: Vec<Option<InRt>>,
-    pub values: Values,
-    pub lan_ifindex: u32,
-    pub wan_ifindex: u32,
-    pub wan_mtu_override: Option<u32>,
-    pub encap_port: u16,
-    pub icmp: TokenBucket,
-    pub icmp_ident: u16,
-    /// Recent resolve requests (interface, address, ms) for the per-worker rate limit.
-    pub resolve_recent: [(u32, IpAddr, u64); 16],
-    pub resolve_next: usize,
-    pub unknown_spi_logged_ms: u64,
-    pub now_ms: u64,
-    pub now_s: u64,
-    pub scratch: Box<[u8; 2048]>,
-    pub reasm: crate::reasm::Reassembly,
-}
-
-impl Ctx {
-    /// The WAN MTU: configured, or the interface's.
-    pub fn wan_mtu(&self) -> u32 {
-        self.wan_mtu_override.or_else(|| self.net.links.get(&self.wan_ifindex).map(|l| l.mtu)).unwrap_or(1500)
-    }
-
-    /// Asks the mirror to have the kernel resolve `addr`, at most every 100 ms per address.
-    pub fn request_resolve(&mut self, ifindex: u32, addr: IpAddr) {
-        let now = self.now_ms;
-        if self.resolve_recent.iter().any(|(i, a, t)| *i == ifindex && *a == addr && now.saturating_sub(*t) < 100) {
-            return;
-        }
-        self.resolve_recent[self.resolve_next] = (ifindex, addr, now);
-        self.resolve_next = (self.resolve_next + 1) % self.resolve_recent.len();
-        if self.mirror.request_resolve(ifindex, addr) {
-            self.values.add(Counter::ResolveRequests, 1);
-        }
-    }
-
-    /// Picks up new tables: rebuilds the runtime of every SA whose record changed, keeps the
-    /// others (and their expanded keys) as they are. Allocates; runs only when the tables moved.
-    fn reload_tables(&mut self, t: &Tables) {
-        let n = t.sas.len();
-        self.out_rt.resize_with(n.max(self.out_rt.len()), || None);
-        self.in_rt.resize_with(n.max(self.in_rt.len()), || None);
-        for slot in 0..self.out_rt.len() {
-            let entry = t.sas.get(slot).and_then(Option::as_ref);
-            let out = &mut self.out_rt[slot];
-            let inn = &mut self.in_rt[slot];
-            let Some(e) = entry else {
-                *out = None;
-                *inn = None;
-                continue;
-            };
-            let same = |old: &Arc<SaEntry>| old.id == e.id && old.version == e.version;
-            match e.config.direction {
-                rampart_esp::Direction::Outbound => {
-                    *inn = None;
-                    if out.as_ref().is_some_and(|r| same(&r.entry)) {
-                        if let Some(r) = out.as_mut() {
-                            r.entry = e.clone();
-                        }
-                        continue;
-                    }
-                    *out = OutboundSa::new(&e.config, self.crypto.backend_for(e.config.suite)).ok().map(|sa| {
-                        let overhead = sa.max_header_growth() + sa.max_trailer_growth();
-                        OutRt { entry: e.clone(), sa, next_hop: None, overhead }
-                    });
-                }
-                rampart_esp::Direction::Inbound => {
-                    *out = None;
-                    if inn.as_ref().is_some_and(|r| same(&r.entry)) {
-                        if let Some(r) = inn.as_mut() {
-                            r.entry = e.clone();
-                        }
-                        continue;
-                    }
-                    let backend = self.crypto.backend_for(e.config.suite);
-                    let built = match &e.shared.window {
-                        Some(w) => InboundSa::new_shared(&e.config, backend, w.clone()),
-                        None => InboundSa::new(&e.config, backend),
-                    };
-                    *inn = built.ok().map(|sa| InRt { entry: e.clone(), sa });
-                }
-            }
-        }
-        self.values.add(Counter::TableReloads, 1);
-    }
-
-    /// Accounts a burst's usage of the SAs in `bursts` in the database (one shared write per SA
-    /// per burst) and turns lifetimes into events; a hard-expired SA stops for every worker.
-    pub fn account(&mut self, bursts: &[SaBurst], outbound: bool) {
-        for b in bursts {
-            let entry = if outbound {
-                self.out_rt.get(b.slot as usize).and_then(Option::as_ref).map(|r| (&r.entry, r.sa.status().expired))
-            } else {
-                self.in_rt.get(b.slot as usize).and_then(Option::as_ref).map(|r| (&r.entry, false))
-            };
-            let Some((e, runtime_expired)) = entry else { continue };
-            self.reader.account(e.id, b.bytes, b.packets, self.now_s);
-            if b.max_seq != 0 {
-                self.reader.note_seq_used(e.id, b.max_seq);
-            }
-            let expiry =
-                self.reader.check_lifetimes(e.id, e.config.spi, &e.config.lifetimes, e.install_time, self.now_s);
-            if runtime_expired || matches!(expiry, rampart_sadb::Expiry::Hard(_)) {
-                e.shared.expired.store(true, Ordering::Relaxed);
-            }
-        }
-    }
-}
+type ProcessBurst = fn(&mut Ctx, &Tables, &mut Umem, &[Desc], &mut BurstOut);
 
 /// A worker ready to run.
 pub struct Worker {
@@ -219,30 +68,14 @@ pub struct Worker {
 
 /// What a worker needs besides its sockets.
 pub struct WorkerParams {
-    /// Worker number.
-    pub index: usize,
+    /// What its burst paths work with.
+    pub path: PathParams,
     /// The tables.
     pub tables: Arc<TablesHandle>,
-    /// The kernel's tables.
-    pub mirror: Arc<NetMirror>,
-    /// The SA database.
-    pub reader: Reader,
-    /// Crypto backend choice.
-    pub crypto: CryptoChoice,
     /// Published counters.
     pub stats: Arc<WorkerStats>,
     /// Set to stop.
     pub stop: Arc<AtomicBool>,
-    /// LAN interface.
-    pub lan_ifindex: u32,
-    /// WAN interface.
-    pub wan_ifindex: u32,
-    /// WAN MTU override.
-    pub wan_mtu: Option<u32>,
-    /// ESP-in-UDP port.
-    pub encap_port: u16,
-    /// ICMP errors per second.
-    pub icmp_rate: u32,
     /// Idle behaviour.
     pub idle: IdleMode,
     /// Longest idle sleep.
@@ -275,31 +108,7 @@ impl Worker {
         }
         let tables_handle = p.tables;
         let tables = tables_handle.load();
-        let net = p.mirror.load();
-        let mut ctx = Ctx {
-            index: p.index,
-            mirror: p.mirror,
-            net,
-            reader: p.reader,
-            crypto: p.crypto,
-            out_rt: Vec::new(),
-            in_rt: Vec::new(),
-            values: Values::default(),
-            lan_ifindex: p.lan_ifindex,
-            wan_ifindex: p.wan_ifindex,
-            wan_mtu_override: p.wan_mtu,
-            encap_port: p.encap_port,
-            icmp: TokenBucket::new(p.icmp_rate),
-            icmp_ident: (p.index as u16) << 12,
-            resolve_recent: [(0, IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0); 16],
-            resolve_next: 0,
-            unknown_spi_logged_ms: 0,
-            now_ms: 0,
-            now_s: unix_now(),
-            scratch: Box::new([0u8; 2048]),
-            reasm: crate::reasm::Reassembly::new(umem.rx_offset()),
-        };
-        ctx.reload_tables(&tables);
+        let ctx = Ctx::new(p.path, &tables, umem.rx_offset(), unix_now());
         Worker {
             ctx,
             tables_handle,
@@ -336,6 +145,7 @@ impl Worker {
     pub fn run(mut self) {
         let start = Instant::now();
         let mut descs = [Desc::new(0, 0); BURST];
+        let mut out = BurstOut::default();
         let mut idle_rounds = 0u32;
         let mut last_second = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
@@ -373,7 +183,10 @@ impl Worker {
                     }
                     let t0 = Instant::now();
                     self.ctx.values.burst(n);
-                    process(&mut self.ctx, &self.tables, &mut self.umem, &mut pair.lan, &mut pair.wan, &descs[..n]);
+                    out.clear();
+                    process(&mut self.ctx, &self.tables, &mut self.umem, &descs[..n], &mut out);
+                    transmit(&mut self.ctx, &mut self.umem, &mut pair.wan, &out.wan_tx, Counter::WanTxPackets);
+                    transmit(&mut self.ctx, &mut self.umem, &mut pair.lan, &out.lan_tx, Counter::LanTxPackets);
                     self.burst_recorders[dir].record(t0.elapsed());
                     pair.rx(dir).refill(&mut self.umem, self.fill_batch);
                 }
@@ -448,17 +261,9 @@ impl Worker {
     }
 }
 
-/// Drops frames back into the UMEM.
-#[inline]
-pub(crate) fn free_frames(umem: &mut Umem, addrs: &[u64]) {
-    for a in addrs {
-        let _ = umem.free(*a);
-    }
-}
-
 /// Puts `descs` on a socket's tx ring; frames it does not take are freed and counted.
 #[inline]
-pub(crate) fn transmit(ctx: &mut Ctx, umem: &mut Umem, sock: &mut XskSocket, descs: &[Desc], counter: Counter) {
+fn transmit(ctx: &mut Ctx, umem: &mut Umem, sock: &mut XskSocket, descs: &[Desc], counter: Counter) {
     if descs.is_empty() {
         return;
     }

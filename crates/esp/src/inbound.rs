@@ -6,13 +6,13 @@
 //! [`InboundSa::precheck`] (length for the suite, replay check without moving the window) ->
 //! [`InboundSa::open_op`] + `open_burst` (integrity, decryption) -> [`InboundSa::complete`]
 //! (trailer, next header, inner packet, traffic selectors, and only then the window moves).
-//! [`InboundSa::decapsulate_burst`] chains them for a burst of one SA.
+//! [`crate::burst::decapsulate`] chains them for a burst of many SAs, the data plane's;
+//! [`InboundSa::decapsulate_burst`] is that burst for one SA.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use arrayvec::ArrayVec;
-use rampart_crypto::{Backend, MAX_BURST, OpenOp, SaCrypto};
+use rampart_crypto::{Backend, OpenOp, SaCrypto};
 use rampart_wire::{EspTrailer, Ipv4Packet, Ipv6Packet, UdpPacket, esp, ip_protocol, ipv6, udp, udp_encap};
 
 use crate::buf::PacketBuf;
@@ -302,60 +302,6 @@ impl InboundSa {
         self.counters.packets += 1;
         self.counters.bytes += pkt.len() as u64;
         Ok(out)
-    }
-
-    /// Decapsulates a burst of this SA's packets in place; `locs[i]` comes from
-    /// [`parse_outer`] for `pkts[i]`. On `Err` the packet must be dropped.
-    pub fn decapsulate_burst(
-        &mut self,
-        pkts: &mut [PacketBuf<'_>],
-        locs: &[EspLocation],
-        verdicts: &mut [Result<Decapsulated, DropReason>],
-    ) {
-        let chunks = pkts.chunks_mut(MAX_BURST).zip(locs.chunks(MAX_BURST)).zip(verdicts.chunks_mut(MAX_BURST));
-        for ((pkts, locs), verdicts) in chunks {
-            let mut seqs: ArrayVec<Result<u64, DropReason>, MAX_BURST> = ArrayVec::new();
-            for (pkt, loc) in pkts.iter().zip(locs) {
-                seqs.push(self.precheck(pkt, loc));
-            }
-            let mut verified = [false; MAX_BURST];
-            {
-                let mut ops: ArrayVec<OpenOp<'_>, MAX_BURST> = ArrayVec::new();
-                let mut index: ArrayVec<usize, MAX_BURST> = ArrayVec::new();
-                for (i, ((pkt, loc), seq)) in pkts.iter_mut().zip(locs).zip(&seqs).enumerate() {
-                    if let Ok(seq) = seq
-                        && let Some(op) = self.open_op(pkt, loc, *seq)
-                    {
-                        ops.push(op);
-                        index.push(i);
-                    }
-                }
-                rampart_crypto::open_burst(&mut ops);
-                for (op, i) in ops.iter().zip(index) {
-                    verified[i] = op.verified;
-                }
-            }
-            for (i, ((pkt, loc), verdict)) in pkts.iter_mut().zip(locs).zip(verdicts.iter_mut()).enumerate() {
-                *verdict = match seqs[i] {
-                    Ok(seq) => self.complete(pkt, loc, seq, verified[i]),
-                    Err(e) => Err(e),
-                };
-            }
-        }
-    }
-
-    /// Classifies and decapsulates one received IP packet (a burst of one). A keepalive comes
-    /// back as [`DropReason::NatKeepalive`], anything else that is not ESP as
-    /// [`DropReason::BadOuterHeader`].
-    pub fn decapsulate(&mut self, pkt: &mut PacketBuf<'_>, encap_port: u16) -> Result<Decapsulated, DropReason> {
-        let loc = match parse_outer(pkt.data(), encap_port)? {
-            Received::Esp(loc) => loc,
-            Received::Keepalive => return Err(DropReason::NatKeepalive),
-            Received::NotEsp => return Err(DropReason::BadOuterHeader),
-        };
-        let mut verdict = [Err(DropReason::Truncated)];
-        self.decapsulate_burst(core::slice::from_mut(pkt), &[loc], &mut verdict);
-        verdict[0]
     }
 
     fn check_selectors(&self, inner: &[u8], version: u8, src: IpAddr, dst: IpAddr) -> Result<(), DropReason> {

@@ -9,6 +9,7 @@
 //! | [`outbound`] | [`OutboundSa`]: sequence numbers, padding, headers, sealing             |
 //! | [`inbound`]  | [`parse_outer`], [`InboundSa`]: checks, opening, replay, selectors     |
 //! | [`replay`]   | [`ReplayWindow`] with ESN inference (RFC 4303 Appendix A)               |
+//! | [`burst`]    | bursts of many SAs: the steps every packet goes through, batched crypto |
 //! | [`buf`]      | [`PacketBuf`]: a packet in a frame with head- and tailroom               |
 //!
 //! What an SA is made of ([`SaConfig`], [`TrafficSelector`], ...) and the drop reasons come from
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod buf;
+pub mod burst;
 pub mod inbound;
 pub mod outbound;
 pub mod replay;
@@ -23,6 +25,7 @@ mod sa;
 mod sync;
 
 pub use buf::PacketBuf;
+pub use burst::{InboundJob, OneSa, SaSlots};
 pub use inbound::{Decapsulated, EspLocation, InboundSa, Received, parse_outer};
 pub use outbound::{OutboundSa, OutboundStatus, Prepared};
 pub use rampart_sa::{

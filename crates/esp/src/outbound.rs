@@ -1,18 +1,17 @@
 //! Outbound ESP: the runtime of one outbound SA and the encapsulation of packets (RFC 4303
 //! section 3.1 and 3.3, RFC 3948 for UDP encapsulation).
 //!
-//! Three steps so that a data-plane worker can seal a burst of packets from several SAs in one
-//! crypto call: [`OutboundSa::prepare`] (sequence number, trailer, ESP and outer headers, in
-//! place), [`OutboundSa::seal_op`] (the crypto job) and [`OutboundSa::finish`] (what depends on
-//! the ciphertext: the IPv6 UDP checksum). [`OutboundSa::encapsulate_burst`] chains the three
-//! for a burst of one SA.
+//! The three steps of [`crate::burst::encapsulate`], which seals a burst of packets of many SAs
+//! in one crypto call: [`OutboundSa::prepare`] (sequence number, trailer, ESP and outer headers,
+//! in place), [`OutboundSa::seal_op`] (the crypto job) and [`OutboundSa::finish`] (what depends
+//! on the ciphertext: the IPv6 UDP checksum). [`OutboundSa::encapsulate_burst`] is that burst
+//! for one SA (both in [`crate::burst`]).
 //!
 //! Never allocates after construction, never panics on packet contents.
 
 use std::net::IpAddr;
 
-use arrayvec::ArrayVec;
-use rampart_crypto::{Backend, MAX_BURST, SaCrypto, SealOp};
+use rampart_crypto::{Backend, SaCrypto, SealOp};
 use rampart_wire::checksum::AddrPair;
 use rampart_wire::{EspTrailer, Ipv4Packet, Ipv6Packet, UdpChecksum, UdpRepr, esp, ip_protocol, ipv4, ipv6, udp};
 
@@ -267,45 +266,6 @@ impl OutboundSa {
             let mut datagram = rampart_wire::UdpPacket::new_unchecked(udp_bytes);
             datagram.fill_checksum(&addrs);
         }
-    }
-
-    /// Encapsulates a burst of packets of this SA in place. `verdicts[i]` tells what became of
-    /// `pkts[i]`; on `Err` the packet's bytes are unspecified and it must be dropped.
-    pub fn encapsulate_burst(&mut self, pkts: &mut [PacketBuf<'_>], verdicts: &mut [Result<(), DropReason>]) {
-        for (pkts, verdicts) in pkts.chunks_mut(MAX_BURST).zip(verdicts.chunks_mut(MAX_BURST)) {
-            let mut prepared: ArrayVec<Option<Prepared>, MAX_BURST> = ArrayVec::new();
-            for (pkt, verdict) in pkts.iter_mut().zip(verdicts.iter_mut()) {
-                let p = self.prepare(pkt);
-                *verdict = p.map(|_| ());
-                prepared.push(p.ok());
-            }
-            let mut ops: ArrayVec<SealOp<'_>, MAX_BURST> = ArrayVec::new();
-            for (pkt, p) in pkts.iter_mut().zip(prepared.iter()) {
-                if let Some(op) = p.as_ref().and_then(|p| self.seal_op(pkt, p)) {
-                    ops.push(op);
-                }
-            }
-            if rampart_crypto::seal_burst(&mut ops).is_err() {
-                // A layout this SA produced itself: cannot happen, but never send unsealed data.
-                for v in verdicts.iter_mut() {
-                    *v = Err(DropReason::NoRoom);
-                }
-                continue;
-            }
-            drop(ops);
-            for (pkt, p) in pkts.iter_mut().zip(prepared.iter()) {
-                if let Some(p) = p {
-                    self.finish(pkt, p);
-                }
-            }
-        }
-    }
-
-    /// Encapsulates one packet (a burst of one).
-    pub fn encapsulate(&mut self, pkt: &mut PacketBuf<'_>) -> Result<(), DropReason> {
-        let mut verdict = [Ok(())];
-        self.encapsulate_burst(core::slice::from_mut(pkt), &mut verdict);
-        verdict[0]
     }
 
     fn emit_tunnel_header(&mut self, data: &mut [u8], inner: &InnerInfo, total_len: usize) -> Result<(), DropReason> {

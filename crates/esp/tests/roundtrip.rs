@@ -85,7 +85,7 @@ fn burst_of_many_packets_keeps_order_and_sequence() {
         let mut frames: Vec<Vec<u8>> = inners.iter().map(|p| frame_with(p)).collect();
         let mut pkts: Vec<PacketBuf<'_>> =
             frames.iter_mut().zip(&inners).map(|(f, p)| PacketBuf::new(f, HEADROOM, p.len())).collect();
-        let mut verdicts = vec![Ok(()); pkts.len()];
+        let mut verdicts = vec![Err(DropReason::NoSa); pkts.len()];
         tx.encapsulate_burst(&mut pkts, &mut verdicts);
         assert!(verdicts.iter().all(|v| v.is_ok()));
         let wires: Vec<Vec<u8>> = pkts.iter().map(|p| p.data().to_vec()).collect();
