@@ -20,8 +20,7 @@ use rampart_bench::{Table, gbit_per_s, median, pin_current_thread, warm_up};
 use rampart_crypto::{Backend, Encryption, Integrity, OpenOp, SaCrypto, SealOp, Suite};
 use rampart_esp::{
     Decapsulated, Direction, DropReason, EspLocation, InboundSa, Lifetimes, Mode, OutboundSa, PacketBuf, Prepared,
-    Received,
-    SaConfig, TrafficSelector, parse_outer,
+    Received, SaConfig, TrafficSelector, parse_outer,
 };
 use zeroize::Zeroizing;
 

@@ -23,7 +23,7 @@ use rampart_bench::traffic::{fwd, generator, sink};
 
 const USAGE: &str = "\
 usage: traffic [run] [--quick] [--seconds S] [--steps N] [--loss FRACTION] [--arms A,B,..]
-                     [--sizes 64,imix,1400] [--ipv6] [--esp-plain] [--rampart-bin PATH]
+                     [--sizes 64,imix,1400] [--ipv6] [--esp-plain] [--rampart-bin PATH] [--baseline-bin PATH]
                      [--report FILE] [--perf DIR] [--latency-rate PPS] [--repeat N]
        traffic gen --iface IF --src-mac MAC --dst-mac MAC --src IP --dst IP --size N|imix
                    [--rate PPS] [--seconds S] [--run ID] [--burst N]
@@ -31,7 +31,8 @@ usage: traffic [run] [--quick] [--seconds S] [--steps N] [--loss FRACTION] [--ar
        traffic fwd --in IF --out IF --prefix P/LEN [--prefix ..] --dst-mac MAC [--src-mac MAC]
                    [--core N] [--generic] [--stats FILE]
        traffic cleanup
-arms: kernel-fwd, xdp-fwd, rampart-gcm128, rampart-gcm256, strongswan (default: all).
+arms: kernel-fwd, xdp-fwd, rampart-gcm128, rampart-gcm256, strongswan (default: all), and
+baseline-gcm128, baseline-gcm256: the rampart arms run with the binary of --baseline-bin.
 Sizes are IP packet bytes (the Ethernet frame is 14 more); imix = 7:4:1 of 64/570/1400.
 Run as root: it creates network namespaces, attaches XDP programs and starts gateways.";
 
@@ -243,6 +244,7 @@ fn cmd_run(mut a: Args) {
         loss: 0.001,
         encap_udp: true,
         rampart_bin: None,
+        baseline_bin: None,
         report: None,
         perf_dir: None,
         latency_rate: 10_000.0,
@@ -265,6 +267,7 @@ fn cmd_run(mut a: Args) {
             "--ipv6" => opts.ipv6 = true,
             "--esp-plain" => opts.encap_udp = false,
             "--rampart-bin" => opts.rampart_bin = Some(PathBuf::from(a.value(&f))),
+            "--baseline-bin" => opts.baseline_bin = Some(PathBuf::from(a.value(&f))),
             "--report" => opts.report = Some(PathBuf::from(a.value(&f))),
             "--perf" => opts.perf_dir = Some(PathBuf::from(a.value(&f))),
             "--latency-rate" => opts.latency_rate = a.parse(&f),

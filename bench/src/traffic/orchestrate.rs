@@ -42,6 +42,9 @@ pub enum Arm {
     XdpFwd,
     /// Rampart's data plane with AES-GCM static SAs of this key size.
     Rampart(u32),
+    /// The same as [`Arm::Rampart`] with another `rampart` binary (`--baseline-bin`): a build
+    /// to compare with, side by side in the same run.
+    Baseline(u32),
     /// strongSwan charon with kernel-libipsec, AES-GCM-256, ESP-in-UDP.
     StrongSwan,
 }
@@ -53,6 +56,7 @@ impl Arm {
             Arm::Kernel => "kernel-fwd".into(),
             Arm::XdpFwd => "xdp-fwd".into(),
             Arm::Rampart(bits) => format!("rampart-gcm{bits}"),
+            Arm::Baseline(bits) => format!("baseline-gcm{bits}"),
             Arm::StrongSwan => "strongswan".into(),
         }
     }
@@ -64,8 +68,12 @@ impl Arm {
             "xdp-fwd" => Ok(Arm::XdpFwd),
             "rampart-gcm128" => Ok(Arm::Rampart(128)),
             "rampart-gcm256" => Ok(Arm::Rampart(256)),
+            "baseline-gcm128" => Ok(Arm::Baseline(128)),
+            "baseline-gcm256" => Ok(Arm::Baseline(256)),
             "strongswan" => Ok(Arm::StrongSwan),
-            _ => Err(format!("arm '{s}': kernel-fwd, xdp-fwd, rampart-gcm128, rampart-gcm256, strongswan")),
+            _ => Err(format!(
+                "arm '{s}': kernel-fwd, xdp-fwd, rampart-gcm128, rampart-gcm256, baseline-gcm128, baseline-gcm256 (with --baseline-bin), strongswan"
+            )),
         }
     }
 
@@ -94,6 +102,8 @@ pub struct Options {
     pub encap_udp: bool,
     /// The `rampart` binary.
     pub rampart_bin: Option<PathBuf>,
+    /// Another `rampart` binary for the `baseline-*` arms.
+    pub baseline_bin: Option<PathBuf>,
     /// Write the report here too.
     pub report: Option<PathBuf>,
     /// Record a `perf` profile of each arm's gateways during one flat-out trial (into this dir).
@@ -411,7 +421,7 @@ impl Gateways {
                 }
             };
             let (rx, tx) = match self.arm {
-                Arm::Rampart(_) => {
+                Arm::Rampart(_) | Arm::Baseline(_) => {
                     let c = &v["total"]["counters"];
                     if i == 0 {
                         (c["lan_rx_packets"].as_u64()?, c["wan_tx_packets"].as_u64()?)
@@ -579,8 +589,11 @@ fn start_gateways(arm: Arm, t: &Topo, opts: &Options, repo: &Path, scratch: &Pat
                 g.stats.push(stats);
             }
         }
-        Arm::Rampart(bits) => {
-            let bin = opts.rampart_bin.clone().ok_or("no rampart binary")?;
+        Arm::Rampart(bits) | Arm::Baseline(bits) => {
+            let bin = match arm {
+                Arm::Baseline(_) => opts.baseline_bin.clone().ok_or("baseline arms need --baseline-bin PATH")?,
+                _ => opts.rampart_bin.clone().ok_or("no rampart binary")?,
+            };
             let key_len = if bits == 128 { 20 } else { 36 };
             let dbs: Vec<PathBuf> = ["a", "b"]
                 .iter()
@@ -1293,6 +1306,8 @@ pub fn render(cells: &[Cell], opts: &Options, header: &str) -> String {
         (Arm::XdpFwd, Arm::Kernel, "xdp-fwd / kernel-fwd", None),
         (Arm::Rampart(256), Arm::StrongSwan, "rampart-gcm256 / strongswan", Some(10.0)),
         (Arm::Rampart(128), Arm::StrongSwan, "rampart-gcm128 / strongswan", Some(10.0)),
+        (Arm::Rampart(128), Arm::Baseline(128), "rampart-gcm128 / baseline-gcm128", None),
+        (Arm::Rampart(256), Arm::Baseline(256), "rampart-gcm256 / baseline-gcm256", None),
     ];
     for (a, b, what, goal) in pairs {
         let mut line = format!("  {what:<46}");

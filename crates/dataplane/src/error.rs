@@ -66,4 +66,3 @@ pub(crate) fn nic(what: impl Into<String>) -> impl FnOnce(rampart_nic::Error) ->
     let what = what.into();
     move |source| Error::Nic { what, source }
 }
-

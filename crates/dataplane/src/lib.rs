@@ -49,6 +49,9 @@ pub mod stats;
 pub mod tables;
 pub mod worker;
 
+#[cfg(test)]
+mod burst_tests;
+
 pub use config::Config;
 pub use error::Error;
 pub use run::run;

@@ -160,18 +160,41 @@ impl NetState {
     pub fn link_by_name(&self, name: &str) -> Option<&Link> {
         self.links.values().find(|l| l.name == name)
     }
+
+    /// A state from explicit tables, as the mirror would publish them at `generation`: links,
+    /// addresses (interface, address, prefix length), routes ((destination, prefix length),
+    /// route) and resolved neighbours ((interface, address), MAC). For tools and tests that
+    /// run the data path without a kernel to mirror.
+    pub fn from_parts(
+        generation: u64,
+        links: Vec<Link>,
+        addrs: Vec<(u32, IpAddr, u8)>,
+        routes: Vec<((IpAddr, u8), Route)>,
+        neighbours: Vec<((u32, IpAddr), [u8; 6])>,
+    ) -> NetState {
+        let mut t = KernelTables::default();
+        for l in links {
+            t.links.insert(l.ifindex, l);
+        }
+        t.addrs = addrs;
+        for (key, r) in routes {
+            t.routes.entry(key).or_default().push(r);
+        }
+        t.neighbours = neighbours.into_iter().collect();
+        t.publish(generation)
+    }
 }
 
-/// The mutable copy the mirror thread keeps and publishes from.
+/// The mutable copy of the kernel's tables that the mirror thread keeps and publishes from.
 #[derive(Default)]
-struct Tables {
+struct KernelTables {
     links: HashMap<u32, Link>,
     addrs: Vec<(u32, IpAddr, u8)>,
     routes: BTreeMap<(IpAddr, u8), Vec<Route>>,
     neighbours: HashMap<(u32, IpAddr), [u8; 6]>,
 }
 
-impl Tables {
+impl KernelTables {
     fn apply(&mut self, u: Update) {
         match u {
             Update::Link { ifindex, name, mac, mtu } => {
@@ -242,6 +265,17 @@ impl std::fmt::Debug for NetMirror {
 }
 
 impl NetMirror {
+    /// A mirror that never changes: `state`, with no thread behind it (resolve requests are
+    /// refused). For tools and tests that run the data path without a kernel to mirror.
+    pub fn fixed(state: NetState) -> Arc<NetMirror> {
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+        Arc::new(NetMirror {
+            generation: AtomicU64::new(state.generation),
+            state: ArcSwap::from_pointee(state),
+            resolve: tx,
+        })
+    }
+
     /// The generation of the latest published state (one relaxed load: call it per burst).
     #[inline]
     pub fn generation(&self) -> u64 {
@@ -262,7 +296,7 @@ impl NetMirror {
         }
     }
 
-    fn publish(&self, t: &Tables) {
+    fn publish(&self, t: &KernelTables) {
         let g = self.generation.load(Ordering::Relaxed) + 1;
         self.state.store(Arc::new(t.publish(g)));
         self.generation.store(g, Ordering::Release);
@@ -284,7 +318,7 @@ impl MirrorThread {
         // Subscribe before dumping so that nothing between the dump and the loop is missed.
         let mut events = RtSocket::open(GROUPS, Duration::from_millis(50))?;
         let mut dump = RtSocket::open(0, Duration::from_secs(2))?;
-        let mut tables = Tables::default();
+        let mut tables = KernelTables::default();
         for u in dump.dump_all()? {
             tables.apply(u);
         }
@@ -322,7 +356,7 @@ impl Drop for MirrorThread {
 fn follow(
     events: &mut RtSocket,
     dump: &mut RtSocket,
-    mut tables: Tables,
+    mut tables: KernelTables,
     mirror: &NetMirror,
     requests: &Receiver<ResolveRequest>,
     stop: &AtomicBool,
@@ -348,7 +382,7 @@ fn follow(
                 // ENOBUFS: updates were lost; start over from a fresh dump.
                 if e.raw_os_error() == Some(rustix::io::Errno::NOBUFS.raw_os_error()) {
                     if let Ok(all) = dump.dump_all() {
-                        let mut fresh = Tables::default();
+                        let mut fresh = KernelTables::default();
                         for u in all {
                             fresh.apply(u);
                         }
@@ -399,8 +433,8 @@ mod tests {
 
     #[test]
     fn longest_prefix_and_lowest_metric_win() {
-        let mut t = Tables::default();
-        let add = |t: &mut Tables, dst: &str, len, route: Route| {
+        let mut t = KernelTables::default();
+        let add = |t: &mut KernelTables, dst: &str, len, route: Route| {
             t.apply(Update::Route {
                 dst: dst.parse().unwrap(),
                 prefix_len: len,
@@ -442,7 +476,7 @@ mod tests {
 
     #[test]
     fn source_address_prefers_global_ipv6() {
-        let mut t = Tables::default();
+        let mut t = KernelTables::default();
         for a in ["fe80::1", "fd00::1", "10.0.0.1"] {
             t.apply(Update::Addr { ifindex: 2, addr: a.parse().unwrap(), prefix_len: 64, added: true });
         }

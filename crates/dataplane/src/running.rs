@@ -346,8 +346,13 @@ fn start_worker(
             let setup = || -> Result<(Umem, Vec<QueuePair>), String> {
                 let umem = Umem::new(UmemConfig { frame_size: 2048, frame_count, headroom: 0 })
                     .map_err(|e| format!("UMEM: {e}"))?;
-                let xsk =
-                    XskConfig { rx_size: ring, tx_size: ring, fill_size: ring, comp_size: ring, ..XskConfig::default() };
+                let xsk = XskConfig {
+                    rx_size: ring,
+                    tx_size: ring,
+                    fill_size: ring,
+                    comp_size: ring,
+                    ..XskConfig::default()
+                };
                 let mut v = Vec::new();
                 for (lq, wq) in pairs {
                     let lan = XskSocket::bind(&umem, lan_ifindex, lq, &xsk)

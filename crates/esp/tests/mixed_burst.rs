@@ -57,7 +57,11 @@ fn inbound_table(cases: &[(Case, Backend)]) -> Vec<Option<InboundSa>> {
 }
 
 /// Encapsulates `inners` as one mixed burst; the wire bytes (or the drop reason) of each.
-fn seal_mixed(table: &mut Vec<Option<OutboundSa>>, inners: &[Vec<u8>], slots: &[u32]) -> Vec<Result<Vec<u8>, DropReason>> {
+fn seal_mixed(
+    table: &mut Vec<Option<OutboundSa>>,
+    inners: &[Vec<u8>],
+    slots: &[u32],
+) -> Vec<Result<Vec<u8>, DropReason>> {
     let mut frames: Vec<Vec<u8>> = inners.iter().map(|p| frame_with(p)).collect();
     let mut pkts: Vec<PacketBuf<'_>> =
         frames.iter_mut().zip(inners).map(|(f, p)| PacketBuf::new(f, HEADROOM, p.len())).collect();
@@ -67,7 +71,10 @@ fn seal_mixed(table: &mut Vec<Option<OutboundSa>>, inners: &[Vec<u8>], slots: &[
 }
 
 /// Decapsulates `wires` as one mixed burst, each on the slot its SPI names.
-fn open_mixed(table: &mut Vec<Option<InboundSa>>, wires: &[Vec<u8>]) -> Vec<(Result<Decapsulated, DropReason>, Vec<u8>)> {
+fn open_mixed(
+    table: &mut Vec<Option<InboundSa>>,
+    wires: &[Vec<u8>],
+) -> Vec<(Result<Decapsulated, DropReason>, Vec<u8>)> {
     let mut frames: Vec<Vec<u8>> = wires.iter().map(|w| frame_with(w)).collect();
     let mut pkts: Vec<PacketBuf<'_>> =
         frames.iter_mut().zip(wires).map(|(f, w)| PacketBuf::new(f, HEADROOM, w.len())).collect();
