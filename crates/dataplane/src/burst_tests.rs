@@ -242,7 +242,7 @@ impl Gateway {
     }
 
     /// One LAN rx burst through the outbound path: (frames for the WAN, frames for the LAN).
-    fn from_lan(&mut self, frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    fn lan_burst(&mut self, frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let rx = self.receive(frames);
         let mut out = BurstOut::default();
         crate::outbound::process(&mut self.ctx, &self.tables, &mut self.umem, &rx, &mut out);
@@ -250,7 +250,7 @@ impl Gateway {
     }
 
     /// One WAN rx burst through the inbound path: the frames for the LAN.
-    fn from_wan(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    fn wan_burst(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let rx = self.receive(frames);
         let mut out = BurstOut::default();
         crate::inbound::process(&mut self.ctx, &self.tables, &mut self.umem, &rx, &mut out);
@@ -419,7 +419,7 @@ fn a_mixed_burst_goes_through_both_gateways_and_scapy_agrees() {
     let dsts: Vec<Ipv4Addr> = (0..40).map(|i| if i % 3 == 1 { remote_host(A, 1) } else { HOST_B }).collect();
     let (frames, ips): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
         dsts.iter().enumerate().map(|(i, d)| lan_frame(A, *d, 20 + i * 31, i as u8)).unzip();
-    let (wan, lan) = a.from_lan(&frames);
+    let (wan, lan) = a.lan_burst(&frames);
     assert!(lan.is_empty());
     assert_eq!(wan.len(), frames.len(), "every packet encrypted");
     assert_eq!(a.count(Counter::EncryptedPackets), frames.len() as u64);
@@ -445,7 +445,7 @@ fn a_mixed_burst_goes_through_both_gateways_and_scapy_agrees() {
     }
 
     // B decrypts the whole burst and forwards it onto its LAN.
-    let out = b.from_wan(&wan);
+    let out = b.wan_burst(&wan);
     assert_eq!(out.len(), wan.len());
     for (frame, ip) in out.iter().zip(&ips) {
         assert_eq!(frame[..6], if ip[16..20] == HOST_B.octets() { B.host_mac } else { mac(21) });
@@ -470,7 +470,7 @@ fn packets_scapy_seals_are_decrypted_and_forwarded() {
         frames.push(ethernet(A.wan_mac, A.peer_mac, &esp));
         ips.push(ip);
     }
-    let out = a.from_wan(&frames);
+    let out = a.wan_burst(&frames);
     assert_eq!(out.len(), frames.len(), "drops: {:?}", a.ctx.values);
     for (frame, ip) in out.iter().zip(&ips) {
         assert_eq!(frame[..6], A.host_mac);
@@ -485,7 +485,7 @@ fn bad_packets_in_a_burst_are_dropped_by_reason_and_harm_no_neighbour() {
     let mut a = Gateway::new(A, &t, 1500);
     let mut b = Gateway::new(B, &t, 1500);
     let (frames, ips): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (0..6).map(|i| lan_frame(A, HOST_B, 100 + i, i as u8)).unzip();
-    let (good, _) = a.from_lan(&frames);
+    let (good, _) = a.lan_burst(&frames);
 
     let mut forged = good[1].clone();
     let last = forged.len() - 20;
@@ -517,7 +517,7 @@ fn bad_packets_in_a_burst_are_dropped_by_reason_and_harm_no_neighbour() {
         truncated,
         good[5].clone(),
     ];
-    let out = b.from_wan(&burst);
+    let out = b.wan_burst(&burst);
     let inner: Vec<&[u8]> = out.iter().map(|f| &f[14..]).collect();
     assert_eq!(inner.len(), 3, "only the three genuine packets come through");
     for (got, k) in inner.iter().zip([0, 2, 5]) {
@@ -531,7 +531,7 @@ fn bad_packets_in_a_burst_are_dropped_by_reason_and_harm_no_neighbour() {
     assert_eq!(b.drops(DropReason::BadLength) + b.drops(DropReason::Truncated), 1, "{:?}", b.ctx.values);
 
     // The window did not move for the forgery: the genuine packet 1 is still welcome, 0 is not.
-    let out = b.from_wan(&[good[1].clone(), good[0].clone()]);
+    let out = b.wan_burst(&[good[1].clone(), good[0].clone()]);
     assert_eq!(out.len(), 1);
     assert_eq!(&out[0][14..], &forwarded(&forwarded(&ips[1]))[..]);
     assert_eq!(b.drops(DropReason::ReplayDuplicate), 2);
@@ -556,7 +556,7 @@ fn the_outbound_path_answers_refuses_and_bypasses() {
         .map(|ip| ethernet(A.lan_mac, A.host_mac, ip))
         .chain([arp])
         .collect();
-    let (wan, lan) = a.from_lan(&burst);
+    let (wan, lan) = a.lan_burst(&burst);
 
     // To the LAN: two ICMP errors, back to the host, from the gateway's LAN address.
     assert_eq!(lan.len(), 2, "time exceeded and fragmentation needed");
@@ -597,7 +597,7 @@ fn outer_fragments_are_reassembled_before_decryption() {
     let mut a = Gateway::new(A, &t, 1500);
     let mut b = Gateway::new(B, &t, 1500);
     let (frame, ip) = lan_frame(A, HOST_B, 1300, 9);
-    let (wan, _) = a.from_lan(&[frame]);
+    let (wan, _) = a.lan_burst(&[frame]);
     let outer = &wan[0][14..];
     // Split the outer datagram in two at a multiple of 8 bytes of its payload, and send the
     // second piece first.
@@ -617,7 +617,7 @@ fn outer_fragments_are_reassembled_before_decryption() {
     };
     let second = piece(&payload[cut..], cut, false);
     let first = piece(&payload[..cut], 0, true);
-    let out = b.from_wan(&[second, first]);
+    let out = b.wan_burst(&[second, first]);
     assert_eq!(out.len(), 1, "{:?}", b.ctx.values);
     assert_eq!(&out[0][14..], &forwarded(&forwarded(&ip))[..]);
     assert_eq!(b.count(Counter::Reassembled), 1);
