@@ -16,7 +16,7 @@
 //! Must never allocate, lock or make a system call; never sees a socket.
 
 use arrayvec::ArrayVec;
-use rampart_esp::burst::{self, InboundJob};
+use rampart_esp::burst;
 use rampart_esp::{Decapsulated, DropReason, EspLocation, PacketBuf, Received};
 use rampart_nic::{Desc, Umem};
 
@@ -27,18 +27,35 @@ use crate::reasm;
 use crate::stats::Counter;
 use crate::tables::Tables;
 
+/// A frame of ESP that step 1 found an SA for.
 #[derive(Clone, Copy)]
 struct Decap {
     desc: Desc,
     slot: u32,
     info: IpInFrame,
-    loc: EspLocation,
+}
+
+/// The burst's ESP frames after step 1, with their locations beside them (the ESP burst takes
+/// the SA slots and the locations as slices of their own).
+#[derive(Default)]
+struct Decaps {
+    frames: ArrayVec<Decap, BURST>,
+    slots: ArrayVec<u32, BURST>,
+    locs: ArrayVec<EspLocation, BURST>,
+}
+
+impl Decaps {
+    fn push(&mut self, desc: Desc, slot: u32, info: IpInFrame, loc: EspLocation) {
+        self.frames.push(Decap { desc, slot, info });
+        self.slots.push(slot);
+        self.locs.push(loc);
+    }
 }
 
 /// Processes one WAN rx burst; what is to be sent goes to `out.lan_tx`.
 pub(crate) fn process(ctx: &mut Ctx, tables: &Tables, umem: &mut Umem, rx: &[Desc], out: &mut BurstOut) {
     let mut drop_frames: ArrayVec<u64, BURST> = ArrayVec::new();
-    let mut decap: ArrayVec<Decap, BURST> = ArrayVec::new();
+    let mut decap = Decaps::default();
 
     // Step 1: classify and find the SA.
     for &d in rx {
@@ -49,7 +66,7 @@ pub(crate) fn process(ctx: &mut Ctx, tables: &Tables, umem: &mut Umem, rx: &[Des
 
     // Step 2 and 3.
     let mut bursts: ArrayVec<SaBurst, BURST> = ArrayVec::new();
-    if !decap.is_empty() {
+    if !decap.frames.is_empty() {
         open(ctx, umem, &decap, &mut bursts, &mut out.lan_tx, &mut drop_frames);
     }
     ctx.account(&bursts, false);
@@ -65,7 +82,7 @@ fn classify(
     umem: &mut Umem,
     d: Desc,
     reassemble: bool,
-    decap: &mut ArrayVec<Decap, BURST>,
+    decap: &mut Decaps,
     drop_frames: &mut ArrayVec<u64, BURST>,
 ) {
     let Ok(frame) = umem.frame(&d) else {
@@ -128,7 +145,7 @@ fn classify(
             ctx.values.drop(DropReason::SaExpired);
             drop_frames.push(d.addr);
         }
-        Some((slot, _)) => decap.push(Decap { desc: d, slot, info, loc }),
+        Some((slot, _)) => decap.push(d, slot, info, loc),
         None => {
             ctx.values.drop(DropReason::UnknownSpi);
             if ctx.now_ms.saturating_sub(ctx.unknown_spi_logged_ms) >= 1000 || ctx.unknown_spi_logged_ms == 0 {
@@ -149,11 +166,12 @@ fn classify(
 fn open(
     ctx: &mut Ctx,
     umem: &mut Umem,
-    decap: &[Decap],
+    decaps: &Decaps,
     bursts: &mut ArrayVec<SaBurst, BURST>,
     lan_tx: &mut ArrayVec<Desc, BURST>,
     drop_frames: &mut ArrayVec<u64, BURST>,
 ) {
+    let decap = &decaps.frames;
     let whole: ArrayVec<Desc, BURST> =
         decap.iter().map(|p| Desc::new(umem.frame_base(p.desc.addr), umem.frame_size())).collect();
     let mut frames: [&mut [u8]; BURST] = std::array::from_fn(|_| <&mut [u8]>::default());
@@ -172,9 +190,8 @@ fn open(
         let off = (p.desc.addr - w.addr) as usize;
         pkts.push(PacketBuf::new(f, off + p.info.eth_len, p.info.ip_len));
     }
-    let jobs: ArrayVec<InboundJob, BURST> = decap.iter().map(|p| InboundJob { slot: p.slot, loc: p.loc }).collect();
     let mut verdicts = [Err(DropReason::UnknownSpi); BURST];
-    burst::decapsulate(&mut InboundSas(&mut ctx.in_rt), &mut pkts, &jobs, &mut verdicts);
+    burst::decapsulate(&mut InboundSas(&mut ctx.in_rt), &mut pkts, &decaps.slots, &decaps.locs, &mut verdicts);
     // The next hop of the last destination: a burst mostly goes to few hosts, and the kernel's
     // tables (`ctx.net`) do not change during a burst.
     let mut last_hop: Option<(std::net::IpAddr, Option<NextHop>)> = None;

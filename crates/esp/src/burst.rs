@@ -80,15 +80,6 @@ impl<S> SaSlots<S> for OneSa<'_, S> {
     }
 }
 
-/// One received packet of a burst: its SA's slot and what [`crate::parse_outer`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InboundJob {
-    /// Slot of the inbound SA (looked up by SPI and destination).
-    pub slot: u32,
-    /// Where the ESP packet lies.
-    pub loc: EspLocation,
-}
-
 /// Slot 0 for every packet of a chunk: the single-SA wrappers' table has one entry.
 pub(crate) const SLOT_ZERO: [u32; MAX_BURST] = [0; MAX_BURST];
 
@@ -145,33 +136,40 @@ fn encapsulate_chunk<T: SaSlots<OutboundSa> + ?Sized>(
     }
 }
 
-/// Decapsulates a burst in place: `pkts[i]` on the SA in `jobs[i].slot`. On `Ok` the inner
-/// packet is in `pkts[i]`; on `Err` the packet must be dropped (nothing of it was accepted:
-/// the replay window moved only for packets that verified). Slices of different lengths are
-/// processed up to the shortest.
+/// Decapsulates a burst in place: `pkts[i]`, found by [`crate::parse_outer`] at `locs[i]`, on
+/// the SA in `slots[i]` (looked up by SPI and destination). On `Ok` the inner packet is in
+/// `pkts[i]`; on `Err` the packet must be dropped (nothing of it was accepted: the replay
+/// window moved only for packets that verified). Slices of different lengths are processed up
+/// to the shortest.
 pub fn decapsulate<T: SaSlots<InboundSa> + ?Sized>(
     sas: &mut T,
     pkts: &mut [PacketBuf<'_>],
-    jobs: &[InboundJob],
+    slots: &[u32],
+    locs: &[EspLocation],
     verdicts: &mut [Result<Decapsulated, DropReason>],
 ) {
-    let chunks = pkts.chunks_mut(MAX_BURST).zip(jobs.chunks(MAX_BURST)).zip(verdicts.chunks_mut(MAX_BURST));
-    for ((pkts, jobs), verdicts) in chunks {
-        decapsulate_chunk(sas, pkts, jobs, verdicts);
+    let chunks = pkts
+        .chunks_mut(MAX_BURST)
+        .zip(slots.chunks(MAX_BURST))
+        .zip(locs.chunks(MAX_BURST))
+        .zip(verdicts.chunks_mut(MAX_BURST));
+    for (((pkts, slots), locs), verdicts) in chunks {
+        decapsulate_chunk(sas, pkts, slots, locs, verdicts);
     }
 }
 
 fn decapsulate_chunk<T: SaSlots<InboundSa> + ?Sized>(
     sas: &mut T,
     pkts: &mut [PacketBuf<'_>],
-    jobs: &[InboundJob],
+    slots: &[u32],
+    locs: &[EspLocation],
     verdicts: &mut [Result<Decapsulated, DropReason>],
 ) {
     // Step 1: precheck (length, replay), no state changes.
     let mut seqs: ArrayVec<Result<u64, DropReason>, MAX_BURST> = ArrayVec::new();
-    for (pkt, job) in pkts.iter().zip(jobs) {
-        seqs.push(match sas.sa(job.slot) {
-            Some(sa) => sa.precheck(pkt, &job.loc),
+    for ((pkt, &slot), loc) in pkts.iter().zip(slots).zip(locs) {
+        seqs.push(match sas.sa(slot) {
+            Some(sa) => sa.precheck(pkt, loc),
             None => Err(DropReason::UnknownSpi),
         });
     }
@@ -181,9 +179,9 @@ fn decapsulate_chunk<T: SaSlots<InboundSa> + ?Sized>(
         let sas: &T = sas;
         let mut ops: ArrayVec<OpenOp<'_>, MAX_BURST> = ArrayVec::new();
         let mut index: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
-        for (i, ((pkt, job), seq)) in pkts.iter_mut().zip(jobs).zip(&seqs).enumerate() {
+        for (i, (((pkt, &slot), loc), seq)) in pkts.iter_mut().zip(slots).zip(locs).zip(&seqs).enumerate() {
             if let Ok(seq) = seq
-                && let Some(op) = sas.sa(job.slot).and_then(|sa| sa.open_op(pkt, &job.loc, *seq))
+                && let Some(op) = sas.sa(slot).and_then(|sa| sa.open_op(pkt, loc, *seq))
             {
                 ops.push(op);
                 index.push(i as u8);
@@ -195,9 +193,10 @@ fn decapsulate_chunk<T: SaSlots<InboundSa> + ?Sized>(
         }
     }
     // Step 3: complete; the window moves here, for packets that verified.
-    for (i, ((pkt, job), verdict)) in pkts.iter_mut().zip(jobs).zip(verdicts.iter_mut()).enumerate() {
-        *verdict = match (seqs[i], sas.sa_mut(job.slot)) {
-            (Ok(seq), Some(sa)) => sa.complete(pkt, &job.loc, seq, verified[i]),
+    for (i, (((pkt, &slot), loc), verdict)) in pkts.iter_mut().zip(slots).zip(locs).zip(verdicts.iter_mut()).enumerate()
+    {
+        *verdict = match (seqs[i], sas.sa_mut(slot)) {
+            (Ok(seq), Some(sa)) => sa.complete(pkt, loc, seq, verified[i]),
             (Err(e), _) => Err(e),
             (Ok(_), None) => Err(DropReason::UnknownSpi),
         };
@@ -234,8 +233,7 @@ impl InboundSa {
     ) {
         let chunks = pkts.chunks_mut(MAX_BURST).zip(locs.chunks(MAX_BURST)).zip(verdicts.chunks_mut(MAX_BURST));
         for ((pkts, locs), verdicts) in chunks {
-            let jobs: ArrayVec<InboundJob, MAX_BURST> = locs.iter().map(|&loc| InboundJob { slot: 0, loc }).collect();
-            decapsulate(&mut OneSa(self), pkts, &jobs, verdicts);
+            decapsulate(&mut OneSa(self), pkts, &SLOT_ZERO[..pkts.len()], locs, verdicts);
         }
     }
 

@@ -25,7 +25,7 @@ mod sa;
 mod sync;
 
 pub use buf::PacketBuf;
-pub use burst::{InboundJob, OneSa, SaSlots};
+pub use burst::{OneSa, SaSlots};
 pub use inbound::{Decapsulated, EspLocation, InboundSa, Received, parse_outer};
 pub use outbound::{OutboundSa, OutboundStatus, Prepared};
 pub use rampart_sa::{

@@ -7,9 +7,10 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use rampart_crypto::{Backend, Encryption, Integrity, Suite};
-use rampart_esp::burst::{self, InboundJob};
+use rampart_esp::burst;
 use rampart_esp::{
-    Decapsulated, Direction, DropReason, InboundSa, Mode, OutboundSa, PacketBuf, Prepared, Received, parse_outer,
+    Decapsulated, Direction, DropReason, EspLocation, InboundSa, Mode, OutboundSa, PacketBuf, Prepared, Received,
+    parse_outer,
 };
 
 /// Three tunnels with different suites (and backends where there are several), SPIs 1, 2, 3.
@@ -78,15 +79,16 @@ fn open_mixed(
     let mut frames: Vec<Vec<u8>> = wires.iter().map(|w| frame_with(w)).collect();
     let mut pkts: Vec<PacketBuf<'_>> =
         frames.iter_mut().zip(wires).map(|(f, w)| PacketBuf::new(f, HEADROOM, w.len())).collect();
-    let jobs: Vec<InboundJob> = wires
+    let locs: Vec<EspLocation> = wires
         .iter()
         .map(|w| match parse_outer(w, 4500) {
-            Ok(Received::Esp(loc)) => InboundJob { slot: loc.spi - 1, loc },
+            Ok(Received::Esp(loc)) => loc,
             other => panic!("not ESP: {other:?}"),
         })
         .collect();
+    let slots: Vec<u32> = locs.iter().map(|l| l.spi - 1).collect();
     let mut verdicts = vec![Err(DropReason::Truncated); pkts.len()];
-    burst::decapsulate(table, &mut pkts, &jobs, &mut verdicts);
+    burst::decapsulate(table, &mut pkts, &slots, &locs, &mut verdicts);
     verdicts.into_iter().zip(pkts.iter().map(|p| p.data().to_vec())).collect()
 }
 
@@ -203,6 +205,6 @@ fn unknown_slots_are_refused_in_both_directions() {
     let mut pkt = PacketBuf::new(&mut frame, HEADROOM, wire.len());
     let Ok(Received::Esp(loc)) = parse_outer(&wire, 4500) else { panic!() };
     let mut verdict = [Err(DropReason::Truncated)];
-    burst::decapsulate(&mut rx, std::slice::from_mut(&mut pkt), &[InboundJob { slot: 3, loc }], &mut verdict);
+    burst::decapsulate(&mut rx, std::slice::from_mut(&mut pkt), &[3], &[loc], &mut verdict);
     assert_eq!(verdict[0], Err(DropReason::UnknownSpi));
 }

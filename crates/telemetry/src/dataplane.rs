@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rampart_sa::DropReason;
 
-use crate::registry::{Scrape, Source};
 use crate::schema::{self, CounterDef, MetricDef};
+use crate::scrape::{Scrape, Source};
 
 /// Where a worker counter goes in the metrics.
 #[derive(Clone, Copy, Debug)]

@@ -25,12 +25,14 @@ pub mod log;
 pub mod ratelimit;
 pub mod registry;
 pub mod schema;
+pub mod scrape;
 pub mod snapshot;
 
 pub use http::{DEFAULT_ADDR, MetricsServer};
 pub use latency::{LatencyCell, LatencyRecorder, QuantileValues};
 pub use log::{LogFormat, LogHandle, LogOptions};
-pub use registry::{Counter, Gauge, HistogramHandle, Metrics, Scrape, Source, global};
+pub use registry::{Counter, Gauge, HistogramHandle, Metrics, global};
+pub use scrape::{Scrape, Source};
 pub use snapshot::{Snapshot, Value};
 
 /// The version every process reports in `rampart_build_info`.

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use crate::registry::Scrape;
 use crate::schema;
+use crate::scrape::Scrape;
 
 /// Counter shards per site; threads are spread over them.
 const SHARDS: usize = 8;
