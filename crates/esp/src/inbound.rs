@@ -216,6 +216,7 @@ impl InboundSa {
 
     /// Step 1: checks that the packet can be one of this SA's and infers its full sequence
     /// number, without changing any state.
+    #[inline]
     pub fn precheck(&self, pkt: &PacketBuf<'_>, loc: &EspLocation) -> Result<u64, DropReason> {
         if loc.spi != self.spi {
             return Err(DropReason::UnknownSpi);
@@ -235,6 +236,7 @@ impl InboundSa {
     }
 
     /// Step 2: the crypto job opening a prechecked packet.
+    #[inline]
     pub fn open_op<'a>(&'a self, pkt: &'a mut PacketBuf<'_>, loc: &EspLocation, seq: u64) -> Option<OpenOp<'a>> {
         let len = pkt.len();
         let esp = pkt.data_range_mut(loc.esp_offset, len)?;

@@ -241,6 +241,7 @@ impl OutboundSa {
     }
 
     /// Step 2: the crypto job sealing a prepared packet.
+    #[inline]
     pub fn seal_op<'a>(&'a self, pkt: &'a mut PacketBuf<'_>, prepared: &Prepared) -> Option<SealOp<'a>> {
         let len = pkt.len();
         let esp = pkt.data_range_mut(prepared.esp_offset, len)?;
@@ -248,6 +249,7 @@ impl OutboundSa {
     }
 
     /// Step 3: fills what covers the ciphertext (the UDP checksum over IPv6).
+    #[inline]
     pub fn finish(&self, pkt: &mut PacketBuf<'_>, prepared: &Prepared) {
         if self.encap.is_none() {
             return;
