@@ -72,6 +72,9 @@ def expand_use(tree):
     return out
 
 
+EXTERNAL = ("<another crate>",)
+
+
 def resolve(mod, path, modules, reexports=None):
     """The module a path lands in: its longest prefix that is a module, followed through the
     re-exports of that module (`crate::Config` is `config::Config` when lib.rs re-exports it)."""
@@ -101,6 +104,8 @@ def resolve(mod, path, modules, reexports=None):
             break
         seen.add(key)
         best, used = reexports[key], used + 1
+        if best is EXTERNAL:
+            return None
     return best
 
 
@@ -134,11 +139,19 @@ def check(crate):
     reexports = {}
     for mod, text in texts.items():
         for u in PUB_USE.finditer(text):
-            for p in use_paths(mod, u.group(1), children[mod]):
+            for p in expand_use(u.group(1)):
                 last = p.split("::")[-1]
-                target = resolve(mod, p.rsplit("::", 1)[0], modules)
-                if target is not None and last not in ("*", "self"):
-                    reexports[(mod, last)] = target
+                if last in ("*", "self"):
+                    continue
+                first = p.split("::")[0]
+                if first in ("crate", "self", "super") or first in children[mod]:
+                    q = p if first in ("crate", "self", "super") else "self::" + p
+                    target = resolve(mod, q.rsplit("::", 1)[0], modules)
+                    if target is not None:
+                        reexports[(mod, last)] = target
+                else:
+                    # Re-exported from another crate: naming it is no dependency on this module.
+                    reexports[(mod, last)] = EXTERNAL
     edges = {m: set() for m in modules}
     for mod, text in texts.items():
         paths = []

@@ -5,7 +5,9 @@
 //! must never leave plaintext in the buffer when a tag does not verify: [`AeadKey::open`]
 //! zeroes the buffer on failure, whatever the backend did with it.
 
-use crate::{Backend, CryptoError, Encryption, Suite};
+use rampart_sa::suite::{Encryption, Suite};
+
+use crate::backend::{Backend, CryptoError};
 
 /// Bytes of an AEAD nonce (RFC 4106 section 4, RFC 7634 section 2: salt || IV).
 pub(crate) const NONCE_LEN: usize = 12;

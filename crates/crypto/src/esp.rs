@@ -11,8 +11,9 @@
 use crate::aead::{NONCE_LEN, TAG_LEN};
 use crate::cbc::BLOCK_LEN;
 #[cfg(target_arch = "x86_64")]
-use crate::{MAX_BURST, OpenOp, SealOp, vaes};
-use crate::{SaCrypto, Transform};
+use crate::op::{MAX_BURST, OpenOp, SealOp};
+use crate::sa::{SaCrypto, Transform};
+use crate::vaes;
 
 /// Bytes of SPI and low sequence number at the start of every ESP packet.
 pub(crate) const HEADER_LEN: usize = 8;

@@ -7,7 +7,9 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::{Backend, CryptoError, Integrity, Suite};
+use rampart_sa::suite::{Integrity, Suite};
+
+use crate::backend::{Backend, CryptoError};
 
 /// Longest HMAC output (SHA-512).
 pub(crate) const MAX_MAC_LEN: usize = 64;

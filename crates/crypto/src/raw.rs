@@ -10,7 +10,10 @@ use crate::esp;
 use crate::mac::IntegrityKey;
 #[cfg(target_arch = "x86_64")]
 use crate::vaes;
-use crate::{Backend, CryptoError, SealOp, Suite};
+use rampart_sa::suite::Suite;
+
+use crate::backend::{Backend, CryptoError};
+use crate::op::SealOp;
 
 /// Encrypts `in_out` in place under `key` (AES-GCM or ChaCha20-Poly1305 key without a salt, as
 /// `suite` says) and returns the 16-byte tag.

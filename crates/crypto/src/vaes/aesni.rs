@@ -8,8 +8,8 @@
 //! Must never be called on a CPU without AES-NI, PCLMULQDQ, SSSE3 and SSE4.1: every entry is
 //! an `unsafe fn` that only [`super::Engine`] calls, after detection.
 
+use super::common::{GROUP_MAX, GcmOp, TAG_LEN, finish, schedule};
 use super::key::{HPOW, reduce};
-use super::{GROUP_MAX, GcmOp, TAG_LEN, finish, schedule};
 use core::arch::x86_64::*;
 
 /// Loads 16 bytes.
@@ -103,7 +103,7 @@ struct Pw {
 }
 
 impl Pw {
-    fn of(key: &super::GcmKey) -> Pw {
+    fn of(key: &super::key::GcmKey) -> Pw {
         Pw { h: key.hpow_ptr(), k: key.hkar_ptr() }
     }
 }
@@ -445,7 +445,7 @@ unsafe fn crypt_group<const SEAL: bool>(ops: &mut [GcmOp<'_>], group: &[usize], 
 pub(super) unsafe fn crypt_burst<const SEAL: bool>(ops: &mut [GcmOp<'_>]) {
     schedule(
         ops,
-        super::is_small,
+        super::common::is_small,
         // Safety: the CPU runs this path (caller); `schedule` hands over groups of small ops
         // with one round count.
         |ops, group, rounds| unsafe { crypt_group::<SEAL>(ops, group, rounds) },

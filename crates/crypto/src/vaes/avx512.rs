@@ -15,8 +15,9 @@
 //! Must never be called on a CPU without AVX-512 F/BW/VL, VAES, VPCLMULQDQ, AES-NI, PCLMULQDQ,
 //! SSSE3 and SSE4.1: every entry is an `unsafe fn` that only [`super::Engine`] calls.
 
+use super::common::{GROUP_MAX, GcmOp, TAG_LEN, finish, schedule};
+use super::key::GcmKey;
 use super::key::HPOW;
-use super::{GROUP_MAX, GcmKey, GcmOp, TAG_LEN, finish, schedule};
 use core::arch::x86_64::*;
 
 /// Loads 64 bytes.
@@ -759,7 +760,7 @@ unsafe fn finish_quads<const SEAL: bool>(
 pub(super) unsafe fn crypt_burst<const SEAL: bool>(ops: &mut [GcmOp<'_>]) {
     schedule(
         ops,
-        super::is_small,
+        super::common::is_small,
         // Safety: the CPU runs this path (caller); `schedule` hands over groups of small ops
         // with one round count.
         |ops, group, rounds| unsafe { crypt_group::<SEAL>(ops, group, rounds) },

@@ -39,7 +39,7 @@ impl GcmKey {
     /// Expands a 16-byte (AES-128) or 32-byte (AES-256) key. `None` for any other length, or on a
     /// CPU without AES-NI and PCLMULQDQ (where no [`super::Engine`] exists either).
     pub fn new(key: &[u8]) -> Option<GcmKey> {
-        if !(key.len() == 16 || key.len() == 32) || !super::Path::AesNi.is_supported() {
+        if !(key.len() == 16 || key.len() == 32) || !super::cpu::Path::AesNi.is_supported() {
             return None;
         }
         let mut k = GcmKey { rk: [[0; 8]; 15], hpow: [[0; 2]; HPOW + 4], hkar: [[0; 2]; HPOW + 4], rounds: 0 };
