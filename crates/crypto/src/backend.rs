@@ -131,7 +131,7 @@ pub enum CryptoError {
     },
     /// A seal op whose buffer does not fit the suite's layout (caller bug, nothing was sealed):
     /// too short, an encrypted region that is empty or not a multiple of
-    /// [`Suite::block_len`], `esp[4..8]` not the low half of `seq`, or `seq` beyond 32 bits on
+    /// [`Suite::block_len`](rampart_sa::Suite::block_len), `esp[4..8]` not the low half of `seq`, or `seq` beyond 32 bits on
     /// an SA without ESN.
     BadLayout {
         /// Index of the op in the burst.

@@ -10,7 +10,7 @@ use crate::op::{MAX_BURST, OpenOp, SealOp};
 /// nothing at all was sealed.
 ///
 /// An op fits when `esp` holds at least header, IV, two bytes of trailer and ICV, its encrypted
-/// region is a multiple of [`Suite::block_len`], `esp[4..8]` is the low half of `seq`, and `seq`
+/// region is a multiple of [`Suite::block_len`](rampart_sa::Suite::block_len), `esp[4..8]` is the low half of `seq`, and `seq`
 /// fits 32 bits unless `esn` is set.
 pub fn seal_burst(ops: &mut [SealOp<'_>]) -> Result<(), CryptoError> {
     for (index, op) in ops.iter().enumerate() {

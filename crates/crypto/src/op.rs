@@ -33,7 +33,7 @@ pub struct OpenOp<'a> {
     pub seq: u64,
     /// Whether the SA uses extended sequence numbers.
     pub esn: bool,
-    /// Set by [`open_burst`]: true when the ICV verified and the payload is decrypted in place.
+    /// Set by [`crate::open_burst`]: true when the ICV verified and the payload is decrypted in place.
     /// When false the payload bytes are unspecified and must not be handed on.
     pub verified: bool,
 }

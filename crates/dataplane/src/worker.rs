@@ -1,5 +1,5 @@
 //! One worker: one pinned core, one UMEM, the LAN and WAN AF_XDP sockets of its queue pairs, and
-//! its own SA runtimes. It polls, processes bursts of up to [`BURST`] frames to completion and
+//! its own SA runtimes. It polls, processes bursts of up to 64 frames (`ctx::BURST`) to completion and
 //! transmits them, with no lock, no allocation and no system call on the hot path beyond the tx
 //! kick (and, when idle in [`IdleMode::Poll`], a `poll(2)` sleep).
 //!

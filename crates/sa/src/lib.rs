@@ -11,7 +11,7 @@
 //! |------------|------------------------------------------------------------------------|
 //! | [`suite`]  | [`Suite`] = [`Encryption`] + [`Integrity`], the RFC 8221 policy        |
 //! | [`config`] | [`SaConfig`], [`TrafficSelector`], [`Mode`], [`Direction`], lifetimes   |
-//! | [`drop`]   | [`DropReason`] and per-worker [`DropCounters`]                          |
+//! | [`mod@drop`] | [`DropReason`] and per-worker [`DropCounters`]                          |
 #![forbid(unsafe_code)]
 
 pub mod config;

@@ -63,7 +63,7 @@ impl Scrape<'_> {
         self.push(family.def(), owned(&labels), Value::Histogram(HistogramValue::from_counts(bounds, counts, sum)));
     }
 
-    /// Quantiles read elsewhere (e.g. from a [`LatencyCell`] the source owns).
+    /// Quantiles read elsewhere (e.g. from a [`crate::LatencyCell`] the source owns).
     pub fn quantiles<const N: usize>(&mut self, family: &'static LatencyDef<N>, labels: [&str; N], q: QuantileValues) {
         self.push(family.def(), owned(&labels), Value::Quantiles(q));
     }
