@@ -7,18 +7,28 @@
 #        RAMPART_DEMO_PROFILE=dev scripts/demo.sh   (a debug build: quicker to build, slower to run)
 #
 # Run it as yourself (it builds with your cargo, then asks sudo to run the demo) or as root.
-# It installs nothing: what is missing, it names, with the command that installs it.
+# What the demo needs from Debian's packages (clang for the XDP program, iproute2, ethtool) it
+# installs itself with `scripts/setup.sh --demo` (through sudo) when it is missing; Rust it
+# cannot install, and names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
 missing=()
 command -v cargo > /dev/null || missing+=("Rust 1.95 or later (cargo): https://rustup.rs, then: rustup toolchain install stable")
-command -v clang > /dev/null || missing+=("clang (builds the XDP program): apt-get install clang")
-command -v ip > /dev/null || missing+=("iproute2: apt-get install iproute2")
-command -v ethtool > /dev/null || missing+=("ethtool: apt-get install ethtool")
 if [ "$(id -u)" -ne 0 ] && ! command -v sudo > /dev/null; then
   missing+=("root: run this script as root, or install sudo (apt-get install sudo)")
 fi
+if [ ${#missing[@]} -eq 0 ] && ! { command -v clang && command -v ip && command -v ethtool; } > /dev/null; then
+  echo "==> scripts/setup.sh --demo (installs clang, iproute2 and ethtool from Debian's packages)"
+  as_root scripts/setup.sh --demo
+fi
+command -v clang > /dev/null || missing+=("clang (builds the XDP program): apt-get install clang")
+command -v ip > /dev/null || missing+=("iproute2: apt-get install iproute2")
+command -v ethtool > /dev/null || missing+=("ethtool: apt-get install ethtool")
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/demo.sh: the demo needs:" >&2
   for m in "${missing[@]}"; do echo "  - $m" >&2; done

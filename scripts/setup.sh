@@ -3,6 +3,9 @@
 # clang (the XDP program), iproute2/ethtool (namespaces, veth), strongSwan with kernel-libipsec
 # (the real IKEv2/ESP peer), tcpdump/iperf3 (captures and load), intel-ipsec-mb (a benchmark
 # reference), scapy/cryptography (the independent ESP oracle). Safe to run again.
+#
+#   scripts/setup.sh          everything the build, the tests, the demo and the benchmarks need
+#   scripts/setup.sh --demo   only what `scripts/demo.sh` needs (clang, iproute2, ethtool)
 set -euo pipefail
 
 APT_PACKAGES=(
@@ -13,6 +16,19 @@ APT_PACKAGES=(
   systemd
 )
 PIP_PACKAGES=(scapy==2.8.0 cryptography==48.0.0)
+DEMO_PACKAGES=(clang llvm iproute2 ethtool)
+
+if [ "${1:-}" = "--demo" ]; then
+  APT_PACKAGES=("${DEMO_PACKAGES[@]}")
+  PIP_PACKAGES=()
+elif [ $# -gt 0 ]; then
+  echo "usage: scripts/setup.sh [--demo]" >&2
+  exit 2
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/setup.sh installs packages: run it as root (sudo scripts/setup.sh)" >&2
+  exit 1
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -25,7 +41,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if ! python3 -c 'import scapy, cryptography' 2>/dev/null; then
+if [ ${#PIP_PACKAGES[@]} -gt 0 ] && ! python3 -c 'import scapy, cryptography' 2>/dev/null; then
   echo "[setup] pip install ${PIP_PACKAGES[*]}"
   python3 -m pip install --quiet "${PIP_PACKAGES[@]}"
 fi

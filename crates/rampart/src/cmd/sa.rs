@@ -150,146 +150,23 @@ fn parse_add(words: &[String]) -> Result<SaAdd, ArgError> {
                     return Err(ArgError::Unsupported { word: p.into(), why: "Rampart implements ESP only".into() });
                 }
             }
-            "spi" => {
-                let v = t.value(w, "an SPI such as 0x1000")?;
-                let spi = xfrm::number32(w, v)?;
-                //= https://www.rfc-editor.org/rfc/rfc4303#section-2.1
-                //# The SPI value of zero (0) is reserved for local, implementation-
-                //# specific use and MUST NOT be sent on the wire.
-                if spi == 0 {
-                    return Err(ArgError::Bad {
-                        after: w.into(),
-                        word: v.into(),
-                        why: "SPI 0 is reserved (RFC 4303 section 2.1)".into(),
-                    });
-                }
-                once(&mut a.spi, w, spi)?;
-            }
+            "spi" => once(&mut a.spi, w, parse_spi(&mut t, w)?)?,
             "dir" => {
                 let v = t.value(w, "in or out")?;
                 once(&mut a.dir, w, xfrm::choice(w, v, [("in", Direction::Inbound), ("out", Direction::Outbound)])?)?;
             }
-            "mode" => {
-                let v = t.value(w, "transport or tunnel")?;
-                if matches!(v, "beet" | "ro" | "in_trigger") {
-                    return Err(ArgError::Unsupported { word: v.into(), why: "modes are tunnel and transport".into() });
-                }
-                once(&mut a.mode, w, xfrm::choice(w, v, [("tunnel", Mode::Tunnel), ("transport", Mode::Transport)])?)?;
-            }
+            "mode" => once(&mut a.mode, w, parse_mode(&mut t, w)?)?,
             "reqid" => once(&mut a.reqid, w, xfrm::number32(w, t.value(w, "a number")?)?)?,
-            "replay-window" => {
-                let v = t.value(w, "a number of packets")?;
-                let n = xfrm::number32(w, v)?;
-                if n > MAX_REPLAY_WINDOW {
-                    return Err(ArgError::Bad {
-                        after: w.into(),
-                        word: v.into(),
-                        why: format!("larger than {MAX_REPLAY_WINDOW}"),
-                    });
-                }
-                once(&mut a.replay_window, w, n)?;
-            }
-            "flag" => {
-                let mut any = false;
-                while let Some(f) = t.peek() {
-                    match f {
-                        "esn" => a.esn = true,
-                        "noecn" | "decap-dscp" | "nopmtudisc" | "wildrecv" | "icmp" | "af-unspec" | "align4" => {
-                            return Err(ArgError::Unsupported {
-                                word: f.into(),
-                                why: "the only SA flag is 'esn'".into(),
-                            });
-                        }
-                        _ => break,
-                    }
-                    t.next_word();
-                    any = true;
-                }
-                if !any {
-                    return Err(ArgError::Missing { after: w.into(), what: "a flag (esn)" });
-                }
-            }
+            "replay-window" => once(&mut a.replay_window, w, parse_replay_window(&mut t, w)?)?,
+            "flag" => parse_flags(&mut t, w, &mut a)?,
             "enc" => once(&mut a.enc, w, algo(&mut t, "enc", false)?)?,
             "auth" => once(&mut a.auth, w, algo(&mut t, "auth", false)?)?,
             "auth-trunc" => once(&mut a.auth, "auth", algo(&mut t, "auth-trunc", true)?)?,
             "aead" => once(&mut a.aead, w, algo(&mut t, "aead", true)?)?,
             "comp" => return Err(ArgError::Unsupported { word: w.into(), why: "IPComp is not implemented".into() }),
-            "encap" => {
-                let kind = t.value(w, "espinudp")?;
-                if kind != "espinudp" {
-                    return Err(ArgError::Unsupported {
-                        word: kind.into(),
-                        why: "the only encapsulation is espinudp (RFC 3948 UDP port 4500)".into(),
-                    });
-                }
-                let sport = t.value(w, "a source port")?;
-                let sport = sport.parse::<u16>().map_err(|_| ArgError::Bad {
-                    after: w.into(),
-                    word: sport.into(),
-                    why: "not a port".into(),
-                })?;
-                let dport = t.value(w, "a destination port")?;
-                let dport = dport.parse::<u16>().map_err(|_| ArgError::Bad {
-                    after: w.into(),
-                    word: dport.into(),
-                    why: "not a port".into(),
-                })?;
-                // The original address (NAT-OA) is accepted and not used.
-                xfrm::address(w, t.value(w, "an original address such as 0.0.0.0")?)?;
-                once(&mut a.encap, w, (sport, dport))?;
-            }
-            "sel" => {
-                let s = xfrm::selector(&mut t, "sel")?;
-                if s.src.is_none() && s.dst.is_none() {
-                    return Err(ArgError::Missing { after: w.into(), what: "src and/or dst" });
-                }
-                let any_like = |other: Option<&str>| -> Result<(IpAddr, IpAddr), ArgError> {
-                    let v6 = match other {
-                        Some(o) => xfrm::range("sel", o)?.0.is_ipv6(),
-                        None => false,
-                    };
-                    let any = TrafficSelector::any(v6);
-                    Ok((any.start, any.end))
-                };
-                let src = match s.src {
-                    Some(v) => xfrm::range("sel src", v)?,
-                    None => any_like(s.dst)?,
-                };
-                let dst = match s.dst {
-                    Some(v) => xfrm::range("sel dst", v)?,
-                    None => any_like(s.src)?,
-                };
-                if src.0.is_ipv4() != dst.0.is_ipv4() {
-                    return Err(ArgError::Invalid("sel: src and dst are of different families".into()));
-                }
-                a.sels.push(Sel {
-                    src,
-                    dst,
-                    proto: s.proto.unwrap_or(0),
-                    sport: s.sport.unwrap_or(PortRange::ANY),
-                    dport: s.dport.unwrap_or(PortRange::ANY),
-                });
-            }
-            "limit" => {
-                let kind = t.value(w, "time-soft, time-hard, byte-soft, byte-hard, packet-soft or packet-hard")?;
-                let v = xfrm::number(kind, t.value(kind, "a number")?)?;
-                let l = &mut a.lifetimes;
-                match kind {
-                    "time-soft" => l.soft_seconds = v,
-                    "time-hard" => l.hard_seconds = v,
-                    "byte-soft" => l.soft_bytes = v,
-                    "byte-hard" => l.hard_bytes = v,
-                    "packet-soft" => l.soft_packets = v,
-                    "packet-hard" => l.hard_packets = v,
-                    "time-use-soft" | "time-use-hard" => {
-                        return Err(ArgError::Unsupported {
-                            word: kind.into(),
-                            why: "lifetimes count from installation".into(),
-                        });
-                    }
-                    _ => return Err(ArgError::Bad { after: w.into(), word: kind.into(), why: "unknown limit".into() }),
-                }
-            }
+            "encap" => once(&mut a.encap, w, parse_encap(&mut t, w)?)?,
+            "sel" => a.sels.push(parse_sel(&mut t, w)?),
+            "limit" => parse_limit(&mut t, w, &mut a.lifetimes)?,
             "mark" | "seq" | "replay-seq" | "replay-oseq" | "replay-seq-hi" | "replay-oseq-hi" | "coa" | "ctx"
             | "extra-flag" | "output-mark" | "if_id" | "offload" | "tfcpad" => {
                 return Err(ArgError::Unsupported { word: w.into(), why: "not implemented by Rampart".into() });
@@ -298,6 +175,135 @@ fn parse_add(words: &[String]) -> Result<SaAdd, ArgError> {
         }
     }
     Ok(a)
+}
+
+/// `spi N`: never 0.
+fn parse_spi(t: &mut Tokens<'_>, w: &str) -> Result<u32, ArgError> {
+    let v = t.value(w, "an SPI such as 0x1000")?;
+    let spi = xfrm::number32(w, v)?;
+    //= https://www.rfc-editor.org/rfc/rfc4303#section-2.1
+    //# The SPI value of zero (0) is reserved for local, implementation-
+    //# specific use and MUST NOT be sent on the wire.
+    if spi == 0 {
+        return Err(ArgError::Bad {
+            after: w.into(),
+            word: v.into(),
+            why: "SPI 0 is reserved (RFC 4303 section 2.1)".into(),
+        });
+    }
+    Ok(spi)
+}
+
+/// `mode tunnel|transport` (xfrm's other modes are refused by name).
+fn parse_mode(t: &mut Tokens<'_>, w: &str) -> Result<Mode, ArgError> {
+    let v = t.value(w, "transport or tunnel")?;
+    if matches!(v, "beet" | "ro" | "in_trigger") {
+        return Err(ArgError::Unsupported { word: v.into(), why: "modes are tunnel and transport".into() });
+    }
+    xfrm::choice(w, v, [("tunnel", Mode::Tunnel), ("transport", Mode::Transport)])
+}
+
+/// `replay-window N`, at most [`MAX_REPLAY_WINDOW`].
+fn parse_replay_window(t: &mut Tokens<'_>, w: &str) -> Result<u32, ArgError> {
+    let v = t.value(w, "a number of packets")?;
+    let n = xfrm::number32(w, v)?;
+    if n > MAX_REPLAY_WINDOW {
+        return Err(ArgError::Bad { after: w.into(), word: v.into(), why: format!("larger than {MAX_REPLAY_WINDOW}") });
+    }
+    Ok(n)
+}
+
+/// `flag esn ...`: the only SA flag Rampart has; xfrm's others are refused by name.
+fn parse_flags(t: &mut Tokens<'_>, w: &str, a: &mut SaAdd) -> Result<(), ArgError> {
+    let mut any = false;
+    while let Some(f) = t.peek() {
+        match f {
+            "esn" => a.esn = true,
+            "noecn" | "decap-dscp" | "nopmtudisc" | "wildrecv" | "icmp" | "af-unspec" | "align4" => {
+                return Err(ArgError::Unsupported { word: f.into(), why: "the only SA flag is 'esn'".into() });
+            }
+            _ => break,
+        }
+        t.next_word();
+        any = true;
+    }
+    if !any {
+        return Err(ArgError::Missing { after: w.into(), what: "a flag (esn)" });
+    }
+    Ok(())
+}
+
+/// `encap espinudp SPORT DPORT OADDR`: the ports (the original address is accepted, unused).
+fn parse_encap(t: &mut Tokens<'_>, w: &str) -> Result<(u16, u16), ArgError> {
+    let kind = t.value(w, "espinudp")?;
+    if kind != "espinudp" {
+        return Err(ArgError::Unsupported {
+            word: kind.into(),
+            why: "the only encapsulation is espinudp (RFC 3948 UDP port 4500)".into(),
+        });
+    }
+    let mut port = |what: &'static str| -> Result<u16, ArgError> {
+        let v = t.value(w, what)?;
+        v.parse::<u16>().map_err(|_| ArgError::Bad { after: w.into(), word: v.into(), why: "not a port".into() })
+    };
+    let sport = port("a source port")?;
+    let dport = port("a destination port")?;
+    xfrm::address(w, t.value(w, "an original address such as 0.0.0.0")?)?;
+    Ok((sport, dport))
+}
+
+/// `sel src .. dst .. [proto ..] [sport ..] [dport ..]`; a side left out is every address of
+/// the other side's family.
+fn parse_sel(t: &mut Tokens<'_>, w: &str) -> Result<Sel, ArgError> {
+    let s = xfrm::selector(t, "sel")?;
+    if s.src.is_none() && s.dst.is_none() {
+        return Err(ArgError::Missing { after: w.into(), what: "src and/or dst" });
+    }
+    let any_like = |other: Option<&str>| -> Result<(IpAddr, IpAddr), ArgError> {
+        let v6 = match other {
+            Some(o) => xfrm::range("sel", o)?.0.is_ipv6(),
+            None => false,
+        };
+        let any = TrafficSelector::any(v6);
+        Ok((any.start, any.end))
+    };
+    let src = match s.src {
+        Some(v) => xfrm::range("sel src", v)?,
+        None => any_like(s.dst)?,
+    };
+    let dst = match s.dst {
+        Some(v) => xfrm::range("sel dst", v)?,
+        None => any_like(s.src)?,
+    };
+    if src.0.is_ipv4() != dst.0.is_ipv4() {
+        return Err(ArgError::Invalid("sel: src and dst are of different families".into()));
+    }
+    Ok(Sel {
+        src,
+        dst,
+        proto: s.proto.unwrap_or(0),
+        sport: s.sport.unwrap_or(PortRange::ANY),
+        dport: s.dport.unwrap_or(PortRange::ANY),
+    })
+}
+
+/// `limit KIND N`: one of the six lifetimes.
+fn parse_limit(t: &mut Tokens<'_>, w: &str, l: &mut Lifetimes) -> Result<(), ArgError> {
+    let kind = t.value(w, "time-soft, time-hard, byte-soft, byte-hard, packet-soft or packet-hard")?;
+    let v = xfrm::number(kind, t.value(kind, "a number")?)?;
+    match kind {
+        "time-soft" => l.soft_seconds = v,
+        "time-hard" => l.hard_seconds = v,
+        "byte-soft" => l.soft_bytes = v,
+        "byte-hard" => l.hard_bytes = v,
+        "packet-soft" => l.soft_packets = v,
+        "packet-hard" => l.hard_packets = v,
+        "time-use-soft" | "time-use-hard" => {
+            return Err(ArgError::Unsupported { word: kind.into(), why: "lifetimes count from installation".into() });
+        }
+        _ => return Err(ArgError::Bad { after: w.into(), word: kind.into(), why: "unknown limit".into() }),
+    }
+    Ok(())
 }
 
 fn policy_err(a: &Algo, err: PolicyError) -> ArgError {
@@ -317,49 +323,73 @@ fn suite_of(a: &SaAdd) -> Result<Suite, ArgError> {
                 other.keyword
             )));
         }
-        let icv = aead.bits.unwrap_or(0);
-        let enc = match aead.name.to_ascii_lowercase().as_str() {
-            "rfc4106(gcm(aes))" => {
-                let bits = match aead.key.len() {
-                    20 => 128,
-                    28 => 192,
-                    36 => 256,
-                    n => {
-                        return Err(key_len_err(
-                            aead,
-                            format!("key is {n} bytes; AES-GCM takes 16 or 32 bytes of key and 4 of salt"),
-                        ));
-                    }
-                };
-                Encryption::AesGcm16 { key_bits: bits }
-            }
-            "rfc7539esp(chacha20,poly1305)" => Encryption::ChaCha20Poly1305,
-            _ => {
-                return Err(ArgError::Unsupported {
-                    word: aead.name.clone(),
-                    why: "AEADs are rfc4106(gcm(aes)) and rfc7539esp(chacha20,poly1305)".into(),
-                });
-            }
-        };
-        if icv != 128 {
-            return Err(ArgError::Bad {
-                after: "aead".into(),
-                word: icv.to_string(),
-                why: "the ICV is 128 bits (ENCR_AES_GCM_16, RFC 7634)".into(),
-            });
-        }
-        let suite = Suite::new(enc, Integrity::None).map_err(|e| policy_err(aead, e))?;
-        if aead.key.len() != suite.encryption_key_len() {
-            return Err(key_len_err(
-                aead,
-                format!("key is {} bytes; {} needs {}", aead.key.len(), suite, suite.encryption_key_len()),
-            ));
-        }
-        return Ok(suite);
+        return aead_suite(aead);
     }
     let Some(enc) = &a.enc else {
         return Err(ArgError::Required { what: "an algorithm: 'aead ...', or 'enc ...' with 'auth-trunc ...'" });
     };
+    let encryption = encryption_of(enc)?;
+    let integrity = match &a.auth {
+        None => Integrity::None,
+        Some(auth) => integrity_of(auth)?,
+    };
+    let suite = Suite::new(encryption, integrity).map_err(|e| policy_err(a.auth.as_ref().unwrap_or(enc), e))?;
+    if let Some(auth) = &a.auth
+        && auth.key.len() != suite.integrity_key_len()
+    {
+        return Err(key_len_err(
+            auth,
+            format!("key is {} bytes; RFC 4868 keys are {} bytes", auth.key.len(), suite.integrity_key_len()),
+        ));
+    }
+    Ok(suite)
+}
+
+/// `aead NAME KEY ICV-BITS`: AES-GCM-16 or ChaCha20-Poly1305, key length checked.
+fn aead_suite(aead: &Algo) -> Result<Suite, ArgError> {
+    let icv = aead.bits.unwrap_or(0);
+    let enc = match aead.name.to_ascii_lowercase().as_str() {
+        "rfc4106(gcm(aes))" => {
+            let bits = match aead.key.len() {
+                20 => 128,
+                28 => 192,
+                36 => 256,
+                n => {
+                    return Err(key_len_err(
+                        aead,
+                        format!("key is {n} bytes; AES-GCM takes 16 or 32 bytes of key and 4 of salt"),
+                    ));
+                }
+            };
+            Encryption::AesGcm16 { key_bits: bits }
+        }
+        "rfc7539esp(chacha20,poly1305)" => Encryption::ChaCha20Poly1305,
+        _ => {
+            return Err(ArgError::Unsupported {
+                word: aead.name.clone(),
+                why: "AEADs are rfc4106(gcm(aes)) and rfc7539esp(chacha20,poly1305)".into(),
+            });
+        }
+    };
+    if icv != 128 {
+        return Err(ArgError::Bad {
+            after: "aead".into(),
+            word: icv.to_string(),
+            why: "the ICV is 128 bits (ENCR_AES_GCM_16, RFC 7634)".into(),
+        });
+    }
+    let suite = Suite::new(enc, Integrity::None).map_err(|e| policy_err(aead, e))?;
+    if aead.key.len() != suite.encryption_key_len() {
+        return Err(key_len_err(
+            aead,
+            format!("key is {} bytes; {} needs {}", aead.key.len(), suite, suite.encryption_key_len()),
+        ));
+    }
+    Ok(suite)
+}
+
+/// `enc NAME KEY`: AES-CBC or NULL; DES, 3DES and Blowfish are refused with the policy's reason.
+fn encryption_of(enc: &Algo) -> Result<Encryption, ArgError> {
     // Forbidden algorithms are refused by the policy itself, with its reason.
     let forbidden_enc = |id| refuse(enc, Suite::from_ikev2(id, None, integ_id::HMAC_SHA2_256_128));
     let encryption = match enc.name.to_ascii_lowercase().as_str() {
@@ -391,60 +421,51 @@ fn suite_of(a: &SaAdd) -> Result<Suite, ArgError> {
             });
         }
     };
-    let integrity = match &a.auth {
-        None => Integrity::None,
-        Some(auth) => {
-            let forbidden = |id| refuse(auth, Suite::from_ikev2(encr_id::AES_CBC, Some(128), id));
-            let (integ, trunc) = match auth.name.to_ascii_lowercase().as_str() {
-                "hmac(sha256)" | "sha256" => {
-                    if auth.bits.is_none() {
-                        return Err(ArgError::Unsupported {
-                            word: format!("auth {}", auth.name),
-                            why: "plain 'auth' means 96-bit truncation in Linux, which RFC 4868 does not define: \
-                                  use auth-trunc 'hmac(sha256)' KEY 128"
-                                .into(),
-                        });
-                    }
-                    (Integrity::HmacSha256_128, 128)
-                }
-                "hmac(sha384)" | "sha384" => (Integrity::HmacSha384_192, 192),
-                "hmac(sha512)" | "sha512" => (Integrity::HmacSha512_256, 256),
-                "digest_null" => (Integrity::None, 0),
-                "hmac(md5)" | "md5" => {
-                    return Err(forbidden(integ_id::HMAC_MD5_96));
-                }
-                "hmac(sha1)" | "sha1" => {
-                    return Err(forbidden(integ_id::HMAC_SHA1_96));
-                }
-                _ => {
-                    return Err(ArgError::Unsupported {
-                        word: auth.name.clone(),
-                        why: "integrity algorithms are hmac(sha256), hmac(sha384), hmac(sha512)".into(),
-                    });
-                }
-            };
-            if let Some(bits) = auth.bits
-                && bits != trunc
-            {
-                return Err(ArgError::Bad {
-                    after: auth.keyword.into(),
-                    word: bits.to_string(),
-                    why: format!("{} is truncated to {trunc} bits (RFC 4868)", auth.name),
+    Ok(encryption)
+}
+
+/// `auth-trunc NAME KEY BITS`: HMAC-SHA-2 with RFC 4868's truncation; MD5 and SHA-1 are refused
+/// with the policy's reason.
+fn integrity_of(auth: &Algo) -> Result<Integrity, ArgError> {
+    let forbidden = |id| refuse(auth, Suite::from_ikev2(encr_id::AES_CBC, Some(128), id));
+    let (integ, trunc) = match auth.name.to_ascii_lowercase().as_str() {
+        "hmac(sha256)" | "sha256" => {
+            if auth.bits.is_none() {
+                return Err(ArgError::Unsupported {
+                    word: format!("auth {}", auth.name),
+                    why: "plain 'auth' means 96-bit truncation in Linux, which RFC 4868 does not define: \
+                          use auth-trunc 'hmac(sha256)' KEY 128"
+                        .into(),
                 });
             }
-            integ
+            (Integrity::HmacSha256_128, 128)
+        }
+        "hmac(sha384)" | "sha384" => (Integrity::HmacSha384_192, 192),
+        "hmac(sha512)" | "sha512" => (Integrity::HmacSha512_256, 256),
+        "digest_null" => (Integrity::None, 0),
+        "hmac(md5)" | "md5" => {
+            return Err(forbidden(integ_id::HMAC_MD5_96));
+        }
+        "hmac(sha1)" | "sha1" => {
+            return Err(forbidden(integ_id::HMAC_SHA1_96));
+        }
+        _ => {
+            return Err(ArgError::Unsupported {
+                word: auth.name.clone(),
+                why: "integrity algorithms are hmac(sha256), hmac(sha384), hmac(sha512)".into(),
+            });
         }
     };
-    let suite = Suite::new(encryption, integrity).map_err(|e| policy_err(a.auth.as_ref().unwrap_or(enc), e))?;
-    if let Some(auth) = &a.auth
-        && auth.key.len() != suite.integrity_key_len()
+    if let Some(bits) = auth.bits
+        && bits != trunc
     {
-        return Err(key_len_err(
-            auth,
-            format!("key is {} bytes; RFC 4868 keys are {} bytes", auth.key.len(), suite.integrity_key_len()),
-        ));
+        return Err(ArgError::Bad {
+            after: auth.keyword.into(),
+            word: bits.to_string(),
+            why: format!("{} is truncated to {trunc} bits (RFC 4868)", auth.name),
+        });
     }
-    Ok(suite)
+    Ok(integ)
 }
 
 /// The policy's refusal of a forbidden algorithm (had the policy let it through, Rampart would
