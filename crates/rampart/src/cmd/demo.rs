@@ -613,297 +613,33 @@ fn random_psk() -> Result<String, CmdError> {
 
 /// Runs `rampart demo`.
 pub fn run(args: DemoArgs) -> Result<(), CmdError> {
-    if args.tunnels == 0 || args.tunnels > plan::MAX_TUNNELS {
-        return Err(CmdError(format!("--tunnels {}: 1..={}", args.tunnels, plan::MAX_TUNNELS)));
-    }
-    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
-        return Err(CmdError(format!("--duration {}: 0 < seconds <= 3600", args.duration)));
-    }
-    if args.rate == 0 || !(agent::HEADER as u32..=1400).contains(&args.size) {
-        return Err(CmdError(format!("--rate {} --size {}: rate > 0, size 28..=1400", args.rate, args.size)));
-    }
+    check_args(&args)?;
     preflight()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(|e| CmdError(format!("signal handler: {e}")))?;
-    }
-    let tag = format!("rdemo{}", std::process::id());
-    let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| CmdError(format!("{}: {e}", dir.display())))?;
-    let mut d = Demo {
-        tag,
-        dir,
-        namespaces: Vec::new(),
-        gateways: Vec::new(),
-        agents: Vec::new(),
-        pending: Vec::new(),
-        databases: Vec::new(),
-        stop,
-        tty: std::io::stdout().is_terminal(),
-    };
+    let mut d = Demo::new()?;
     let t0 = Instant::now();
     let n = args.tunnels;
-    say(format!(
-        "Rampart demo: a hub and a branch gateway (rampart run each), {n} branch tunnels over IKEv2, UDP both ways"
-    ));
-    say(format!(
-        "  network    namespaces {}-{{dc,hub,branch,sites}}: dc {} - hub {} == WAN == branch {}..{} - sites {}/24 x {n}",
-        d.tag,
-        plan::DC_HOST,
-        plan::HUB_WAN,
-        plan::site_wan(0),
-        plan::site_wan(n - 1),
-        plan::site_subnet(0),
-    ));
+    d.announce(n);
     d.topology(n)?;
     d.interrupted()?;
-
-    // Gateways: the hub answers, the branch initiates one connection per site.
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let psk = random_psk()?;
-    let hub_cfg = d.config(Ns::Hub, n, 0, &psk);
-    let branch_cfg = d.config(Ns::Branch, n, 1 % cores, &psk);
-    d.start_gateway(Ns::Hub, &hub_cfg)?;
-    d.wait_control(Ns::Hub)?;
-    let t_ike = Instant::now();
-    d.start_gateway(Ns::Branch, &branch_cfg)?;
-    d.wait_control(Ns::Branch)?;
-    let deadline = t_ike + Duration::from_secs(30) + Duration::from_millis(100) * n;
-    let mut last_shown = (usize::MAX, Instant::now() - Duration::from_secs(10));
-    let up = loop {
-        d.interrupted()?;
-        d.check_gateways()?;
-        let up = d.tunnels_up(Ns::Branch).min(d.tunnels_up(Ns::Hub));
-        if up < n as usize && up != last_shown.0 && (d.tty || last_shown.1.elapsed() >= Duration::from_secs(1)) {
-            d.progress(&format!("  tunnels    {up:>width$}/{n} up", width = n.to_string().len()), false);
-            last_shown = (up, Instant::now());
-        }
-        if up >= n as usize {
-            break up;
-        }
-        if Instant::now() > deadline {
-            if d.tty {
-                say("");
-            }
-            return Err(
-                d.failure(format!("only {up} of {n} tunnels came up in {:.0} s", t_ike.elapsed().as_secs_f64()))
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let ike_secs = t_ike.elapsed().as_secs_f64();
-    d.progress(&format!("  tunnels    {up}/{n} up in {ike_secs:.1} s (IKEv2 PSK, AES-256-GCM ESP, x25519)"), true);
-
-    // Traffic agents on the two hosts.
-    let (tx, rx) = channel();
-    d.start_agent(Ns::Dc, n, tx.clone())?;
-    d.start_agent(Ns::Sites, n, tx)?;
-    for a in [Ns::Dc, Ns::Sites] {
-        d.expect(&rx, a, "ready", Duration::from_secs(20))?;
-    }
-    say(format!(
-        "  metrics    ip netns exec {} curl -s http://127.0.0.1:9184/metrics   (also /stats; {} likewise)",
-        d.ns(Ns::Hub),
-        d.ns(Ns::Branch)
-    ));
-    say(format!("             rampart ctl --socket {} list-sas", d.socket(Ns::Branch).display()));
-
-    // Warm-up: the gateways learn their neighbours (a packet whose next hop is not resolved yet
-    // is dropped while the kernel resolves it); every tunnel must carry packets both ways.
-    let size = u64::from(args.size);
-    let warm_rate = f64::from(n * 20).clamp(500.0, f64::from(args.rate));
-    let mut passing = (0, 0);
-    for attempt in 1..=3u32 {
-        d.listen(&rx, attempt)?;
-        for a in [Ns::Dc, Ns::Sites] {
-            d.tell(a, &json!({ "cmd": "send", "run": attempt, "rate": warm_rate, "seconds": 1.0, "size": size }))?;
-        }
-        for a in [Ns::Dc, Ns::Sites] {
-            d.expect(&rx, a, "sent", Duration::from_secs(30))?;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let mut reps = Vec::new();
-        for a in [Ns::Dc, Ns::Sites] {
-            d.tell(a, &json!({ "cmd": "report" }))?;
-            reps.push(d.expect(&rx, a, "report", Duration::from_secs(10))?);
-        }
-        let count = |r: &Value| {
-            r["per_tunnel"].as_array().map_or(0, |a| a.iter().filter(|t| t["received"].as_u64() > Some(0)).count())
-        };
-        passing = (count(&reps[1]), count(&reps[0]));
-        if passing.0 == n as usize && passing.1 == n as usize {
-            break;
-        }
-    }
-    say(format!(
-        "  warm-up    every tunnel checked both ways: {}/{n} hub->sites, {}/{n} sites->hub",
-        passing.0, passing.1
-    ));
-
-    // The measured run.
-    let before = [d.counters(Ns::Hub), d.counters(Ns::Branch)];
-    let rcvbuf_before = [d.udp_rcvbuf_errors(Ns::Dc), d.udp_rcvbuf_errors(Ns::Sites)];
-    let run_id = 100;
-    d.listen(&rx, run_id)?;
-    for a in [Ns::Dc, Ns::Sites] {
-        d.tell(a, &json!({ "cmd": "send", "run": run_id, "rate": args.rate, "seconds": args.duration, "size": size }))?;
-    }
-    let t_run = Instant::now();
-    let mut sent: [Option<Value>; 2] = [None, None];
-    let mut rx_now = [0u64; 2];
-    let mut rx_then = [0u64; 2];
-    let mut last = Instant::now();
-    while sent.iter().any(Option::is_none) {
-        d.interrupted()?;
-        d.check_gateways()?;
-        if t_run.elapsed() > Duration::from_secs_f64(args.duration + 60.0) {
-            return Err(d.failure("the traffic agents did not finish".into()));
-        }
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok((a, v)) => {
-                let i = usize::from(a == Ns::Sites);
-                if let Some(p) = v.get("progress") {
-                    rx_now[i] = p["rx"].as_u64().unwrap_or(0);
-                }
-                if let Some(s) = v.get("sent") {
-                    sent[i] = Some(s.clone());
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => return Err(d.failure("a traffic agent stopped".into())),
-        }
-        let dt = last.elapsed().as_secs_f64();
-        if dt >= 1.0 {
-            // rx_now[1]: what the sites received (hub -> sites); rx_now[0]: the dc (sites -> hub).
-            let rate = |i: usize| rx_now[i].saturating_sub(rx_then[i]) as f64 / dt;
-            let pps = [rate(1), rate(0)];
-            let gbit = ip_bits(size * (pps[0] + pps[1]) as u64, (pps[0] + pps[1]) as u64) / 1e9;
-            d.progress(
-                &format!(
-                    "  traffic    {:>4.0}/{:.0} s   hub->sites {:>9} pkt/s   sites->hub {:>9} pkt/s   {gbit:.3} Gbit/s",
-                    t_run.elapsed().as_secs_f64().min(args.duration),
-                    args.duration,
-                    thousands(pps[0] as u64),
-                    thousands(pps[1] as u64)
-                ),
-                false,
-            );
-            rx_then = rx_now;
-            last = Instant::now();
-        }
-    }
-    let seconds = t_run.elapsed().as_secs_f64().max(args.duration);
-    // Let the last packets arrive, and the gateways rewrite their stats files.
-    std::thread::sleep(Duration::from_millis(600));
-    let mut reports = Vec::new();
-    for a in [Ns::Dc, Ns::Sites] {
-        d.tell(a, &json!({ "cmd": "report" }))?;
-        reports.push(d.expect(&rx, a, "report", Duration::from_secs(10))?);
-    }
-    let after = [d.counters(Ns::Hub), d.counters(Ns::Branch)];
-    let down = Direction::from(sent[0].as_ref().unwrap_or(&Value::Null), &reports[1]);
-    let upd = Direction::from(sent[1].as_ref().unwrap_or(&Value::Null), &reports[0]);
-    let secs = args.duration;
-    if d.tty {
-        d.progress("", false);
-    }
-
-    // The summary.
-    let mut s = String::new();
-    let _ = writeln!(s, "\nSummary ({n} tunnels, {secs:.0} s of traffic, {} bytes of UDP payload)", args.size);
-    let _ = writeln!(s, "  tunnels up        {up}/{n} (brought up in {ike_secs:.1} s)");
-    let _ = writeln!(s, "                    {:>20} {:>20}", "hub -> sites", "sites -> hub");
-    let row = |s: &mut String, name: &str, a: String, b: String| {
-        let _ = writeln!(s, "  {name:<17} {a:>20} {b:>20}");
-    };
-    row(&mut s, "tunnels passing", format!("{}/{n}", down.tunnels_passing), format!("{}/{n}", upd.tunnels_passing));
-    row(&mut s, "packets sent", thousands(down.sent), thousands(upd.sent));
-    row(&mut s, "packets received", thousands(down.received), thousands(upd.received));
-    let pct = |d: &Direction| if d.sent == 0 { 0.0 } else { d.lost() as f64 * 100.0 / d.sent as f64 };
-    row(
-        &mut s,
-        "loss",
-        format!("{} ({:.3}%)", thousands(down.lost()), pct(&down)),
-        format!("{} ({:.3}%)", thousands(upd.lost()), pct(&upd)),
-    );
-    row(&mut s, "duplicates", thousands(down.duplicates), thousands(upd.duplicates));
-    row(
-        &mut s,
-        "packets/s",
-        thousands((down.received as f64 / secs) as u64),
-        thousands((upd.received as f64 / secs) as u64),
-    );
-    row(
-        &mut s,
-        "Gbit/s (inner IP)",
-        format!("{:.3}", ip_bits(down.bytes, down.received) / secs / 1e9),
-        format!("{:.3}", ip_bits(upd.bytes, upd.received) / secs / 1e9),
-    );
-    for (i, q) in ["latency p50", "latency p90", "latency p99", "latency max"].iter().enumerate() {
-        row(&mut s, q, us(down.latency_ns[i]), us(upd.latency_ns[i]));
-    }
-    let mut drops_json = serde_json::Map::new();
-    for (gi, g) in [Ns::Hub, Ns::Branch].iter().enumerate() {
-        let delta =
-            |k: &str| after[gi].get(k).copied().unwrap_or(0).saturating_sub(before[gi].get(k).copied().unwrap_or(0));
-        let mut drops: Vec<(String, u64)> = after[gi]
-            .keys()
-            .filter(|k| {
-                k.starts_with("drop:")
-                    || matches!(k.as_str(), "tx_ring_full" | "not_ip" | "kernel_rx_dropped" | "kernel_rx_ring_full")
-            })
-            .map(|k| (k.trim_start_matches("drop:").to_string(), delta(k)))
-            .filter(|(_, v)| *v > 0)
-            .collect();
-        drops.sort_by_key(|d| std::cmp::Reverse(d.1));
-        let text = if drops.is_empty() {
-            "none".to_string()
-        } else {
-            drops.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect::<Vec<_>>().join(", ")
-        };
-        let _ = writeln!(
-            s,
-            "  {:<17} encrypted {} decrypted {}; drops: {text}",
-            format!("{} data plane", g.short()),
-            thousands(delta("encrypted_packets")),
-            thousands(delta("decrypted_packets")),
-        );
-        drops_json.insert(
-            g.short().into(),
-            drops.into_iter().map(|(k, v)| (k, Value::from(v))).collect::<serde_json::Map<_, _>>().into(),
-        );
-    }
-    let overflows = [Ns::Dc, Ns::Sites].map(|h| {
-        let i = usize::from(h == Ns::Sites);
-        d.udp_rcvbuf_errors(h).saturating_sub(rcvbuf_before[i])
-    });
-    let _ = writeln!(
-        s,
-        "  hosts             UDP receive buffer overflows: {}",
-        if overflows == [0, 0] {
-            "none".to_string()
-        } else {
-            format!("dc {}, sites {}", thousands(overflows[0]), thousands(overflows[1]))
-        }
-    );
-    let _ = writeln!(s, "  metrics           ip netns exec {} curl -s http://127.0.0.1:9184/metrics", d.ns(Ns::Hub));
-    let _ = writeln!(s, "                    (and {}; /stats is the table of rampart ctl stats)", d.ns(Ns::Branch));
-    let _ = write!(s, "  total time        {:.1} s", t0.elapsed().as_secs_f64());
-    say(s);
+    let (up, ike_secs) = d.bring_up_tunnels(n)?;
+    let rx = d.start_agents(n)?;
+    d.warm_up(&rx, n, u64::from(args.size), args.rate)?;
+    let m = d.measure(&rx, &args)?;
+    let (text, drops_json) = d.summary(&args, up, ike_secs, &m);
+    say(format!("{text}\n  total time        {:.1} s", t0.elapsed().as_secs_f64()));
     if let Some(path) = &args.json {
         let j = json!({
             "tunnels": n,
             "tunnels_up": up,
             "ike_seconds": ike_secs,
-            "seconds": secs,
-            "measured_seconds": seconds,
+            "seconds": args.duration,
+            "measured_seconds": m.seconds,
             "rate": args.rate,
             "size": args.size,
-            "hub_to_sites": down.json(secs),
-            "sites_to_hub": upd.json(secs),
+            "hub_to_sites": m.down.json(args.duration),
+            "sites_to_hub": m.up.json(args.duration),
             "drops": drops_json,
-            "host_udp_rcvbuf_errors": { "dc": overflows[0], "sites": overflows[1] },
+            "host_udp_rcvbuf_errors": { "dc": m.overflows[0], "sites": m.overflows[1] },
         });
         std::fs::write(path, serde_json::to_vec_pretty(&j).unwrap_or_default())
             .map_err(|e| CmdError(format!("{}: {e}", path.display())))?;
@@ -921,4 +657,337 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
     say("  cleanup    stopping the gateways, removing the namespaces, databases and files");
     drop(d);
     Ok(())
+}
+
+/// The options' ranges.
+fn check_args(args: &DemoArgs) -> Result<(), CmdError> {
+    if args.tunnels == 0 || args.tunnels > plan::MAX_TUNNELS {
+        return Err(CmdError(format!("--tunnels {}: 1..={}", args.tunnels, plan::MAX_TUNNELS)));
+    }
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
+        return Err(CmdError(format!("--duration {}: 0 < seconds <= 3600", args.duration)));
+    }
+    if args.rate == 0 || !(agent::HEADER as u32..=1400).contains(&args.size) {
+        return Err(CmdError(format!("--rate {} --size {}: rate > 0, size 28..=1400", args.rate, args.size)));
+    }
+    Ok(())
+}
+
+/// What the measured run found: counters around it, and each direction's figures.
+struct Measured {
+    /// Hub's and branch's counters before and after.
+    before: [BTreeMap<String, u64>; 2],
+    after: [BTreeMap<String, u64>; 2],
+    /// UDP receive buffer overflows of the dc and the sites during the run.
+    overflows: [u64; 2],
+    down: Direction,
+    up: Direction,
+    seconds: f64,
+}
+
+impl Demo {
+    /// An empty demo (nothing made yet), its signals and its scratch folder.
+    fn new() -> Result<Demo, CmdError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, stop.clone()).map_err(|e| CmdError(format!("signal handler: {e}")))?;
+        }
+        let tag = format!("rdemo{}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| CmdError(format!("{}: {e}", dir.display())))?;
+        Ok(Demo {
+            tag,
+            dir,
+            namespaces: Vec::new(),
+            gateways: Vec::new(),
+            agents: Vec::new(),
+            pending: Vec::new(),
+            databases: Vec::new(),
+            stop,
+            tty: std::io::stdout().is_terminal(),
+        })
+    }
+
+    fn announce(&self, n: u32) {
+        say(format!(
+            "Rampart demo: a hub and a branch gateway (rampart run each), {n} branch tunnels over IKEv2, UDP both ways"
+        ));
+        say(format!(
+            "  network    namespaces {}-{{dc,hub,branch,sites}}: dc {} - hub {} == WAN == branch {}..{} - sites {}/24 x {n}",
+            self.tag,
+            plan::DC_HOST,
+            plan::HUB_WAN,
+            plan::site_wan(0),
+            plan::site_wan(n - 1),
+            plan::site_subnet(0),
+        ));
+    }
+
+    /// Starts both gateways (the hub answers, the branch initiates one connection per site) and
+    /// waits, showing progress, until every tunnel is up. Returns the tunnels up and the time.
+    fn bring_up_tunnels(&mut self, n: u32) -> Result<(usize, f64), CmdError> {
+        let d = self;
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let psk = random_psk()?;
+        let hub_cfg = d.config(Ns::Hub, n, 0, &psk);
+        let branch_cfg = d.config(Ns::Branch, n, 1 % cores, &psk);
+        d.start_gateway(Ns::Hub, &hub_cfg)?;
+        d.wait_control(Ns::Hub)?;
+        let t_ike = Instant::now();
+        d.start_gateway(Ns::Branch, &branch_cfg)?;
+        d.wait_control(Ns::Branch)?;
+        let deadline = t_ike + Duration::from_secs(30) + Duration::from_millis(100) * n;
+        let mut last_shown = (usize::MAX, Instant::now() - Duration::from_secs(10));
+        let up = loop {
+            d.interrupted()?;
+            d.check_gateways()?;
+            let up = d.tunnels_up(Ns::Branch).min(d.tunnels_up(Ns::Hub));
+            if up < n as usize && up != last_shown.0 && (d.tty || last_shown.1.elapsed() >= Duration::from_secs(1)) {
+                d.progress(&format!("  tunnels    {up:>width$}/{n} up", width = n.to_string().len()), false);
+                last_shown = (up, Instant::now());
+            }
+            if up >= n as usize {
+                break up;
+            }
+            if Instant::now() > deadline {
+                if d.tty {
+                    say("");
+                }
+                return Err(
+                    d.failure(format!("only {up} of {n} tunnels came up in {:.0} s", t_ike.elapsed().as_secs_f64()))
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let ike_secs = t_ike.elapsed().as_secs_f64();
+        d.progress(&format!("  tunnels    {up}/{n} up in {ike_secs:.1} s (IKEv2 PSK, AES-256-GCM ESP, x25519)"), true);
+
+        Ok((up, ike_secs))
+    }
+
+    /// Starts the traffic agents on the two hosts and waits until both are ready.
+    fn start_agents(&mut self, n: u32) -> Result<Receiver<(Ns, Value)>, CmdError> {
+        let d = self;
+        let (tx, rx) = channel();
+        d.start_agent(Ns::Dc, n, tx.clone())?;
+        d.start_agent(Ns::Sites, n, tx)?;
+        for a in [Ns::Dc, Ns::Sites] {
+            d.expect(&rx, a, "ready", Duration::from_secs(20))?;
+        }
+        say(format!(
+            "  metrics    ip netns exec {} curl -s http://127.0.0.1:9184/metrics   (also /stats; {} likewise)",
+            d.ns(Ns::Hub),
+            d.ns(Ns::Branch)
+        ));
+        say(format!("             rampart ctl --socket {} list-sas", d.socket(Ns::Branch).display()));
+
+        Ok(rx)
+    }
+
+    /// Warm-up: the gateways learn their neighbours (a packet whose next hop is not resolved yet
+    /// is dropped while the kernel resolves it); every tunnel must carry packets both ways.
+    fn warm_up(&mut self, rx: &Receiver<(Ns, Value)>, n: u32, size: u64, rate: u32) -> Result<(), CmdError> {
+        let d = self;
+        let warm_rate = f64::from(n * 20).clamp(500.0, f64::from(rate));
+        let mut passing = (0, 0);
+        for attempt in 1..=3u32 {
+            d.listen(rx, attempt)?;
+            for a in [Ns::Dc, Ns::Sites] {
+                d.tell(a, &json!({ "cmd": "send", "run": attempt, "rate": warm_rate, "seconds": 1.0, "size": size }))?;
+            }
+            for a in [Ns::Dc, Ns::Sites] {
+                d.expect(rx, a, "sent", Duration::from_secs(30))?;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            let mut reps = Vec::new();
+            for a in [Ns::Dc, Ns::Sites] {
+                d.tell(a, &json!({ "cmd": "report" }))?;
+                reps.push(d.expect(rx, a, "report", Duration::from_secs(10))?);
+            }
+            let count = |r: &Value| {
+                r["per_tunnel"].as_array().map_or(0, |a| a.iter().filter(|t| t["received"].as_u64() > Some(0)).count())
+            };
+            passing = (count(&reps[1]), count(&reps[0]));
+            if passing.0 == n as usize && passing.1 == n as usize {
+                break;
+            }
+        }
+        say(format!(
+            "  warm-up    every tunnel checked both ways: {}/{n} hub->sites, {}/{n} sites->hub",
+            passing.0, passing.1
+        ));
+
+        Ok(())
+    }
+
+    /// The measured run: both agents send for `--duration` at `--rate`, progress once a second.
+    fn measure(&mut self, rx: &Receiver<(Ns, Value)>, args: &DemoArgs) -> Result<Measured, CmdError> {
+        let d = self;
+        let size = u64::from(args.size);
+        let before = [d.counters(Ns::Hub), d.counters(Ns::Branch)];
+        let rcvbuf_before = [d.udp_rcvbuf_errors(Ns::Dc), d.udp_rcvbuf_errors(Ns::Sites)];
+        let run_id = 100;
+        d.listen(rx, run_id)?;
+        for a in [Ns::Dc, Ns::Sites] {
+            d.tell(
+                a,
+                &json!({ "cmd": "send", "run": run_id, "rate": args.rate, "seconds": args.duration, "size": size }),
+            )?;
+        }
+        let t_run = Instant::now();
+        let mut sent: [Option<Value>; 2] = [None, None];
+        let mut rx_now = [0u64; 2];
+        let mut rx_then = [0u64; 2];
+        let mut last = Instant::now();
+        while sent.iter().any(Option::is_none) {
+            d.interrupted()?;
+            d.check_gateways()?;
+            if t_run.elapsed() > Duration::from_secs_f64(args.duration + 60.0) {
+                return Err(d.failure("the traffic agents did not finish".into()));
+            }
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((a, v)) => {
+                    let i = usize::from(a == Ns::Sites);
+                    if let Some(p) = v.get("progress") {
+                        rx_now[i] = p["rx"].as_u64().unwrap_or(0);
+                    }
+                    if let Some(s) = v.get("sent") {
+                        sent[i] = Some(s.clone());
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => return Err(d.failure("a traffic agent stopped".into())),
+            }
+            let dt = last.elapsed().as_secs_f64();
+            if dt >= 1.0 {
+                // rx_now[1]: what the sites received (hub -> sites); rx_now[0]: the dc (sites -> hub).
+                let rate = |i: usize| rx_now[i].saturating_sub(rx_then[i]) as f64 / dt;
+                let pps = [rate(1), rate(0)];
+                let gbit = ip_bits(size * (pps[0] + pps[1]) as u64, (pps[0] + pps[1]) as u64) / 1e9;
+                d.progress(
+                    &format!(
+                        "  traffic    {:>4.0}/{:.0} s   hub->sites {:>9} pkt/s   sites->hub {:>9} pkt/s   {gbit:.3} Gbit/s",
+                        t_run.elapsed().as_secs_f64().min(args.duration),
+                        args.duration,
+                        thousands(pps[0] as u64),
+                        thousands(pps[1] as u64)
+                    ),
+                    false,
+                );
+                rx_then = rx_now;
+                last = Instant::now();
+            }
+        }
+        let seconds = t_run.elapsed().as_secs_f64().max(args.duration);
+        // Let the last packets arrive, and the gateways rewrite their stats files.
+        std::thread::sleep(Duration::from_millis(600));
+        let mut reports = Vec::new();
+        for a in [Ns::Dc, Ns::Sites] {
+            d.tell(a, &json!({ "cmd": "report" }))?;
+            reports.push(d.expect(rx, a, "report", Duration::from_secs(10))?);
+        }
+        let after = [d.counters(Ns::Hub), d.counters(Ns::Branch)];
+        let down = Direction::from(sent[0].as_ref().unwrap_or(&Value::Null), &reports[1]);
+        let up = Direction::from(sent[1].as_ref().unwrap_or(&Value::Null), &reports[0]);
+        if d.tty {
+            d.progress("", false);
+        }
+        let overflows = [Ns::Dc, Ns::Sites].map(|h| {
+            let i = usize::from(h == Ns::Sites);
+            d.udp_rcvbuf_errors(h).saturating_sub(rcvbuf_before[i])
+        });
+        Ok(Measured { before, after, overflows, down, up, seconds })
+    }
+
+    /// The summary's text and the drops of each data plane (for `--json`).
+    fn summary(
+        &self,
+        args: &DemoArgs,
+        up: usize,
+        ike_secs: f64,
+        m: &Measured,
+    ) -> (String, serde_json::Map<String, Value>) {
+        let (n, secs, d) = (args.tunnels, args.duration, self);
+        let (down, upd, before, after) = (&m.down, &m.up, &m.before, &m.after);
+        let mut s = String::new();
+        let _ = writeln!(s, "\nSummary ({n} tunnels, {secs:.0} s of traffic, {} bytes of UDP payload)", args.size);
+        let _ = writeln!(s, "  tunnels up        {up}/{n} (brought up in {ike_secs:.1} s)");
+        let _ = writeln!(s, "                    {:>20} {:>20}", "hub -> sites", "sites -> hub");
+        let row = |s: &mut String, name: &str, a: String, b: String| {
+            let _ = writeln!(s, "  {name:<17} {a:>20} {b:>20}");
+        };
+        row(&mut s, "tunnels passing", format!("{}/{n}", down.tunnels_passing), format!("{}/{n}", upd.tunnels_passing));
+        row(&mut s, "packets sent", thousands(down.sent), thousands(upd.sent));
+        row(&mut s, "packets received", thousands(down.received), thousands(upd.received));
+        let pct = |d: &Direction| if d.sent == 0 { 0.0 } else { d.lost() as f64 * 100.0 / d.sent as f64 };
+        row(
+            &mut s,
+            "loss",
+            format!("{} ({:.3}%)", thousands(down.lost()), pct(down)),
+            format!("{} ({:.3}%)", thousands(upd.lost()), pct(upd)),
+        );
+        row(&mut s, "duplicates", thousands(down.duplicates), thousands(upd.duplicates));
+        row(
+            &mut s,
+            "packets/s",
+            thousands((down.received as f64 / secs) as u64),
+            thousands((upd.received as f64 / secs) as u64),
+        );
+        row(
+            &mut s,
+            "Gbit/s (inner IP)",
+            format!("{:.3}", ip_bits(down.bytes, down.received) / secs / 1e9),
+            format!("{:.3}", ip_bits(upd.bytes, upd.received) / secs / 1e9),
+        );
+        for (i, q) in ["latency p50", "latency p90", "latency p99", "latency max"].iter().enumerate() {
+            row(&mut s, q, us(down.latency_ns[i]), us(upd.latency_ns[i]));
+        }
+        let mut drops_json = serde_json::Map::new();
+        for (gi, g) in [Ns::Hub, Ns::Branch].iter().enumerate() {
+            let delta = |k: &str| {
+                after[gi].get(k).copied().unwrap_or(0).saturating_sub(before[gi].get(k).copied().unwrap_or(0))
+            };
+            let mut drops: Vec<(String, u64)> = after[gi]
+                .keys()
+                .filter(|k| {
+                    k.starts_with("drop:")
+                        || matches!(k.as_str(), "tx_ring_full" | "not_ip" | "kernel_rx_dropped" | "kernel_rx_ring_full")
+                })
+                .map(|k| (k.trim_start_matches("drop:").to_string(), delta(k)))
+                .filter(|(_, v)| *v > 0)
+                .collect();
+            drops.sort_by_key(|d| std::cmp::Reverse(d.1));
+            let text = if drops.is_empty() {
+                "none".to_string()
+            } else {
+                drops.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(
+                s,
+                "  {:<17} encrypted {} decrypted {}; drops: {text}",
+                format!("{} data plane", g.short()),
+                thousands(delta("encrypted_packets")),
+                thousands(delta("decrypted_packets")),
+            );
+            drops_json.insert(
+                g.short().into(),
+                drops.into_iter().map(|(k, v)| (k, Value::from(v))).collect::<serde_json::Map<_, _>>().into(),
+            );
+        }
+        let overflows = m.overflows;
+        let _ = writeln!(
+            s,
+            "  hosts             UDP receive buffer overflows: {}",
+            if overflows == [0, 0] {
+                "none".to_string()
+            } else {
+                format!("dc {}, sites {}", thousands(overflows[0]), thousands(overflows[1]))
+            }
+        );
+        let _ =
+            writeln!(s, "  metrics           ip netns exec {} curl -s http://127.0.0.1:9184/metrics", d.ns(Ns::Hub));
+        let _ = writeln!(s, "                    (and {}; /stats is the table of rampart ctl stats)", d.ns(Ns::Branch));
+        (s.trim_end().to_string(), drops_json)
+    }
 }
