@@ -210,6 +210,7 @@ impl Gateway {
             wan_mtu: None,
             encap_port: 4500,
             icmp_rate: 1000,
+            kernel: None,
         };
         let ctx = Ctx::new(params, &tables, umem.rx_offset(), 1);
         Gateway { _db: db, _writer: w, tables, ctx, umem }

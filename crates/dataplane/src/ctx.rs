@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use arrayvec::ArrayVec;
 use rampart_esp::{InboundSa, OutboundSa, SaSlots};
-use rampart_nic::Desc;
+use rampart_nic::{Desc, KernelTap};
 use rampart_sadb::Reader;
 
 use crate::config::CryptoChoice;
@@ -76,6 +76,8 @@ pub(crate) struct Ctx {
     pub now_s: u64,
     pub scratch: Box<[u8; 2048]>,
     pub reasm: Reassembly,
+    /// Where WAN datagrams that are not ESP go (see `hand_to_kernel`); `None`: dropped, counted.
+    pub kernel: Option<Arc<KernelTap>>,
 }
 
 /// What a worker's burst paths are set up with (the part of [`crate::worker::WorkerParams`]
@@ -100,6 +102,8 @@ pub struct PathParams {
     pub encap_port: u16,
     /// ICMP errors per second.
     pub icmp_rate: u32,
+    /// The kernel's receive path for reassembled datagrams that are not ESP.
+    pub kernel: Option<Arc<KernelTap>>,
 }
 
 /// The frames a burst hands back for transmission: at most one per received frame on each side.
@@ -184,9 +188,20 @@ impl Ctx {
             now_s,
             scratch: Box::new([0u8; 2048]),
             reasm: Reassembly::new(rx_offset),
+            kernel: p.kernel,
         };
         ctx.reload_tables(tables);
         ctx
+    }
+
+    /// Hands a WAN datagram that is not ESP to the kernel (IKE that arrived in fragments, which
+    /// the kernel never saw whole): `to_kernel_packets`, or `not_esp` when there is no way in.
+    /// A system call; only for such datagrams, never for ESP.
+    pub fn hand_to_kernel(&mut self, ip: &[u8]) {
+        match &self.kernel {
+            Some(k) if k.deliver(ip).is_ok() => self.values.add(Counter::ToKernel, 1),
+            _ => self.values.add(Counter::NotEsp, 1),
+        }
     }
 
     /// The WAN MTU: configured, or the interface's.

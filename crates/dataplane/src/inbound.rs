@@ -1,9 +1,10 @@
 //! WAN -> LAN: one burst of frames from a WAN socket, processed to completion.
 //!
 //! 1. Per frame: Ethernet/VLAN, then `parse_outer` (ESP or ESP-in-UDP; a NAT keepalive is
-//!    consumed and counted; anything else is counted as `not_esp`, since the XDP program passes
-//!    it to the kernel). Outer IPv4/IPv6 fragments are counted under `fragment` and dropped: this
-//!    data plane does not reassemble (peers send ESP below the path MTU; see the README).
+//!    consumed and counted). Outer IPv4 and IPv6 fragments (of ESP and of any UDP to a local
+//!    address: only the first fragment says whether it is ESP-in-UDP or IKE) go to the
+//!    reassembly table (`reasm`); a datagram it completes is classified in their place. What is
+//!    not ESP after reassembly (IKE, other UDP) goes to the kernel whole (`Ctx::hand_to_kernel`).
 //!    SA by SPI and destination from the compiled index; unknown: `unknown_spi` (logged at most
 //!    once a second per worker).
 //! 2. The whole burst through `rampart_esp::burst::decapsulate`: `precheck` (length, replay
@@ -106,24 +107,30 @@ fn classify(
             return;
         }
         Ok(Received::NotEsp) => {
-            ctx.values.add(Counter::NotEsp, 1);
+            // Not ESP: the kernel's (IKE in a reassembled UDP datagram, say), handed to it whole.
+            ctx.hand_to_kernel(ip);
             drop_frames.push(d.addr);
             return;
         }
-        Err(DropReason::Fragment) if reassemble && reasm::is_ipv4_fragment(ip) => {
+        Err(DropReason::Fragment) if reassemble => {
             ctx.values.add(Counter::Fragments, 1);
             // Copied out first: the table writes into another frame of the same UMEM.
             let n = info.eth_len + info.ip_len;
             let Some(copy) = ctx.scratch.get_mut(..n) else {
-                ctx.values.drop(DropReason::Fragment);
+                ctx.values.drop(DropReason::FragmentTooLarge);
                 drop_frames.push(d.addr);
                 return;
             };
             copy.copy_from_slice(&frame[..n]);
             drop_frames.push(d.addr);
-            match ctx.reasm.add(umem, &ctx.scratch[..n], info.eth_len, ctx.now_ms) {
+            let mut evicted = 0;
+            let outcome = ctx.reasm.add(umem, &ctx.scratch[..n], info.eth_len, ctx.now_ms, &mut evicted);
+            for _ in 0..evicted {
+                ctx.values.drop(DropReason::FragmentTableFull);
+            }
+            match outcome {
                 reasm::Outcome::Held => {}
-                reasm::Outcome::Dropped => ctx.values.drop(DropReason::Fragment),
+                reasm::Outcome::Dropped(r) => ctx.values.drop(r),
                 reasm::Outcome::Complete(whole) => {
                     ctx.values.add(Counter::Reassembled, 1);
                     classify(ctx, tables, umem, whole, false, decap, drop_frames);

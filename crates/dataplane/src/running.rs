@@ -7,16 +7,16 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use rampart_nic::{
-    AttachMode, AttachOptions, LoadOptions, Role, SteeringProgram, Umem, UmemConfig, XskConfig, XskSocket,
+    AttachMode, AttachOptions, KernelTap, LoadOptions, Role, SteeringProgram, Umem, UmemConfig, XskConfig, XskSocket,
 };
 use rampart_sadb::Reader;
 use rampart_telemetry::dataplane::{DataplaneSource, SaUsage, SaUsageSource, WorkerReading};
-use rampart_telemetry::schema::WORKER_BURST_SECONDS;
+use rampart_telemetry::schema::{WORKER_BURST_SECONDS, XDP_PACKETS};
 use rampart_telemetry::{Metrics, Scrape, Source};
 
 use crate::config::{self, Config};
@@ -57,8 +57,8 @@ impl Dataplane {
     }
 
     /// What a metrics registry reads at each scrape: every worker's published counters
-    /// (`rampart_worker_*` families) and burst times (`rampart_worker_burst_seconds`, as
-    /// quantiles). It holds the workers' counter blocks and latency series, not the data plane:
+    /// (`rampart_worker_*` families), burst times (`rampart_worker_burst_seconds`, as
+    /// quantiles) and the XDP programs' verdicts (`rampart_xdp_packets_total`, while attached). It holds the workers' counter blocks and latency series, not the data plane:
     /// after [`Dataplane::stop`] it keeps reporting the final values.
     pub fn metrics_source(&self) -> Arc<dyn Source> {
         let workers: Vec<(usize, usize, Arc<WorkerStats>)> =
@@ -70,8 +70,20 @@ impl Dataplane {
                 .collect::<Vec<_>>()
         });
         let latency = self.burst_latency.clone();
+        // Weak: a scrape after `stop` must not keep the programs (and so their links) alive.
+        let programs: Vec<(&'static str, Weak<SteeringProgram>)> = match &self.programs {
+            Some((lan, wan)) => vec![("lan", Arc::downgrade(lan)), ("wan", Arc::downgrade(wan))],
+            None => Vec::new(),
+        };
         Arc::new(move |scrape: &mut Scrape<'_>| {
             counters.collect(scrape);
+            for (side, prog) in &programs {
+                if let Some(c) = prog.upgrade().and_then(|p| p.counters().ok()) {
+                    for (verdict, v) in c.named() {
+                        scrape.counter(&XDP_PACKETS, [side, verdict], v);
+                    }
+                }
+            }
             for (w, l) in &latency {
                 let w = w.to_string();
                 scrape.quantiles(&WORKER_BURST_SECONDS, [&w, "outbound"], l.outbound.read());
@@ -203,6 +215,7 @@ impl Dataplane {
 
         let (lan_prog, wan_prog) = attach_programs(config, &net, &ifs, &protected, &mut report)?;
 
+        let kernel = kernel_tap(config, &mut report);
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers: Vec<RunningWorker> = Vec::new();
         let mut burst_latency = Vec::new();
@@ -220,6 +233,7 @@ impl Dataplane {
                     wan_mtu: config.wan.mtu,
                     encap_port: config.encap_port,
                     icmp_rate: config.icmp_rate,
+                    kernel: kernel.clone(),
                 },
                 burst_latency: latency,
                 tables: tables.clone(),
@@ -275,6 +289,23 @@ impl Dataplane {
             burst_latency,
             report,
         })
+    }
+}
+
+/// The TUN device through which reassembled WAN datagrams that are not ESP reach the kernel
+/// (`rpk-` and the WAN interface's name). Without it (no `/dev/net/tun`, say) such datagrams
+/// are dropped and counted under `not_esp`; the start goes on.
+fn kernel_tap(config: &Config, report: &mut Vec<String>) -> Option<Arc<KernelTap>> {
+    let name: String = format!("rpk-{}", config.wan.name).chars().take(15).collect();
+    match KernelTap::create(&name) {
+        Ok(t) => {
+            report.push(format!("reassembled WAN datagrams that are not ESP go to the kernel through {name}"));
+            Some(Arc::new(t))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no TUN device {name}: IKE in IP fragments will not reach the kernel");
+            None
+        }
     }
 }
 

@@ -158,7 +158,7 @@ impl Worker {
                 self.read_kernel_stats();
                 let expired = self.ctx.reasm.expire(&mut self.umem, self.ctx.now_ms) as u64;
                 for _ in 0..expired {
-                    self.ctx.values.drop(rampart_esp::DropReason::Fragment);
+                    self.ctx.values.drop(rampart_esp::DropReason::FragmentTimeout);
                 }
                 self.ctx.values.publish(&self.stats);
                 self.flush_burst_times(false);

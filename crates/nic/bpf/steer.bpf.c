@@ -82,7 +82,7 @@ enum counter {
     C_PASS_NOT_IP = 7,       // ARP, LLDP, unknown EtherTypes
     C_PASS_OTHER = 8,        // WAN: local, but neither ESP nor IKE (ICMP, ND, TCP...)
     C_PASS_MALFORMED = 9,    // truncated headers, too many extension headers or VLAN tags
-    C_PASS_UDP_FRAGMENT = 10,// WAN: UDP fragment (the kernel reassembles; see README)
+    C_TO_XSK_UDP_FRAGMENT = 10,// WAN: UDP fragment to a local address (the data plane reassembles)
     C_NO_SOCKET = 11,        // chosen for the socket, but no socket on this queue: passed
     C_MAX = 12,
 };
@@ -280,10 +280,10 @@ int rampart_wan(struct xdp_md *ctx)
         return to_xsk(ctx, C_TO_XSK_ESP);
     if (p.proto != IPPROTO_UDP)
         return pass(C_PASS_OTHER);
-    // A UDP fragment may be IKE or ESP-in-UDP and only the first one says which: the kernel
-    // reassembles it (IKE keeps working; IKEv2 fragmentation, RFC 7383, avoids IP fragments).
+    // A UDP fragment may be IKE or ESP-in-UDP and only the first one says which: the data plane
+    // reassembles every one (RFC 4303 section 3.4.1) and hands what is not ESP to the kernel whole.
     if (p.fragment)
-        return pass(C_PASS_UDP_FRAGMENT);
+        return to_xsk(ctx, C_TO_XSK_UDP_FRAGMENT);
 
     struct udp *udp = p.l4;
     if ((void *)(udp + 1) > p.end)

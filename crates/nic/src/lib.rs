@@ -11,6 +11,8 @@
 //!   socket is passing its [`Desc`]: no copy.
 //! * [`SteeringProgram`]: the XDP program of one interface ([`Role::Wan`] or [`Role::Lan`]), its
 //!   maps (queue -> socket, local addresses, protected prefixes, counters), and its BPF link.
+//! * [`KernelTap`]: a TUN device through which whole packets the data plane took but does not
+//!   process (IKE in reassembled UDP fragments) reach the kernel's receive path.
 //!
 //! # Frame ownership
 //!
@@ -58,6 +60,7 @@ pub mod ring;
 mod socket;
 mod steer;
 mod sys;
+mod tun;
 mod umem;
 
 pub use error::{Error, FrameError, Result};
@@ -67,4 +70,5 @@ pub use steer::{
     AttachMode, AttachOptions, AttachReport, IpPrefix, LoadOptions, PROGRAM_NAME_PREFIX, RemovedVia, ReplacedProgram,
     Role, SteeringCounters, SteeringProgram, ifindex,
 };
+pub use tun::KernelTap;
 pub use umem::{Umem, UmemConfig};

@@ -228,10 +228,31 @@ pub struct SteeringCounters {
     pub pass_other: u64,
     /// Truncated, too many VLAN tags or IPv6 extension headers, passed.
     pub pass_malformed: u64,
-    /// WAN: UDP fragments, passed to the kernel for reassembly.
-    pub pass_udp_fragment: u64,
+    /// WAN: UDP fragments for a local address, to the socket (the data plane reassembles them
+    /// and hands what is not ESP to the kernel).
+    pub to_xsk_udp_fragment: u64,
     /// Chosen for a socket, but no socket registered for the queue: passed.
     pub no_socket: u64,
+}
+
+impl SteeringCounters {
+    /// Every counter with its name (the field's), in the program's order.
+    pub fn named(&self) -> [(&'static str, u64); COUNTERS as usize] {
+        [
+            ("to_xsk_esp", self.to_xsk_esp),
+            ("to_xsk_esp_udp", self.to_xsk_esp_udp),
+            ("to_xsk_protected", self.to_xsk_protected),
+            ("pass_ike", self.pass_ike),
+            ("pass_not_local", self.pass_not_local),
+            ("pass_local", self.pass_local),
+            ("pass_unprotected", self.pass_unprotected),
+            ("pass_not_ip", self.pass_not_ip),
+            ("pass_other", self.pass_other),
+            ("pass_malformed", self.pass_malformed),
+            ("to_xsk_udp_fragment", self.to_xsk_udp_fragment),
+            ("no_socket", self.no_socket),
+        ]
+    }
 }
 
 /// Number of counter slots the program uses (`C_MAX` in steer.bpf.c).
@@ -483,7 +504,7 @@ impl SteeringProgram {
             pass_not_ip: v[7],
             pass_other: v[8],
             pass_malformed: v[9],
-            pass_udp_fragment: v[10],
+            to_xsk_udp_fragment: v[10],
             no_socket: v[11],
         })
     }

@@ -188,7 +188,7 @@ fn wan_steers_esp_to_the_socket_and_the_rest_to_the_kernel() {
         ps.send(&v4("10.101.0.99".parse().unwrap(), 50, &[], 0, &esp(0x1006, 1, 20)));
         // ESP first fragment (MF): taken, the data plane reassembles.
         ps.send(&v4(gip4, 50, &[], 0x2000, &esp(0x100a, 1, 24)));
-        // UDP/4500 fragment: left to the kernel.
+        // UDP/4500 fragment: taken as well (IKE or ESP: the data plane reassembles and decides).
         ps.send(&v4(gip4, 17, &[], 0x2000, &udp(4500, 4500, &esp(0x100b, 1, 24))));
         // A keepalive-sized UDP/4500 whose frame is padded with zeros must not pass for IKE.
         ps.send(&v4(gip4, 17, &[], 0, &udp(4500, 4500, &[0x00, 0x01])));
@@ -229,6 +229,7 @@ fn wan_steers_esp_to_the_socket_and_the_rest_to_the_kernel() {
         Seen::Esp(0x1004),
         Seen::Esp(0x1005),
         Seen::Esp(0x100a),
+        Seen::EspUdp(0x100b),
         Seen::EspUdp(0x0001_0000), // the two-byte payload 00 01 + zero padding
         Seen::Esp(0x1007),
         Seen::Esp(0x1008),
@@ -261,7 +262,7 @@ fn wan_steers_esp_to_the_socket_and_the_rest_to_the_kernel() {
     assert_eq!(c.to_xsk_esp_udp, 4);
     assert!(c.pass_ike >= 3, "{c:?}");
     assert!(c.pass_not_local >= 2, "{c:?}");
-    assert_eq!(c.pass_udp_fragment, 1);
+    assert_eq!(c.to_xsk_udp_fragment, 1);
     assert!(c.pass_not_ip >= 1 && c.pass_other >= 2, "{c:?}");
     assert_eq!(c.no_socket, 0);
     assert_eq!(c.to_xsk_protected, 0);

@@ -74,8 +74,21 @@ drop_reasons! {
     NoRoom => "no_room", "frame too small for ESP headers and trailer";
     /// Encapsulated packet larger than the path MTU.
     TooBig => "too_big", "packet too big after encapsulation";
-    /// Outer packet is a fragment (reassembly is done before ESP processing).
-    Fragment => "fragment", "outer fragment";
+    /// Outer packet is a fragment that could not go to reassembly (reassembly is done before
+    /// ESP processing; this counts fragments of a datagram that was itself reassembled).
+    Fragment => "fragment", "outer fragment not reassembled";
+    /// Outer fragments overlap (RFC 5722): the whole datagram is dropped.
+    FragmentOverlap => "fragment_overlap", "overlapping outer fragments (the datagram is dropped)";
+    /// The reassembled datagram would not fit a frame.
+    FragmentTooLarge => "fragment_too_large", "reassembled outer datagram too large";
+    /// More fragments in one datagram than the reassembler takes.
+    FragmentTooMany => "fragment_too_many", "too many fragments in one outer datagram";
+    /// No room in the reassembly table (or the sender's share of it is used up).
+    FragmentTableFull => "fragment_table_full", "reassembly table full";
+    /// A datagram not complete within the reassembly timeout.
+    FragmentTimeout => "fragment_timeout", "outer datagram not complete in time";
+    /// A fragment whose headers or offsets are impossible.
+    FragmentMalformed => "fragment_malformed", "malformed outer fragment";
     /// No policy, or a discard policy, for a cleartext packet.
     NoPolicy => "no_policy", "no policy for this packet";
     /// Policy says protect, but no SA is installed yet.

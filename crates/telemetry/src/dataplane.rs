@@ -71,7 +71,8 @@ use Export::{BurstBucket, Counter as Plain, Labelled};
 use schema::{
     WORKER_ACQUIRES, WORKER_BYPASS_PACKETS, WORKER_DROPS, WORKER_ESP_BYTES, WORKER_ESP_PACKETS, WORKER_FILL_STARVED,
     WORKER_FRAGMENTS, WORKER_ICMP_ERRORS, WORKER_NEIGHBOUR_REQUESTS, WORKER_RING_EVENTS, WORKER_RX_BYTES,
-    WORKER_RX_PACKETS, WORKER_SEQ_BLOCKS, WORKER_TABLE_RELOADS, WORKER_TX_KICKS, WORKER_TX_PACKETS,
+    WORKER_RX_PACKETS, WORKER_SEQ_BLOCKS, WORKER_TABLE_RELOADS, WORKER_TO_KERNEL_PACKETS, WORKER_TX_KICKS,
+    WORKER_TX_PACKETS,
 };
 
 worker_counters! {
@@ -97,11 +98,13 @@ worker_counters! {
     DecryptedBytes => "decrypted_bytes", Labelled(&WORKER_ESP_BYTES, "inbound");
     /// Cleartext forwarded under a bypass policy.
     BypassPackets => "bypass_packets", Plain(&WORKER_BYPASS_PACKETS);
+    /// Reassembled WAN datagrams that were not ESP, handed to the kernel whole.
+    ToKernel => "to_kernel_packets", Plain(&WORKER_TO_KERNEL_PACKETS);
     /// Frames dropped because a tx ring was full.
     TxRingFull => "tx_ring_full", Labelled(&WORKER_DROPS, "tx_ring_full");
     /// Frames that were not IPv4/IPv6.
     NotIp => "not_ip", Labelled(&WORKER_DROPS, "not_ip");
-    /// WAN frames that were neither ESP nor keepalives.
+    /// WAN frames that were neither ESP nor keepalives, and could not be handed to the kernel.
     NotEsp => "not_esp", Labelled(&WORKER_DROPS, "not_esp");
     /// Outer IPv4 fragments received on the WAN.
     Fragments => "fragments_received", Labelled(&WORKER_FRAGMENTS, "received");

@@ -154,6 +154,10 @@ metrics! {
         "rampart_worker_esp_bytes_total", "Inner bytes of the packets encapsulated (outbound) or decapsulated (inbound).";
     WORKER_BYPASS_PACKETS: counter["worker"] =
         "rampart_worker_bypass_packets_total", "Cleartext packets forwarded under a bypass policy.";
+    XDP_PACKETS: counter["interface", "verdict"] =
+        "rampart_xdp_packets_total", "Frames the XDP steering program of each interface (lan, wan) took to the data plane (to_xsk_*) or passed to the kernel (pass_*), by verdict.";
+    WORKER_TO_KERNEL_PACKETS: counter["worker"] =
+        "rampart_worker_to_kernel_packets_total", "Reassembled WAN datagrams that are not ESP (IKE, say), handed to the kernel whole.";
     WORKER_DROPS: counter["worker", "reason"] =
         "rampart_worker_drops_total", "Packets dropped or consumed without forwarding, by reason.";
     WORKER_ICMP_ERRORS: counter["worker", "outcome"] =
