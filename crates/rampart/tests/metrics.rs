@@ -113,6 +113,13 @@ fn traffic_moves_the_packet_counters_under_the_names_ctl_stats_shows() {
         let drops_before: f64 =
             b.samples.iter().filter(|s| s.name == "rampart_worker_drops_total").map(|s| s.value).sum();
         assert_eq!(drops, drops_before, "{which}: nothing dropped during the run");
+        // The XDP programs steered every one of those packets: the LAN one each packet to be
+        // encrypted, the WAN one each ESP packet (in UDP: the tunnels are NAT-T or not).
+        let xdp = "rampart_xdp_packets_total";
+        assert!(delta(b, a, xdp, &[("interface", "lan"), ("verdict", "to_xsk_protected")]) >= enc, "{which}: LAN XDP");
+        let wan_esp = delta(b, a, xdp, &[("interface", "wan"), ("verdict", "to_xsk_esp")])
+            + delta(b, a, xdp, &[("interface", "wan"), ("verdict", "to_xsk_esp_udp")]);
+        assert!(wan_esp >= dec, "{which}: WAN XDP steered {wan_esp} ESP packets for {dec} decrypted");
     }
 
     // Burst times: every burst the workers processed is timed (flushed once a second, so the
