@@ -647,9 +647,12 @@ impl IkeSa {
         }
     }
 
-    /// Builds a CHILD_SA from a finished exchange. Needs the proof of authentication.
-    pub fn make_child(&self, proof: &AuthVerified, cx: &mut Ctx<'_>, p: ChildParams<'_>) -> Option<ChildSa> {
-        let _ = proof;
+    /// Builds the CHILD_SA an exchange negotiated: KEYMAT split into its keys, the inbound and
+    /// outbound SAs, the rekey and expiry times. `None` on an IKE SA whose peer has not
+    /// authenticated: only the proof that the AUTH check returns ([`AuthVerified`], kept in
+    /// `auth`) lets a CHILD_SA be made.
+    pub fn make_child(&self, cx: &mut Ctx<'_>, p: ChildParams<'_>) -> Option<ChildSa> {
+        let _proof: &AuthVerified = self.auth.as_ref()?;
         let keys = self.keys.as_ref()?;
         let suite = p.algs.suite;
         let (el, il) = (suite.encryption_key_len(), suite.integrity_key_len());
@@ -709,6 +712,19 @@ impl IkeSa {
             expire_at,
             announced: false,
         })
+    }
+
+    /// Makes the CHILD_SA an exchange negotiated ([`IkeSa::make_child`]) and installs it
+    /// ([`IkeSa::install_child`]); when it cannot be made, its inbound SPI is given back.
+    pub fn add_child(&mut self, cx: &mut Ctx<'_>, p: ChildParams<'_>) -> Option<ChildSaId> {
+        let spi_in = p.spi_in;
+        match self.make_child(cx, p) {
+            Some(child) => Some(self.install_child(cx, child)),
+            None => {
+                cx.ids.child_spis.remove(&spi_in);
+                None
+            }
+        }
     }
 
     /// Announces a new child and stores it.

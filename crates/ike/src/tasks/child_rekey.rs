@@ -21,7 +21,7 @@ use crate::event::{ChildSaId, Event};
 use crate::ike_sa::{ChildParams, ChildState, Created, Ctx, IkeSa, PeerRekey, Response, nonce};
 use crate::message::{Notify, NotifyType, Payload, ProtocolId, find_notify};
 use crate::tasks::child_create::{
-    Chosen, accept, choose, nonce_and_ke, request_payloads, requested_group, respond_child,
+    ChildAnswer, Chosen, accept, choose, nonce_and_ke, request_payloads, requested_group,
 };
 use crate::tasks::{Flow, child_delete};
 
@@ -139,9 +139,10 @@ impl Initiator {
             self.abandon(sa, cx);
             return Flow::Done;
         };
-        let Some(proof) = sa.auth.take() else { return Flow::Done };
+        if sa.auth.is_none() {
+            return Flow::Done;
+        }
         let new = sa.make_child(
-            &proof,
             cx,
             ChildParams {
                 cfg: &s.cfg,
@@ -157,7 +158,6 @@ impl Initiator {
                 we_initiated: true,
             },
         );
-        sa.auth = Some(proof);
         let Some(mut new) = new else {
             self.abandon(sa, cx);
             return Flow::Done;
@@ -243,14 +243,16 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
         Ok(c) => c,
         Err(e) => return Response::Payloads(vec![Payload::notify(e, vec![])]),
     };
-    let (new, answer) = match respond_child(sa, cx, payloads, &cfg, &chosen) {
-        Ok(x) => x,
+    let ours = match ChildAnswer::new(sa, cx, payloads, &chosen) {
+        Ok(a) => a,
         Err(p) => return Response::Payloads(p),
     };
-    let (ni, _) = nonce_and_ke(payloads);
-    let nr = answer.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.clone()) } else { None });
+    let Some(mut new) = sa.make_child(cx, ours.params(&cfg, &chosen)) else {
+        cx.ids.child_spis.remove(&ours.spi_in());
+        return Response::Payloads(vec![Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]);
+    };
+    let answer = ours.payloads(&chosen);
     let new_id = new.id;
-    let mut new = new;
     new.announced = true;
     cx.events.push_back(Event::RekeyedChildSa {
         ike: sa.id,
@@ -263,10 +265,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
     if let Some(c) = sa.child_mut(old_id) {
         if c.state == ChildState::Rekeying {
             // A collision: remember the peer's exchange; our own answer decides.
-            let min = match (ni, nr.as_deref()) {
-                (Some(a), Some(b)) => min_nonce(a, b).to_vec(),
-                _ => Vec::new(),
-            };
+            let min = min_nonce(ours.ni(), ours.nr()).to_vec();
             c.peer_rekey = Some(PeerRekey { min_nonce: min, created: Created::Child(new_id) });
         } else {
             c.state = ChildState::Rekeyed;

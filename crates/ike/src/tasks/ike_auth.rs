@@ -2,7 +2,7 @@
 //! [`Authenticator`], and the first CHILD_SA with traffic selector narrowing.
 //!
 //! A CHILD_SA is only made after the peer's AUTH verified: the [`crate::auth::AuthVerified`]
-//! proof is what `IkeSa::make_child` asks for.
+//! proof, stored in the IKE SA, is what `IkeSa::make_child` asks for.
 
 use crate::auth::{Authenticator, PskAuthenticator, SignedOctets};
 use crate::config::{AuthMethod, ChildConfig, ConnectionConfig};
@@ -92,6 +92,7 @@ impl Initiator {
             Err(_) => return Flow::Down(DownReason::AuthenticationFailed),
         };
         sa.state = IkeState::Established;
+        sa.auth = Some(proof);
         ike_rekey::schedule(sa, cx);
         cx.events.push_back(Event::IkeSaUp {
             ike: sa.id,
@@ -105,8 +106,7 @@ impl Initiator {
             match accept(cfg, payloads, &cfg.local_ts, &cfg.remote_ts, false) {
                 Ok(acc) => {
                     let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
-                    let child = sa.make_child(
-                        &proof,
+                    sa.add_child(
                         cx,
                         ChildParams {
                             cfg,
@@ -122,9 +122,6 @@ impl Initiator {
                             we_initiated: true,
                         },
                     );
-                    if let Some(c) = child {
-                        sa.install_child(cx, c);
-                    }
                 }
                 Err(reason) => {
                     cx.ids.child_spis.remove(&spi_in);
@@ -132,7 +129,6 @@ impl Initiator {
                 }
             }
         }
-        sa.auth = Some(proof);
         Flow::Done
     }
 }
@@ -184,6 +180,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
         local_id: id_r.clone(),
         remote_id: id_i,
     });
+    sa.auth = Some(proof);
     let mut answer = vec![Payload::IdR(id_r), Payload::Auth { method: authn.method(), data: our_auth }];
     if payloads.iter().any(|p| matches!(p, Payload::Sa(_))) {
         let conn = sa.conn.clone();
@@ -193,8 +190,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
                 let cfg = &conn.children[chosen.cfg_index];
                 let spi_in = cx.ids.child_spi(cx.rng);
                 let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
-                let child = sa.make_child(
-                    &proof,
+                let child = sa.add_child(
                     cx,
                     ChildParams {
                         cfg,
@@ -210,8 +206,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
                         we_initiated: false,
                     },
                 );
-                if let Some(c) = child {
-                    sa.install_child(cx, c);
+                if child.is_some() {
                     answer.extend(answer_payloads(&chosen, spi_in, None, None));
                 }
             }
@@ -221,6 +216,5 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
             Err(e) => answer.push(Payload::notify(e, vec![])),
         }
     }
-    sa.auth = Some(proof);
     Response::Payloads(answer)
 }
