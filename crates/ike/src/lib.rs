@@ -13,8 +13,10 @@
 //!   [`nat`], [`cookie`]: NAT detection and cookies; [`auth`]: authenticators and the proof.
 //! - [`offload`]: Diffie-Hellman work a daemon runs on other threads (precomputed key shares,
 //!   shared-secret jobs).
-//! - [`tasks`]: one exchange per file; [`ike_sa`]: one IKE SA with its window, retransmission,
-//!   children and timers; [`endpoint`]: all IKE SAs, routing, half-open limits.
+//! - [`state`]: an IKE SA and its CHILD_SAs as the exchanges see them, the context a task runs
+//!   in and the task interface; [`tasks`]: one exchange per file, looking down to `state`;
+//!   [`ike_sa`]: the driver of one IKE SA (messages in and out, retransmission, dispatch to the
+//!   tasks, timers); [`endpoint`]: all IKE SAs, routing, half-open limits.
 //!
 //! Around the core, and the only modules that do I/O: [`conf`] reads the configuration file
 //! (swanctl.conf keys in TOML), [`daemon`] drives the endpoint with sockets, a clock, a worker
@@ -37,6 +39,7 @@ pub mod nat;
 pub mod offload;
 pub mod proposal;
 pub mod sk;
+pub mod state;
 pub mod tasks;
 pub mod ts;
 pub mod util;

@@ -21,8 +21,8 @@ use rampart_telemetry::{Counter, Gauge, LatencyCell, Metrics};
 use super::stats::Counters;
 use crate::event::DownReason;
 use crate::exchange_log::{EXCHANGES, ExchangeLog, exchange_label};
-use crate::ike_sa::IkeState;
 use crate::message::NotifyType;
+use crate::state::IkeState;
 
 /// Reads one field of [`Counters`].
 type Field = fn(&Counters) -> u64;

@@ -61,8 +61,8 @@ use crate::config::StartAction;
 use crate::crypto::{DhGroup, SystemRandom};
 use crate::endpoint::Endpoint;
 use crate::event::{DownReason, Event, IkeSaId};
-use crate::ike_sa::IkeState;
 use crate::offload::DhDone;
+use crate::state::IkeState;
 
 /// Why the daemon could not start (or stopped).
 #[derive(Debug)]

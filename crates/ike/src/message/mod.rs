@@ -562,6 +562,14 @@ impl Message {
     }
 }
 
+/// The first error notify in a list (RFC 7296 section 3.10.1: types below 16384).
+pub fn error_notify(payloads: &[Payload]) -> Option<NotifyType> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.kind.is_error() => Some(n.kind),
+        _ => None,
+    })
+}
+
 /// The first notify of a type in a payload list.
 pub fn find_notify(payloads: &[Payload], kind: NotifyType) -> Option<&Notify> {
     payloads.iter().find_map(|p| match p {

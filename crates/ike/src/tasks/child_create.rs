@@ -8,10 +8,9 @@ use zeroize::Zeroizing;
 use crate::config::ChildConfig;
 use crate::crypto::{DhGroup, KeyShare};
 use crate::event::Event;
-use crate::ike_sa::{ChildParams, Ctx, IkeSa, Response, nonce};
-use crate::message::{NotifyType, Payload, Proposal, find_notify};
+use crate::message::{ExchangeType, Message, NotifyType, Payload, Proposal, error_notify, find_notify};
 use crate::proposal::{EspAlgorithms, accept_esp_answer, esp_answer, select_esp};
-use crate::tasks::{Flow, error_notify};
+use crate::state::{ChildParams, Ctx, Flow, IkeSa, Response, Task, TaskKind, nonce};
 use crate::ts;
 
 /// The CHILD_SA payloads of a request: \[USE_TRANSPORT_MODE\], SA, \[Ni, \[KE\]\], TSi, TSr.
@@ -211,35 +210,47 @@ impl Initiator {
         let group = cfg.esp_proposals.first().and_then(|p| p.pfs_group());
         Initiator { cfg, group, retried: false, state: None }
     }
+}
+
+impl Task for Initiator {
+    fn kind(&self) -> TaskKind {
+        TaskKind::ChildCreate
+    }
 
     /// The request.
-    pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
+    fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
         let spi_in = cx.ids.child_spi(cx.rng);
         let ni = nonce(cx.rng);
         let ke = self.group.map(|g| cx.key_share(g));
         let _ = sa;
         let p = request_payloads(&self.cfg, spi_in, Some(&ni), ke.as_ref(), &self.cfg.local_ts, &self.cfg.remote_ts);
         self.state = Some((spi_in, ni, ke));
-        Some(p)
+        Some((ExchangeType::CreateChildSa, p))
     }
 
     /// The answer.
-    pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
-        let Some((spi_in, ni, ke)) = self.state else { return Flow::Done };
+    fn process_i(
+        self: Box<Self>,
+        sa: &mut IkeSa,
+        cx: &mut Ctx<'_>,
+        _msg: &Message,
+        _raw: &[u8],
+        payloads: &[Payload],
+    ) -> Flow {
+        let Initiator { cfg, group, retried, state } = *self;
+        let Some((spi_in, ni, ke)) = state else { return Flow::Done };
         let fail = |sa: &mut IkeSa, cx: &mut Ctx<'_>, reason| {
             cx.ids.child_spis.remove(&spi_in);
-            cx.events.push_back(Event::ChildSaFailed { ike: sa.id, name: self.cfg.name.clone(), reason });
+            cx.events.push_back(Event::ChildSaFailed { ike: sa.id, name: cfg.name.clone(), reason });
             Flow::Done
         };
-        if !self.retried
-            && let Some(g) = requested_group(&self.cfg, payloads, self.group)
-        {
+        if !retried && let Some(g) = requested_group(&cfg, payloads, group) {
             cx.ids.child_spis.remove(&spi_in);
-            let retry = Initiator { cfg: self.cfg, group: Some(g), retried: true, state: None };
-            sa.queue.push_front(super::Task::ChildCreate(Box::new(retry)));
+            let retry = Initiator { cfg, group: Some(g), retried: true, state: None };
+            sa.queue.push_front(Box::new(retry));
             return Flow::Done;
         }
-        let acc = match accept(&self.cfg, payloads, &self.cfg.local_ts, &self.cfg.remote_ts, true) {
+        let acc = match accept(&cfg, payloads, &cfg.local_ts, &cfg.remote_ts, true) {
             Ok(a) => a,
             Err(e) => return fail(sa, cx, e),
         };
@@ -257,7 +268,7 @@ impl Initiator {
             return fail(sa, cx, NotifyType::AUTHENTICATION_FAILED);
         }
         let params = ChildParams {
-            cfg: &self.cfg,
+            cfg: &cfg,
             spi_in,
             spi_out: acc.peer_spi,
             algs: acc.algs,

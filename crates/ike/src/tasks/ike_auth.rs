@@ -7,10 +7,10 @@
 use crate::auth::{Authenticator, PskAuthenticator, SignedOctets};
 use crate::config::{AuthMethod, ChildConfig, ConnectionConfig};
 use crate::event::{DownReason, Event};
-use crate::ike_sa::{ChildParams, Ctx, IkeSa, IkeState, Response};
-use crate::message::{Identification, NotifyType, Payload, find_notify};
+use crate::message::{ExchangeType, Identification, Message, NotifyType, Payload, error_notify, find_notify};
+use crate::state::{ChildParams, Ctx, Flow, IkeSa, IkeState, Response, Task, TaskKind};
 use crate::tasks::child_create::{accept, answer_payloads, choose, request_payloads};
-use crate::tasks::{Flow, ike_rekey};
+use crate::tasks::ike_rekey;
 
 /// The authenticator a connection's configuration asks for.
 pub fn authenticator(conn: &ConnectionConfig) -> Option<Box<dyn Authenticator>> {
@@ -35,9 +35,15 @@ impl Initiator {
     pub fn new(child: Option<ChildConfig>) -> Initiator {
         Initiator { child, spi_in: None }
     }
+}
+
+impl Task for Initiator {
+    fn kind(&self) -> TaskKind {
+        TaskKind::IkeAuth
+    }
 
     /// The request: IDi, \[IDr\], AUTH, \[INITIAL_CONTACT\], and the CHILD_SA payloads.
-    pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
+    fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
         let keys = sa.keys.as_ref()?;
         let id = local_id(sa);
         let auth = authenticator(&sa.conn)?;
@@ -60,11 +66,18 @@ impl Initiator {
             self.spi_in = Some(spi);
             p.extend(request_payloads(cfg, spi, None, None, &cfg.local_ts, &cfg.remote_ts));
         }
-        Some(p)
+        Some((ExchangeType::IkeAuth, p))
     }
 
     /// The answer.
-    pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
+    fn process_i(
+        self: Box<Self>,
+        sa: &mut IkeSa,
+        cx: &mut Ctx<'_>,
+        _msg: &Message,
+        _raw: &[u8],
+        payloads: &[Payload],
+    ) -> Flow {
         if find_notify(payloads, NotifyType::AUTHENTICATION_FAILED).is_some() {
             return Flow::Down(DownReason::AuthenticationFailed);
         }
@@ -73,7 +86,7 @@ impl Initiator {
             .iter()
             .find_map(|p| if let Payload::Auth { method, data } = p { Some((*method, data)) } else { None });
         let (Some(id_r), Some((method, data)), Some(keys)) = (id_r, auth, sa.keys.as_ref()) else {
-            let e = crate::tasks::error_notify(payloads).map_or("IKE_AUTH answer without IDr or AUTH", |e| e.name());
+            let e = error_notify(payloads).map_or("IKE_AUTH answer without IDr or AUTH", |e| e.name());
             return Flow::Down(DownReason::Failed(e.to_string()));
         };
         if sa.conn.remote.id.as_ref().is_some_and(|want| *want != id_r) {
@@ -130,6 +143,10 @@ impl Initiator {
             }
         }
         Flow::Done
+    }
+
+    fn failed(self: Box<Self>, _sa: &mut IkeSa, _cx: &mut Ctx<'_>) -> Flow {
+        Flow::Down(DownReason::Failed("malformed answer".into()))
     }
 }
 
