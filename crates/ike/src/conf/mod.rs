@@ -34,7 +34,6 @@
 //! ```
 
 mod secrets;
-mod value;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -42,13 +41,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rampart_config::{DeTable, DeValue};
 use rampart_sa::{Mode, TrafficSelector};
-use toml::de::{DeTable, DeValue};
 
-pub use value::ConfError;
+pub use rampart_config::ConfError;
+use rampart_config::{Doc, Value, get};
 
 use self::secrets::IkeSecret;
-use self::value::{Doc, get};
 use crate::config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, StartAction};
 use crate::message::Identification;
 use crate::proposal::{parse_esp_proposals, parse_ike_proposals};
@@ -304,7 +303,7 @@ fn fingerprint(conn: &ConnectionConfig, actions: &HashMap<(String, String), Chil
     out
 }
 
-fn positive_usize(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<usize, ConfError> {
+fn positive_usize(doc: &Doc<'_>, key: &str, v: &Value<'_>) -> Result<usize, ConfError> {
     let n = doc.integer(key, v)?;
     usize::try_from(n).map_err(|_| doc.err(&v.span(), format!("'{key}' must not be negative")))
 }
@@ -437,7 +436,7 @@ const IGNORED_CONN: &[&str] = &[
     "childless",
 ];
 
-fn addrs(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<Vec<IpAddr>, ConfError> {
+fn addrs(doc: &Doc<'_>, key: &str, v: &Value<'_>) -> Result<Vec<IpAddr>, ConfError> {
     let mut out = Vec::new();
     for (s, span) in doc.list(key, v)? {
         if s == "%any" || s == "%any4" || s == "%any6" {
@@ -666,7 +665,7 @@ const IGNORED_CHILD: &[&str] = &[
     "sha256_96",
 ];
 
-fn action(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<ChildAction, ConfError> {
+fn action(doc: &Doc<'_>, key: &str, v: &Value<'_>) -> Result<ChildAction, ConfError> {
     match doc.string(key, v)? {
         "none" | "clear" => Ok(ChildAction::Clear),
         "trap" => Ok(ChildAction::Trap),
@@ -829,7 +828,7 @@ fn read_ts(
     doc: &Doc<'_>,
     what: &str,
     key: &str,
-    v: &value::Value<'_>,
+    v: &Value<'_>,
     dynamic: Option<IpAddr>,
 ) -> Result<Vec<TrafficSelector>, ConfError> {
     let mut out = Vec::new();
@@ -928,5 +927,5 @@ pub fn parse_ts(s: &str, dynamic: Option<IpAddr>) -> Result<Vec<TrafficSelector>
 
 /// Reads a duration as the configuration writes it (`30`, `"30s"`, `"5m"`, `"1h"`, `"1d"`).
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    value::parse_duration(s)
+    rampart_config::parse_duration(s)
 }

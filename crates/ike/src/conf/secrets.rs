@@ -7,12 +7,12 @@
 use std::ops::Range;
 use std::path::Path;
 
-use toml::de::DeTable;
+use rampart_config::DeTable;
 use zeroize::Zeroizing;
 
-use super::value::{ConfError, Doc};
 use crate::config::Psk;
 use crate::message::Identification;
+use rampart_config::{ConfError, Doc};
 
 /// One `ike*` secret.
 #[derive(Clone)]

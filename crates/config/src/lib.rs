@@ -1,15 +1,20 @@
-//! Reading TOML values with their positions: every accessor either returns the value or a
-//! [`ConfError`] naming the file, line and column of the offending key or value and why.
+//! Rampart's configuration files read with their positions: a TOML document ([`Doc`]) whose
+//! every accessor either returns a typed value or a [`ConfError`] naming the file, line and
+//! column of the offending key or value and why; unknown keys are refused
+//! ([`Doc::check_keys`]). The one error type of every configuration reader (the IKE daemon's,
+//! the data plane's, `rampart run`'s), which read their tables through it.
 //!
 //! Never prints a value (a value may be a secret): errors name keys and describe the problem.
+//! Reads text it is given; opens no file, socket or thread.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+pub use toml::Spanned;
+pub use toml::de::{DeTable, DeValue};
 
 /// A configuration that cannot be used: where and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,16 +42,20 @@ impl fmt::Display for ConfError {
 impl std::error::Error for ConfError {}
 
 /// A parsed TOML document with its file name, for positioned errors and warnings.
-pub(crate) struct Doc<'a> {
+pub struct Doc<'a> {
+    /// The file's name, as errors and warnings show it.
     pub file: &'a Path,
+    /// The whole text (spans index into it).
     pub text: &'a str,
+    /// Warnings so far, as `file:line:column: message`.
     pub warnings: Vec<String>,
 }
 
 /// A spanned value of the document.
-pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
+pub type Value<'i> = Spanned<DeValue<'i>>;
 
 impl<'a> Doc<'a> {
+    /// A document over `text`, named `file` in errors.
     pub fn new(file: &'a Path, text: &'a str) -> Doc<'a> {
         Doc { file, text, warnings: Vec::new() }
     }
@@ -108,7 +117,7 @@ impl<'a> Doc<'a> {
 }
 
 /// Looks a key up in a table: its key span and value.
-pub(crate) fn get<'t, 'i>(t: &'t DeTable<'i>, key: &str) -> Option<(Range<usize>, &'t Value<'i>)> {
+pub fn get<'t, 'i>(t: &'t DeTable<'i>, key: &str) -> Option<(Range<usize>, &'t Value<'i>)> {
     t.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(k, v)| (k.span(), v))
 }
 
@@ -126,6 +135,7 @@ fn kind(v: &DeValue<'_>) -> &'static str {
 }
 
 impl Doc<'_> {
+    /// A table value.
     pub fn table<'t, 'i>(&self, key: &str, v: &'t Value<'i>) -> Result<&'t DeTable<'i>, ConfError> {
         match v.get_ref() {
             DeValue::Table(t) => Ok(t),
@@ -133,6 +143,7 @@ impl Doc<'_> {
         }
     }
 
+    /// A string value.
     pub fn string<'t>(&self, key: &str, v: &'t Value<'_>) -> Result<&'t str, ConfError> {
         match v.get_ref() {
             DeValue::String(s) => Ok(s.as_ref()),
@@ -140,6 +151,7 @@ impl Doc<'_> {
         }
     }
 
+    /// An integer value that fits `i64`.
     pub fn integer(&self, key: &str, v: &Value<'_>) -> Result<i64, ConfError> {
         match v.get_ref() {
             DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
@@ -172,11 +184,13 @@ impl Doc<'_> {
         }
     }
 
+    /// An integer in 0..=65535 (a port).
     pub fn u16(&self, key: &str, v: &Value<'_>) -> Result<u16, ConfError> {
         let n = self.integer(key, v)?;
         u16::try_from(n).map_err(|_| self.err(&v.span(), format!("'{key}' must be between 0 and 65535")))
     }
 
+    /// `true`/`false`, or swanctl.conf's `yes`/`no`.
     pub fn boolean(&self, key: &str, v: &Value<'_>) -> Result<bool, ConfError> {
         match v.get_ref() {
             DeValue::Boolean(b) => Ok(*b),
@@ -238,7 +252,7 @@ impl Doc<'_> {
 }
 
 /// `30`, `30s`, `5m`, `1h`, `1d`, `250ms` (fractions allowed: `1.5h`).
-pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if let Some(ms) = s.strip_suffix("ms") {
         let n: f64 = ms.trim().parse().ok()?;
