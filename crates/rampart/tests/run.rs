@@ -118,7 +118,7 @@ fn second_instance_bad_reload_and_clean_stops() {
     assert!(!out.status.success() && err.contains("metrics endpoint 127.0.0.1:9184"), "{err}");
     assert!(hub.alive() && xdp_attached(&net, Ns::Hub));
     assert!(hub.http_get("/metrics").contains("rampart_worker_info"));
-    assert!(!hub.ctl(rampart_ike::daemon::control::Request::Stats).is_null());
+    assert!(!hub.ctl(rampart_ike_daemon::control::Request::Stats).is_null());
 
     // A reload with a mistake in the data plane's table is refused with its line; the running
     // configuration stays.

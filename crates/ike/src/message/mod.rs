@@ -122,7 +122,7 @@ impl Identification {
             return Some(Identification::rfc822(rest));
         }
         if let Some(hex) = s.strip_prefix("keyid:#").or_else(|| s.strip_prefix("@#")) {
-            return Some(Identification::key_id(&crate::util::from_hex(hex)?));
+            return Some(Identification::key_id(&crate::hex::decode(hex)?));
         }
         if let Some(rest) = s.strip_prefix("keyid:") {
             return Some(Identification::key_id(rest.as_bytes()));

@@ -1,5 +1,5 @@
 //! The one file of `rampart run`: the IKE daemon's file (`[daemon]`, `connections`, `secrets`,
-//! read by `rampart_ike::conf`) with the data plane's file as a `[dataplane]` table (read by
+//! read by `rampart_ike_daemon::config_file`) with the data plane's file as a `[dataplane]` table (read by
 //! `rampart_dataplane::config`), and three process settings at the top:
 //!
 //! ```toml
@@ -29,7 +29,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use rampart_ike::conf::{ConfError, Config as IkeConfig};
+use rampart_ike_daemon::config_file::{ConfError, Config as IkeConfig};
 
 /// The top-level keys this file adds to the IKE daemon's format.
 pub const PROCESS_KEYS: &[&str] = &["metrics_listen", "log", "log_format"];

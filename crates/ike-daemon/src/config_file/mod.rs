@@ -48,9 +48,9 @@ pub use rampart_config::ConfError;
 use rampart_config::{Doc, Value, get};
 
 use self::secrets::IkeSecret;
-use crate::config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, StartAction};
-use crate::message::Identification;
-use crate::proposal::{parse_esp_proposals, parse_ike_proposals};
+use rampart_ike::config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, StartAction};
+use rampart_ike::message::Identification;
+use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
 
 /// What happens to a CHILD_SA's policies when its peer is found dead (`dpd_action`) or closes
 /// it (`close_action`).
@@ -505,7 +505,7 @@ fn read_connection(
                 for (s, span) in items {
                     if s == "default" {
                         out.extend(
-                            crate::proposal::parse_ike_proposals(
+                            rampart_ike::proposal::parse_ike_proposals(
                                 "aes256gcm16-prfsha256-x25519-ecp256, aes256-sha256-ecp256-x25519",
                             )
                             .unwrap_or_default(),

@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rampart_ike::conf::{ChildAction, Config, parse_ts};
 use rampart_ike::config::StartAction;
 use rampart_ike::message::Identification;
+use rampart_ike_daemon::config_file::{ChildAction, Config, parse_ts};
 use rampart_sa::{Mode, TrafficSelector};
 
 const GOOD: &str = r#"
