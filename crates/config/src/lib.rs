@@ -266,6 +266,15 @@ impl Doc<'_> {
         }
     }
 
+    /// A non-negative integer, as the type the reader keeps it in.
+    pub fn unsigned<T: TryFrom<i64>>(&self, key: &str, v: &Value<'_>) -> Result<T, ConfError> {
+        let n = self.integer(key, v)?;
+        if n < 0 {
+            return Err(self.err(&v.span(), format!("'{key}' must not be negative")));
+        }
+        T::try_from(n).map_err(|_| self.err(&v.span(), format!("'{key}' is too large")))
+    }
+
     /// An integer within `range`, as the type the reader keeps it in.
     pub fn integer_in<T: TryFrom<i64>>(
         &self,
