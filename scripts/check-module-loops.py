@@ -4,10 +4,14 @@
 Every `.rs` file under a crate's `src/` is a node (`a/b.rs` and `a/b/mod.rs` are module `a::b`);
 an edge `x -> y` means that the code of `x` names an item of `y` through a `crate::`, `self::`
 or `super::` path. A parent's own `mod child;` declarations and re-exports of its children
-(`pub use child::...`) are not edges: they are how a parent exposes what lies below it. A parent
-that calls into its children and whose children use the parent's own items is a loop like any
-other (the shared items go to a module of their own). Any cycle among the remaining edges is printed and fails the check (STYLE.md 16: shared types move to a
-third module that both import).
+(`pub use child::...`, `pub use self::child::...`) are not edges: they are how a parent exposes
+what lies below it. A parent that calls into its children and whose children use the parent's
+own items is a loop like any other (the shared items go to a module of their own). The
+`#[cfg(test)] mod tests { .. }` at the end of a file is left out (test code is no dependency);
+paths inside any other inline module are resolved from that inline module and count as edges of
+the file that holds it. Comments, strings and character literals are removed in one pass, so
+that a `//` inside a string hides no code. Any cycle among the remaining edges is printed and
+fails the check (STYLE.md 16: shared types move to a third module that both import).
 
     scripts/check-module-loops.py [CRATE_DIR ...]      # default: every crate under crates/ and bench/
 """
@@ -15,8 +19,17 @@ import os
 import re
 import sys
 
-COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
-STRING = re.compile(r'"(?:\\.|[^"\\])*"')
+# Comments, string literals (raw ones included) and character literals, in one left-to-right
+# scan, so that a `//` inside a string or a `"` inside a comment does not hide code.
+LEXEME = re.compile(
+    r"//[^\n]*"
+    r"|/\*.*?\*/"
+    r'|(?<![A-Za-z0-9_])b?r(#*)".*?"\1'
+    r'|b?"(?:\\.|[^"\\])*"'
+    r"|b?'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^'\\\n])'",
+    re.S,
+)
+INLINE_MOD = re.compile(r"\bmod\s+([A-Za-z_][A-Za-z0-9_]*)\s*\{")
 PATH = re.compile(r"\b(crate|self|super)((?:::[A-Za-z_][A-Za-z0-9_]*)+|::\{)")
 USE = re.compile(r"\buse\s+([^;]+);", re.S)
 PUB_USE = re.compile(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]+);", re.S)
@@ -35,12 +48,37 @@ TESTS = re.compile(r"^#\[cfg\(test\)\]\s*\n\s*mod\s+\w+\s*\{.*", re.S | re.M)
 
 
 def strip(text):
-    """Code without comments, string contents and the inline `#[cfg(test)] mod tests { .. }`
-    at the end of a file (test code is not a dependency of the module, and its `super::`
-    is the file's own module)."""
-    text = COMMENT.sub("", text)
-    text = STRING.sub('""', text)
-    return TESTS.sub("", text)
+    """The code without comments, with every string and character literal emptied, and without
+    the inline `#[cfg(test)] mod tests { .. }` at the end of a file (test code is not a
+    dependency of the module, and its `super::` is the file's own module)."""
+
+    def blank(m):
+        t = m.group(0)
+        if t.startswith("/"):
+            return " " if t.startswith("//") else "\n" * t.count("\n") or " "
+        return "''" if t.endswith("'") else '""'
+
+    return TESTS.sub("", LEXEME.sub(blank, text))
+
+
+def inline_modules(text):
+    """`(start, end, name)` of every inline `mod name { ... }` block of a stripped text."""
+    out = []
+    for m in INLINE_MOD.finditer(text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+            i += 1
+        out.append((m.end(), i, m.group(1)))
+    return out
+
+
+def scope_at(blocks, offset):
+    """The inline modules (outermost first) that hold `offset`."""
+    return tuple(name for start, end, name in blocks if start <= offset < end)
 
 
 def expand_use(tree):
@@ -97,6 +135,12 @@ def resolve(mod, path, modules, reexports=None):
         cand = base + tuple(names[:i])
         if cand in modules:
             best, used = cand, i
+    if best is None and parts[0] != "crate":
+        # `self`/`super` inside an inline module (`mod tests { use super::*; }`): the module
+        # lands in the file that holds it.
+        for i in range(len(base), -1, -1):
+            if base[:i] in modules:
+                return base[:i]
     seen = set()
     while reexports is not None and best is not None and used < len(names):
         key = (best, names[used])
@@ -154,16 +198,22 @@ def check(crate):
                     reexports[(mod, last)] = EXTERNAL
     edges = {m: set() for m in modules}
     for mod, text in texts.items():
+        blocks = inline_modules(text)
+        # (the module a path is written in: the file's, or an inline module inside it; the path)
         paths = []
         for u in USE.finditer(text):
-            prefix = text[max(0, u.start() - 12):u.start()]
+            prefix = text[max(0, u.start() - 40):u.start()]
             body = u.group(1)
+            scope = scope_at(blocks, u.start())
             # `pub use child::x` re-exports below the parent: not a dependency upwards.
-            if re.search(r"pub(\([^)]*\))?\s*$", prefix) and not re.match(r"\s*(crate|self|super)::", body):
+            below = re.match(r"\s*self::([A-Za-z_][A-Za-z0-9_]*)::", body)
+            reexport = not re.match(r"\s*(crate|self|super)::", body) or (below and below.group(1) in children[mod])
+            if not scope and re.search(r"pub(\([^)]*\))?\s*$", prefix) and reexport:
                 continue
-            paths.extend(use_paths(mod, body, children[mod]))
+            kids = set() if scope else children[mod]
+            paths.extend((mod + scope, p) for p in use_paths(mod + scope, body, kids))
         for m in PATH.finditer(text):
-            paths.append(m.group(1) + m.group(2).rstrip(":{"))
+            paths.append((mod + scope_at(blocks, m.start()), m.group(1) + m.group(2).rstrip(":{")))
         # Paths relative to this module's children, written inline (`ike_init::Initiator`).
         for c in children[mod]:
             for m in re.finditer(r"(?<![:\w])" + re.escape(c) + r"((?:::[A-Za-z_][A-Za-z0-9_]*)+)", text):
@@ -171,9 +221,9 @@ def check(crate):
                 line = text[line_start:m.start()]
                 if re.search(r"\b(use|mod)\b", line):
                     continue
-                paths.append("self::" + c + m.group(1))
-        for p in paths:
-            target = resolve(mod, p, modules, reexports)
+                paths.append((mod, "self::" + c + m.group(1)))
+        for at, p in paths:
+            target = resolve(at, p, modules, reexports)
             if target is None or target == mod:
                 continue
             edges[mod].add(target)

@@ -11,6 +11,8 @@ step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "no import loops between the modules of a crate (scripts/check-module-loops.py)"
+scripts/check-module-loops.py
 step "crypto feature matrix"
 cargo check -q -p rampart-crypto --locked --no-default-features --features ring
 cargo check -q -p rampart-crypto --locked --no-default-features --features rustcrypto

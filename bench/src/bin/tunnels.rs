@@ -35,12 +35,12 @@ use std::time::{Duration, Instant};
 use rampart_bench::Table;
 use rampart_esp::TrafficSelector;
 use rampart_ike::crypto::{DhGroup, SystemRandom};
-use rampart_ike::daemon::pool::DhPool;
-use rampart_ike::daemon::sockets::{Inbound, Poller, Ready, SocketSet, classify};
-use rampart_ike::daemon::{Waker, memory_of};
 use rampart_ike::message::Identification;
 use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
 use rampart_ike::{ChildConfig, ConnectionConfig, Endpoint, EndpointConfig, Event};
+use rampart_ike_daemon::pool::DhPool;
+use rampart_ike_daemon::sockets::{Inbound, Poller, Ready, SocketSet, classify};
+use rampart_ike_daemon::{Waker, memory_of};
 
 const RESPONDER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const PSK: &str = "bench-psk-0123456789abcdef-0123456789";
@@ -103,7 +103,7 @@ fn role_responder(args: &[String]) -> Result<(), String> {
     let stop = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone()).map_err(|e| e.to_string())?;
-    rampart_ike::daemon::run(&config, stop, reload).map_err(|e| e.to_string())
+    rampart_ike_daemon::run(&config, stop, reload).map_err(|e| e.to_string())
 }
 
 // ---- the initiator process ------------------------------------------------------------------
@@ -657,7 +657,7 @@ fn measure(kind: Responder, tunnels: usize, addrs: usize, window: usize, timeout
     std::thread::sleep(Duration::from_millis(1500));
     let (rss1, anon1) = memory_of(&pid).ok_or("responder memory")?;
     let stats = sock.as_ref().and_then(|sock| {
-        rampart_ike::daemon::control::call(sock, &rampart_ike::daemon::control::Request::Stats, Duration::from_secs(10))
+        rampart_ike_daemon::control::call(sock, &rampart_ike_daemon::control::Request::Stats, Duration::from_secs(10))
             .ok()
             .and_then(|r| r.result)
     });

@@ -23,19 +23,21 @@
 //! local_addresses = ["192.0.2.1"] # default: the interface's own addresses
 //! ```
 //!
-//! A bad file is refused with its path, the line and the reason (DESIGN.md rule 6). This module
-//! only reads and checks; it never touches the network.
+//! A bad file is refused with its path, the line, the column and the reason (DESIGN.md rule 6),
+//! through `rampart-config` like every configuration file of Rampart; an unknown key is an
+//! error, and no error repeats a string from the file. [`Config::from_table`] reads the same
+//! settings from a table of a larger file (`[dataplane]` of `rampart run`'s). This module only
+//! reads and checks; it never touches the network.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use rampart_config::{DeTable, Doc, Section, Value, get, read_file};
 use rampart_crypto::Backend;
-use serde::Deserialize;
 
 /// How the XDP steering programs are attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum XdpMode {
     /// In the driver; on multi-queue veth every queue gets its own traffic.
     #[default]
@@ -45,8 +47,7 @@ pub enum XdpMode {
 }
 
 /// What a worker does when its rings are empty.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum IdleMode {
     /// Spin a little, then sleep in `poll(2)` on the worker's sockets until traffic arrives or
     /// `poll_timeout_ms` passes. Shares the core; adds wake-up latency.
@@ -132,73 +133,9 @@ pub struct Config {
 /// series each: 40,000 lines).
 pub const DEFAULT_PER_SA_METRICS_LIMIT: usize = 10_000;
 
-/// Why a configuration was refused: the file, the line (when known) and the reason.
-#[derive(Debug, thiserror::Error)]
-pub struct ConfigError {
-    /// The file.
-    pub path: PathBuf,
-    /// 1-based line, when the error points at one.
-    pub line: Option<usize>,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.path.display(), l, self.reason),
-            None => write!(f, "{}: {}", self.path.display(), self.reason),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInterface {
-    name: String,
-    #[serde(default)]
-    queues: Option<Vec<u32>>,
-    #[serde(default)]
-    local_addresses: Vec<String>,
-    #[serde(default)]
-    mtu: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    database: Option<PathBuf>,
-    #[serde(default)]
-    cores: Option<Vec<usize>>,
-    #[serde(default)]
-    crypto_backend: Option<String>,
-    #[serde(default)]
-    xdp_mode: XdpMode,
-    #[serde(default)]
-    xdp_force: bool,
-    lan: RawInterface,
-    wan: RawInterface,
-    #[serde(default)]
-    stats_file: Option<PathBuf>,
-    #[serde(default)]
-    metrics_listen: Option<String>,
-    #[serde(default)]
-    idle: IdleMode,
-    #[serde(default)]
-    poll_timeout_ms: Option<u32>,
-    #[serde(default)]
-    frame_count: Option<u32>,
-    #[serde(default)]
-    ring_size: Option<u32>,
-    #[serde(default)]
-    encap_port: Option<u16>,
-    #[serde(default)]
-    icmp_rate: Option<u32>,
-    #[serde(default)]
-    per_sa_metrics: bool,
-    #[serde(default)]
-    per_sa_metrics_limit: Option<usize>,
-}
+/// Why a configuration was refused: the file, the line and column (0: the file as a whole) and
+/// the reason; the one error type of every configuration file.
+pub type ConfigError = rampart_config::ConfError;
 
 /// Where the data plane's metrics endpoint listens unless told otherwise.
 pub const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9184);
@@ -214,165 +151,83 @@ pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
     }
 }
 
+/// The keys of the data plane's settings.
+const KEYS: &[&str] = &[
+    "database",
+    "cores",
+    "crypto_backend",
+    "xdp_mode",
+    "xdp_force",
+    "lan",
+    "wan",
+    "stats_file",
+    "metrics_listen",
+    "idle",
+    "poll_timeout_ms",
+    "frame_count",
+    "ring_size",
+    "encap_port",
+    "icmp_rate",
+    "per_sa_metrics",
+    "per_sa_metrics_limit",
+];
+
+/// The keys of `[lan]` and `[wan]`.
+const INTERFACE_KEYS: &[&str] = &["name", "queues", "local_addresses", "mtu"];
+
 impl Config {
     /// Reads and checks the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_owned(),
-            line: None,
-            reason: e.to_string(),
-        })?;
+        let text = read_file(path)?;
         Config::parse(&text, path)
     }
 
     /// Parses and checks configuration text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
-            path: path.to_owned(),
-            line: e.span().map(|s| line_of(s.start)),
-            reason: e.message().to_owned(),
-        })?;
-        // Points a semantic error at the line where `key` is set, if it is.
-        let err = |key: &str, reason: String| {
-            let line = text
-                .lines()
-                .position(|l| {
-                    let l = l.trim_start();
-                    l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
-                })
-                .map(|i| i + 1);
-            ConfigError { path: path.to_owned(), line, reason }
+        let mut doc = Doc::new(path, text);
+        let root = doc.parse()?;
+        Config::from_table(&mut doc, root.get_ref(), &Section::Root)
+    }
+
+    /// Reads and checks the data plane's settings from `table`, which sits at `section` of
+    /// `doc`: the whole of `rampart dataplane`'s file, or `[dataplane]` of `rampart run`'s.
+    /// One step per kind of setting; each checks what it reads where it reads it, and the
+    /// interfaces, cores and rings are checked against each other last.
+    pub fn from_table(doc: &mut Doc<'_>, table: &DeTable<'_>, section: &Section<'_>) -> Result<Config, ConfigError> {
+        doc.check_keys(section.what(), table, KEYS, &[])?;
+        let crypto = crypto_choice(doc, table)?;
+        let cores = read_cores(doc, table)?;
+        let lan = read_interface(doc, table, section, Side::Lan)?;
+        let wan = read_interface(doc, table, section, Side::Wan)?;
+        check_pairs(doc, section, &cores, &lan, &wan)?;
+        let pairs_per_worker = lan.cfg.queues.len().div_ceil(cores.list.len()) as u32;
+        let (ring_size, frame_count) = read_rings(doc, table, pairs_per_worker)?;
+        let metrics = read_metrics(doc, table)?;
+        let (idle, poll_timeout_ms) = read_idle(doc, table)?;
+        let xdp_mode = match optional(doc, table, "xdp_mode", |d, k, v| d.keyword(k, v, &["native", "generic"]))? {
+            Some(("generic", _)) => XdpMode::Generic,
+            _ => XdpMode::Native,
         };
-        let crypto = match raw.crypto_backend.as_deref() {
-            None | Some("auto") => CryptoChoice::Auto,
-            Some(name) => CryptoChoice::Fixed(Backend::from_name(name).ok_or_else(|| {
-                let known: Vec<&str> = Backend::available().iter().map(|b| b.name()).collect();
-                err(
-                    "crypto_backend",
-                    format!("unknown crypto backend {name:?}; this build has auto, {}", known.join(", ")),
-                )
-            })?),
-        };
-        let cores = raw.cores.unwrap_or_else(|| vec![0]);
-        if cores.is_empty() {
-            return Err(err("cores", "at least one core is needed".into()));
-        }
-        let available = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(usize::MAX);
-        if let Some(c) = cores.iter().find(|&&c| c >= available) {
-            return Err(err("cores", format!("core {c} does not exist (this machine has {available})")));
-        }
-        let mut sorted = cores.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if sorted.len() != cores.len() {
-            return Err(err("cores", "a core is listed twice".into()));
-        }
-        let iface = |r: RawInterface, which: &str| -> Result<InterfaceConfig, ConfigError> {
-            if r.name.is_empty() || r.name.len() > 15 {
-                return Err(err("name", format!("[{which}] interface name {:?}: must be 1 to 15 bytes", r.name)));
-            }
-            let queues = r.queues.unwrap_or_else(|| vec![0]);
-            if queues.is_empty() {
-                return Err(err("queues", format!("[{which}] needs at least one queue")));
-            }
-            let mut q = queues.clone();
-            q.sort_unstable();
-            q.dedup();
-            if q.len() != queues.len() {
-                return Err(err("queues", format!("[{which}] lists a queue twice")));
-            }
-            let mut local_addresses = Vec::new();
-            for a in &r.local_addresses {
-                local_addresses.push(
-                    a.parse::<IpAddr>()
-                        .map_err(|_| err("local_addresses", format!("[{which}] {a:?} is not an IP address")))?,
-                );
-            }
-            if let Some(m) = r.mtu
-                && !(576..=9000).contains(&m)
-            {
-                return Err(err("mtu", format!("[{which}] MTU {m}: must be 576..=9000")));
-            }
-            Ok(InterfaceConfig { name: r.name, queues, local_addresses, mtu: r.mtu })
-        };
-        let lan = iface(raw.lan, "lan")?;
-        let wan = iface(raw.wan, "wan")?;
-        if !lan.local_addresses.is_empty() {
-            return Err(err("local_addresses", "local_addresses belongs to [wan]".into()));
-        }
-        if lan.queues.len() != wan.queues.len() {
-            return Err(err(
-                "queues",
-                format!(
-                    "[lan] has {} queues and [wan] {}: they are served in pairs and must match",
-                    lan.queues.len(),
-                    wan.queues.len()
-                ),
-            ));
-        }
-        if lan.name == wan.name {
-            return Err(err("name", "[lan] and [wan] name the same interface: Rampart needs two".into()));
-        }
-        if cores.len() > lan.queues.len() {
-            return Err(err(
-                "cores",
-                format!(
-                    "{} cores for {} queue pairs: a worker without a queue has nothing to do",
-                    cores.len(),
-                    lan.queues.len()
-                ),
-            ));
-        }
-        let ring_size = raw.ring_size.unwrap_or(2048);
-        if !ring_size.is_power_of_two() || !(64..=16384).contains(&ring_size) {
-            return Err(err("ring_size", format!("ring size {ring_size}: must be a power of two in 64..=16384")));
-        }
-        // Each socket of a pair keeps a full fill ring, and frames in flight on the tx rings.
-        let pairs_per_worker = lan.queues.len().div_ceil(cores.len()) as u32;
-        let needed = pairs_per_worker * 4 * ring_size;
-        let frame_count = raw.frame_count.unwrap_or(needed.max(4096));
-        if frame_count < needed {
-            return Err(err(
-                "frame_count",
-                format!(
-                    "{frame_count} frames per worker: at least {needed} needed for {pairs_per_worker} queue pair(s) with rings of {ring_size}"
-                ),
-            ));
-        }
-        let metrics_listen = match raw.metrics_listen.as_deref() {
-            None => Some(DEFAULT_METRICS_LISTEN),
-            Some(s) => parse_listen(s).map_err(|reason| err("metrics_listen", reason))?,
-        };
-        let per_sa_metrics_limit = raw.per_sa_metrics_limit.unwrap_or(DEFAULT_PER_SA_METRICS_LIMIT);
-        if per_sa_metrics_limit == 0 {
-            return Err(err(
-                "per_sa_metrics_limit",
-                "must be at least 1 (per_sa_metrics = false turns them off)".into(),
-            ));
-        }
-        let poll_timeout_ms = raw.poll_timeout_ms.unwrap_or(10);
-        if !(1..=1000).contains(&poll_timeout_ms) {
-            return Err(err("poll_timeout_ms", "must be 1..=1000".into()));
-        }
+        let icmp_rate = optional(doc, table, "icmp_rate", |d, k, v| d.unsigned::<u32>(k, v))?.map_or(100, |(n, _)| n);
         Ok(Config {
-            database: raw.database.unwrap_or_else(|| PathBuf::from(rampart_sadb::DEFAULT_PATH)),
-            cores,
+            database: path_setting(doc, table, "database")?
+                .unwrap_or_else(|| PathBuf::from(rampart_sadb::DEFAULT_PATH)),
+            cores: cores.list,
             crypto,
-            xdp_mode: raw.xdp_mode,
-            xdp_force: raw.xdp_force,
-            lan,
-            wan,
-            stats_file: raw.stats_file,
-            metrics_listen,
-            idle: raw.idle,
+            xdp_mode,
+            xdp_force: optional(doc, table, "xdp_force", Doc::boolean)?.is_some_and(|(b, _)| b),
+            lan: lan.cfg,
+            wan: wan.cfg,
+            stats_file: path_setting(doc, table, "stats_file")?,
+            metrics_listen: metrics.listen,
+            idle,
             poll_timeout_ms,
             frame_count,
             ring_size,
-            encap_port: raw.encap_port.unwrap_or(4500),
-            icmp_rate: raw.icmp_rate.unwrap_or(100),
-            per_sa_metrics: raw.per_sa_metrics,
-            per_sa_metrics_limit,
+            encap_port: optional(doc, table, "encap_port", Doc::u16)?.map_or(4500, |(p, _)| p),
+            icmp_rate,
+            per_sa_metrics: metrics.per_sa,
+            per_sa_metrics_limit: metrics.per_sa_limit,
         })
     }
 
@@ -388,6 +243,292 @@ impl Config {
             .map(|(_, (&l, &w))| (l, w))
             .collect()
     }
+}
+
+/// A setting that may be left out: its value and where it was written.
+fn optional<'d, 't, 'i, T>(
+    doc: &Doc<'d>,
+    t: &'t DeTable<'i>,
+    key: &str,
+    read: impl FnOnce(&Doc<'d>, &str, &'t Value<'i>) -> Result<T, ConfigError>,
+) -> Result<Option<(T, Range<usize>)>, ConfigError> {
+    get(t, key).map(|(_, v)| read(doc, key, v).map(|x| (x, v.span()))).transpose()
+}
+
+/// A file path setting.
+fn path_setting(doc: &Doc<'_>, t: &DeTable<'_>, key: &str) -> Result<Option<PathBuf>, ConfigError> {
+    Ok(optional(doc, t, key, |d, k, v| d.string(k, v).map(PathBuf::from))?.map(|(p, _)| p))
+}
+
+/// `crypto_backend`: `auto`, or a backend this build has.
+fn crypto_choice(doc: &Doc<'_>, t: &DeTable<'_>) -> Result<CryptoChoice, ConfigError> {
+    let Some((name, span)) = optional(doc, t, "crypto_backend", Doc::string)? else { return Ok(CryptoChoice::Auto) };
+    if name == "auto" {
+        return Ok(CryptoChoice::Auto);
+    }
+    let backend = Backend::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Backend::available().iter().map(|b| b.name()).collect();
+        doc.err(&span, format!("unknown crypto backend; this build has auto, {}", known.join(", ")))
+    })?;
+    Ok(CryptoChoice::Fixed(backend))
+}
+
+/// `cores`, with where they were written (`None`: the default, core 0).
+struct Cores {
+    list: Vec<usize>,
+    span: Option<Range<usize>>,
+}
+
+/// `cores`: at least one, each on this machine, none twice.
+fn read_cores(doc: &Doc<'_>, t: &DeTable<'_>) -> Result<Cores, ConfigError> {
+    let Some((_, v)) = get(t, "cores") else { return Ok(Cores { list: vec![0], span: None }) };
+    let items = doc.array("cores", v)?;
+    if items.is_empty() {
+        return Err(doc.err(&v.span(), "cores: at least one core is needed"));
+    }
+    let available = core_affinity::get_core_ids().map(|c| c.len()).unwrap_or(usize::MAX);
+    let mut list = Vec::with_capacity(items.len());
+    for item in items {
+        let c: usize = doc.unsigned("cores", item)?;
+        if c >= available {
+            return Err(doc.err(&item.span(), format!("cores: core {c} does not exist (this machine has {available})")));
+        }
+        if list.contains(&c) {
+            return Err(doc.err(&item.span(), "cores: a core is listed twice"));
+        }
+        list.push(c);
+    }
+    Ok(Cores { list, span: Some(v.span()) })
+}
+
+/// The two interfaces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Lan,
+    Wan,
+}
+
+impl Side {
+    fn key(self) -> &'static str {
+        match self {
+            Side::Lan => "lan",
+            Side::Wan => "wan",
+        }
+    }
+
+    fn role(self) -> &'static str {
+        match self {
+            Side::Lan => "the cleartext (LAN) interface",
+            Side::Wan => "the ESP (WAN) interface",
+        }
+    }
+}
+
+/// One interface as read, with where its settings were written (for the checks that compare
+/// the two sides).
+struct Interface {
+    cfg: InterfaceConfig,
+    /// The table's name (`[lan]`, `[dataplane.lan]`) as messages write it.
+    header: String,
+    /// Where the table's key is written.
+    key: Range<usize>,
+    name: Range<usize>,
+    /// The `queues` value, when given.
+    queues: Option<Range<usize>>,
+    /// The `local_addresses` key, when given.
+    local_addresses: Option<Range<usize>>,
+}
+
+/// `[lan]` or `[wan]`: a name of 1 to 15 bytes, queues (default `[0]`) none twice, outer
+/// addresses, an MTU in 576..=9000.
+fn read_interface(
+    doc: &mut Doc<'_>,
+    t: &DeTable<'_>,
+    section: &Section<'_>,
+    side: Side,
+) -> Result<Interface, ConfigError> {
+    let header = section.table(side.key());
+    let Some((key, v)) = get(t, side.key()) else {
+        let reason = match section {
+            Section::Root => format!("no [{header}] table: {} is needed", side.role()),
+            Section::Table { name, .. } => {
+                format!("the [{name}] table has no [{header}] table: {} is needed", side.role())
+            }
+        };
+        return Err(section.missing(doc, reason));
+    };
+    let body = doc.table(side.key(), v)?;
+    doc.check_keys(&header, body, INTERFACE_KEYS, &[])?;
+    let Some((name, name_span)) = optional(doc, body, "name", |d, k, v| d.string(k, v).map(str::to_string))? else {
+        return Err(doc.err(&key, format!("[{header}] has no name: {} is needed", side.role())));
+    };
+    if name.is_empty() || name.len() > 15 {
+        return Err(doc.err(&name_span, format!("[{header}] interface name: must be 1 to 15 bytes")));
+    }
+    let (queues, queues_span) = match get(body, "queues") {
+        None => (vec![0], None),
+        Some((_, v)) => {
+            let items = doc.array("queues", v)?;
+            if items.is_empty() {
+                return Err(doc.err(&v.span(), format!("[{header}] needs at least one queue")));
+            }
+            let mut queues = Vec::with_capacity(items.len());
+            for item in items {
+                let q: u32 = doc.unsigned("queues", item)?;
+                if queues.contains(&q) {
+                    return Err(doc.err(&item.span(), format!("[{header}] lists a queue twice")));
+                }
+                queues.push(q);
+            }
+            (queues, Some(v.span()))
+        }
+    };
+    let mut local_addresses = Vec::new();
+    let mut local_span = None;
+    if let Some((k, v)) = get(body, "local_addresses") {
+        for item in doc.array("local_addresses", v)? {
+            let a = doc.string("local_addresses", item)?;
+            let ip = a
+                .parse::<IpAddr>()
+                .map_err(|_| doc.err(&item.span(), format!("[{header}] local_addresses: not an IP address")))?;
+            local_addresses.push(ip);
+        }
+        local_span = Some(k);
+    }
+    let mtu = match optional(doc, body, "mtu", |d, k, v| d.unsigned::<u32>(k, v))? {
+        Some((m, span)) if !(576..=9000).contains(&m) => {
+            return Err(doc.err(&span, format!("[{header}] MTU {m}: must be 576..=9000")));
+        }
+        m => m.map(|(m, _)| m),
+    };
+    Ok(Interface {
+        cfg: InterfaceConfig { name, queues, local_addresses, mtu },
+        header,
+        key,
+        name: name_span,
+        queues: queues_span,
+        local_addresses: local_span,
+    })
+}
+
+/// The interfaces and cores against each other: outer addresses on the WAN side only, queues
+/// in pairs, two interfaces, no worker without a queue pair.
+fn check_pairs(
+    doc: &Doc<'_>,
+    section: &Section<'_>,
+    cores: &Cores,
+    lan: &Interface,
+    wan: &Interface,
+) -> Result<(), ConfigError> {
+    if let Some(span) = &lan.local_addresses {
+        return Err(doc.err(span, format!("local_addresses belongs to [{}]", wan.header)));
+    }
+    if lan.cfg.queues.len() != wan.cfg.queues.len() {
+        let at = wan.queues.as_ref().or(lan.queues.as_ref()).unwrap_or(&wan.key);
+        return Err(doc.err(
+            at,
+            format!(
+                "[{}] has {} queues and [{}] {}: they are served in pairs and must match",
+                lan.header,
+                lan.cfg.queues.len(),
+                wan.header,
+                wan.cfg.queues.len()
+            ),
+        ));
+    }
+    if lan.cfg.name == wan.cfg.name {
+        return Err(doc.err(
+            &wan.name,
+            format!("[{}] and [{}] name the same interface: Rampart needs two", lan.header, wan.header),
+        ));
+    }
+    if cores.list.len() > lan.cfg.queues.len() {
+        let reason = format!(
+            "{} cores for {} queue pairs: a worker without a queue has nothing to do",
+            cores.list.len(),
+            lan.cfg.queues.len()
+        );
+        return Err(match &cores.span {
+            Some(span) => doc.err(span, reason),
+            None => section.missing(doc, reason),
+        });
+    }
+    Ok(())
+}
+
+/// `ring_size` (a power of two in 64..=16384, default 2048) and `frame_count` (default: what
+/// the rings need, at least 4096; never less than they need).
+fn read_rings(doc: &Doc<'_>, t: &DeTable<'_>, pairs_per_worker: u32) -> Result<(u32, u32), ConfigError> {
+    let ring_size = match optional(doc, t, "ring_size", |d, k, v| d.unsigned::<u32>(k, v))? {
+        None => 2048,
+        Some((n, _)) if n.is_power_of_two() && (64..=16384).contains(&n) => n,
+        Some((n, span)) => {
+            return Err(doc.err(&span, format!("ring size {n}: must be a power of two in 64..=16384")));
+        }
+    };
+    // Each socket of a pair keeps a full fill ring, and frames in flight on the tx rings.
+    let needed = pairs_per_worker * 4 * ring_size;
+    let frame_count = match optional(doc, t, "frame_count", |d, k, v| d.unsigned::<u32>(k, v))? {
+        None => needed.max(4096),
+        Some((n, _)) if n >= needed => n,
+        Some((n, span)) => {
+            return Err(doc.err(
+                &span,
+                format!(
+                    "{n} frames per worker: at least {needed} needed for {pairs_per_worker} queue pair(s) with rings of {ring_size}"
+                ),
+            ));
+        }
+    };
+    Ok((ring_size, frame_count))
+}
+
+/// The metrics settings.
+struct Metrics {
+    listen: Option<SocketAddr>,
+    per_sa: bool,
+    per_sa_limit: usize,
+}
+
+/// `metrics_listen` (default 127.0.0.1:9184, `off` for none), `per_sa_metrics`,
+/// `per_sa_metrics_limit` (at least 1).
+fn read_metrics(doc: &Doc<'_>, t: &DeTable<'_>) -> Result<Metrics, ConfigError> {
+    let listen = match optional(doc, t, "metrics_listen", listen_setting)? {
+        None => Some(DEFAULT_METRICS_LISTEN),
+        Some((l, _)) => l,
+    };
+    let per_sa = optional(doc, t, "per_sa_metrics", Doc::boolean)?.is_some_and(|(b, _)| b);
+    let per_sa_limit = match optional(doc, t, "per_sa_metrics_limit", |d, k, v| d.unsigned::<usize>(k, v))? {
+        None => DEFAULT_PER_SA_METRICS_LIMIT,
+        Some((0, span)) => {
+            return Err(
+                doc.err(&span, "per_sa_metrics_limit must be at least 1 (per_sa_metrics = false turns them off)")
+            );
+        }
+        Some((n, _)) => n,
+    };
+    Ok(Metrics { listen, per_sa, per_sa_limit })
+}
+
+/// A metrics listen address in a file ([`parse_listen`]); the message does not repeat it.
+pub fn listen_setting(doc: &Doc<'_>, key: &str, v: &Value<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+    parse_listen(doc.string(key, v)?).map_err(|_| {
+        doc.err(&v.span(), format!("'{key}' must be IP:PORT (e.g. 127.0.0.1:9184, [::1]:9184) or \"off\""))
+    })
+}
+
+/// `idle` (`poll` or `spin`) and `poll_timeout_ms` (1..=1000, default 10).
+fn read_idle(doc: &Doc<'_>, t: &DeTable<'_>) -> Result<(IdleMode, u32), ConfigError> {
+    let idle = match optional(doc, t, "idle", |d, k, v| d.keyword(k, v, &["poll", "spin"]))? {
+        Some(("spin", _)) => IdleMode::Spin,
+        _ => IdleMode::Poll,
+    };
+    let timeout = match optional(doc, t, "poll_timeout_ms", |d, k, v| d.unsigned::<u32>(k, v))? {
+        None => 10,
+        Some((n, _)) if (1..=1000).contains(&n) => n,
+        Some((_, span)) => return Err(doc.err(&span, "poll_timeout_ms must be 1..=1000")),
+    };
+    Ok((idle, timeout))
 }
 
 #[cfg(test)]
@@ -423,38 +564,111 @@ local_addresses = ["192.0.2.1", "2001:db8::1"]
         assert_eq!(c.queue_pairs(0), vec![(0, 0), (1, 1)]);
         assert_eq!(c.encap_port, 4500);
         assert_eq!(c.idle, IdleMode::Poll);
+        assert_eq!((c.ring_size, c.frame_count, c.poll_timeout_ms, c.icmp_rate), (2048, 16384, 10, 100));
+        assert!(!c.xdp_force);
     }
 
     #[test]
     fn errors_name_file_line_and_reason() {
         let e = parse(&GOOD.replace("xdp_mode = \"generic\"", "xdp_mode = \"turbo\"")).unwrap_err();
-        assert_eq!(e.line, Some(4), "{e}");
-        assert!(e.to_string().starts_with("test.toml:4: "), "{e}");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.to_string().starts_with("test.toml:4:12: "), "{e}");
 
         let e = parse(&GOOD.replace("\"192.0.2.1\"", "\"192.0.2.300\"")).unwrap_err();
-        assert_eq!(e.line, Some(13), "{e}");
+        assert_eq!((e.line, e.column), (13, 20), "{e}");
         assert!(e.reason.contains("not an IP address"), "{e}");
 
         let e = parse(&GOOD.replace("queues = [0, 1]\nlocal", "queues = [0]\nlocal")).unwrap_err();
         assert!(e.reason.contains("must match"), "{e}");
+        assert_eq!((e.line, e.column), (12, 10), "{e}");
 
         let e = parse(&GOOD.replace("cores = [0]", "cores = [0, 0]")).unwrap_err();
         assert!(e.reason.contains("twice"), "{e}");
+        assert_eq!((e.line, e.column), (3, 13), "{e}");
 
         let e = parse(&GOOD.replace("database", "databse")).unwrap_err();
-        assert!(e.reason.contains("unknown field"), "{e}");
-        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.reason.contains("unknown key 'databse'"), "{e}");
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
 
         let e = parse(&format!("crypto_backend = \"openssl\"\n{GOOD}")).unwrap_err();
         assert!(e.reason.contains("unknown crypto backend"), "{e}");
-        assert_eq!(e.line, Some(1));
+        assert_eq!(e.line, 1);
 
         let e = parse(&GOOD.replace("name = \"wan0\"", "name = \"lan0\"")).unwrap_err();
         assert!(e.reason.contains("same interface"), "{e}");
 
         let e = parse(&format!("metrics_listen = \"localhost\"\n{GOOD}")).unwrap_err();
         assert!(e.reason.contains("IP:PORT"), "{e}");
-        assert_eq!(e.line, Some(1));
+        assert_eq!(e.line, 1);
+    }
+
+    #[test]
+    fn every_mistake_has_a_line_a_column_and_no_value() {
+        // (what is replaced, by what, the line, column and words of the error)
+        let cases: &[(&str, &str, usize, usize, &str)] = &[
+            ("cores = [0]", "cores = [\"zero\"]", 3, 10, "'cores' must be an integer"),
+            ("cores = [0]", "cores = [-1]", 3, 10, "'cores' must not be negative"),
+            ("cores = [0]", "cores = []", 3, 9, "at least one core"),
+            ("cores = [0]", "cores = 0", 3, 9, "'cores' must be an array"),
+            ("name = \"lan0\"", "name = \"a-very-long-ifname\"", 7, 8, "[lan] interface name: must be 1 to 15 bytes"),
+            ("name = \"lan0\"", "nmae = \"lan0\"", 7, 1, "lan: unknown key 'nmae'"),
+            ("queues = [0, 1]\n\n[wan]", "queues = [0, 0]\n\n[wan]", 8, 14, "[lan] lists a queue twice"),
+            ("xdp_mode = \"generic\"", "xdp_force = \"yes\"", 4, 13, "'xdp_force' must be true or false"),
+            ("xdp_mode = \"generic\"", "ring_size = 1000", 4, 13, "ring size 1000"),
+            ("xdp_mode = \"generic\"", "frame_count = 100", 4, 15, "100 frames per worker"),
+            ("xdp_mode = \"generic\"", "idle = \"nap\"", 4, 8, "'idle' must be poll or spin"),
+            ("xdp_mode = \"generic\"", "poll_timeout_ms = 0", 4, 19, "poll_timeout_ms must be 1..=1000"),
+            ("xdp_mode = \"generic\"", "encap_port = 70000", 4, 14, "'encap_port' must be between 0 and 65535"),
+            ("[lan]\nname = \"lan0\"\nqueues = [0, 1]\n", "lan = 1\n", 6, 7, "'lan' must be a table, not an integer"),
+            ("[lan]\nname", "[lan]\nmtu = 100\nname", 7, 7, "[lan] MTU 100"),
+            ("[lan]\nname", "[lan]\nlocal_addresses = [\"192.0.2.9\"]\nname", 7, 1, "local_addresses belongs to [wan]"),
+            ("cores = [0]", "cores = [0]\nstats_file = 7", 4, 14, "'stats_file' must be a string"),
+        ];
+        for (from, to, line, column, words) in cases {
+            let text = GOOD.replacen(from, to, 1);
+            assert_ne!(text, GOOD, "{to}");
+            let e = parse(&text).expect_err(to);
+            assert_eq!((e.line, e.column), (*line, *column), "{to}: {e}");
+            assert!(e.reason.contains(words), "{to}: {e}");
+            for secretish in ["zero", "a-very-long-ifname", "nap", "yes"] {
+                assert!(!e.reason.contains(secretish), "{to}: the value was repeated: {e}");
+            }
+        }
+        // What a file lacks is about the file.
+        let e = parse("cores = [0]\n[lan]\nname = \"lan0\"\n").unwrap_err();
+        assert_eq!(e.to_string(), "test.toml: no [wan] table: the ESP (WAN) interface is needed");
+        let e = parse(&GOOD.replace("name = \"wan0\"", "")).unwrap_err();
+        assert_eq!((e.line, e.column), (10, 2), "{e}");
+        assert!(e.reason.contains("[wan] has no name"), "{e}");
+        // Syntax.
+        let e = parse(&GOOD.replace("cores = [0]", "cores = [0")).unwrap_err();
+        assert!(e.line >= 3 && e.column > 0 && e.reason.starts_with("invalid TOML"), "{e}");
+    }
+
+    #[test]
+    fn a_table_of_a_larger_file_is_read_in_place() {
+        let text = format!(
+            "top = 1\n\n[dataplane]\n{}",
+            GOOD.replace("[lan]", "[dataplane.lan]").replace("[wan]", "[dataplane.wan]")
+        );
+        let mut doc = Doc::new(Path::new("run.toml"), &text);
+        let root = doc.parse().unwrap();
+        let (key, v) = get(root.get_ref(), "dataplane").unwrap();
+        let t = doc.table("dataplane", v).unwrap().clone();
+        let section = Section::Table { name: "dataplane", key };
+        let c = Config::from_table(&mut doc, &t, &section).unwrap();
+        assert_eq!((c.lan.name.as_str(), c.wan.name.as_str()), ("lan0", "wan0"));
+        // Errors are positioned in the larger file and name its tables.
+        let bad = text.replace("name = \"wan0\"", "name = \"lan0\"");
+        let mut doc = Doc::new(Path::new("run.toml"), &bad);
+        let root = doc.parse().unwrap();
+        let (key, v) = get(root.get_ref(), "dataplane").unwrap();
+        let t = doc.table("dataplane", v).unwrap().clone();
+        let e = Config::from_table(&mut doc, &t, &Section::Table { name: "dataplane", key }).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "run.toml:14:8: [dataplane.lan] and [dataplane.wan] name the same interface: Rampart needs two"
+        );
     }
 
     #[test]
@@ -475,8 +689,22 @@ local_addresses = ["192.0.2.1", "2001:db8::1"]
         assert_eq!((c.per_sa_metrics, c.per_sa_metrics_limit), (true, 50));
         let e = parse(&format!("per_sa_metrics_limit = 0\n{GOOD}")).unwrap_err();
         assert!(e.reason.contains("at least 1"), "{e}");
-        assert_eq!(e.line, Some(1), "{e}");
+        assert_eq!(e.line, 1, "{e}");
         let e = parse(&format!("per_sa_metrics = \"yes\"\n{GOOD}")).unwrap_err();
-        assert_eq!(e.line, Some(1), "{e}");
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn the_deploy_examples_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/examples");
+        for f in ["dataplane-hub.toml", "dataplane-branch.toml"] {
+            let text = std::fs::read_to_string(dir.join(f)).unwrap();
+            // Core numbers are the target machine's.
+            let mut doc = Doc::new(Path::new(f), &text);
+            let root = doc.parse().unwrap_or_else(|e| panic!("{e}"));
+            let mut t = root.get_ref().clone();
+            t.remove("cores");
+            Config::from_table(&mut doc, &t, &Section::Root).unwrap_or_else(|e| panic!("{e}"));
+        }
     }
 }

@@ -18,10 +18,10 @@ use crate::cookie::CookieJar;
 use crate::crypto::RandomSource;
 use crate::event::{ChildSaId, Event, IkeSaId, Transmit};
 use crate::exchange_log::ExchangeLog;
-use crate::ike_sa::{ChildState, Ctx, Ids, IkeSa, IkeState};
 use crate::message::{ExchangeType, Identification, Message};
 use crate::offload::{DhDone, DhJob, DhOwner, InlineShares, KeyShareSource};
-use crate::tasks::{Task, child_create, child_delete, child_rekey, ike_init};
+use crate::state::{ChildState, Ctx, Ids, IkeSa, IkeState};
+use crate::tasks::{child_create, child_delete, child_rekey, ike_delete, ike_dpd, ike_init, ike_rekey};
 
 /// How often the cookie secret changes.
 const COOKIE_ROTATION: Duration = Duration::from_secs(300);
@@ -281,7 +281,7 @@ impl Endpoint {
                 let result = done.result;
                 self.with_sa(now, id, |sa, cx| {
                     if let Some(r) = sa.suspended.take() {
-                        let flow = ike_init::resume_i(sa, *r, result);
+                        let flow = r.resume(sa, result);
                         sa.after_flow(cx, flow);
                     }
                 });
@@ -526,7 +526,7 @@ impl Endpoint {
         self.sas.insert(id, sa);
         let mut ok = true;
         self.with_sa(now, id, |sa, cx| match ike_init::Initiator::new(sa, cx, child) {
-            Some(t) => sa.queue_task(cx, Task::IkeInit(Box::new(t))),
+            Some(t) => sa.queue_task(cx, Box::new(t)),
             None => {
                 ok = false;
                 sa.state = IkeState::Dead;
@@ -588,9 +588,7 @@ impl Endpoint {
     pub fn create_child(&mut self, now: Instant, ike: IkeSaId, child: &str) -> Result<(), EndpointError> {
         let sa = self.established(ike)?;
         let cfg = Self::child_cfg(&sa.conn, Some(child))?.ok_or_else(|| EndpointError::UnknownChild(child.into()))?;
-        self.with_sa(now, ike, |sa, cx| {
-            sa.queue_task(cx, Task::ChildCreate(Box::new(child_create::Initiator::new(cfg))))
-        });
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Box::new(child_create::Initiator::new(cfg))));
         Ok(())
     }
 
@@ -602,30 +600,28 @@ impl Endpoint {
     /// Rekeys a CHILD_SA now.
     pub fn rekey_child(&mut self, now: Instant, ike: IkeSaId, child: ChildSaId) -> Result<(), EndpointError> {
         self.check_child(ike, child)?;
-        self.with_sa(now, ike, |sa, cx| {
-            sa.queue_task(cx, Task::ChildRekey(Box::new(child_rekey::Initiator::new(child))))
-        });
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Box::new(child_rekey::Initiator::new(child))));
         Ok(())
     }
 
     /// Deletes a CHILD_SA.
     pub fn delete_child(&mut self, now: Instant, ike: IkeSaId, child: ChildSaId) -> Result<(), EndpointError> {
         self.check_child(ike, child)?;
-        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Task::ChildDelete(child_delete::Initiator::new(child))));
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Box::new(child_delete::Initiator::new(child))));
         Ok(())
     }
 
     /// Rekeys the IKE SA now.
     pub fn rekey_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), EndpointError> {
         self.established(ike)?;
-        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Task::IkeRekey(None)));
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Box::new(ike_rekey::Initiator::new())));
         Ok(())
     }
 
     /// Deletes the IKE SA and with it its CHILD_SAs.
     pub fn delete_ike(&mut self, now: Instant, ike: IkeSaId) -> Result<(), EndpointError> {
         self.established(ike)?;
-        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Task::IkeDelete));
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Box::new(ike_delete::Initiator)));
         Ok(())
     }
 
@@ -642,7 +638,7 @@ impl Endpoint {
     /// Sends a liveness check now.
     pub fn dpd(&mut self, now: Instant, ike: IkeSaId) -> Result<(), EndpointError> {
         self.established(ike)?;
-        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Task::Dpd));
+        self.with_sa(now, ike, |sa, cx| sa.queue_task(cx, Box::new(ike_dpd::Initiator)));
         Ok(())
     }
 

@@ -3,33 +3,38 @@
 //!
 //! The protocol core does no I/O (DESIGN.md rule 1): an [`Endpoint`] takes datagrams and a clock
 //! value and hands back datagrams to send ([`Transmit`]), SAs to install or remove ([`Event`]), and
-//! when it next wants to be woken. Sockets, timers, threads and the SA database belong to the
-//! daemon around it. Keys never reach a log or a `Debug` output.
+//! when it next wants to be woken. Sockets, timers, threads, the SA database and the
+//! configuration file belong to the daemon around it (`rampart-ike-daemon`); this crate depends
+//! on nothing that could do I/O, and `tests/no_io.rs` fails if its sources name a socket, a
+//! file, a thread, a process or the system clock. Keys never reach a log or a `Debug` output.
 //!
 //! Module map:
 //! - [`message`]: the wire codec (header, payload chain, every payload); [`sk`]: the Encrypted
 //!   payload; [`crypto`]: PRF, integrity, ciphers, DH groups; [`keys`]: key derivation;
 //!   [`proposal`]: swanctl keywords, RFC 8247 policy, selection; [`ts`]: selector narrowing;
-//!   [`nat`], [`cookie`]: NAT detection and cookies; [`auth`]: authenticators and the proof.
+//!   [`nat`], [`cookie`]: NAT detection and cookies; [`auth`]: authenticators and the proof;
+//!   [`hex`]: hex decoding.
+//! - [`config`]: what a connection, its children and the endpoint are configured with, as plain
+//!   structs named after swanctl.conf keys (reading them from a file is the daemon's
+//!   `config_file`).
 //! - [`offload`]: Diffie-Hellman work a daemon runs on other threads (precomputed key shares,
 //!   shared-secret jobs).
-//! - [`tasks`]: one exchange per file; [`ike_sa`]: one IKE SA with its window, retransmission,
-//!   children and timers; [`endpoint`]: all IKE SAs, routing, half-open limits.
-//!
-//! Around the core, and the only modules that do I/O: [`conf`] reads the configuration file
-//! (swanctl.conf keys in TOML), [`daemon`] drives the endpoint with sockets, a clock, a worker
-//! pool, the SA database and a control socket (`rampart ike`).
+//! - [`state`]: an IKE SA and its CHILD_SAs as the exchanges see them, the context a task runs
+//!   in and the task interface; [`tasks`]: one exchange per file, looking down to `state`;
+//!   [`ike_sa`]: the driver of one IKE SA (messages in and out, retransmission, dispatch to the
+//!   tasks, timers); [`endpoint`]: all IKE SAs, routing, half-open limits.
+//! - [`event`]: what the endpoint hands back; [`exchange_log`]: exchange counts and round-trip
+//!   times for a daemon's metrics.
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod conf;
 pub mod config;
 pub mod cookie;
 pub mod crypto;
-pub mod daemon;
 pub mod endpoint;
 pub mod event;
 pub mod exchange_log;
+pub mod hex;
 pub mod ike_sa;
 pub mod keys;
 pub mod message;
@@ -37,9 +42,9 @@ pub mod nat;
 pub mod offload;
 pub mod proposal;
 pub mod sk;
+pub mod state;
 pub mod tasks;
 pub mod ts;
-pub mod util;
 
 pub use config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, Psk, StartAction};
 pub use endpoint::{ChildSaInfo, Endpoint, EndpointError, IkeSaInfo};

@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rampart_ike::ike_sa::{ChildState, IkeState};
 use rampart_ike::message::{ExchangeType, Message, NotifyType, Payload};
 use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
+use rampart_ike::state::{ChildState, IkeState};
 use rampart_ike::*;
 use rampart_sa::UdpEncap;
 

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use rampart_ike::crypto::{DhGroup, Encr, Integ, KeError, KeyShare, Prf, SeededRandom, modp2048_prime};
 use rampart_ike::keys::{self, ChildKeys, IkeSaKeys};
-use rampart_ike::util::from_hex;
 
 fn load(text: &str) -> HashMap<String, HashMap<String, String>> {
     let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
@@ -26,7 +25,7 @@ fn load(text: &str) -> HashMap<String, HashMap<String, String>> {
 }
 
 fn hex(m: &HashMap<String, String>, k: &str) -> Vec<u8> {
-    from_hex(&m[k]).unwrap_or_else(|| panic!("bad hex in {k}"))
+    rampart_ike::hex::decode(&m[k]).unwrap_or_else(|| panic!("bad hex in {k}"))
 }
 
 #[test]

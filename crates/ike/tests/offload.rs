@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rampart_ike::crypto::{DhGroup, KeyShare, RandomSource, SeededRandom};
-use rampart_ike::ike_sa::IkeState;
 use rampart_ike::message::{ExchangeType, Identification, Message};
 use rampart_ike::offload::{DhJob, DhOwner, KeyShareSource};
+use rampart_ike::state::IkeState;
 use rampart_ike::*;
 
 fn offloading() -> EndpointConfig {

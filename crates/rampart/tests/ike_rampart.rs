@@ -82,7 +82,7 @@ fn two_daemons_rekey_delete_and_reload() {
     let gw_spis: Vec<u32> = a.db_sas().iter().map(|s| s.spi).collect();
     // Unchanged on the next reload (formatting only): nothing moves.
     std::fs::write(&a.config, cfg.replace("start_action = \"start\"", "start_action   =   \"start\"")).unwrap();
-    let r = a.ctl(rampart_ike::daemon::control::Request::Reload);
+    let r = a.ctl(rampart_ike_daemon::control::Request::Reload);
     assert_eq!(r["unchanged"], serde_json::json!(["gw", "gw2"]), "{r}");
     std::thread::sleep(secs(1));
     let mut now: Vec<u32> = a.db_sas().iter().map(|s| s.spi).collect();
@@ -97,7 +97,7 @@ fn two_daemons_rekey_delete_and_reload() {
     assert_eq!(a.up(), 2);
     // gw2 removed: its SAs go on both sides, gw stays.
     std::fs::write(&a.config, Rampart::daemon_section(&topo, Side::A, "") + &calm).unwrap();
-    let r = a.ctl(rampart_ike::daemon::control::Request::Reload);
+    let r = a.ctl(rampart_ike_daemon::control::Request::Reload);
     assert_eq!(r["removed"], serde_json::json!(["gw2"]), "{r}");
     assert!(wait_until(secs(5), || a.up() == 1 && b.up() == 1 && a.db_sas().len() == 2 && b.db_sas().len() == 2));
     assert!(ends_match(&a, &b));

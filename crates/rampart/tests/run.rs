@@ -63,7 +63,7 @@ fn check_takes_the_readme_example_and_names_file_line_and_reason() {
     );
 
     for (name, from, to, reason) in [
-        ("dp.toml", "xdp_mode = \"native\"", "xdp_mode = \"fast\"", "unknown variant `fast`"),
+        ("dp.toml", "xdp_mode = \"native\"", "xdp_mode = \"fast\"", "'xdp_mode' must be native or generic"),
         ("ike.toml", "remote_ts = \"10.0.0.0/16\"", "remote_ts = \"10.0.0.0/33\"", "remote_ts"),
         ("top.toml", "log_format = \"auto\"", "log_format = \"xml\"", "log format"),
         ("db.toml", "cores = [0]", "cores = [0]\ndatabase = \"/dev/shm/x.sadb\"", "[daemon] database"),
@@ -118,7 +118,7 @@ fn second_instance_bad_reload_and_clean_stops() {
     assert!(!out.status.success() && err.contains("metrics endpoint 127.0.0.1:9184"), "{err}");
     assert!(hub.alive() && xdp_attached(&net, Ns::Hub));
     assert!(hub.http_get("/metrics").contains("rampart_worker_info"));
-    assert!(!hub.ctl(rampart_ike::daemon::control::Request::Stats).is_null());
+    assert!(!hub.ctl(rampart_ike_daemon::control::Request::Stats).is_null());
 
     // A reload with a mistake in the data plane's table is refused with its line; the running
     // configuration stays.

@@ -359,7 +359,7 @@ id-a = "a.test"
 id-b = "b.test"
 secret = "Jh5cfg-Tn2Yw8-Qd3Vk6-Bz1Ps4"
 "#;
-    match rampart_ike::conf::Config::from_text(Path::new("/etc/rampart/rampart.toml"), conf_text, None) {
+    match rampart_ike_daemon::config_file::Config::from_text(Path::new("/etc/rampart/rampart.toml"), conf_text, None) {
         Ok(cfg) => tracing::trace!(config = ?cfg, "configuration"),
         Err(e) => panic!("the test configuration no longer parses: {e}"),
     }

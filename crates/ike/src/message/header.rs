@@ -2,7 +2,7 @@
 //!
 //! Parsing checks the length field against the datagram once; the header never reads past it.
 
-use super::ParseError;
+use super::reader::ParseError;
 
 /// Length of the IKE header on the wire.
 pub const HEADER_LEN: usize = 28;

@@ -7,14 +7,18 @@
 
 mod header;
 mod notify;
+mod reader;
 mod sa;
 
 use core::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use self::reader::Reader;
+
 pub use header::{ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, FLAG_VERSION, HEADER_LEN, Header};
 pub use notify::NotifyType;
 pub use rampart_sa::TrafficSelector;
+pub use reader::{MAX_PAYLOADS, ParseError};
 pub use sa::{ATTR_KEY_LENGTH, Proposal, ProtocolId, Transform, transform_type};
 
 /// Payload type numbers (RFC 7296 section 3.2, RFC 7383).
@@ -55,106 +59,6 @@ pub mod payload_type {
     pub const EAP: u8 = 48;
     /// Encrypted and Authenticated Fragment (RFC 7383).
     pub const SKF: u8 = 53;
-}
-
-/// Most payloads accepted in one message (or inside one SK payload): bounds the work a peer can
-/// ask for. Real messages carry fewer than 20.
-pub const MAX_PAYLOADS: usize = 64;
-
-/// Why a message could not be parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ParseError {
-    /// Fewer bytes than a structure needs.
-    Truncated {
-        /// What was being read.
-        what: &'static str,
-        /// Bytes needed.
-        need: usize,
-        /// Bytes left.
-        have: usize,
-    },
-    /// A length field below the structure's minimum.
-    BadLength {
-        /// Which structure.
-        what: &'static str,
-        /// The length field.
-        length: usize,
-    },
-    /// The header's length field differs from the datagram's length.
-    MessageLength {
-        /// The header's length field.
-        field: u32,
-        /// The datagram's length.
-        datagram: usize,
-    },
-    /// A major version other than 2 (RFC 7296 section 2.5: INVALID_MAJOR_VERSION).
-    MajorVersion(u8),
-    /// More than [`MAX_PAYLOADS`] payloads.
-    TooManyPayloads,
-    /// The Encrypted payload is not the last payload.
-    EncryptedNotLast,
-    /// Any other structural violation, named.
-    Invalid(&'static str),
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseError::Truncated { what, need, have } => write!(f, "{what}: need {need} bytes, {have} left"),
-            ParseError::BadLength { what, length } => write!(f, "{what}: length {length} is too small"),
-            ParseError::MessageLength { field, datagram } => {
-                write!(f, "header says {field} bytes, datagram has {datagram}")
-            }
-            ParseError::MajorVersion(v) => write!(f, "IKE major version {v}"),
-            ParseError::TooManyPayloads => write!(f, "more than {MAX_PAYLOADS} payloads"),
-            ParseError::EncryptedNotLast => f.write_str("the Encrypted payload is not the last payload"),
-            ParseError::Invalid(what) => f.write_str(what),
-        }
-    }
-}
-
-impl std::error::Error for ParseError {}
-
-/// A bounds-checked cursor: every read names what it reads and fails instead of panicking.
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
-    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ParseError> {
-        if self.buf.len() < n {
-            return Err(ParseError::Truncated { what, need: n, have: self.buf.len() });
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    pub(crate) fn rest(&mut self) -> &'a [u8] {
-        core::mem::take(&mut self.buf)
-    }
-
-    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, ParseError> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, ParseError> {
-        let b = self.take(2, what)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, ParseError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
 }
 
 /// Identification types (RFC 7296 section 3.5).
@@ -218,7 +122,7 @@ impl Identification {
             return Some(Identification::rfc822(rest));
         }
         if let Some(hex) = s.strip_prefix("keyid:#").or_else(|| s.strip_prefix("@#")) {
-            return Some(Identification::key_id(&crate::util::from_hex(hex)?));
+            return Some(Identification::key_id(&crate::hex::decode(hex)?));
         }
         if let Some(rest) = s.strip_prefix("keyid:") {
             return Some(Identification::key_id(rest.as_bytes()));
@@ -457,7 +361,7 @@ impl Payload {
                 match (protocol, spi_size) {
                     (ProtocolId::Ike, 0) if count == 0 => {}
                     (ProtocolId::Esp | ProtocolId::Ah, 4) => {
-                        if r.buf.len() != count * 4 {
+                        if r.len() != count * 4 {
                             return Err(ParseError::Invalid("Delete SPI count disagrees with the length"));
                         }
                         for _ in 0..count {
@@ -656,6 +560,14 @@ impl Message {
     pub fn notify(&self, kind: NotifyType) -> Option<&Notify> {
         find_notify(&self.payloads, kind)
     }
+}
+
+/// The first error notify in a list (RFC 7296 section 3.10.1: types below 16384).
+pub fn error_notify(payloads: &[Payload]) -> Option<NotifyType> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.kind.is_error() => Some(n.kind),
+        _ => None,
+    })
 }
 
 /// The first notify of a type in a payload list.

@@ -4,7 +4,7 @@
 //! This is the wire form only: transform numbers as received. Which of them Rampart accepts is
 //! decided in [`crate::proposal`]; this module never judges an algorithm.
 
-use super::{ParseError, Reader};
+use super::reader::{ParseError, Reader};
 
 /// Protocol ID of a proposal, a notify or a delete (RFC 7296 section 3.3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

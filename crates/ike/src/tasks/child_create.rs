@@ -3,14 +3,14 @@
 //! narrowing, transport mode, optional PFS key exchange).
 
 use rampart_sa::{Mode, TrafficSelector};
+use zeroize::Zeroizing;
 
 use crate::config::ChildConfig;
 use crate::crypto::{DhGroup, KeyShare};
 use crate::event::Event;
-use crate::ike_sa::{ChildParams, Ctx, IkeSa, Response, nonce};
-use crate::message::{NotifyType, Payload, Proposal, find_notify};
+use crate::message::{ExchangeType, Message, NotifyType, Payload, Proposal, error_notify, find_notify};
 use crate::proposal::{EspAlgorithms, accept_esp_answer, esp_answer, select_esp};
-use crate::tasks::{Flow, error_notify};
+use crate::state::{ChildParams, Ctx, Flow, IkeSa, Response, Task, TaskKind, nonce};
 use crate::ts;
 
 /// The CHILD_SA payloads of a request: \[USE_TRANSPORT_MODE\], SA, \[Ni, \[KE\]\], TSi, TSr.
@@ -210,35 +210,47 @@ impl Initiator {
         let group = cfg.esp_proposals.first().and_then(|p| p.pfs_group());
         Initiator { cfg, group, retried: false, state: None }
     }
+}
+
+impl Task for Initiator {
+    fn kind(&self) -> TaskKind {
+        TaskKind::ChildCreate
+    }
 
     /// The request.
-    pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
+    fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
         let spi_in = cx.ids.child_spi(cx.rng);
         let ni = nonce(cx.rng);
         let ke = self.group.map(|g| cx.key_share(g));
         let _ = sa;
         let p = request_payloads(&self.cfg, spi_in, Some(&ni), ke.as_ref(), &self.cfg.local_ts, &self.cfg.remote_ts);
         self.state = Some((spi_in, ni, ke));
-        Some(p)
+        Some((ExchangeType::CreateChildSa, p))
     }
 
     /// The answer.
-    pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
-        let Some((spi_in, ni, ke)) = self.state else { return Flow::Done };
+    fn process_i(
+        self: Box<Self>,
+        sa: &mut IkeSa,
+        cx: &mut Ctx<'_>,
+        _msg: &Message,
+        _raw: &[u8],
+        payloads: &[Payload],
+    ) -> Flow {
+        let Initiator { cfg, group, retried, state } = *self;
+        let Some((spi_in, ni, ke)) = state else { return Flow::Done };
         let fail = |sa: &mut IkeSa, cx: &mut Ctx<'_>, reason| {
             cx.ids.child_spis.remove(&spi_in);
-            cx.events.push_back(Event::ChildSaFailed { ike: sa.id, name: self.cfg.name.clone(), reason });
+            cx.events.push_back(Event::ChildSaFailed { ike: sa.id, name: cfg.name.clone(), reason });
             Flow::Done
         };
-        if !self.retried
-            && let Some(g) = requested_group(&self.cfg, payloads, self.group)
-        {
+        if !retried && let Some(g) = requested_group(&cfg, payloads, group) {
             cx.ids.child_spis.remove(&spi_in);
-            let retry = Initiator { cfg: self.cfg, group: Some(g), retried: true, state: None };
-            sa.queue.push_front(super::Task::ChildCreate(Box::new(retry)));
+            let retry = Initiator { cfg, group: Some(g), retried: true, state: None };
+            sa.queue.push_front(Box::new(retry));
             return Flow::Done;
         }
-        let acc = match accept(&self.cfg, payloads, &self.cfg.local_ts, &self.cfg.remote_ts, true) {
+        let acc = match accept(&cfg, payloads, &cfg.local_ts, &cfg.remote_ts, true) {
             Ok(a) => a,
             Err(e) => return fail(sa, cx, e),
         };
@@ -252,30 +264,24 @@ impl Initiator {
             },
             _ => return fail(sa, cx, NotifyType::INVALID_KE_PAYLOAD),
         };
-        let Some(proof) = sa.auth.take() else { return fail(sa, cx, NotifyType::AUTHENTICATION_FAILED) };
-        let child = sa.make_child(
-            &proof,
-            cx,
-            ChildParams {
-                cfg: &self.cfg,
-                spi_in,
-                spi_out: acc.peer_spi,
-                algs: acc.algs,
-                mode: acc.mode,
-                local_ts: acc.local_ts,
-                remote_ts: acc.remote_ts,
-                ni: &ni,
-                nr,
-                g_ir: g_ir.as_deref().map(|v| v.as_slice()),
-                we_initiated: true,
-            },
-        );
-        sa.auth = Some(proof);
-        match child {
-            Some(c) => {
-                sa.install_child(cx, c);
-            }
-            None => return fail(sa, cx, NotifyType::NO_PROPOSAL_CHOSEN),
+        if sa.auth.is_none() {
+            return fail(sa, cx, NotifyType::AUTHENTICATION_FAILED);
+        }
+        let params = ChildParams {
+            cfg: &cfg,
+            spi_in,
+            spi_out: acc.peer_spi,
+            algs: acc.algs,
+            mode: acc.mode,
+            local_ts: acc.local_ts,
+            remote_ts: acc.remote_ts,
+            ni: &ni,
+            nr,
+            g_ir: g_ir.as_deref().map(|v| v.as_slice()),
+            we_initiated: true,
+        };
+        if sa.add_child(cx, params).is_none() {
+            return fail(sa, cx, NotifyType::NO_PROPOSAL_CHOSEN);
         }
         Flow::Done
     }
@@ -290,67 +296,97 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
         Err(e) => return Response::Payloads(vec![Payload::notify(e, vec![])]),
     };
     let cfg = &conn.children[chosen.cfg_index];
-    match respond_child(sa, cx, payloads, cfg, &chosen) {
-        Ok((child, answer)) => {
-            sa.install_child(cx, child);
-            Response::Payloads(answer)
-        }
-        Err(p) => Response::Payloads(p),
+    let ours = match ChildAnswer::new(sa, cx, payloads, &chosen) {
+        Ok(a) => a,
+        Err(p) => return Response::Payloads(p),
+    };
+    match sa.add_child(cx, ours.params(cfg, &chosen)) {
+        Some(_) => Response::Payloads(ours.payloads(&chosen)),
+        None => Response::Payloads(vec![Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]),
     }
 }
 
-/// Responder: nonce, optional KE, keys and the answer for a chosen CHILD_SA (new or rekey).
-pub fn respond_child(
-    sa: &mut IkeSa,
-    cx: &mut Ctx<'_>,
-    payloads: &[Payload],
-    cfg: &ChildConfig,
-    chosen: &Chosen,
-) -> Result<(crate::ike_sa::ChildSa, Vec<Payload>), Vec<Payload>> {
-    let (ni, peer_ke) = nonce_and_ke(payloads);
-    let Some(ni) = ni else { return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]) };
-    let (ke, g_ir) = match (chosen.algs.dh, peer_ke) {
-        (None, _) => (None, None),
-        (Some(g), Some((pg, data))) if pg == g.id() => {
-            let k = cx.key_share(g);
-            match k.agree(data) {
-                Ok(s) => (Some(k), Some(s)),
-                Err(_) => return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]),
+/// The responder's part of a CHILD_SA it accepts (new or rekey): the initiator's nonce, ours,
+/// our inbound SPI and, with PFS, our key share and the shared secret.
+pub struct ChildAnswer<'p> {
+    ni: &'p [u8],
+    nr: Vec<u8>,
+    spi_in: u32,
+    ke: Option<KeyShare>,
+    g_ir: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl<'p> ChildAnswer<'p> {
+    /// Reads the request's nonce and KE, makes ours and allocates our SPI; `Err` is the answer
+    /// to send instead (INVALID_SYNTAX, INVALID_KE_PAYLOAD with our group, TEMPORARY_FAILURE on
+    /// an IKE SA without authentication).
+    pub fn new(
+        sa: &IkeSa,
+        cx: &mut Ctx<'_>,
+        payloads: &'p [Payload],
+        chosen: &Chosen,
+    ) -> Result<ChildAnswer<'p>, Vec<Payload>> {
+        let (ni, peer_ke) = nonce_and_ke(payloads);
+        let Some(ni) = ni else { return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]) };
+        let (ke, g_ir) = match (chosen.algs.dh, peer_ke) {
+            (None, _) => (None, None),
+            (Some(g), Some((pg, data))) if pg == g.id() => {
+                let k = cx.key_share(g);
+                match k.agree(data) {
+                    Ok(s) => (Some(k), Some(s)),
+                    Err(_) => return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]),
+                }
             }
+            //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
+            //# If ... the responder selects a proposal using a different Diffie-Hellman group ... the
+            //# responder MUST reject the request and indicate its preferred Diffie-Hellman group in
+            //# the INVALID_KE_PAYLOAD Notify payload.
+            (Some(g), _) => {
+                return Err(vec![Payload::notify(NotifyType::INVALID_KE_PAYLOAD, g.id().to_be_bytes().to_vec())]);
+            }
+        };
+        let nr = nonce(cx.rng);
+        let spi_in = cx.ids.child_spi(cx.rng);
+        if sa.auth.is_none() {
+            return Err(vec![Payload::notify(NotifyType::TEMPORARY_FAILURE, vec![])]);
         }
-        //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
-        //# If ... the responder selects a proposal using a different Diffie-Hellman group ... the
-        //# responder MUST reject the request and indicate its preferred Diffie-Hellman group in
-        //# the INVALID_KE_PAYLOAD Notify payload.
-        (Some(g), _) => {
-            return Err(vec![Payload::notify(NotifyType::INVALID_KE_PAYLOAD, g.id().to_be_bytes().to_vec())]);
-        }
-    };
-    let nr = nonce(cx.rng);
-    let spi_in = cx.ids.child_spi(cx.rng);
-    let Some(proof) = sa.auth.take() else { return Err(vec![Payload::notify(NotifyType::TEMPORARY_FAILURE, vec![])]) };
-    let child = sa.make_child(
-        &proof,
-        cx,
+        Ok(ChildAnswer { ni, nr, spi_in, ke, g_ir })
+    }
+
+    /// What the CHILD_SA is made from.
+    pub fn params<'a>(&'a self, cfg: &'a ChildConfig, chosen: &Chosen) -> ChildParams<'a> {
         ChildParams {
             cfg,
-            spi_in,
+            spi_in: self.spi_in,
             spi_out: chosen.peer_spi,
             algs: chosen.algs,
             mode: chosen.mode,
             local_ts: chosen.tsr.clone(),
             remote_ts: chosen.tsi.clone(),
-            ni,
-            nr: &nr,
-            g_ir: g_ir.as_deref().map(|v| v.as_slice()),
+            ni: self.ni,
+            nr: &self.nr,
+            g_ir: self.g_ir.as_deref().map(|v| v.as_slice()),
             we_initiated: false,
-        },
-    );
-    sa.auth = Some(proof);
-    let Some(child) = child else {
-        cx.ids.child_spis.remove(&spi_in);
-        return Err(vec![Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]);
-    };
-    let answer = answer_payloads(chosen, spi_in, Some(&nr), ke.as_ref());
-    Ok((child, answer))
+        }
+    }
+
+    /// Our nonce (the rekey compares it with the initiator's).
+    pub fn nr(&self) -> &[u8] {
+        &self.nr
+    }
+
+    /// The initiator's nonce.
+    pub fn ni(&self) -> &[u8] {
+        self.ni
+    }
+
+    /// Our inbound SPI.
+    pub fn spi_in(&self) -> u32 {
+        self.spi_in
+    }
+
+    /// The answer's CHILD_SA payloads.
+    pub fn payloads(&self, chosen: &Chosen) -> Vec<Payload> {
+        answer_payloads(chosen, self.spi_in, Some(&self.nr), self.ke.as_ref())
+    }
 }

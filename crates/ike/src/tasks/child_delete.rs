@@ -2,9 +2,8 @@
 //! sender's inbound SPIs; the answer carries the responder's inbound SPIs of the same pairs.
 
 use crate::event::ChildSaId;
-use crate::ike_sa::{ChildState, Ctx, IkeSa, Response};
-use crate::message::{Delete, Payload, ProtocolId};
-use crate::tasks::Flow;
+use crate::message::{Delete, ExchangeType, Message, Payload, ProtocolId};
+use crate::state::{ChildState, Ctx, Flow, IkeSa, Response, Task, TaskKind};
 
 /// Initiator state: the child being deleted.
 #[derive(Debug)]
@@ -17,16 +16,32 @@ impl Initiator {
     pub fn new(child: ChildSaId) -> Initiator {
         Initiator { child }
     }
+}
+
+impl Task for Initiator {
+    fn kind(&self) -> TaskKind {
+        TaskKind::ChildDelete
+    }
 
     /// The request, or `None` if the child is already gone.
-    pub fn build_i(&mut self, sa: &mut IkeSa) -> Option<Vec<Payload>> {
+    fn build_i(&mut self, sa: &mut IkeSa, _cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
         let c = sa.child_mut(self.child)?;
         c.state = ChildState::Deleting;
-        Some(vec![Payload::Delete(Delete { protocol: ProtocolId::Esp, spis: vec![c.spi_in] })])
+        Some((
+            ExchangeType::Informational,
+            vec![Payload::Delete(Delete { protocol: ProtocolId::Esp, spis: vec![c.spi_in] })],
+        ))
     }
 
     /// The answer: the child goes whatever it says.
-    pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, _payloads: &[Payload]) -> Flow {
+    fn process_i(
+        self: Box<Self>,
+        sa: &mut IkeSa,
+        cx: &mut Ctx<'_>,
+        _msg: &Message,
+        _raw: &[u8],
+        _payloads: &[Payload],
+    ) -> Flow {
         sa.remove_child(cx, self.child);
         Flow::Done
     }

@@ -16,20 +16,24 @@
 //! initiator deletes the CHILD_SA it created, and the other initiator deletes the old one.
 
 use crate::config::ChildConfig;
-use crate::crypto::KeyShare;
+use std::time::Duration;
+
+use crate::crypto::{DhGroup, KeyShare};
 use crate::event::{ChildSaId, Event};
-use crate::ike_sa::{ChildParams, ChildState, Created, Ctx, IkeSa, PeerRekey, Response, nonce};
-use crate::message::{Notify, NotifyType, Payload, ProtocolId, find_notify};
-use crate::tasks::child_create::{
-    Chosen, accept, choose, nonce_and_ke, request_payloads, requested_group, respond_child,
+use crate::message::{ExchangeType, Message, Notify, NotifyType, Payload, ProtocolId, find_notify};
+use crate::state::{
+    ChildParams, ChildState, Created, Ctx, Flow, IkeSa, PeerRekey, Response, Task, TaskKind, jittered, nonce,
 };
-use crate::tasks::{Flow, child_delete};
+use crate::tasks::child_create::{
+    ChildAnswer, Chosen, accept, choose, nonce_and_ke, request_payloads, requested_group,
+};
+use crate::tasks::child_delete;
 
 /// Initiator state.
 #[derive(Debug)]
 pub struct Initiator {
     old: ChildSaId,
-    group: Option<Option<crate::crypto::DhGroup>>,
+    group: Option<Option<DhGroup>>,
     state: Option<Sent>,
 }
 
@@ -63,8 +67,30 @@ impl Initiator {
         Initiator { old, group: None, state: None }
     }
 
+    /// Gives up: the old child stays and is retried later.
+    pub fn abandon(self, sa: &mut IkeSa, cx: &mut Ctx<'_>) {
+        if let Some(s) = &self.state {
+            cx.ids.child_spis.remove(&s.spi_in);
+        }
+        if let Some(c) = sa.child_mut(self.old)
+            && c.state == ChildState::Rekeying
+        {
+            c.state = ChildState::Installed;
+            // Try again in a while (RFC 7296 section 2.25: TEMPORARY_FAILURE means later).
+            // At a random point, so that two peers that collided do not collide again.
+            let wait = jittered(Duration::from_secs(30), Duration::from_secs(25), cx.rng);
+            c.rekey_at = Some(cx.now + wait);
+        }
+    }
+}
+
+impl Task for Initiator {
+    fn kind(&self) -> TaskKind {
+        TaskKind::ChildRekey
+    }
+
     /// The request, or `None` if the child is gone or no longer installed.
-    pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
+    fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
         let c = sa.children.iter_mut().find(|c| c.id == self.old && c.state == ChildState::Installed)?;
         c.state = ChildState::Rekeying;
         let cfg = c.cfg.clone();
@@ -80,28 +106,31 @@ impl Initiator {
         })];
         p.extend(request_payloads(&cfg, spi_in, Some(&ni), ke.as_ref(), &c.local_ts, &c.remote_ts));
         self.state = Some(Sent { local_ts: c.local_ts.clone(), remote_ts: c.remote_ts.clone(), cfg, spi_in, ni, ke });
-        Some(p)
-    }
-
-    /// Gives up: the old child stays and is retried later.
-    pub fn abandon(self, sa: &mut IkeSa, cx: &mut Ctx<'_>) {
-        if let Some(s) = &self.state {
-            cx.ids.child_spis.remove(&s.spi_in);
-        }
-        if let Some(c) = sa.child_mut(self.old)
-            && c.state == ChildState::Rekeying
-        {
-            c.state = ChildState::Installed;
-            // Try again in a while (RFC 7296 section 2.25: TEMPORARY_FAILURE means later).
-            // At a random point, so that two peers that collided do not collide again.
-            let wait =
-                crate::ike_sa::jittered(std::time::Duration::from_secs(30), std::time::Duration::from_secs(25), cx.rng);
-            c.rekey_at = Some(cx.now + wait);
-        }
+        Some((ExchangeType::CreateChildSa, p))
     }
 
     /// The answer.
-    pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
+    fn process_i(
+        self: Box<Self>,
+        sa: &mut IkeSa,
+        cx: &mut Ctx<'_>,
+        _msg: &Message,
+        _raw: &[u8],
+        payloads: &[Payload],
+    ) -> Flow {
+        let this = *self;
+        this.answer(sa, cx, payloads)
+    }
+
+    fn failed(self: Box<Self>, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Flow {
+        self.abandon(sa, cx);
+        Flow::Done
+    }
+}
+
+impl Initiator {
+    /// The answer, read by [`Task::process_i`].
+    fn answer(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
         let Some(s) = self.state.as_ref() else { return Flow::Done };
         if self.group.is_none()
             && let Some(g) = requested_group(&s.cfg, payloads, s.ke.as_ref().map(KeyShare::group))
@@ -113,7 +142,7 @@ impl Initiator {
                 c.state = ChildState::Installed;
             }
             let retry = Initiator { old, group: Some(Some(g)), state: None };
-            sa.queue.push_front(super::Task::ChildRekey(Box::new(retry)));
+            sa.queue.push_front(Box::new(retry));
             return Flow::Done;
         }
         let acc = match accept(&s.cfg, payloads, &s.local_ts, &s.remote_ts, true) {
@@ -139,9 +168,10 @@ impl Initiator {
             self.abandon(sa, cx);
             return Flow::Done;
         };
-        let Some(proof) = sa.auth.take() else { return Flow::Done };
+        if sa.auth.is_none() {
+            return Flow::Done;
+        }
         let new = sa.make_child(
-            &proof,
             cx,
             ChildParams {
                 cfg: &s.cfg,
@@ -157,7 +187,6 @@ impl Initiator {
                 we_initiated: true,
             },
         );
-        sa.auth = Some(proof);
         let Some(mut new) = new else {
             self.abandon(sa, cx);
             return Flow::Done;
@@ -177,7 +206,7 @@ impl Initiator {
                 if let Some(c) = sa.child_mut(self.old) {
                     c.state = ChildState::Rekeyed;
                 }
-                sa.queue.push_front(super::Task::ChildDelete(child_delete::Initiator::new(new_id)));
+                sa.queue.push_front(Box::new(child_delete::Initiator::new(new_id)));
             }
             Some((peer, _)) => {
                 // We won (or there was no collision): install ours, switch outbound, delete old.
@@ -200,7 +229,7 @@ impl Initiator {
                 let _ = peer;
                 let delay = cx.cfg.rekey_delete_delay;
                 if delay.is_zero() {
-                    sa.queue.push_front(super::Task::ChildDelete(child_delete::Initiator::new(self.old)));
+                    sa.queue.push_front(Box::new(child_delete::Initiator::new(self.old)));
                 } else if let Some(c) = sa.child_mut(self.old) {
                     // Deleted by its expiry timer, a moment from now.
                     let at = cx.now + delay;
@@ -218,7 +247,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
     let Some(n) = find_notify(payloads, NotifyType::REKEY_SA) else { return Response::Silent };
     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
     //# ... while rekeying the IKE SA ... reply with TEMPORARY_FAILURE (to a Child SA rekey)
-    if matches!(sa.outstanding.as_ref().map(|o| &o.task), Some(super::Task::IkeRekey(_))) {
+    if sa.outstanding_kind() == Some(TaskKind::IkeRekey) {
         return Response::Payloads(vec![Payload::notify(NotifyType::TEMPORARY_FAILURE, vec![])]);
     }
     let spi = <[u8; 4]>::try_from(n.spi.as_slice()).map(u32::from_be_bytes);
@@ -243,14 +272,16 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
         Ok(c) => c,
         Err(e) => return Response::Payloads(vec![Payload::notify(e, vec![])]),
     };
-    let (new, answer) = match respond_child(sa, cx, payloads, &cfg, &chosen) {
-        Ok(x) => x,
+    let ours = match ChildAnswer::new(sa, cx, payloads, &chosen) {
+        Ok(a) => a,
         Err(p) => return Response::Payloads(p),
     };
-    let (ni, _) = nonce_and_ke(payloads);
-    let nr = answer.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.clone()) } else { None });
+    let Some(mut new) = sa.make_child(cx, ours.params(&cfg, &chosen)) else {
+        cx.ids.child_spis.remove(&ours.spi_in());
+        return Response::Payloads(vec![Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]);
+    };
+    let answer = ours.payloads(&chosen);
     let new_id = new.id;
-    let mut new = new;
     new.announced = true;
     cx.events.push_back(Event::RekeyedChildSa {
         ike: sa.id,
@@ -263,10 +294,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
     if let Some(c) = sa.child_mut(old_id) {
         if c.state == ChildState::Rekeying {
             // A collision: remember the peer's exchange; our own answer decides.
-            let min = match (ni, nr.as_deref()) {
-                (Some(a), Some(b)) => min_nonce(a, b).to_vec(),
-                _ => Vec::new(),
-            };
+            let min = min_nonce(ours.ni(), ours.nr()).to_vec();
             c.peer_rekey = Some(PeerRekey { min_nonce: min, created: Created::Child(new_id) });
         } else {
             c.state = ChildState::Rekeyed;

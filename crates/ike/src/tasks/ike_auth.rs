@@ -2,15 +2,15 @@
 //! [`Authenticator`], and the first CHILD_SA with traffic selector narrowing.
 //!
 //! A CHILD_SA is only made after the peer's AUTH verified: the [`crate::auth::AuthVerified`]
-//! proof is what `IkeSa::make_child` asks for.
+//! proof, stored in the IKE SA, is what `IkeSa::make_child` asks for.
 
 use crate::auth::{Authenticator, PskAuthenticator, SignedOctets};
 use crate::config::{AuthMethod, ChildConfig, ConnectionConfig};
 use crate::event::{DownReason, Event};
-use crate::ike_sa::{ChildParams, Ctx, IkeSa, IkeState, Response};
-use crate::message::{Identification, NotifyType, Payload, find_notify};
+use crate::message::{ExchangeType, Identification, Message, NotifyType, Payload, error_notify, find_notify};
+use crate::state::{ChildParams, Ctx, Flow, IkeSa, IkeState, Response, Task, TaskKind};
 use crate::tasks::child_create::{accept, answer_payloads, choose, request_payloads};
-use crate::tasks::{Flow, ike_rekey};
+use crate::tasks::ike_rekey;
 
 /// The authenticator a connection's configuration asks for.
 pub fn authenticator(conn: &ConnectionConfig) -> Option<Box<dyn Authenticator>> {
@@ -35,9 +35,15 @@ impl Initiator {
     pub fn new(child: Option<ChildConfig>) -> Initiator {
         Initiator { child, spi_in: None }
     }
+}
+
+impl Task for Initiator {
+    fn kind(&self) -> TaskKind {
+        TaskKind::IkeAuth
+    }
 
     /// The request: IDi, \[IDr\], AUTH, \[INITIAL_CONTACT\], and the CHILD_SA payloads.
-    pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<Vec<Payload>> {
+    fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
         let keys = sa.keys.as_ref()?;
         let id = local_id(sa);
         let auth = authenticator(&sa.conn)?;
@@ -60,11 +66,18 @@ impl Initiator {
             self.spi_in = Some(spi);
             p.extend(request_payloads(cfg, spi, None, None, &cfg.local_ts, &cfg.remote_ts));
         }
-        Some(p)
+        Some((ExchangeType::IkeAuth, p))
     }
 
     /// The answer.
-    pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
+    fn process_i(
+        self: Box<Self>,
+        sa: &mut IkeSa,
+        cx: &mut Ctx<'_>,
+        _msg: &Message,
+        _raw: &[u8],
+        payloads: &[Payload],
+    ) -> Flow {
         if find_notify(payloads, NotifyType::AUTHENTICATION_FAILED).is_some() {
             return Flow::Down(DownReason::AuthenticationFailed);
         }
@@ -73,7 +86,7 @@ impl Initiator {
             .iter()
             .find_map(|p| if let Payload::Auth { method, data } = p { Some((*method, data)) } else { None });
         let (Some(id_r), Some((method, data)), Some(keys)) = (id_r, auth, sa.keys.as_ref()) else {
-            let e = crate::tasks::error_notify(payloads).map_or("IKE_AUTH answer without IDr or AUTH", |e| e.name());
+            let e = error_notify(payloads).map_or("IKE_AUTH answer without IDr or AUTH", |e| e.name());
             return Flow::Down(DownReason::Failed(e.to_string()));
         };
         if sa.conn.remote.id.as_ref().is_some_and(|want| *want != id_r) {
@@ -92,6 +105,7 @@ impl Initiator {
             Err(_) => return Flow::Down(DownReason::AuthenticationFailed),
         };
         sa.state = IkeState::Established;
+        sa.auth = Some(proof);
         ike_rekey::schedule(sa, cx);
         cx.events.push_back(Event::IkeSaUp {
             ike: sa.id,
@@ -105,8 +119,7 @@ impl Initiator {
             match accept(cfg, payloads, &cfg.local_ts, &cfg.remote_ts, false) {
                 Ok(acc) => {
                     let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
-                    let child = sa.make_child(
-                        &proof,
+                    sa.add_child(
                         cx,
                         ChildParams {
                             cfg,
@@ -122,9 +135,6 @@ impl Initiator {
                             we_initiated: true,
                         },
                     );
-                    if let Some(c) = child {
-                        sa.install_child(cx, c);
-                    }
                 }
                 Err(reason) => {
                     cx.ids.child_spis.remove(&spi_in);
@@ -132,8 +142,11 @@ impl Initiator {
                 }
             }
         }
-        sa.auth = Some(proof);
         Flow::Done
+    }
+
+    fn failed(self: Box<Self>, _sa: &mut IkeSa, _cx: &mut Ctx<'_>) -> Flow {
+        Flow::Down(DownReason::Failed("malformed answer".into()))
     }
 }
 
@@ -184,6 +197,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
         local_id: id_r.clone(),
         remote_id: id_i,
     });
+    sa.auth = Some(proof);
     let mut answer = vec![Payload::IdR(id_r), Payload::Auth { method: authn.method(), data: our_auth }];
     if payloads.iter().any(|p| matches!(p, Payload::Sa(_))) {
         let conn = sa.conn.clone();
@@ -193,8 +207,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
                 let cfg = &conn.children[chosen.cfg_index];
                 let spi_in = cx.ids.child_spi(cx.rng);
                 let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
-                let child = sa.make_child(
-                    &proof,
+                let child = sa.add_child(
                     cx,
                     ChildParams {
                         cfg,
@@ -210,8 +223,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
                         we_initiated: false,
                     },
                 );
-                if let Some(c) = child {
-                    sa.install_child(cx, c);
+                if child.is_some() {
                     answer.extend(answer_payloads(&chosen, spi_in, None, None));
                 }
             }
@@ -221,6 +233,5 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
             Err(e) => answer.push(Payload::notify(e, vec![])),
         }
     }
-    sa.auth = Some(proof);
     Response::Payloads(answer)
 }

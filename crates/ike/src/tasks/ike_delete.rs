@@ -2,15 +2,12 @@
 //! INFORMATIONAL exchange; the answer is empty, and both sides drop the IKE SA and its children.
 
 use crate::event::DownReason;
-use crate::ike_sa::{IkeSa, IkeState, Response};
-use crate::message::{Delete, Payload, ProtocolId};
-use crate::tasks::Flow;
+use crate::message::{Delete, ExchangeType, Message, Payload, ProtocolId};
+use crate::state::{Ctx, Flow, IkeSa, IkeState, Response, Task, TaskKind};
 
-/// Initiator: the request.
-pub fn build_i(sa: &mut IkeSa) -> Vec<Payload> {
-    sa.state = IkeState::Deleting;
-    vec![Payload::Delete(Delete { protocol: ProtocolId::Ike, spis: vec![] })]
-}
+/// Initiator: deletes the IKE SA it runs on.
+#[derive(Debug)]
+pub struct Initiator;
 
 fn reason(sa: &IkeSa, ours: bool) -> DownReason {
     match (sa.successor, ours) {
@@ -20,9 +17,33 @@ fn reason(sa: &IkeSa, ours: bool) -> DownReason {
     }
 }
 
-/// Initiator: whatever the answer, the IKE SA is gone.
-pub fn process_i(sa: &mut IkeSa) -> Flow {
-    Flow::Down(reason(sa, true))
+impl Task for Initiator {
+    fn kind(&self) -> TaskKind {
+        TaskKind::IkeDelete
+    }
+
+    /// The request.
+    fn build_i(&mut self, sa: &mut IkeSa, _cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
+        sa.state = IkeState::Deleting;
+        Some((ExchangeType::Informational, vec![Payload::Delete(Delete { protocol: ProtocolId::Ike, spis: vec![] })]))
+    }
+
+    /// Whatever the answer, the IKE SA is gone.
+    fn process_i(
+        self: Box<Self>,
+        sa: &mut IkeSa,
+        _cx: &mut Ctx<'_>,
+        _msg: &Message,
+        _raw: &[u8],
+        _payloads: &[Payload],
+    ) -> Flow {
+        Flow::Down(reason(sa, true))
+    }
+
+    /// An unusable answer ends the IKE SA as well.
+    fn failed(self: Box<Self>, sa: &mut IkeSa, _cx: &mut Ctx<'_>) -> Flow {
+        Flow::Down(reason(sa, true))
+    }
 }
 
 /// Responder: answer empty, then drop the IKE SA.

@@ -14,16 +14,16 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{DhGroup, KeError, KeyShare};
 use crate::event::{DownReason, IkeSaId, Transmit};
-use crate::ike_sa::{Ctx, IkeSa, IkeState, nonce};
 use crate::keys::{IkeSaKeys, skeyseed};
 use crate::message::{
-    ExchangeType, FLAG_RESPONSE, Header, Message, NotifyType, Payload, Proposal, find_notify, transform_type,
-    unsupported_critical,
+    ExchangeType, FLAG_RESPONSE, Header, Message, NotifyType, Payload, Proposal, error_notify, find_notify,
+    transform_type, unsupported_critical,
 };
 use crate::nat::nat_hash;
 use crate::offload::{DhJob, DhOwner};
 use crate::proposal::{IkeAlgorithms, accept_ike_answer, ike_answer, select_ike};
-use crate::tasks::{Flow, Task, error_notify, ike_auth};
+use crate::state::{AwaitingSecret, Ctx, Flow, IkeSa, IkeState, Task, TaskKind, nonce};
+use crate::tasks::ike_auth;
 
 /// How many COOKIE or INVALID_KE_PAYLOAD rounds an initiator accepts before giving up.
 const MAX_INIT_ROUNDS: u8 = 3;
@@ -95,17 +95,24 @@ impl Initiator {
         out.extend(nat_notifies(sa, 0, fake));
         out
     }
+}
+
+impl Task for Initiator {
+    fn kind(&self) -> TaskKind {
+        TaskKind::IkeInit
+    }
 
     /// The request.
-    pub fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Vec<Payload> {
+    fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
         if sa.spi_i == 0 {
             sa.spi_i = cx.ids.ike_spi(cx.rng);
         }
-        self.payloads(sa)
+        Some((ExchangeType::IkeSaInit, self.payloads(sa)))
     }
 
-    /// The answer.
-    pub fn process_i(
+    /// The answer. A COOKIE or INVALID_KE_PAYLOAD round sends the request again, first in the
+    /// queue, with the same message ID (0).
+    fn process_i(
         mut self: Box<Self>,
         sa: &mut IkeSa,
         cx: &mut Ctx<'_>,
@@ -119,8 +126,8 @@ impl Initiator {
             }
             self.rounds += 1;
             self.cookie = Some(c.data.clone());
-            let p = self.payloads(sa);
-            sa.resend_init(cx, p, Task::IkeInit(self));
+            sa.next_request_id = 0;
+            sa.queue.push_front(self);
             return Flow::Done;
         }
         //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
@@ -136,8 +143,8 @@ impl Initiator {
             };
             self.rounds += 1;
             self.ke = cx.key_share(g);
-            let p = self.payloads(sa);
-            sa.resend_init(cx, p, Task::IkeInit(self));
+            sa.next_request_id = 0;
+            sa.queue.push_front(self);
             return Flow::Done;
         }
         if let Some(e) = error_notify(payloads) {
@@ -171,6 +178,10 @@ impl Initiator {
         let g_ir = ke.agree(data);
         resume_i(sa, resume, g_ir)
     }
+
+    fn failed(self: Box<Self>, _sa: &mut IkeSa, _cx: &mut Ctx<'_>) -> Flow {
+        Flow::Down(DownReason::Failed("malformed answer".into()))
+    }
 }
 
 /// An initiator's IKE_SA_INIT after the answer was checked, waiting for g^ir.
@@ -182,6 +193,12 @@ pub struct InitResume {
     spi_r: u64,
     response: Vec<u8>,
     nat: (bool, bool),
+}
+
+impl AwaitingSecret for InitResume {
+    fn resume(self: Box<Self>, sa: &mut IkeSa, g_ir: Result<Zeroizing<Vec<u8>>, KeError>) -> Flow {
+        resume_i(sa, *self, g_ir)
+    }
 }
 
 impl core::fmt::Debug for InitResume {
@@ -217,7 +234,7 @@ pub fn resume_i(sa: &mut IkeSa, r: InitResume, g_ir: Result<Zeroizing<Vec<u8>>, 
         }
     }
     sa.state = IkeState::Authenticating;
-    sa.queue.push_front(Task::IkeAuth(Box::new(ike_auth::Initiator::new(r.child))));
+    sa.queue.push_front(Box::new(ike_auth::Initiator::new(r.child)));
     Flow::Done
 }
 

@@ -11,15 +11,23 @@ use std::time::Duration;
 
 use crate::crypto::KeyShare;
 use crate::event::Event;
-use crate::ike_sa::{Created, Ctx, IkeSa, IkeState, PeerRekey, Response, jittered, nonce};
 use crate::keys::{IkeSaKeys, rekey_skeyseed};
-use crate::message::{NotifyType, Payload, Proposal};
+use crate::message::{ExchangeType, Message, NotifyType, Payload, Proposal, error_notify};
 use crate::proposal::{IkeAlgorithms, accept_ike_answer, ike_answer, select_ike};
-use crate::tasks::{Flow, Task, error_notify};
+use crate::state::{
+    ChildState, Created, Ctx, Flow, IkeSa, IkeState, PeerRekey, Response, Task, TaskKind, jittered, nonce,
+};
+use crate::tasks::{child_rekey, ike_delete};
 
-/// Initiator state.
-#[derive(Debug)]
+/// Initiator: its state is made when the request is built (the window may hold it back).
+#[derive(Debug, Default)]
 pub struct Initiator {
+    sent: Option<Sent>,
+}
+
+/// What the request carried: our new SPI, Ni and KE.
+#[derive(Debug)]
+struct Sent {
     spi: u64,
     ni: Vec<u8>,
     ke: KeyShare,
@@ -69,8 +77,19 @@ pub fn schedule(sa: &mut IkeSa, cx: &mut Ctx<'_>) {
 }
 
 impl Initiator {
+    /// Rekeys the IKE SA it runs on.
+    pub fn new() -> Initiator {
+        Initiator { sent: None }
+    }
+}
+
+impl Task for Initiator {
+    fn kind(&self) -> TaskKind {
+        TaskKind::IkeRekey
+    }
+
     /// The request (state made here: the new SPI, Ni, KE).
-    pub fn build_i(sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<(Initiator, Vec<Payload>)> {
+    fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
         if sa.successor.is_some() {
             return None;
         }
@@ -85,11 +104,28 @@ impl Initiator {
             Payload::Nonce(ni.clone()),
             Payload::Ke { group: group.id(), data: ke.public().to_vec() },
         ];
-        Some((Initiator { spi, ni, ke }, payloads))
+        self.sent = Some(Sent { spi, ni, ke });
+        Some((ExchangeType::CreateChildSa, payloads))
     }
 
     /// The answer.
-    pub fn process_i(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
+    fn process_i(
+        self: Box<Self>,
+        sa: &mut IkeSa,
+        cx: &mut Ctx<'_>,
+        _msg: &Message,
+        _raw: &[u8],
+        payloads: &[Payload],
+    ) -> Flow {
+        match self.sent {
+            Some(sent) => sent.answer(sa, cx, payloads),
+            None => Flow::Done,
+        }
+    }
+}
+
+impl Sent {
+    fn answer(self, sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Flow {
         let retry_later = |sa: &mut IkeSa, cx: &mut Ctx<'_>| {
             cx.ids.ike_spis.remove(&self.spi);
             // Later, at a random point so that two peers that collided do not collide again.
@@ -123,12 +159,12 @@ impl Initiator {
         let ours_min = min_nonce(&self.ni, &nr);
         match sa.peer_rekey.clone() {
             Some(PeerRekey { min_nonce: theirs, created: Created::Ike(_) })
-                if super::child_rekey::ours_is_redundant(&ours_min, &theirs) =>
+                if child_rekey::ours_is_redundant(&ours_min, &theirs) =>
             {
                 // We lost the collision: our new IKE SA is redundant; delete it.
                 let mut new = new;
                 new.rekey_at = None;
-                new.queue.push_back(Task::IkeDelete);
+                new.queue.push_back(Box::new(ike_delete::Initiator));
                 new.successor = sa.successor;
                 cx.new_sas.push(new);
             }
@@ -140,7 +176,7 @@ impl Initiator {
                 cx.events.push_back(Event::IkeSaRekeyed { old: sa.id, new: new_id });
                 cx.new_sas.push(new);
                 sa.successor = Some(new_id);
-                sa.queue.push_front(Task::IkeDelete);
+                sa.queue.push_front(Box::new(ike_delete::Initiator));
             }
         }
         Flow::Done
@@ -152,9 +188,8 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.25.2
     //# If a peer receives a request to rekey the IKE SA ... while it has a Child SA rekey
     //# (or creation) in progress ... it SHOULD reply with TEMPORARY_FAILURE.
-    let child_busy =
-        matches!(sa.outstanding.as_ref().map(|o| &o.task), Some(Task::ChildRekey(_) | Task::ChildCreate(_)))
-            || sa.children.iter().any(|c| c.state == crate::ike_sa::ChildState::Rekeying);
+    let child_busy = matches!(sa.outstanding_kind(), Some(TaskKind::ChildRekey | TaskKind::ChildCreate))
+        || sa.children.iter().any(|c| c.state == ChildState::Rekeying);
     if child_busy {
         return Response::Payloads(vec![Payload::notify(NotifyType::TEMPORARY_FAILURE, vec![])]);
     }
@@ -188,7 +223,7 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
         return Response::Payloads(vec![Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]);
     };
     let new_id = new.id;
-    let colliding = matches!(sa.outstanding.as_ref().map(|o| &o.task), Some(Task::IkeRekey(_)));
+    let colliding = sa.outstanding_kind() == Some(TaskKind::IkeRekey);
     if colliding {
         sa.peer_rekey = Some(PeerRekey { min_nonce: min_nonce(&ni, &nr), created: Created::Ike(new_id) });
     }

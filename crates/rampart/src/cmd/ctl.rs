@@ -1,12 +1,12 @@
 //! `rampart ctl`: talks to a running IKE daemon over its control socket (one JSON object per
-//! line; the protocol is in `rampart_ike::daemon::control`) and prints the answer for people,
+//! line; the protocol is in `rampart_ike_daemon::control`) and prints the answer for people,
 //! or as it came with `--json`. It changes nothing itself and never sees a key.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use rampart_ike::daemon::control::{Request, call};
+use rampart_ike_daemon::control::{Request, call};
 use serde_json::Value;
 
 use super::CmdError;
@@ -90,7 +90,7 @@ fn print_stats(v: &Value) {
     if let Some(table) = m.get("table").and_then(Value::as_str) {
         print!("{table}");
     }
-    let counters: Vec<&str> = rampart_ike::daemon::stats::Counters::help().into_iter().map(|(n, _)| n).collect();
+    let counters: Vec<&str> = rampart_ike_daemon::stats::Counters::help().into_iter().map(|(n, _)| n).collect();
     let details: Vec<(&String, &Value)> = m
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "table" | "metrics") && !counters.contains(&k.as_str()))

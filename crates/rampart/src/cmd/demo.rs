@@ -25,7 +25,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rampart_ike::daemon::control::{Request, call};
+use rampart_ike_daemon::control::{Request, call};
 use serde_json::{Value, json};
 
 use super::CmdError;

@@ -1,6 +1,6 @@
 //! `rampart ike`: runs the IKE daemon of a configuration file until SIGINT or SIGTERM (SIGHUP
 //! reloads the file). Everything else (the file format, the event loop, the SA database side)
-//! lives in `rampart_ike::daemon` and `rampart_ike::conf`; this module reads the command line,
+//! lives in `rampart_ike_daemon` (and its `config_file`); this module reads the command line,
 //! sets up logging, the metrics registry and endpoint, and signals, and must never print a
 //! secret.
 
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Args;
-use rampart_ike::conf::Config;
-use rampart_ike::daemon::Options;
+use rampart_ike_daemon::Options;
+use rampart_ike_daemon::config_file::Config;
 
 use super::CmdError;
 use super::telemetry::{LogArgs, MetricsArgs, registry, serve};
@@ -51,6 +51,6 @@ pub fn run(args: IkeArgs) -> Result<(), CmdError> {
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
         .map_err(|e| CmdError(format!("signal handler: {e}")))?;
-    rampart_ike::daemon::run_with(&args.config, stop, reload, Options { metrics, loader: None })
+    rampart_ike_daemon::run_with(&args.config, stop, reload, Options { metrics, loader: None })
         .map_err(|e| CmdError(e.to_string()))
 }

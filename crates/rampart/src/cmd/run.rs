@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use rampart_ike::conf::ConfError;
+use rampart_ike_daemon::config_file::ConfError;
 use rampart_telemetry::LogHandle;
 use tracing::{info, warn};
 
@@ -90,8 +90,8 @@ pub fn run(args: RunArgs) -> Result<(), CmdError> {
     // The log filter follows the file on reload unless the command line or RUST_LOG set it.
     let follow_log = args.log.log.is_none() && std::env::var_os("RUST_LOG").is_none();
     let loader = reloader(cfg.dataplane.clone(), follow_log.then(|| log.clone()));
-    let options = rampart_ike::daemon::Options { metrics: metrics.clone(), loader: Some(loader) };
-    let ike = match rampart_ike::daemon::spawn_with(&args.config, options) {
+    let options = rampart_ike_daemon::Options { metrics: metrics.clone(), loader: Some(loader) };
+    let ike = match rampart_ike_daemon::spawn_with(&args.config, options) {
         Ok(h) => h,
         Err(e) => {
             dataplane.stop();
@@ -136,8 +136,8 @@ pub fn run(args: RunArgs) -> Result<(), CmdError> {
 /// mistake in `[dataplane]` refuses the reload as one in a connection does), the log filter
 /// follows the file, and changes to the data plane's settings are reported as needing a
 /// restart.
-fn reloader(running: rampart_dataplane::Config, log: Option<LogHandle>) -> rampart_ike::daemon::ConfigLoader {
-    Arc::new(move |path: &Path| -> Result<rampart_ike::conf::Config, ConfError> {
+fn reloader(running: rampart_dataplane::Config, log: Option<LogHandle>) -> rampart_ike_daemon::ConfigLoader {
+    Arc::new(move |path: &Path| -> Result<rampart_ike_daemon::config_file::Config, ConfError> {
         let new = RunConfig::load(path)?;
         if new.dataplane != running {
             warn!("changes to [dataplane] take effect at the next restart of rampart run");

@@ -475,7 +475,8 @@ secret = "{PSK}"
         std::fs::write(&path, config).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let cfg = rampart_ike::conf::Config::load(&path).unwrap_or_else(|e| panic!("test config refused: {e}"));
+        let cfg =
+            rampart_ike_daemon::config_file::Config::load(&path).unwrap_or_else(|e| panic!("test config refused: {e}"));
         let mut r = Rampart {
             side,
             ns: ns.to_string(),
@@ -521,8 +522,8 @@ secret = "{PSK}"
     }
 
     /// Sends a control request; the `result` (panics on an error answer).
-    pub fn ctl(&self, request: rampart_ike::daemon::control::Request) -> Value {
-        let r = rampart_ike::daemon::control::call(&self.socket, &request, Duration::from_secs(30))
+    pub fn ctl(&self, request: rampart_ike_daemon::control::Request) -> Value {
+        let r = rampart_ike_daemon::control::call(&self.socket, &request, Duration::from_secs(30))
             .unwrap_or_else(|e| panic!("control socket: {e}\n{}", self.log()));
         assert!(r.ok, "{request:?}: {:?}", r.error);
         r.result.unwrap_or(Value::Null)
@@ -543,11 +544,11 @@ secret = "{PSK}"
     }
 
     pub fn stat(&self, name: &str) -> u64 {
-        self.ctl(rampart_ike::daemon::control::Request::Stats)[name].as_u64().unwrap_or(0)
+        self.ctl(rampart_ike_daemon::control::Request::Stats)[name].as_u64().unwrap_or(0)
     }
 
     pub fn list(&self) -> Vec<Value> {
-        self.ctl(rampart_ike::daemon::control::Request::ListSas).as_array().cloned().unwrap_or_default()
+        self.ctl(rampart_ike_daemon::control::Request::ListSas).as_array().cloned().unwrap_or_default()
     }
 
     /// Established IKE SAs with at least one installed CHILD_SA.

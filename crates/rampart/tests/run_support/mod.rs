@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use rampart_ike::daemon::control::{Request, call};
+use rampart_ike_daemon::control::{Request, call};
 use serde_json::{Value, json};
 
 #[path = "../../src/cmd/demo/plan.rs"]

@@ -1,6 +1,6 @@
 //! The one file of `rampart run`: the IKE daemon's file (`[daemon]`, `connections`, `secrets`,
-//! read by `rampart_ike::conf`) with the data plane's file as a `[dataplane]` table (read by
-//! `rampart_dataplane::config`), and three process settings at the top:
+//! read by `rampart_ike_daemon::config_file`) with the data plane's file as a `[dataplane]` table
+//! (read by `rampart_dataplane::config`), and three process settings at the top:
 //!
 //! ```toml
 //! metrics_listen = "127.0.0.1:9184"   # /metrics of both planes; "off" for none
@@ -21,18 +21,24 @@
 //! [secrets.ike-branch] ...
 //! ```
 //!
-//! The file is split by lines: each parser sees the whole file with the other's lines blanked
-//! (and `[dataplane.lan]` written `[lan]`), so that every error it reports names this file and
-//! the line where the mistake is. Nothing here opens a socket or logs, and no error repeats a
-//! value from the file (secrets live in it).
+//! The file is parsed once (`rampart-config`): the `[dataplane]` table goes to the data plane's
+//! reader, the other tables to the IKE daemon's, each reading in place, so that every error
+//! names this file, the line, the column and the reason. Nothing here opens a socket or logs,
+//! and no error repeats a value from the file (secrets live in it).
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use rampart_ike::conf::{ConfError, Config as IkeConfig};
+use rampart_config::{DeTable, Doc, Section, Value, get, read_file};
+use rampart_ike_daemon::config_file::{ConfError, Config as IkeConfig};
 
 /// The top-level keys this file adds to the IKE daemon's format.
 pub const PROCESS_KEYS: &[&str] = &["metrics_listen", "log", "log_format"];
+
+/// The top-level tables of the IKE daemon's part, and those it accepts with a warning.
+const IKE_KEYS: &[&str] = &["daemon", "connections", "secrets"];
+const IKE_IGNORED: &[&str] = &["pools", "authorities"];
 
 /// Keys of the data plane's own file that `[dataplane]` must not repeat, and where they live here.
 const MOVED_KEYS: &[(&str, &str)] = &[
@@ -55,316 +61,117 @@ pub struct RunConfig {
     pub log_format: Option<String>,
 }
 
-/// Which part of the file a line belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Part {
-    /// Before the first table header.
-    Top,
-    /// Under `[dataplane]` or `[dataplane.*]`.
-    Dataplane,
-    /// Under any other header: the IKE daemon's.
-    Ike,
-}
-
-/// One line as the splitter saw it.
-#[derive(Debug)]
-struct LineInfo {
-    part: Part,
-    /// The first key component of the statement this line belongs to (top level only).
-    top_key: Option<String>,
-    /// For a header line: its first key component, whether it is `[[...]]`, and the rest of
-    /// the dotted name after the first component (empty for `[dataplane]` itself).
-    header: Option<(String, bool, String, String)>,
-}
-
-fn conf_err(path: &Path, line: usize, reason: impl Into<String>) -> ConfError {
-    ConfError { file: path.to_path_buf(), line, column: usize::from(line > 0), reason: reason.into() }
-}
-
-/// Reads the first key component at the start of `s` (bare or quoted); returns it and the rest.
-fn first_key(s: &str) -> Option<(String, &str)> {
-    let s = s.trim_start();
-    let mut chars = s.char_indices();
-    match chars.next()? {
-        (_, q @ ('"' | '\'')) => {
-            let end = s[1..].find(q)? + 1;
-            Some((s[1..end].to_string(), &s[end + 1..]))
-        }
-        _ => {
-            let end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).unwrap_or(s.len());
-            if end == 0 {
-                return None;
-            }
-            Some((s[..end].to_string(), &s[end..]))
-        }
-    }
-}
-
-/// Splits `text` into lines labelled by part. The text must be valid TOML (checked before).
-fn scan(text: &str) -> Vec<LineInfo> {
-    #[derive(PartialEq)]
-    enum Str {
-        None,
-        MultiBasic,
-        MultiLiteral,
-    }
-    let mut out = Vec::new();
-    let mut part = Part::Top;
-    let mut in_str = Str::None;
-    let mut depth: i32 = 0;
-    let mut top_key: Option<String> = None;
-    for line in text.split('\n') {
-        let starts_statement = in_str == Str::None && depth == 0;
-        let trimmed = line.trim_start();
-        let mut header = None;
-        if starts_statement && trimmed.starts_with('[') {
-            let double = trimmed.starts_with("[[");
-            let inner = trimmed.trim_start_matches('[');
-            if let Some((first, rest)) = first_key(inner) {
-                let rest = rest.trim_start();
-                let close = rest.find(']').unwrap_or(rest.len());
-                let tail = rest[..close].trim().trim_start_matches('.').trim().to_string();
-                let after = rest[close..].trim_start_matches(']').to_string();
-                part = if first == "dataplane" { Part::Dataplane } else { Part::Ike };
-                header = Some((first, double, tail, after));
-            }
-            top_key = None;
-            out.push(LineInfo { part, top_key: None, header });
-            continue;
-        }
-        if starts_statement && part == Part::Top {
-            top_key = first_key(trimmed).map(|(k, _)| k).filter(|_| !trimmed.starts_with('#'));
-        }
-        // Track strings and brackets to know whether the next line starts a statement.
-        let b = line.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            match in_str {
-                Str::MultiBasic => {
-                    if b[i] == b'\\' {
-                        i += 2;
-                        continue;
-                    }
-                    if line[i..].starts_with("\"\"\"") {
-                        in_str = Str::None;
-                        i += 3;
-                        // A closing delimiter may carry up to two more quotes.
-                        while i < b.len() && b[i] == b'"' {
-                            i += 1;
-                        }
-                        continue;
-                    }
-                    i += 1;
-                }
-                Str::MultiLiteral => {
-                    if line[i..].starts_with("'''") {
-                        in_str = Str::None;
-                        i += 3;
-                        while i < b.len() && b[i] == b'\'' {
-                            i += 1;
-                        }
-                        continue;
-                    }
-                    i += 1;
-                }
-                Str::None => match b[i] {
-                    b'#' => break,
-                    b'"' if line[i..].starts_with("\"\"\"") => {
-                        in_str = Str::MultiBasic;
-                        i += 3;
-                    }
-                    b'\'' if line[i..].starts_with("'''") => {
-                        in_str = Str::MultiLiteral;
-                        i += 3;
-                    }
-                    b'"' => {
-                        i += 1;
-                        while i < b.len() && b[i] != b'"' {
-                            i += if b[i] == b'\\' { 2 } else { 1 };
-                        }
-                        i += 1;
-                    }
-                    b'\'' => {
-                        i += 1;
-                        while i < b.len() && b[i] != b'\'' {
-                            i += 1;
-                        }
-                        i += 1;
-                    }
-                    b'[' | b'{' => {
-                        depth += 1;
-                        i += 1;
-                    }
-                    b']' | b'}' => {
-                        depth -= 1;
-                        i += 1;
-                    }
-                    _ => i += 1,
-                },
-            }
-        }
-        out.push(LineInfo { part, top_key: if part == Part::Top { top_key.clone() } else { None }, header: None });
-    }
-    out
-}
-
-/// The 1-based line where `key = ...` is first set among the lines for which `want` holds.
-fn line_of(text: &str, lines: &[LineInfo], key: &str, want: impl Fn(&LineInfo) -> bool) -> usize {
-    text.split('\n')
-        .zip(lines)
-        .position(|(l, info)| {
-            want(info)
-                && info.header.is_none()
-                && l.trim_start().strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('='))
-        })
-        .map_or(0, |i| i + 1)
+/// The process settings at the top of the file.
+struct Process {
+    metrics_listen: Option<SocketAddr>,
+    log: Option<String>,
+    log_format: Option<String>,
 }
 
 impl RunConfig {
     /// Reads and checks the file at `path` (and the secrets file it names).
     pub fn load(path: &Path) -> Result<RunConfig, ConfError> {
-        let text = std::fs::read_to_string(path).map_err(|e| conf_err(path, 0, format!("cannot read: {e}")))?;
+        let text = read_file(path)?;
         RunConfig::parse(path, &text)
     }
 
     /// Checks the text of a `rampart run` file; `path` names it in errors (and its permissions
     /// are checked when it holds secrets and exists).
     pub fn parse(path: &Path, text: &str) -> Result<RunConfig, ConfError> {
-        // The splitter below relies on valid TOML; the IKE parser reports the same error with
-        // its column, so let it speak for syntax.
-        let table: toml::Table = match text.parse() {
-            Ok(t) => t,
-            Err(_) => {
-                return Err(IkeConfig::from_text(path, text, None)
-                    .err()
-                    .unwrap_or_else(|| conf_err(path, 0, "invalid TOML")));
-            }
-        };
-        let lines = scan(text);
-        let raw: Vec<&str> = text.split('\n').collect();
-
-        // Process settings at the top; nothing of the data plane's there.
-        let mut ike_text = Vec::with_capacity(raw.len());
-        let mut dp_text = Vec::with_capacity(raw.len());
-        let mut seen_dp_sub = None;
-        for (i, (l, info)) in raw.iter().zip(&lines).enumerate() {
-            match info.part {
-                Part::Top => {
-                    let mine = info.top_key.as_deref().is_some_and(|k| PROCESS_KEYS.contains(&k));
-                    if info.top_key.as_deref() == Some("dataplane") {
-                        return Err(conf_err(
-                            path,
-                            i + 1,
-                            "write the data plane's settings as a [dataplane] table ([dataplane.lan], [dataplane.wan])",
-                        ));
-                    }
-                    ike_text.push(if mine { "" } else { l });
-                    dp_text.push(String::new());
-                }
-                Part::Ike => {
-                    ike_text.push(l);
-                    dp_text.push(String::new());
-                }
-                Part::Dataplane => {
-                    ike_text.push("");
-                    match &info.header {
-                        Some((_, double, tail, _)) if tail.is_empty() => {
-                            if *double {
-                                return Err(conf_err(
-                                    path,
-                                    i + 1,
-                                    "[[dataplane]]: there is one data plane, write [dataplane]",
-                                ));
-                            }
-                            if let Some(sub) = seen_dp_sub {
-                                return Err(conf_err(
-                                    path,
-                                    i + 1,
-                                    format!("[dataplane] must come before its sub-tables (line {sub})"),
-                                ));
-                            }
-                            dp_text.push(String::new());
-                        }
-                        Some((_, double, tail, after)) => {
-                            seen_dp_sub.get_or_insert(i + 1);
-                            let (open, close) = if *double { ("[[", "]]") } else { ("[", "]") };
-                            dp_text.push(format!("{open}{tail}{close}{}", after.trim_start_matches(']')));
-                        }
-                        None => dp_text.push((*l).to_string()),
-                    }
-                }
-            }
-        }
-        let ike_text = ike_text.join("\n");
-        let dp_text = dp_text.join("\n");
-
-        let string_key = |key: &str| -> Result<Option<String>, ConfError> {
-            match table.get(key) {
-                None => Ok(None),
-                Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(conf_err(
-                    path,
-                    line_of(text, &lines, key, |i| i.part == Part::Top),
-                    format!("{key} must be a string"),
-                )),
-            }
-        };
-        let metrics_listen = match string_key("metrics_listen")? {
-            None => Some(rampart_dataplane::config::DEFAULT_METRICS_LISTEN),
-            Some(s) => rampart_dataplane::config::parse_listen(&s)
-                .map_err(|e| conf_err(path, line_of(text, &lines, "metrics_listen", |i| i.part == Part::Top), e))?,
-        };
-        let log = string_key("log")?;
-        if let Some(f) = &log {
-            rampart_telemetry::log::parse_filter(f)
-                .map_err(|e| conf_err(path, line_of(text, &lines, "log", |i| i.part == Part::Top), e.to_string()))?;
-        }
-        let log_format = string_key("log_format")?;
-        if let Some(f) = &log_format {
-            f.parse::<rampart_telemetry::LogFormat>().map_err(|e| {
-                conf_err(path, line_of(text, &lines, "log_format", |i| i.part == Part::Top), e.to_string())
-            })?;
-        }
-
-        // The IKE daemon's part, by its own parser.
-        let ike = IkeConfig::from_text(path, &ike_text, None)?;
-        if ike.daemon.database.as_os_str().is_empty() {
-            return Err(conf_err(
-                path,
-                line_of(text, &lines, "database", |i| i.part == Part::Ike),
-                "rampart run needs an SA database: the data plane reads what the IKE daemon installs",
-            ));
-        }
-
-        // The data plane's part, by its own parser.
-        let Some(dp_table) = table.get("dataplane") else {
-            return Err(conf_err(
-                path,
-                0,
-                "no [dataplane] table: rampart run needs the data plane's interfaces ([dataplane.lan], [dataplane.wan]); \
-                 for the IKE daemon alone use rampart ike",
-            ));
-        };
-        for (key, why) in MOVED_KEYS {
-            if dp_table.get(key).is_some() {
-                return Err(conf_err(path, line_of(text, &lines, key, |i| i.part == Part::Dataplane), *why));
-            }
-        }
-        let mut dataplane = rampart_dataplane::Config::parse(&dp_text, path).map_err(|e| ConfError {
-            file: e.path,
-            line: e.line.unwrap_or(0),
-            column: usize::from(e.line.is_some()),
-            reason: format!("[dataplane] {}", e.reason),
-        })?;
+        let mut doc = Doc::new(path, text);
+        let root = doc.parse()?;
+        let root = root.get_ref();
+        check_top_keys(&mut doc, root)?;
+        let process = read_process(&doc, root)?;
+        let ike = read_ike(&mut doc, root)?;
+        let mut dataplane = read_dataplane(&mut doc, root)?;
         dataplane.database = ike.daemon.database.clone();
         dataplane.metrics_listen = None;
-        Ok(RunConfig { ike, dataplane, metrics_listen, log, log_format })
+        Ok(RunConfig {
+            ike,
+            dataplane,
+            metrics_listen: process.metrics_listen,
+            log: process.log,
+            log_format: process.log_format,
+        })
     }
 
     /// The SA database both planes use.
     pub fn database(&self) -> &PathBuf {
         &self.ike.daemon.database
     }
+}
+
+/// Every top-level key is one of the process settings, `dataplane`, or the IKE daemon's.
+fn check_top_keys(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Result<(), ConfError> {
+    let known: Vec<&str> = PROCESS_KEYS.iter().chain(&["dataplane"]).chain(IKE_KEYS).copied().collect();
+    // The IKE daemon's reader warns about the keys it ignores; this check only refuses.
+    let warned = doc.warnings.len();
+    doc.check_keys("top level", root, &known, IKE_IGNORED)?;
+    doc.warnings.truncate(warned);
+    Ok(())
+}
+
+/// `metrics_listen`, `log` and `log_format`.
+fn read_process(doc: &Doc<'_>, root: &DeTable<'_>) -> Result<Process, ConfError> {
+    let metrics_listen = match get(root, "metrics_listen") {
+        None => Some(rampart_dataplane::config::DEFAULT_METRICS_LISTEN),
+        Some((_, v)) => rampart_dataplane::config::listen_setting(doc, "metrics_listen", v)?,
+    };
+    let setting = |key: &str, check: fn(&str) -> bool, what: &str| -> Result<Option<String>, ConfError> {
+        let Some((_, v)) = get(root, key) else { return Ok(None) };
+        let s = doc.string(key, v)?;
+        if check(s) { Ok(Some(s.to_string())) } else { Err(doc.err(&v.span(), format!("'{key}' must be {what}"))) }
+    };
+    let log = setting(
+        "log",
+        |f| rampart_telemetry::log::parse_filter(f).is_ok(),
+        "a log filter in RUST_LOG syntax, e.g. \"info,rampart_ike=debug\"",
+    )?;
+    let log_format = setting(
+        "log_format",
+        |f| f.parse::<rampart_telemetry::LogFormat>().is_ok(),
+        "a log format: auto, plain, journald or json",
+    )?;
+    Ok(Process { metrics_listen, log, log_format })
+}
+
+/// The IKE daemon's part: every top-level table but the process settings and `[dataplane]`.
+fn read_ike(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Result<IkeConfig, ConfError> {
+    let mut rest = root.clone();
+    for key in PROCESS_KEYS.iter().chain(&["dataplane"]) {
+        rest.remove(*key);
+    }
+    let ike = IkeConfig::from_table(doc, &rest)?;
+    if ike.daemon.database.as_os_str().is_empty() {
+        let at = database_value(doc, root).unwrap_or(0..0);
+        return Err(doc.err(&at, "rampart run needs an SA database: the data plane reads what the IKE daemon installs"));
+    }
+    Ok(ike)
+}
+
+/// Where `[daemon] database` is written.
+fn database_value(doc: &Doc<'_>, root: &DeTable<'_>) -> Option<Range<usize>> {
+    let (_, daemon) = get(root, "daemon")?;
+    let (_, v): (_, &Value<'_>) = get(doc.table("daemon", daemon).ok()?, "database")?;
+    Some(v.span())
+}
+
+/// The `[dataplane]` table, by the data plane's own reader.
+fn read_dataplane(doc: &mut Doc<'_>, root: &DeTable<'_>) -> Result<rampart_dataplane::Config, ConfError> {
+    let Some((key, v)) = get(root, "dataplane") else {
+        return Err(doc.file_err(
+            "no [dataplane] table: rampart run needs the data plane's interfaces ([dataplane.lan], [dataplane.wan]); \
+             for the IKE daemon alone use rampart ike",
+        ));
+    };
+    let table = doc.table("dataplane", v)?;
+    for (moved, why) in MOVED_KEYS {
+        if let Some((span, _)) = get(table, moved) {
+            return Err(doc.err(&span, *why));
+        }
+    }
+    rampart_dataplane::Config::from_table(doc, table, &Section::Table { name: "dataplane", key })
 }
 
 #[cfg(test)]
@@ -480,7 +287,7 @@ secret = "not-a-real-secret-but-long-enough"
         let t = FILE.replace("log = \"info,rampart_ike=debug\"", "log_format = \"xml\"");
         let e = parse(&t).unwrap_err();
         assert_eq!(e.line, 3, "{e}");
-        // An unknown top-level key goes to the IKE parser, which refuses it.
+        // An unknown top-level key is refused.
         let t = FILE.replace("log = ", "lgo = ");
         let e = parse(&t).unwrap_err();
         assert_eq!(e.line, 3, "{e}");
@@ -501,10 +308,85 @@ secret = "not-a-real-secret-but-long-enough"
         let ike = rest.split_once("[connections.gw]").unwrap().1;
         let e = parse(&format!("{head}[connections.gw]{ike}")).unwrap_err();
         assert!(e.reason.contains("no [dataplane] table"), "{e}");
-        // The data plane as dotted keys at the top.
+        // The data plane as dotted keys at the top: a [dataplane] table without its interfaces,
+        // refused where it is written.
         let e = parse(&format!("dataplane.cores = [0]\n{head}[connections.gw]{ike}")).unwrap_err();
         assert_eq!(e.line, 1, "{e}");
         assert!(e.reason.contains("[dataplane] table"), "{e}");
+        assert!(e.reason.contains("[dataplane.lan]"), "{e}");
+    }
+
+    #[test]
+    fn every_mistake_names_line_and_column_in_this_file() {
+        // (replaced, by, where the error points, words of the reason)
+        let cases: &[(&str, &str, &str, &str)] = &[
+            // A data plane value, in [dataplane] and in a sub-table.
+            ("xdp_mode = \"generic\"", "xdp_mode = \"turbo\"", "\"turbo\"", "'xdp_mode' must be native or generic"),
+            ("name = \"lan0\"", "name = \"a-very-long-ifname\"", "\"a-very", "[dataplane.lan] interface name"),
+            ("cores = [0]", "cores = [0, 0]", "0]", "a core is listed twice"),
+            // An unknown key in [dataplane] and in one of its sub-tables.
+            ("cores = [0]", "cores = [0]\ncrypto = \"ring\"", "crypto =", "dataplane: unknown key 'crypto'"),
+            (
+                "name = \"wan0\"",
+                "name = \"wan0\"\nmtu = 1500\nqueue = [0]",
+                "queue =",
+                "dataplane.wan: unknown key 'queue'",
+            ),
+            // Checks across the data plane's tables point at the key that breaks them.
+            ("name = \"wan0\"", "name = \"lan0\"", "\"lan0\"\nlocal", "same interface"),
+            // A connection: an unknown key, a bad selector, a bad identity.
+            ("remote_addrs = ", "remote_adrs = ", "remote_adrs", "connections.gw: unknown key 'remote_adrs'"),
+            ("remote_ts = \"10.2.0.0/24\"", "remote_ts = \"10.2.0.0/99\"", "\"10.2.0.0/99", "children.net.remote_ts"),
+            ("start_action = \"start\"", "start_action = 1", "1\n", "'start_action' must be a string"),
+            // The process settings.
+            ("log = \"info,rampart_ike=debug\"", "log = \"info,[[\"", "\"info,[[", "'log' must be a log filter"),
+            ("\"127.0.0.1:9300\"", "\"localhost\"", "\"localhost", "'metrics_listen' must be IP:PORT"),
+            ("log = ", "lgo = ", "lgo", "top level: unknown key 'lgo'"),
+            // The database both planes share.
+            ("database = \"/dev/shm/run-test.sadb\"", "database = \"\"", "\"\"", "needs an SA database"),
+        ];
+        for (from, to, at, words) in cases {
+            let t = FILE.replacen(from, to, 1);
+            assert_ne!(t, FILE, "{to}");
+            let e = parse(&t).unwrap_err();
+            // Where `at` starts in the changed file.
+            let offset = t.find(at).unwrap_or_else(|| panic!("{at} not in the file"));
+            let before = &t[..offset];
+            let want = (before.matches('\n').count() + 1, before.rsplit('\n').next().unwrap().chars().count() + 1);
+            assert_eq!((e.line, e.column), want, "{to}: {e}");
+            assert!(e.to_string().starts_with(&format!("run.toml:{}:{}: ", want.0, want.1)), "{e}");
+            assert!(e.reason.contains(words), "{to}: {e}");
+            // The data plane's and the process settings' values are not repeated.
+            for value in ["turbo", "a-very-long-ifname", "localhost", "info,[["] {
+                assert!(!e.reason.contains(value), "{to}: the value was repeated: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_file_is_toml_as_written() {
+        // [dataplane] after its sub-tables, and dotted keys: the same tables.
+        let (head, rest) = FILE.split_once("[dataplane]\n").unwrap();
+        let (dp, ike) = rest.split_once("[dataplane.lan]").unwrap();
+        let moved = format!("{head}[dataplane.lan]{ike}\n[dataplane]\n{dp}");
+        let c = parse(&moved).unwrap();
+        assert_eq!((c.dataplane.lan.name.as_str(), c.dataplane.cores.as_slice()), ("lan0", &[0][..]));
+        let dotted = FILE.replace("[dataplane]\ncores = [0]\n", "[dataplane]\n").replace(
+            "metrics_listen = \"127.0.0.1:9300\"",
+            "metrics_listen = \"127.0.0.1:9300\"\ndataplane.cores = [0]",
+        );
+        assert!(parse(&dotted).is_err(), "a table defined twice is a TOML error");
+        let dotted = FILE
+            .replace("[dataplane.lan]\nname = \"lan0\"\n", "")
+            .replace("xdp_mode = \"generic\"", "xdp_mode = \"generic\"\nlan.name = \"lan0\"");
+        assert_eq!(parse(&dotted).unwrap().dataplane.lan.name, "lan0");
+        // One data plane.
+        let t = FILE.replace("[dataplane]\n", "[[dataplane]]\n");
+        let e = parse(&t).unwrap_err();
+        assert!(e.line > 0 && e.column > 0, "{e}");
+        // A swanctl key the IKE daemon ignores is one warning, not two.
+        let c = parse(&format!("pools = {{}}\n{FILE}")).unwrap();
+        assert_eq!(c.ike.warnings.iter().filter(|w| w.contains("'pools'")).count(), 1, "{:?}", c.ike.warnings);
     }
 
     #[test]
@@ -522,7 +404,7 @@ secret = "not-a-real-secret-but-long-enough"
     }
 
     #[test]
-    fn strings_and_arrays_across_lines_do_not_confuse_the_split() {
+    fn strings_and_arrays_across_lines_do_not_confuse_the_reader() {
         let t = FILE
             .replace("local_ts = \"10.1.0.0/24\"", "local_ts = [\n  \"10.1.0.0/24\",\n  # [dataplane] in a comment\n]")
             .replace("log = \"info,rampart_ike=debug\"", "log_format = \"\"\"\nplain\n[dataplane]\"\"\"");

@@ -18,11 +18,11 @@ use rampart_telemetry::schema::{
 };
 use rampart_telemetry::{Counter, Gauge, LatencyCell, Metrics};
 
-use super::stats::Counters;
-use crate::event::DownReason;
-use crate::exchange_log::{EXCHANGES, ExchangeLog, exchange_label};
-use crate::ike_sa::IkeState;
-use crate::message::NotifyType;
+use crate::stats::Counters;
+use rampart_ike::event::DownReason;
+use rampart_ike::exchange_log::{EXCHANGES, ExchangeLog, exchange_label};
+use rampart_ike::message::NotifyType;
+use rampart_ike::state::IkeState;
 
 /// Reads one field of [`Counters`].
 type Field = fn(&Counters) -> u64;
@@ -186,7 +186,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::message::ExchangeType;
+    use rampart_ike::message::ExchangeType;
 
     #[test]
     fn exchanges_retransmits_round_trips_and_failures_reach_the_registry() {

@@ -34,7 +34,6 @@
 //! ```
 
 mod secrets;
-mod value;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -42,16 +41,16 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rampart_config::{DeTable, DeValue};
 use rampart_sa::{Mode, TrafficSelector};
-use toml::de::{DeTable, DeValue};
 
-pub use value::ConfError;
+pub use rampart_config::ConfError;
+use rampart_config::{Doc, Value, get, read_file};
 
 use self::secrets::IkeSecret;
-use self::value::{Doc, get};
-use crate::config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, StartAction};
-use crate::message::Identification;
-use crate::proposal::{parse_esp_proposals, parse_ike_proposals};
+use rampart_ike::config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, StartAction};
+use rampart_ike::message::Identification;
+use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
 
 /// What happens to a CHILD_SA's policies when its peer is found dead (`dpd_action`) or closes
 /// it (`close_action`).
@@ -151,9 +150,7 @@ impl Config {
     /// Reads and checks a configuration file (and the secrets file it names).
     pub fn load(path: &Path) -> Result<Config, ConfError> {
         let text = read_file(path)?;
-        let mut cfg = Config::parse(path, &text, None)?;
-        cfg.finish_listen(path)?;
-        Ok(cfg)
+        Config::from_text(path, &text, None)
     }
 
     /// Checks a configuration given as text; `secrets` is the text of a separate secrets file
@@ -161,9 +158,18 @@ impl Config {
     /// `path`'s permissions are checked if the file exists (as [`Config::load`] does); a
     /// `secrets_file` it names is read and checked.
     pub fn from_text(path: &Path, text: &str, secrets: Option<(&Path, &str)>) -> Result<Config, ConfError> {
-        let mut cfg = Config::parse(path, text, secrets.map(|(p, t)| (p.to_path_buf(), t.to_string())))?;
-        cfg.finish_listen(path)?;
-        Ok(cfg)
+        let mut doc = Doc::new(path, text);
+        let root = doc.parse()?;
+        Config::read(&mut doc, root.get_ref(), secrets.map(|(p, t)| (p.to_path_buf(), t.to_string())))
+    }
+
+    /// The configuration in the top-level tables of a parsed document (`daemon`, `connections`,
+    /// `secrets`): the whole of `rampart ike`'s file, or what `rampart run`'s file holds besides
+    /// its own settings and `[dataplane]`. Errors point into `doc`'s file; the configuration's
+    /// warnings are those `doc` collected and this reader's. The permissions of `doc`'s file are
+    /// checked when it holds secrets and exists.
+    pub fn from_table(doc: &mut Doc<'_>, table: &DeTable<'_>) -> Result<Config, ConfError> {
+        Config::read(doc, table, None)
     }
 
     /// A digest of one connection's whole configuration (secret included): equal digests mean
@@ -180,48 +186,23 @@ impl Config {
             .unwrap_or(ChildActions { dpd_action: ChildAction::Clear, close_action: ChildAction::Clear })
     }
 
-    fn finish_listen(&mut self, path: &Path) -> Result<(), ConfError> {
-        if !self.daemon.listen.is_empty() {
-            return Ok(());
-        }
-        let mut listen: Vec<IpAddr> = Vec::new();
-        for c in &self.connections {
-            if c.local_addrs.is_empty() {
-                return Err(ConfError {
-                    file: path.to_path_buf(),
-                    line: 0,
-                    column: 0,
-                    reason: format!(
-                        "connection '{}' has no local_addrs: set them, or daemon.listen for the addresses to bind",
-                        c.name
-                    ),
-                });
-            }
-            for a in &c.local_addrs {
-                if !listen.contains(a) {
-                    listen.push(*a);
-                }
-            }
-        }
-        self.daemon.listen = listen;
-        Ok(())
-    }
-
-    fn parse(path: &Path, text: &str, secrets_text: Option<(PathBuf, String)>) -> Result<Config, ConfError> {
-        let mut doc = Doc::new(path, text);
-        let root = doc.parse()?;
-        let root = root.get_ref();
+    fn read(
+        doc: &mut Doc<'_>,
+        root: &DeTable<'_>,
+        secrets_text: Option<(PathBuf, String)>,
+    ) -> Result<Config, ConfError> {
+        let path = doc.file;
         doc.check_keys("top level", root, &["daemon", "connections", "secrets"], &["pools", "authorities"])?;
         let mut daemon = DaemonConfig::default();
         let mut secrets_file = None;
         if let Some((_, v)) = get(root, "daemon") {
             let body = doc.table("daemon", v)?;
-            secrets_file = read_daemon(&mut doc, body, &mut daemon)?;
+            secrets_file = read_daemon(doc, body, &mut daemon)?;
         }
         let mut secrets: Vec<IkeSecret> = Vec::new();
         if let Some((_, v)) = get(root, "secrets") {
             let t = doc.table("secrets", v)?;
-            secrets::read(&mut doc, t, &mut secrets)?;
+            secrets::read(doc, t, &mut secrets)?;
             if !secrets.is_empty() && secrets_text.is_none() && path.exists() {
                 secrets::check_permissions(path)?;
             }
@@ -250,34 +231,56 @@ impl Config {
             warnings.append(&mut sdoc.warnings);
         }
         let mut connections = Vec::new();
+        let mut names = Vec::new();
         let mut actions = HashMap::new();
         let mut fingerprints = HashMap::new();
         if let Some((_, v)) = get(root, "connections") {
             let t = doc.table("connections", v)?;
             for (k, v) in t.iter() {
                 let name: &str = k.get_ref();
-                check_name(&doc, "connection", name, &k.span())?;
+                check_name(doc, "connection", name, &k.span())?;
                 let body = doc.table(name, v)?;
-                let (conn, acts) = read_connection(&mut doc, name, &k.span(), body, &secrets)?;
+                let (conn, acts) = read_connection(doc, name, &k.span(), body, &secrets)?;
                 for (child, a) in acts {
                     actions.insert((name.to_string(), child), a);
                 }
                 fingerprints.insert(name.to_string(), fingerprint(&conn, &actions));
                 connections.push(conn);
+                names.push(k.span());
             }
         }
-        warnings.splice(0..0, doc.warnings);
+        if daemon.listen.is_empty() {
+            daemon.listen = listen_addresses(doc, &connections, &names)?;
+        }
+        warnings.splice(0..0, std::mem::take(&mut doc.warnings));
         Ok(Config { daemon, connections, actions, warnings, fingerprints })
     }
 }
 
-fn read_file(path: &Path) -> Result<String, ConfError> {
-    std::fs::read_to_string(path).map_err(|e| ConfError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        reason: format!("cannot read: {e}"),
-    })
+/// The addresses to bind when `daemon.listen` is not set: every connection's `local_addrs`.
+fn listen_addresses(
+    doc: &Doc<'_>,
+    connections: &[ConnectionConfig],
+    names: &[Range<usize>],
+) -> Result<Vec<IpAddr>, ConfError> {
+    let mut listen: Vec<IpAddr> = Vec::new();
+    for (c, span) in connections.iter().zip(names) {
+        if c.local_addrs.is_empty() {
+            return Err(doc.err(
+                span,
+                format!(
+                    "connection '{}' has no local_addrs: set them, or daemon.listen for the addresses to bind",
+                    c.name
+                ),
+            ));
+        }
+        for a in &c.local_addrs {
+            if !listen.contains(a) {
+                listen.push(*a);
+            }
+        }
+    }
+    Ok(listen)
 }
 
 fn check_name(doc: &Doc<'_>, what: &str, name: &str, span: &Range<usize>) -> Result<(), ConfError> {
@@ -304,7 +307,7 @@ fn fingerprint(conn: &ConnectionConfig, actions: &HashMap<(String, String), Chil
     out
 }
 
-fn positive_usize(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<usize, ConfError> {
+fn positive_usize(doc: &Doc<'_>, key: &str, v: &Value<'_>) -> Result<usize, ConfError> {
     let n = doc.integer(key, v)?;
     usize::try_from(n).map_err(|_| doc.err(&v.span(), format!("'{key}' must not be negative")))
 }
@@ -380,7 +383,7 @@ fn read_daemon(
                 }
             }
             "dh_precompute" => d.dh_precompute = positive_usize(doc, key, v)?.min(100_000),
-            "offload_dh" => e.offload_dh = doc.boolean(key, v)?,
+            "offload_dh" => e.offload_dh = doc.yes_no(key, v)?,
             "usage_interval" => {
                 d.usage_interval = doc.duration(key, v)?;
                 if d.usage_interval.is_zero() {
@@ -437,7 +440,7 @@ const IGNORED_CONN: &[&str] = &[
     "childless",
 ];
 
-fn addrs(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<Vec<IpAddr>, ConfError> {
+fn addrs(doc: &Doc<'_>, key: &str, v: &Value<'_>) -> Result<Vec<IpAddr>, ConfError> {
     let mut out = Vec::new();
     for (s, span) in doc.list(key, v)? {
         if s == "%any" || s == "%any4" || s == "%any6" {
@@ -506,7 +509,7 @@ fn read_connection(
                 for (s, span) in items {
                     if s == "default" {
                         out.extend(
-                            crate::proposal::parse_ike_proposals(
+                            rampart_ike::proposal::parse_ike_proposals(
                                 "aes256gcm16-prfsha256-x25519-ecp256, aes256-sha256-ecp256-x25519",
                             )
                             .unwrap_or_default(),
@@ -520,7 +523,7 @@ fn read_connection(
                 }
                 c.proposals = out;
             }
-            "encap" => c.encap = doc.boolean(key, v)?,
+            "encap" => c.encap = doc.yes_no(key, v)?,
             "dpd_delay" => c.dpd_delay = doc.duration(key, v)?,
             "dpd_timeout" => c.dpd_timeout = doc.duration(key, v)?,
             "rekey_time" => c.rekey_time = doc.duration(key, v)?,
@@ -567,7 +570,7 @@ fn read_connection(
             check_name(doc, "child", cname, &k.span())?;
             let body = doc.table(cname, v)?;
             let cwhat = format!("{what}.children.{cname}");
-            let (child, acts) = read_child(doc, &cwhat, cname, body, dynamic_local, dynamic_remote)?;
+            let (child, acts) = read_child(doc, &cwhat, (cname, &k.span()), body, dynamic_local, dynamic_remote)?;
             actions.push((cname.to_string(), acts));
             c.children.push(child);
         }
@@ -666,7 +669,7 @@ const IGNORED_CHILD: &[&str] = &[
     "sha256_96",
 ];
 
-fn action(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<ChildAction, ConfError> {
+fn action(doc: &Doc<'_>, key: &str, v: &Value<'_>) -> Result<ChildAction, ConfError> {
     match doc.string(key, v)? {
         "none" | "clear" => Ok(ChildAction::Clear),
         "trap" => Ok(ChildAction::Trap),
@@ -678,7 +681,7 @@ fn action(doc: &Doc<'_>, key: &str, v: &value::Value<'_>) -> Result<ChildAction,
 fn read_child(
     doc: &mut Doc<'_>,
     what: &str,
-    name: &str,
+    (name, name_span): (&str, &Range<usize>),
     t: &DeTable<'_>,
     dynamic_local: Option<IpAddr>,
     dynamic_remote: Option<IpAddr>,
@@ -774,8 +777,8 @@ fn read_child(
             _ => {}
         }
     }
-    c.local_ts = local_ts.map_or_else(|| dynamic_ts(doc, what, "local_ts", dynamic_local), Ok)?;
-    c.remote_ts = remote_ts.map_or_else(|| dynamic_ts(doc, what, "remote_ts", dynamic_remote), Ok)?;
+    c.local_ts = local_ts.map_or_else(|| dynamic_ts(doc, what, name_span, "local_ts", dynamic_local), Ok)?;
+    c.remote_ts = remote_ts.map_or_else(|| dynamic_ts(doc, what, name_span, "remote_ts", dynamic_remote), Ok)?;
     // strongSwan's derived defaults: life = rekey * 1.1, rand = life - rekey.
     c.life_time = match life {
         Some((l, span)) => {
@@ -811,17 +814,23 @@ fn read_child(
     Ok((c, acts))
 }
 
-fn dynamic_ts(doc: &Doc<'_>, what: &str, key: &str, addr: Option<IpAddr>) -> Result<Vec<TrafficSelector>, ConfError> {
+/// A child's selector left out: `dynamic`, the connection's first address (the error points at
+/// the child that lacks it).
+fn dynamic_ts(
+    doc: &Doc<'_>,
+    what: &str,
+    child: &Range<usize>,
+    key: &str,
+    addr: Option<IpAddr>,
+) -> Result<Vec<TrafficSelector>, ConfError> {
     match addr {
         Some(a) => Ok(vec![TrafficSelector::from_prefix(a, if a.is_ipv4() { 32 } else { 128 })]),
-        None => Err(ConfError {
-            file: doc.file.to_path_buf(),
-            line: 0,
-            column: 0,
-            reason: format!(
+        None => Err(doc.err(
+            child,
+            format!(
                 "{what}.{key}: defaults to 'dynamic', which needs an address in local_addrs/remote_addrs; give {key}"
             ),
-        }),
+        )),
     }
 }
 
@@ -829,7 +838,7 @@ fn read_ts(
     doc: &Doc<'_>,
     what: &str,
     key: &str,
-    v: &value::Value<'_>,
+    v: &Value<'_>,
     dynamic: Option<IpAddr>,
 ) -> Result<Vec<TrafficSelector>, ConfError> {
     let mut out = Vec::new();
@@ -928,5 +937,5 @@ pub fn parse_ts(s: &str, dynamic: Option<IpAddr>) -> Result<Vec<TrafficSelector>
 
 /// Reads a duration as the configuration writes it (`30`, `"30s"`, `"5m"`, `"1h"`, `"1d"`).
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    value::parse_duration(s)
+    rampart_config::parse_duration(s)
 }

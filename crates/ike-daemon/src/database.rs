@@ -29,8 +29,8 @@ use rampart_sadb::{
 };
 use tracing::{debug, info, warn};
 
-use crate::config::{ConnectionConfig, StartAction};
-use crate::event::{ChildSaId, IkeSaId};
+use rampart_ike::config::{ConnectionConfig, StartAction};
+use rampart_ike::event::{ChildSaId, IkeSaId};
 
 /// Policy priority base of negotiated CHILD_SAs (lower wins; more specific selectors get a
 /// lower number within each base).

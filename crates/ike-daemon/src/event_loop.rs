@@ -1,41 +1,12 @@
-//! The IKE daemon: the [`Endpoint`] driven by real sockets, a clock and the SA database.
+//! The `ike-loop` thread: the [`Endpoint`] driven by the UDP sockets, the wall clock, the
+//! worker pool, the SA database and the control socket, and the entry points that start it
+//! ([`run`], [`spawn`]). One turn of the loop: wait in `epoll` on every socket and the wake-up
+//! eventfd (until the endpoint's next timer or the next database tick), read what the sockets
+//! hold, hand finished DH work back, serve control requests, run due timers, then send, install
+//! and submit what all that produced. Reloads apply the difference of two configurations.
 //!
-//! # Threads
-//!
-//! | thread | owns | talks to |
-//! |---|---|---|
-//! | `ike-loop` (the event loop) | the [`Endpoint`], the UDP sockets, the [`database::Database`] writer, the configuration | everything below through channels, woken by an eventfd |
-//! | `ike-dh-N` (the worker pool, [`pool`]) | nothing shared | computes Diffie-Hellman shared secrets ([`crate::offload::DhJob`]) and keeps precomputed key shares ready |
-//! | `ike-control` (+ one per client) | the unix control socket ([`control`]) | hands requests to the loop and waits for the answer |
-//!
-//! The loop waits in `epoll` on every socket and the wake-up eventfd, with a timeout at the
-//! endpoint's next timer or the next database tick (usage counters and events every
-//! `daemon.usage_interval`). Per wake-up it reads what the sockets hold, hands finished DH work
-//! back, serves control requests, runs due timers, then sends, installs and submits what all
-//! that produced.
-//!
-//! # Restart and re-attach
-//!
-//! Stopping the daemon (SIGTERM, or SIGKILL) leaves every SA and policy in the database: the
-//! data plane keeps forwarding. A new daemon attaches as the database's writer and treats what
-//! it finds as *stale*: kept forwarding, never touched until replaced. At start it initiates
-//! every connection with a child that has `start_action = start` or stale SAs in the file (and
-//! an address to reach the peer); the peer, seeing INITIAL_CONTACT, drops its old SAs; the new
-//! CHILD_SA takes over the tunnel's policies make-before-break, and the stale SAs of that
-//! tunnel are deleted `daemon.stale_grace` later. Stale SAs of tunnels the daemon cannot
-//! re-initiate (responder-only connections) stay until the peer comes back or their hard
-//! lifetime; those of children no longer configured go after `stale_grace`.
-//!
-//! What the daemon must never do: block the loop on Diffie-Hellman (it goes to the pool), log a
-//! key, or remove an SA that still carries outbound traffic before its successor is bound.
-
-pub mod control;
-pub mod database;
-pub mod metrics;
-pub mod pool;
-pub mod sockets;
-pub mod stats;
-mod waker;
+//! What the loop must never do: block on Diffie-Hellman (it goes to the pool), log a key, or
+//! remove an SA that still carries outbound traffic before its successor is bound.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -50,19 +21,21 @@ use crossbeam_channel::{Receiver, unbounded};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use self::control::{ControlServer, Pending, Request, Response};
-use self::database::{Database, Request as DbRequest};
-use self::pool::DhPool;
-use self::sockets::{Inbound, Poller, Ready, SocketSet};
-use self::stats::Counters;
-pub use self::waker::Waker;
-use crate::conf::{ChildAction, ConfError, Config};
-use crate::config::StartAction;
-use crate::crypto::{DhGroup, SystemRandom};
-use crate::endpoint::Endpoint;
-use crate::event::{DownReason, Event, IkeSaId};
-use crate::ike_sa::IkeState;
-use crate::offload::DhDone;
+use rampart_ike::config::StartAction;
+use rampart_ike::crypto::{DhGroup, SystemRandom};
+use rampart_ike::endpoint::Endpoint;
+use rampart_ike::event::{DownReason, Event, IkeSaId};
+use rampart_ike::offload::DhDone;
+use rampart_ike::state::IkeState;
+
+use crate::config_file::{ChildAction, ChildActions, ConfError, Config};
+use crate::control::{ControlServer, Pending, Request, Response};
+use crate::database::{self, Database, Request as DbRequest};
+use crate::metrics;
+use crate::pool::{self, DhPool};
+use crate::sockets::{self, Inbound, Poller, Ready, SocketSet};
+use crate::stats::Counters;
+use crate::waker::Waker;
 
 /// Why the daemon could not start (or stopped).
 #[derive(Debug)]
@@ -544,8 +517,8 @@ impl Daemon {
                 }
                 let Some(entry) = entry else { return };
                 let which = match reason {
-                    DownReason::PeerDead => |a: crate::conf::ChildActions| a.dpd_action,
-                    DownReason::DeletedByPeer => |a: crate::conf::ChildActions| a.close_action,
+                    DownReason::PeerDead => |a: ChildActions| a.dpd_action,
+                    DownReason::DeletedByPeer => |a: ChildActions| a.close_action,
                     _ => return,
                 };
                 let mut restart = Vec::new();

@@ -27,7 +27,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use serde::{Deserialize, Serialize};
 
-use super::waker::Waker;
+use crate::waker::Waker;
 
 /// Longest request line accepted.
 const MAX_LINE: usize = 64 * 1024;

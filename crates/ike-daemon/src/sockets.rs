@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use rustix::event::epoll;
 
-use super::waker::Waker;
-use crate::event::Transmit;
+use crate::waker::Waker;
+use rampart_ike::event::Transmit;
 
 //= https://www.rfc-editor.org/rfc/rfc3948#section-2.2
 //# The Non-ESP Marker is 4 zero-valued bytes aligning with the SPI field of an ESP packet.

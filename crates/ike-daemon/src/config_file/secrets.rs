@@ -7,12 +7,12 @@
 use std::ops::Range;
 use std::path::Path;
 
-use toml::de::DeTable;
+use rampart_config::DeTable;
 use zeroize::Zeroizing;
 
-use super::value::{ConfError, Doc};
-use crate::config::Psk;
-use crate::message::Identification;
+use rampart_config::{ConfError, Doc};
+use rampart_ike::config::Psk;
+use rampart_ike::message::Identification;
 
 /// One `ike*` secret.
 #[derive(Clone)]
@@ -64,7 +64,7 @@ pub(crate) fn check_permissions(_path: &Path) -> Result<(), ConfError> {
 /// Decodes a `secret` value: `0x` hex, `0s` base64, or the string's own bytes.
 fn decode(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     if let Some(hex) = s.strip_prefix("0x") {
-        return crate::util::from_hex(hex).map(Zeroizing::new);
+        return rampart_ike::hex::decode(hex).map(Zeroizing::new);
     }
     if let Some(b64) = s.strip_prefix("0s") {
         return base64(b64);

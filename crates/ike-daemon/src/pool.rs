@@ -16,9 +16,9 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use rampart_telemetry::LatencyCell;
 
-use super::waker::Waker;
-use crate::crypto::{DhGroup, KeyShare, RandomSource, SystemRandom};
-use crate::offload::{DhDone, DhJob, KeyShareSource};
+use crate::waker::Waker;
+use rampart_ike::crypto::{DhGroup, KeyShare, RandomSource, SystemRandom};
+use rampart_ike::offload::{DhDone, DhJob, KeyShareSource};
 
 enum Work {
     Agree(DhJob),
@@ -55,7 +55,7 @@ impl std::fmt::Debug for DhPool {
     }
 }
 
-/// The supply of precomputed key shares, for [`crate::Endpoint::set_key_share_source`].
+/// The supply of precomputed key shares, for [`rampart_ike::Endpoint::set_key_share_source`].
 pub struct PooledShares {
     supply: HashMap<DhGroup, Receiver<KeyShare>>,
     work: Sender<Work>,

@@ -7,9 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rampart_ike::conf::{ChildAction, Config, parse_ts};
 use rampart_ike::config::StartAction;
 use rampart_ike::message::Identification;
+use rampart_ike_daemon::config_file::{ChildAction, Config, parse_ts};
 use rampart_sa::{Mode, TrafficSelector};
 
 const GOOD: &str = r#"
@@ -291,4 +291,35 @@ fn the_deploy_examples_load() {
     assert_eq!(branch.connections[0].children[0].start_action, StartAction::Start);
     assert_eq!(branch.child_actions("hub", "lan").dpd_action, ChildAction::Restart);
     assert_eq!(branch.daemon.listen, vec!["198.51.100.10".parse::<IpAddr>().unwrap()]);
+}
+
+#[test]
+fn what_is_missing_is_reported_where_it_belongs() {
+    // No local_addrs and no daemon.listen: at the connection's name ([connections.hub]).
+    let t = GOOD.replace("local_addrs = \"2001:db8::1\"\n", "");
+    let e = parse(&t).expect_err("no address to bind");
+    let line = t.lines().position(|l| l == "[connections.hub]").unwrap() + 1;
+    assert!(e.starts_with(&format!("rampart.toml:{line}:14: connection 'hub' has no local_addrs")), "{e}");
+    // A child without selectors on a connection without addresses: at the child's name.
+    let t = GOOD.replace(
+        "children.branches = { local_ts = \"2001:db8:1::/48\", remote_ts = \"%any6\", mode = \"transport\", life_time = \"2h\" }",
+        "children.branches = { remote_ts = \"%any6\" }",
+    );
+    let t =
+        t.replace("local_addrs = \"2001:db8::1\"\n", "").replace("[daemon]\n", "[daemon]\nlisten = \"2001:db8::1\"\n");
+    let e = parse(&t).expect_err("no dynamic address");
+    assert!(e.contains("connections.hub.children.branches.local_ts: defaults to 'dynamic'"), "{e}");
+    let line = t.lines().position(|l| l.starts_with("children.branches")).unwrap() + 1;
+    assert!(e.starts_with(&format!("rampart.toml:{line}:10:")), "{e}");
+}
+
+#[test]
+fn the_reader_takes_a_table_of_a_parsed_document() {
+    // What `rampart run` does: parse once, hand over the tables.
+    let mut doc = rampart_config::Doc::new(Path::new("run.toml"), GOOD);
+    let root = doc.parse().unwrap();
+    let cfg = Config::from_table(&mut doc, root.get_ref()).unwrap();
+    assert_eq!(cfg.connections.len(), 2);
+    assert!(cfg.warnings.iter().any(|w| w.starts_with("run.toml:16:") && w.contains("'mobike'")), "{:?}", cfg.warnings);
+    assert!(doc.warnings.is_empty(), "the warnings went to the configuration");
 }

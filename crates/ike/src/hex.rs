@@ -1,9 +1,11 @@
-//! Small helpers shared by the modules: hex decoding for configuration and tests.
+//! Hex decoding: `keyid:` identities ([`crate::message::Identification::from_swanctl`]), `0x`
+//! secrets of configuration files, and test vectors.
 //!
-//! Nothing here touches keys or the network.
+//! Returns what it decodes and nothing else: no error text that could carry the input (it may be
+//! a key), no allocation beyond the output.
 
 /// Decodes a hex string (even length, no separators except optional `:`); `None` if malformed.
-pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+pub fn decode(s: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = s.bytes().filter(|&b| b != b':').collect();
     if !digits.len().is_multiple_of(2) {
         return None;
