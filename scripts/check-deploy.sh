@@ -188,7 +188,7 @@ dataplane_starts() { # caps memlock -> 0 if it came up
   ip netns exec "$ns" bash -c "$(declare -f as_unprivileged); as_unprivileged '$1' '$2' /usr/bin/rampart dataplane --config '$cfg'" > "$out" 2>&1 &
   pid=$!
   for _ in $(seq 1 50); do
-    if grep -q "rampart dataplane: running" "$out"; then ok=0; break; fi
+    if grep -q "rampart_dataplane::run: running" "$out"; then ok=0; break; fi
     kill -0 $pid 2> /dev/null || break
     sleep 0.2
   done
