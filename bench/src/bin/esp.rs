@@ -47,6 +47,7 @@ fn config(suite: Suite, direction: Direction) -> SaConfig {
     let ts_b = TrafficSelector::from_prefix(Ipv4Addr::new(198, 18, 2, 0).into(), 24);
     let (local_ts, remote_ts) = if direction == Direction::Outbound { (ts_a, ts_b) } else { (ts_b, ts_a) };
     SaConfig {
+        protocol: rampart_esp::Protocol::Esp,
         spi: 0x1000,
         direction,
         suite,

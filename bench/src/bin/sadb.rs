@@ -46,6 +46,7 @@ fn sa(spi: u32, direction: Direction) -> SaConfig {
     let us: IpAddr = Ipv4Addr::new(192, 0, 2, 1).into();
     let peer: IpAddr = Ipv4Addr::new(198, 51, 100, 1).into();
     SaConfig {
+        protocol: rampart_esp::Protocol::Esp,
         spi,
         direction,
         suite,

@@ -82,8 +82,9 @@ impl Backend {
         // * HMAC-SHA-384/512: no consistent winner; the sign of the gap flipped between runs
         //   (mostly within 3%, once 18-21% either way on the loaded shared machine). RustCrypto
         //   kept so that one implementation serves all the HMAC suites.
+        // AES-GMAC (AH): GHASH alone, where ring's CLMUL assembly leads as it does for AES-GCM.
         #[cfg(all(feature = "ring", feature = "rustcrypto"))]
-        return if suite.is_aead() { Backend::Ring } else { Backend::RustCrypto };
+        return if suite.is_aead() || suite.is_gmac() { Backend::Ring } else { Backend::RustCrypto };
         #[cfg(not(all(feature = "ring", feature = "rustcrypto")))]
         {
             let _ = suite;

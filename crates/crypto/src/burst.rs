@@ -4,7 +4,8 @@
 
 use crate::backend::CryptoError;
 use crate::esp;
-use crate::op::{MAX_BURST, OpenOp, SealOp};
+use crate::op::{MAX_BURST, MAX_TAG_LEN, MacOp, OpenOp, SealOp};
+use crate::sa::Transform;
 
 /// Seals a burst in place. Checks every op's layout first: on [`CryptoError::BadLayout`]
 /// nothing at all was sealed.
@@ -59,6 +60,32 @@ pub fn open_burst(ops: &mut [OpenOp<'_>]) {
             if !op.sa.is_multi_buffer() {
                 op.verified = esp::open(op.sa, op.esp, op.seq, op.esn);
             }
+        }
+    }
+}
+
+/// Computes the integrity tag of every op of a burst (AH). An op whose SA has no integrity
+/// transform of its own (an AEAD or CBC suite) gets an all-zero tag, which verifies nothing.
+pub fn mac_burst(ops: &mut [MacOp<'_>]) {
+    for op in ops {
+        op.tag = [0; MAX_TAG_LEN];
+        match &op.sa.transform {
+            Transform::Null { mac } => {
+                let (full, _) = mac.full(op.data, &[]);
+                let n = op.sa.suite.icv_len().min(MAX_TAG_LEN);
+                op.tag[..n].copy_from_slice(&full[..n]);
+            }
+            Transform::Gmac { key, salt } => {
+                //= https://www.rfc-editor.org/rfc/rfc4543#section-3.1
+                //# the nonce ... is the concatenation of the four-octet salt and the eight-octet IV
+                let mut nonce = [0u8; 12];
+                nonce[..4].copy_from_slice(&salt[..]);
+                nonce[4..].copy_from_slice(&op.iv);
+                // GMAC is GCM with no plaintext: the tag covers the additional data alone.
+                let tag = key.seal(&nonce, op.data, &mut []);
+                op.tag[..tag.len()].copy_from_slice(&tag);
+            }
+            _ => {}
         }
     }
 }

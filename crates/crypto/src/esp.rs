@@ -36,6 +36,10 @@ impl Region {
     /// needs, so that a peer that pads differently is still understood.
     pub(crate) fn of(sa: &SaCrypto, len: usize, strict: bool) -> Option<Region> {
         let suite = sa.suite;
+        // AES-GMAC integrity is AH's (RFC 4543); no ESP packet is made or opened with it.
+        if suite.is_gmac() {
+            return None;
+        }
         let body_start = HEADER_LEN + suite.iv_len();
         let icv_start = len.checked_sub(suite.icv_len())?;
         let body_len = icv_start.checked_sub(body_start)?;
@@ -143,6 +147,8 @@ pub(crate) fn seal(sa: &SaCrypto, esp: &mut [u8], seq: u64, esn: bool, region: R
             let (head, icv) = esp.split_at_mut(icv_start);
             mac.sign(head, mac_tail(seq, esn, &mut tail), icv);
         }
+        // An AH-only suite never reaches here: `Region::of` refuses it for ESP.
+        Transform::Gmac { .. } => {}
         #[cfg(target_arch = "x86_64")]
         Transform::VaesGcm { key, salt, engine } => {
             let iv = match iv_override {
@@ -199,6 +205,7 @@ pub(crate) fn open(sa: &SaCrypto, esp: &mut [u8], seq: u64, esn: bool) -> bool {
             let (head, icv) = esp.split_at(icv_start);
             mac.verify(head, mac_tail(seq, esn, &mut tail), icv)
         }
+        Transform::Gmac { .. } => false,
         #[cfg(target_arch = "x86_64")]
         Transform::VaesGcm { key, salt, engine } => {
             let mut aad = [0u8; 12];

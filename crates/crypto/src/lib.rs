@@ -72,7 +72,7 @@ mod sa;
 pub mod vaes;
 
 pub use backend::{Backend, CryptoError};
-pub use burst::{open_burst, seal_burst};
-pub use op::{MAX_BURST, OpenOp, SealOp};
+pub use burst::{mac_burst, open_burst, seal_burst};
+pub use op::{MAX_BURST, MAX_TAG_LEN, MacOp, OpenOp, SealOp};
 pub use rampart_sa::suite::{Encryption, Integrity, PolicyError, Suite, encr_id, integ_id};
 pub use sa::SaCrypto;

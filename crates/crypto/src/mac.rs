@@ -51,7 +51,8 @@ impl IntegrityKey {
     /// accepted here (HMAC allows it); [`crate::SaCrypto::new`] enforces RFC 4868's lengths.
     pub(crate) fn new(backend: Backend, suite: Suite, key: &[u8]) -> Result<IntegrityKey, CryptoError> {
         let integrity = suite.integrity();
-        if integrity == Integrity::None {
+        // AES-GMAC is not an HMAC: `SaCrypto` keys it as a GCM key (`Transform::Gmac`).
+        if matches!(integrity, Integrity::None | Integrity::AesGmac { .. }) {
             return Err(CryptoError::Unsupported { backend, suite });
         }
         match backend {

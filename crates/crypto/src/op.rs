@@ -37,3 +37,20 @@ pub struct OpenOp<'a> {
     /// When false the payload bytes are unspecified and must not be handed on.
     pub verified: bool,
 }
+
+/// Longest tag a [`MacOp`] produces (HMAC-SHA-512-256).
+pub const MAX_TAG_LEN: usize = 32;
+
+/// One packet's integrity tag to compute (AH: the ICV over the packet with its mutable fields
+/// zeroed, RFC 4302 section 3.3.3). Neither seals nor verifies by itself: the caller writes the
+/// tag into the packet, or compares it with the one received in constant time.
+pub struct MacOp<'a> {
+    /// The SA's crypto context (an HMAC or AES-GMAC suite).
+    pub sa: &'a SaCrypto,
+    /// Everything the tag covers, in order.
+    pub data: &'a [u8],
+    /// AES-GMAC: the 8-byte IV of the nonce (salt || IV, RFC 4543 section 3.1); HMAC: unused.
+    pub iv: [u8; 8],
+    /// Set by [`crate::mac_burst`]: the tag, its first [`rampart_sa::Suite::icv_len`] bytes.
+    pub tag: [u8; MAX_TAG_LEN],
+}

@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use rampart_sa::suite::{Encryption, Suite};
+use rampart_sa::suite::{Encryption, Integrity, Suite};
 use zeroize::Zeroizing;
 
 use crate::backend::{Backend, CryptoError};
@@ -32,8 +32,10 @@ pub(crate) enum Transform {
     Aead { key: aead::AeadKey, salt: Zeroizing<[u8; 4]> },
     /// AES-CBC with its IV generator, and the HMAC.
     Cbc { cipher: cbc::AesCbcKey, iv_gen: cbc::CbcIvGenerator, mac: mac::IntegrityKey },
-    /// No encryption, HMAC only.
+    /// No encryption, HMAC only (ESP with NULL, AH with HMAC).
     Null { mac: mac::IntegrityKey },
+    /// AES-GMAC (AH, RFC 4543): a GCM key whose tags cover additional data only, and the salt.
+    Gmac { key: aead::AeadKey, salt: Zeroizing<[u8; 4]> },
     /// AES-GCM-16 on the multi-buffer engine: round keys and powers of H expanded once.
     #[cfg(target_arch = "x86_64")]
     VaesGcm { key: vaes::GcmKey, salt: Zeroizing<[u8; 4]>, engine: vaes::Engine },
@@ -104,6 +106,20 @@ impl SaCrypto {
                 iv_gen: cbc::CbcIvGenerator::new().map_err(|_| CryptoError::RandomUnavailable)?,
                 mac: mac::IntegrityKey::new(backend, suite, integrity_key)?,
             },
+            Encryption::Null if suite.is_gmac() => {
+                //= https://www.rfc-editor.org/rfc/rfc4543#section-7
+                //# The remaining four octets are used as the salt value in the nonce.
+                let (key, salt_bytes) = integrity_key.split_at(integrity_key.len() - 4);
+                let mut salt = Zeroizing::new([0u8; 4]);
+                salt.copy_from_slice(salt_bytes);
+                let bits = match suite.integrity() {
+                    Integrity::AesGmac { key_bits } => key_bits,
+                    _ => 0,
+                };
+                let gcm = Suite::new(Encryption::AesGcm16 { key_bits: bits }, Integrity::None)
+                    .map_err(|_| CryptoError::Unsupported { backend, suite })?;
+                Transform::Gmac { key: aead::AeadKey::new(backend, gcm, key)?, salt }
+            }
             Encryption::Null => Transform::Null { mac: mac::IntegrityKey::new(backend, suite, integrity_key)? },
         };
         Ok(SaCrypto { suite, backend, transform })

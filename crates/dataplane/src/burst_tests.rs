@@ -93,6 +93,7 @@ fn key(len: usize, seed: u32) -> Zeroizing<Vec<u8>> {
 fn sa_config(side: Side, spi: u32, suite: Suite, direction: Direction) -> SaConfig {
     let (local_net, remote_net) = (side.lan_net, side.remote_net);
     SaConfig {
+        protocol: rampart_sa::Protocol::Esp,
         spi,
         direction,
         suite,

@@ -410,6 +410,7 @@ mod tests {
 
     fn outbound(spi: u32, esn: bool) -> SaConfig {
         SaConfig {
+            protocol: rampart_sa::Protocol::Esp,
             spi,
             direction: Direction::Outbound,
             suite: Suite::from_swanctl("aes128gcm16").unwrap(),

@@ -29,7 +29,7 @@ pub use burst::{OneSa, SaSlots};
 pub use inbound::{Decapsulated, EspLocation, InboundSa, Received, parse_outer};
 pub use outbound::{OutboundSa, OutboundStatus, Prepared};
 pub use rampart_sa::{
-    DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, SaConfig, TrafficSelector, UdpEncap,
+    DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, Protocol, SaConfig, TrafficSelector, UdpEncap,
 };
 pub use rampart_sa::{DropCounters, DropReason};
 pub use replay::ReplayWindow;

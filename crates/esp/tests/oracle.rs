@@ -80,6 +80,7 @@ fn sa_json(case: &Case, seq: u64) -> Value {
         Integrity::HmacSha256_128 => json!("SHA2-256-128"),
         Integrity::HmacSha384_192 => json!("SHA2-384-192"),
         Integrity::HmacSha512_256 => json!("SHA2-512-256"),
+        Integrity::AesGmac { .. } => panic!("AES-GMAC integrity is an AH suite"),
     };
     let (src, dst) = case.outer();
     json!({

@@ -30,6 +30,7 @@ fn config(direction: Direction, keymat: &[u8]) -> SaConfig {
     let a: IpAddr = Ipv4Addr::new(192, 0, 2, 1).into();
     let b: IpAddr = Ipv4Addr::new(192, 0, 2, 2).into();
     SaConfig {
+        protocol: rampart_esp::Protocol::Esp,
         spi: 0x0102_0304,
         direction,
         suite: Suite::new(Encryption::ChaCha20Poly1305, Integrity::None).unwrap(),

@@ -290,6 +290,7 @@ fn esp_integ_id(i: Integrity) -> u16 {
         Integrity::HmacSha256_128 => 12,
         Integrity::HmacSha384_192 => 13,
         Integrity::HmacSha512_256 => 14,
+        Integrity::AesGmac { .. } => rampart_sa::Suite::ah(i).map_or(0, |s| s.integ_id()),
     }
 }
 

@@ -433,6 +433,7 @@ impl IkeSa {
             hard_packets: p.cfg.life_packets,
         };
         let base = |spi, direction, ek, ik| SaConfig {
+            protocol: rampart_sa::Protocol::Esp,
             spi,
             direction,
             suite,

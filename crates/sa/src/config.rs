@@ -18,6 +18,35 @@ pub enum Mode {
     Transport,
 }
 
+/// The IPsec protocol of an SA (RFC 4301 section 3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    /// Encapsulating Security Payload (RFC 4303): confidentiality and integrity.
+    #[default]
+    Esp,
+    /// Authentication Header (RFC 4302): integrity of the packet and of the outer IP header's
+    /// immutable fields, no confidentiality. Never over NAT (its ICV covers the addresses).
+    Ah,
+}
+
+impl Protocol {
+    /// The IP protocol number (50, 51).
+    pub fn ip_protocol(self) -> u8 {
+        match self {
+            Protocol::Esp => 50,
+            Protocol::Ah => 51,
+        }
+    }
+
+    /// `esp` or `ah`, as the `ip xfrm` grammar and swanctl.conf write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Esp => "esp",
+            Protocol::Ah => "ah",
+        }
+    }
+}
+
 /// Direction of an SA, seen from this gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -154,9 +183,11 @@ pub const MAX_REPLAY_WINDOW: u32 = 8192;
 pub struct SaConfig {
     /// Security parameter index (chosen by the receiver).
     pub spi: u32,
+    /// ESP or AH.
+    pub protocol: Protocol,
     /// Inbound or outbound.
     pub direction: Direction,
-    /// Cipher suite.
+    /// Cipher suite (for AH: NULL encryption with the integrity transform).
     pub suite: Suite,
     /// Encryption key, including the 4-byte salt for AEADs.
     pub encryption_key: Zeroizing<Vec<u8>>,
@@ -186,6 +217,7 @@ impl fmt::Debug for SaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SaConfig")
             .field("spi", &format_args!("{:#010x}", self.spi))
+            .field("protocol", &self.protocol)
             .field("direction", &self.direction)
             .field("suite", &self.suite)
             .field("mode", &self.mode)

@@ -52,6 +52,13 @@ drop_reasons! {
     ReplayTooOld => "replay_too_old", "sequence number left of the replay window";
     /// Integrity check failed (RFC 4303 section 3.4.4).
     AuthFailed => "auth_failed", "integrity check failed";
+    /// AH: the ICV did not verify (RFC 4302 section 3.4.4).
+    AhBadIcv => "ah_bad_icv", "AH integrity check failed";
+    /// AH: a header length that does not fit the SA's algorithm or the packet.
+    AhBadLength => "ah_bad_length", "AH header length does not fit the SA's algorithm";
+    /// AH: the IP headers in front of AH cannot be made into ICV input (malformed options, a
+    /// Routing header still to be routed, headers too long).
+    AhBadHeader => "ah_bad_header", "IP headers in front of AH cannot be normalized";
     /// Pad length larger than the decrypted payload.
     BadPadLength => "bad_pad_length", "pad length exceeds the payload";
     /// Padding bytes are not 1, 2, 3, ... (RFC 4303 section 2.4).

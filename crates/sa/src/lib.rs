@@ -19,7 +19,7 @@ pub mod drop;
 pub mod suite;
 
 pub use config::{
-    DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, SaConfig, TrafficSelector, UdpEncap,
+    DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, Protocol, SaConfig, TrafficSelector, UdpEncap,
 };
 pub use drop::{DropCounters, DropReason};
 pub use suite::{Encryption, Integrity, PolicyError, Suite, encr_id, integ_id};

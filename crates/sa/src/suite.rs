@@ -35,6 +35,12 @@ pub enum Integrity {
     HmacSha384_192,
     /// HMAC-SHA-512 truncated to 256 bits (RFC 4868).
     HmacSha512_256,
+    /// AES-GMAC with a 128-bit ICV (RFC 4543), for AH only; `key_bits` is 128 or 256 (the key
+    /// material carries a 4-byte salt besides).
+    AesGmac {
+        /// AES key size in bits, without the 32-bit salt.
+        key_bits: u16,
+    },
 }
 
 /// Why a suite was refused.
@@ -126,6 +132,12 @@ pub mod integ_id {
     pub const HMAC_SHA2_384_192: u16 = 13;
     /// AUTH_HMAC_SHA2_512_256.
     pub const HMAC_SHA2_512_256: u16 = 14;
+    /// AUTH_AES_128_GMAC (RFC 4543).
+    pub const AES_128_GMAC: u16 = 9;
+    /// AUTH_AES_192_GMAC (RFC 4543; not offered by Rampart).
+    pub const AES_192_GMAC: u16 = 10;
+    /// AUTH_AES_256_GMAC (RFC 4543).
+    pub const AES_256_GMAC: u16 = 11;
 }
 
 impl Suite {
@@ -142,6 +154,19 @@ impl Suite {
                 return Err(PolicyError::UnsupportedKeySize { algorithm: "AES-CBC", bits: key_bits });
             }
             _ => {}
+        }
+        if let Integrity::AesGmac { key_bits } = integrity {
+            if key_bits != 128 && key_bits != 256 {
+                return Err(PolicyError::UnsupportedKeySize { algorithm: "AES-GMAC", bits: key_bits });
+            }
+            //= https://www.rfc-editor.org/rfc/rfc4543#section-3
+            //# AES-GMAC ... in AH; in ESP it is ENCR_NULL_AUTH_AES_GMAC, an encryption transform
+            if encryption != Encryption::Null {
+                return Err(PolicyError::Unknown {
+                    algorithm: "AES-GMAC as the integrity of an encrypting suite (AES-GMAC integrity is for AH)"
+                        .to_string(),
+                });
+            }
         }
         let aead = matches!(encryption, Encryption::AesGcm16 { .. } | Encryption::ChaCha20Poly1305);
         match (aead, integrity) {
@@ -182,9 +207,61 @@ impl Suite {
             integ_id::HMAC_SHA2_256_128 => Integrity::HmacSha256_128,
             integ_id::HMAC_SHA2_384_192 => Integrity::HmacSha384_192,
             integ_id::HMAC_SHA2_512_256 => Integrity::HmacSha512_256,
+            integ_id::AES_128_GMAC => Integrity::AesGmac { key_bits: 128 },
+            integ_id::AES_256_GMAC => Integrity::AesGmac { key_bits: 256 },
             other => return Err(PolicyError::Unknown { algorithm: format!("integrity transform {other}") }),
         };
         Suite::new(encryption, integrity)
+    }
+
+    /// The suite of an AH SA (integrity only), refusing what RFC 8221 refuses for AH.
+    //= https://www.rfc-editor.org/rfc/rfc8221#section-6
+    //# AUTH_HMAC_MD5_96 ... MUST NOT; AUTH_HMAC_SHA1_96 ... (Rampart offers SHA-2 only)
+    pub fn ah(integrity: Integrity) -> Result<Suite, PolicyError> {
+        if integrity == Integrity::None {
+            return Err(PolicyError::Unknown { algorithm: "AH without an integrity algorithm".to_string() });
+        }
+        Suite::new(Encryption::Null, integrity)
+    }
+
+    /// Parses an AH proposal in swanctl.conf spelling: `sha256`, `sha384`, `sha512`,
+    /// `aes128gmac`, `aes256gmac` (MD5 and SHA-1 refused with the policy's reason).
+    pub fn ah_from_swanctl(name: &str) -> Result<Suite, PolicyError> {
+        let lower = name.to_ascii_lowercase();
+        for (bad, reason) in FORBIDDEN_NAMES {
+            if lower == *bad {
+                return Err(forbidden(bad, reason));
+            }
+        }
+        let integrity = match lower.as_str() {
+            "sha256" | "sha2_256" => Integrity::HmacSha256_128,
+            "sha384" | "sha2_384" => Integrity::HmacSha384_192,
+            "sha512" | "sha2_512" => Integrity::HmacSha512_256,
+            "aes128gmac" => Integrity::AesGmac { key_bits: 128 },
+            "aes256gmac" => Integrity::AesGmac { key_bits: 256 },
+            "aes192gmac" => return Err(PolicyError::UnsupportedKeySize { algorithm: "AES-GMAC", bits: 192 }),
+            _ => return Err(PolicyError::Unknown { algorithm: name.to_string() }),
+        };
+        Suite::ah(integrity)
+    }
+
+    /// The AH suites (integrity only) that tests and benchmarks cover: each HMAC-SHA-2 and
+    /// AES-GMAC with both key sizes.
+    pub fn ah_all() -> [Suite; 5] {
+        use Encryption as E;
+        use Integrity as I;
+        [
+            Suite { encryption: E::Null, integrity: I::HmacSha256_128 },
+            Suite { encryption: E::Null, integrity: I::HmacSha384_192 },
+            Suite { encryption: E::Null, integrity: I::HmacSha512_256 },
+            Suite { encryption: E::Null, integrity: I::AesGmac { key_bits: 128 } },
+            Suite { encryption: E::Null, integrity: I::AesGmac { key_bits: 256 } },
+        ]
+    }
+
+    /// Whether the integrity transform is AES-GMAC (an AH-only suite).
+    pub fn is_gmac(&self) -> bool {
+        matches!(self.integrity, Integrity::AesGmac { .. })
     }
 
     /// Parses an ESP proposal in swanctl.conf spelling, e.g. `aes256gcm16`, `aes128gcm128`,
@@ -276,6 +353,7 @@ impl Suite {
             Integrity::HmacSha256_128 => 16,
             Integrity::HmacSha384_192 => 24,
             Integrity::HmacSha512_256 => 32,
+            Integrity::AesGmac { .. } => 16,
         }
     }
 
@@ -298,13 +376,15 @@ impl Suite {
         }
     }
 
-    /// Bytes of integrity key material (RFC 4868: the HMAC output size).
+    /// Bytes of integrity key material (RFC 4868: the HMAC output size; RFC 4543: the AES key
+    /// and a 4-byte salt).
     pub fn integrity_key_len(&self) -> usize {
         match self.integrity {
             Integrity::None => 0,
             Integrity::HmacSha256_128 => 32,
             Integrity::HmacSha384_192 => 48,
             Integrity::HmacSha512_256 => 64,
+            Integrity::AesGmac { key_bits } => key_bits as usize / 8 + 4,
         }
     }
 
@@ -333,6 +413,19 @@ impl Suite {
             Integrity::HmacSha256_128 => integ_id::HMAC_SHA2_256_128,
             Integrity::HmacSha384_192 => integ_id::HMAC_SHA2_384_192,
             Integrity::HmacSha512_256 => integ_id::HMAC_SHA2_512_256,
+            Integrity::AesGmac { key_bits: 128 } => integ_id::AES_128_GMAC,
+            Integrity::AesGmac { .. } => integ_id::AES_256_GMAC,
+        }
+    }
+
+    /// The integrity transform in swanctl.conf spelling (an AH proposal's name).
+    pub fn integrity_name(&self) -> String {
+        match self.integrity {
+            Integrity::None => "none".to_string(),
+            Integrity::HmacSha256_128 => "sha256".to_string(),
+            Integrity::HmacSha384_192 => "sha384".to_string(),
+            Integrity::HmacSha512_256 => "sha512".to_string(),
+            Integrity::AesGmac { key_bits } => format!("aes{key_bits}gmac"),
         }
     }
 
@@ -346,9 +439,7 @@ impl Suite {
         };
         match self.integrity {
             Integrity::None => enc,
-            Integrity::HmacSha256_128 => format!("{enc}-sha256"),
-            Integrity::HmacSha384_192 => format!("{enc}-sha384"),
-            Integrity::HmacSha512_256 => format!("{enc}-sha512"),
+            _ => format!("{enc}-{}", self.integrity_name()),
         }
     }
 }

@@ -259,6 +259,7 @@ impl SaRecord {
     pub fn to_config(&self) -> Result<SaConfig, RecordError> {
         self.validate()?;
         Ok(SaConfig {
+            protocol: rampart_sa::Protocol::Esp,
             spi: self.spi,
             direction: self.direction(),
             suite: self.suite()?,
@@ -529,6 +530,7 @@ mod tests {
     pub(crate) fn sample(spi: u32) -> SaConfig {
         let suite = Suite::from_swanctl("aes256-sha512").unwrap();
         SaConfig {
+            protocol: rampart_sa::Protocol::Esp,
             spi,
             direction: Direction::Outbound,
             suite,

@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 fn small_sa(spi: u32, dir: Direction, local: IpAddr, remote: IpAddr) -> SaConfig {
     let suite = Suite::from_swanctl("aes128gcm16").unwrap();
     SaConfig {
+        protocol: rampart_sa::Protocol::Esp,
         spi,
         direction: dir,
         suite,

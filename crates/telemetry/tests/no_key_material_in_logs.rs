@@ -181,6 +181,7 @@ fn ip(s: &str) -> IpAddr {
 
 fn esp_config(spi: u32, direction: Direction, suite: &str, enc: &[u8], integ: &[u8]) -> SaConfig {
     SaConfig {
+        protocol: rampart_esp::Protocol::Esp,
         spi,
         direction,
         suite: Suite::from_swanctl(suite).unwrap(),

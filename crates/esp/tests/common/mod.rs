@@ -82,6 +82,7 @@ impl Case {
         let ts_b = TrafficSelector::from_prefix(ib, if ib.is_ipv4() { 24 } else { 48 });
         let (local_ts, remote_ts) = if direction == Direction::Outbound { (ts_a, ts_b) } else { (ts_b, ts_a) };
         SaConfig {
+            protocol: rampart_esp::Protocol::Esp,
             spi: 0x1000_0001,
             direction,
             suite: self.suite,

@@ -544,6 +544,7 @@ fn to_config(a: SaAdd) -> Result<(SaConfig, u32), ArgError> {
         (None, None, _) => return Err(ArgError::Required { what: "an algorithm" }),
     };
     let cfg = SaConfig {
+        protocol: rampart_esp::Protocol::Esp,
         spi,
         direction,
         suite,
@@ -609,6 +610,7 @@ fn format_sa(rec: &SaRecord, show_keys: bool) -> String {
                 Integrity::HmacSha256_128 => s += &format!(" auth-trunc 'hmac(sha256)' {} 128", key(ik)),
                 Integrity::HmacSha384_192 => s += &format!(" auth-trunc 'hmac(sha384)' {} 192", key(ik)),
                 Integrity::HmacSha512_256 => s += &format!(" auth-trunc 'hmac(sha512)' {} 256", key(ik)),
+                Integrity::AesGmac { .. } => s += &format!(" auth-trunc 'rfc4543(gcm(aes))' {} 128", key(ik)),
             }
         }
         Err(e) => s += &format!(" # suite refused: {e}"),

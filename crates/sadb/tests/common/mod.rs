@@ -82,6 +82,7 @@ pub fn seeded_sa(seed: u64) -> SaConfig {
             .collect()
     };
     SaConfig {
+        protocol: rampart_sa::Protocol::Esp,
         spi: SPI_BASE + seed as u32,
         direction: if h & (1 << 9) != 0 { Direction::Inbound } else { Direction::Outbound },
         suite,
