@@ -123,6 +123,21 @@ impl<'a> PacketBuf<'a> {
         Ok(())
     }
 
+    /// The packet and the first `n` bytes of tailroom behind it, as one slice (what a MAC
+    /// covers when the caller put more input there, AH's high sequence bits); `None` when the
+    /// tailroom is shorter.
+    pub fn with_tail(&self, n: usize) -> Option<&[u8]> {
+        self.buf.get(self.start..self.end.checked_add(n)?)
+    }
+
+    /// The packet and the first `n` bytes of tailroom, apart and both writable: scratch space
+    /// behind a packet that is not part of it.
+    pub fn data_and_tail_mut(&mut self, n: usize) -> Option<(&mut [u8], &mut [u8])> {
+        let end = self.end.checked_add(n)?;
+        let len = self.end - self.start;
+        Some(self.buf.get_mut(self.start..end)?.split_at_mut(len))
+    }
+
     /// Splits the frame into the packet bytes and nothing else, for handing a sub-slice to the
     /// crypto layer with the frame's lifetime.
     pub fn data_range_mut(&mut self, from: usize, to: usize) -> Option<&mut [u8]> {

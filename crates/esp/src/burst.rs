@@ -18,18 +18,21 @@
 //! holds no runtime is dropped with [`DropReason::NoSa`] (outbound) or
 //! [`DropReason::UnknownSpi`] (inbound).
 //!
-//! A second transform (AH) is one more implementation of each step on the SA runtimes, its
-//! crypto jobs batched in the same call; it is never a second pipeline.
+//! AH is one more implementation of each step on the same SA runtimes: `prepare` builds its
+//! header and makes the packet its own ICV input in place, its crypto job is a MAC
+//! (`rampart_crypto::mac_burst`, run in the same step as the ESP seal or open), and the last
+//! step writes (outbound) or checks (inbound) the ICV and puts the mutable header fields back.
+//! One pipeline for both; a burst may mix ESP and AH SAs.
 //!
 //! Never allocates, never panics on packet contents: the burst state lives on the stack in
 //! arrays of [`MAX_BURST`], and longer bursts are cut into chunks of that size.
 
 use arrayvec::ArrayVec;
-use rampart_crypto::{MAX_BURST, OpenOp, SealOp};
-use rampart_sa::DropReason;
+use rampart_crypto::{MAX_BURST, MAX_TAG_LEN, MacOp, OpenOp, SealOp};
+use rampart_sa::{DropReason, Protocol};
 
 use crate::buf::PacketBuf;
-use crate::inbound::{Decapsulated, EspLocation, InboundSa, Received, parse_outer};
+use crate::inbound::{Decapsulated, InboundSa, IpsecLocation, Received, parse_outer};
 use crate::outbound::{OutboundSa, Prepared};
 
 /// The SA runtimes a burst's packets refer to, by slot.
@@ -112,25 +115,45 @@ fn encapsulate_chunk<T: SaSlots<OutboundSa> + ?Sized>(
             None => Err(DropReason::NoSa),
         };
     }
-    // Step 2: one seal over every prepared packet.
+    // Step 2: one seal over every prepared ESP packet, one MAC pass over every AH packet.
+    let mut tags: ArrayVec<[u8; MAX_TAG_LEN], MAX_BURST> = ArrayVec::new();
+    let mut tag_of = [u8::MAX; MAX_BURST];
     let sealed = {
         let sas: &T = sas;
-        let mut ops: ArrayVec<SealOp<'_>, MAX_BURST> = ArrayVec::new();
-        for ((pkt, &slot), verdict) in pkts.iter_mut().zip(slots).zip(verdicts.iter_mut()) {
+        let mut seals: ArrayVec<SealOp<'_>, MAX_BURST> = ArrayVec::new();
+        let mut macs: ArrayVec<MacOp<'_>, MAX_BURST> = ArrayVec::new();
+        for (i, ((pkt, &slot), verdict)) in pkts.iter_mut().zip(slots).zip(verdicts.iter_mut()).enumerate() {
             let Ok(prepared) = verdict else { continue };
-            match sas.sa(slot).and_then(|sa| sa.seal_op(pkt, prepared)) {
-                Some(op) => ops.push(op),
-                // A layout the SA produced itself: cannot happen, but never send unsealed data.
-                None => *verdict = Err(DropReason::NoRoom),
+            let Some(sa) = sas.sa(slot) else {
+                *verdict = Err(DropReason::NoSa);
+                continue;
+            };
+            let pushed = match sa.protocol() {
+                Protocol::Esp => sa.seal_op(pkt, prepared).map(|op| seals.push(op)),
+                Protocol::Ah => sa.mac_op(pkt, prepared).map(|op| {
+                    tag_of[i] = macs.len() as u8;
+                    macs.push(op);
+                }),
+            };
+            // A layout the SA produced itself: cannot fail, but never send unprotected data.
+            if pushed.is_none() {
+                *verdict = Err(DropReason::NoRoom);
             }
         }
-        rampart_crypto::seal_burst(&mut ops).is_ok()
+        rampart_crypto::mac_burst(&mut macs);
+        tags.extend(macs.iter().map(|op| op.tag));
+        rampart_crypto::seal_burst(&mut seals).is_ok()
     };
-    // Step 3: finish what covers the ciphertext.
-    for ((pkt, &slot), verdict) in pkts.iter_mut().zip(slots).zip(verdicts.iter_mut()) {
+    // Step 3: finish what covers the ciphertext (ESP) or the ICV into its field (AH).
+    for (i, ((pkt, &slot), verdict)) in pkts.iter_mut().zip(slots).zip(verdicts.iter_mut()).enumerate() {
         let Ok(prepared) = verdict else { continue };
-        match sas.sa(slot) {
-            Some(sa) if sealed => sa.finish(pkt, prepared),
+        match (sas.sa(slot), tags.get(usize::from(tag_of[i]))) {
+            (Some(sa), Some(tag)) => {
+                if let Err(r) = sa.finish_ah(pkt, prepared, tag) {
+                    *verdict = Err(r);
+                }
+            }
+            (Some(sa), None) if sealed && sa.protocol() == Protocol::Esp => sa.finish(pkt, prepared),
             _ => *verdict = Err(DropReason::NoRoom),
         }
     }
@@ -145,7 +168,7 @@ pub fn decapsulate<T: SaSlots<InboundSa> + ?Sized>(
     sas: &mut T,
     pkts: &mut [PacketBuf<'_>],
     slots: &[u32],
-    locs: &[EspLocation],
+    locs: &[IpsecLocation],
     verdicts: &mut [Result<Decapsulated, DropReason>],
 ) {
     let chunks = pkts
@@ -162,7 +185,7 @@ fn decapsulate_chunk<T: SaSlots<InboundSa> + ?Sized>(
     sas: &mut T,
     pkts: &mut [PacketBuf<'_>],
     slots: &[u32],
-    locs: &[EspLocation],
+    locs: &[IpsecLocation],
     verdicts: &mut [Result<Decapsulated, DropReason>],
 ) {
     // Step 1: precheck (length, replay), no state changes.
@@ -173,23 +196,50 @@ fn decapsulate_chunk<T: SaSlots<InboundSa> + ?Sized>(
             None => Err(DropReason::UnknownSpi),
         });
     }
-    // Step 2: one open over every prechecked packet.
+    // Step 2: AH packets made into their ICV input, then one open over every prechecked ESP
+    // packet and one MAC pass over every AH packet.
+    for (((pkt, &slot), loc), seq) in pkts.iter_mut().zip(slots).zip(locs).zip(seqs.iter_mut()) {
+        if let (Ok(s), Some(sa)) = (*seq, sas.sa(slot))
+            && sa.protocol() == Protocol::Ah
+            && let Err(r) = sa.prepare_verify(pkt, loc, s)
+        {
+            *seq = Err(r);
+        }
+    }
     let mut verified = [false; MAX_BURST];
     {
         let sas: &T = sas;
-        let mut ops: ArrayVec<OpenOp<'_>, MAX_BURST> = ArrayVec::new();
-        let mut index: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+        let mut opens: ArrayVec<OpenOp<'_>, MAX_BURST> = ArrayVec::new();
+        let mut open_index: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+        let mut macs: ArrayVec<MacOp<'_>, MAX_BURST> = ArrayVec::new();
+        let mut mac_index: ArrayVec<u8, MAX_BURST> = ArrayVec::new();
+        let mut mac_pkts: ArrayVec<(&PacketBuf<'_>, &InboundSa), MAX_BURST> = ArrayVec::new();
         for (i, (((pkt, &slot), loc), seq)) in pkts.iter_mut().zip(slots).zip(locs).zip(&seqs).enumerate() {
-            if let Ok(seq) = seq
-                && let Some(op) = sas.sa(slot).and_then(|sa| sa.open_op(pkt, loc, *seq))
-            {
-                ops.push(op);
-                index.push(i as u8);
+            let (Ok(seq), Some(sa)) = (seq, sas.sa(slot)) else { continue };
+            match sa.protocol() {
+                Protocol::Esp => {
+                    if let Some(op) = sa.open_op(pkt, loc, *seq) {
+                        opens.push(op);
+                        open_index.push(i as u8);
+                    }
+                }
+                Protocol::Ah => {
+                    let pkt: &PacketBuf<'_> = pkt;
+                    if let Some(op) = sa.mac_op(pkt, loc) {
+                        macs.push(op);
+                        mac_index.push(i as u8);
+                        mac_pkts.push((pkt, sa));
+                    }
+                }
             }
         }
-        rampart_crypto::open_burst(&mut ops);
-        for (op, &i) in ops.iter().zip(&index) {
+        rampart_crypto::open_burst(&mut opens);
+        rampart_crypto::mac_burst(&mut macs);
+        for (op, &i) in opens.iter().zip(&open_index) {
             verified[usize::from(i)] = op.verified;
+        }
+        for ((op, &i), (pkt, sa)) in macs.iter().zip(&mac_index).zip(&mac_pkts) {
+            verified[usize::from(i)] = sa.ah_verified(pkt, &op.tag);
         }
     }
     // Step 3: complete; the window moves here, for packets that verified.
@@ -228,7 +278,7 @@ impl InboundSa {
     pub fn decapsulate_burst(
         &mut self,
         pkts: &mut [PacketBuf<'_>],
-        locs: &[EspLocation],
+        locs: &[IpsecLocation],
         verdicts: &mut [Result<Decapsulated, DropReason>],
     ) {
         let chunks = pkts.chunks_mut(MAX_BURST).zip(locs.chunks(MAX_BURST)).zip(verdicts.chunks_mut(MAX_BURST));
@@ -242,7 +292,7 @@ impl InboundSa {
     /// [`DropReason::BadOuterHeader`].
     pub fn decapsulate(&mut self, pkt: &mut PacketBuf<'_>, encap_port: u16) -> Result<Decapsulated, DropReason> {
         let loc = match parse_outer(pkt.data(), encap_port)? {
-            Received::Esp(loc) => loc,
+            Received::Ipsec(loc) => loc,
             Received::Keepalive => return Err(DropReason::NatKeepalive),
             Received::NotEsp => return Err(DropReason::BadOuterHeader),
         };

@@ -12,34 +12,38 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rampart_crypto::{Backend, OpenOp, SaCrypto};
+use rampart_crypto::{Backend, MacOp, OpenOp, SaCrypto};
 use rampart_wire::{EspTrailer, Ipv4Packet, Ipv6Packet, UdpPacket, esp, ip_protocol, ipv6, udp, udp_encap};
 
 use crate::buf::PacketBuf;
 use crate::replay::ReplayWindow;
 use crate::sa::{SaCounters, SaError, check_config, exceeds, ipv6_upper_layer};
 use rampart_sa::DropReason;
-use rampart_sa::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector};
+use rampart_sa::{Direction, Lifetimes, Mode, Protocol, SaConfig, TrafficSelector};
+
+use crate::ah::{self, AhLayout};
 
 /// What a packet from the WAN side is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Received {
-    /// An ESP packet (plain or UDP-encapsulated) to look up by SPI.
-    Esp(EspLocation),
+    /// An ESP packet (plain or UDP-encapsulated) or an AH packet, to look up by SPI.
+    Ipsec(IpsecLocation),
     /// A one-byte NAT keepalive (RFC 3948 section 2.3): consumed.
     Keepalive,
     /// Not ESP (IKE behind a non-ESP marker, other UDP, other protocols): for the kernel.
     NotEsp,
 }
 
-/// Where the ESP packet lies in a received IP packet, and what identifies its SA.
+/// Where the ESP or AH header lies in a received IP packet, and what identifies its SA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EspLocation {
-    /// Offset of the SPI from the start of the IP packet.
-    pub esp_offset: usize,
+pub struct IpsecLocation {
+    /// ESP or AH.
+    pub protocol: Protocol,
+    /// Offset of the ESP header (its SPI) or of the AH header from the start of the IP packet.
+    pub header_offset: usize,
     /// Length of the outer IP header including extension headers.
     pub ip_header_len: usize,
-    /// Offset of the next-header byte that names ESP or UDP (IPv4: the protocol field).
+    /// Offset of the next-header byte that names ESP, AH or UDP (IPv4: the protocol field).
     pub next_header_pos: usize,
     /// SPI.
     pub spi: u32,
@@ -81,7 +85,27 @@ pub fn parse_outer(packet: &[u8], encap_port: u16) -> Result<Received, DropReaso
         _ => return Err(DropReason::BadOuterHeader),
     };
     let packet = &packet[..ip_len];
-    let (esp_offset, udp_ports) = match protocol {
+    if protocol == ip_protocol::AH {
+        let ah = rampart_wire::AhPacket::new_checked(&packet[ip_header_len..]).map_err(|e| match e {
+            rampart_wire::Error::Truncated => DropReason::Truncated,
+            _ => DropReason::AhBadLength,
+        })?;
+        if ah.spi() == 0 {
+            return Err(DropReason::UnknownSpi);
+        }
+        return Ok(Received::Ipsec(IpsecLocation {
+            protocol: Protocol::Ah,
+            header_offset: ip_header_len,
+            ip_header_len,
+            next_header_pos,
+            spi: ah.spi(),
+            seq_low: ah.seq_number(),
+            src,
+            dst,
+            udp_ports: None,
+        }));
+    }
+    let (header_offset, udp_ports) = match protocol {
         ip_protocol::ESP => (ip_header_len, None),
         ip_protocol::UDP => {
             let datagram = UdpPacket::new_checked(&packet[ip_header_len..]).map_err(wire_drop)?;
@@ -98,12 +122,13 @@ pub fn parse_outer(packet: &[u8], encap_port: u16) -> Result<Received, DropReaso
         }
         _ => return Ok(Received::NotEsp),
     };
-    let header = rampart_wire::EspPacket::new_checked(&packet[esp_offset..]).map_err(wire_drop)?;
+    let header = rampart_wire::EspPacket::new_checked(&packet[header_offset..]).map_err(wire_drop)?;
     if header.spi() == 0 {
         return Err(DropReason::UnknownSpi);
     }
-    Ok(Received::Esp(EspLocation {
-        esp_offset,
+    Ok(Received::Ipsec(IpsecLocation {
+        protocol: Protocol::Esp,
+        header_offset,
         ip_header_len,
         next_header_pos,
         spi: header.spi(),
@@ -131,6 +156,9 @@ pub struct Decapsulated {
 #[derive(Debug)]
 pub struct InboundSa {
     spi: u32,
+    protocol: Protocol,
+    /// AH: the header's layout (unused for ESP).
+    ah: AhLayout,
     crypto: SaCrypto,
     iv_len: usize,
     icv_len: usize,
@@ -166,6 +194,8 @@ impl InboundSa {
         let crypto = SaCrypto::new(suite, &config.encryption_key, &config.integrity_key, backend)?;
         Ok(InboundSa {
             spi: config.spi,
+            protocol: config.protocol,
+            ah: AhLayout { iv_len: if suite.is_gmac() { 8 } else { 0 }, icv_len: suite.icv_len() },
             crypto,
             iv_len: suite.iv_len(),
             icv_len: suite.icv_len(),
@@ -186,6 +216,11 @@ impl InboundSa {
     /// The SPI.
     pub fn spi(&self) -> u32 {
         self.spi
+    }
+
+    /// ESP or AH.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// The crypto context, for building open jobs of mixed-SA bursts.
@@ -217,14 +252,21 @@ impl InboundSa {
     /// Step 1: checks that the packet can be one of this SA's and infers its full sequence
     /// number, without changing any state.
     #[inline]
-    pub fn precheck(&self, pkt: &PacketBuf<'_>, loc: &EspLocation) -> Result<u64, DropReason> {
+    pub fn precheck(&self, pkt: &PacketBuf<'_>, loc: &IpsecLocation) -> Result<u64, DropReason> {
         if loc.spi != self.spi {
             return Err(DropReason::UnknownSpi);
         }
         if self.hard_expired() {
             return Err(DropReason::SaExpired);
         }
-        let esp_len = pkt.len().checked_sub(loc.esp_offset).ok_or(DropReason::Truncated)?;
+        if loc.protocol != self.protocol {
+            // The SPI of an SA of the other protocol.
+            return Err(DropReason::UnknownSpi);
+        }
+        if self.protocol == Protocol::Ah {
+            return self.precheck_ah(pkt, loc);
+        }
+        let esp_len = pkt.len().checked_sub(loc.header_offset).ok_or(DropReason::Truncated)?;
         let encrypted =
             esp_len.checked_sub(esp::HEADER_LEN + self.iv_len + self.icv_len).ok_or(DropReason::BadLength)?;
         //= https://www.rfc-editor.org/rfc/rfc4303#section-2.4
@@ -235,11 +277,67 @@ impl InboundSa {
         self.window.check(loc.seq_low)
     }
 
+    /// AH's step 1: the header's length for the SA's algorithm, room for the ICV input, the
+    /// replay check.
+    fn precheck_ah(&self, pkt: &PacketBuf<'_>, loc: &IpsecLocation) -> Result<u64, DropReason> {
+        let ah = pkt
+            .data()
+            .get(loc.header_offset..)
+            .and_then(|b| rampart_wire::AhPacket::new_checked(b).ok())
+            .ok_or(DropReason::AhBadLength)?;
+        let v6 = pkt.data().first().is_some_and(|b| b >> 4 == 6);
+        //= https://www.rfc-editor.org/rfc/rfc4302#section-2.6
+        //# All implementations MUST support such padding
+        // A peer may pad the ICV field beyond this family's alignment; never below what the
+        // algorithm's ICV needs.
+        let field = ah.header_len() - rampart_wire::ah::FIXED_LEN;
+        if field < self.ah.icv_field_len(v6) || field > ah::MAX_ICV_FIELD {
+            return Err(DropReason::AhBadLength);
+        }
+        if pkt.tailroom() < ah::TAILROOM {
+            return Err(DropReason::NoRoom);
+        }
+        self.window.check(loc.seq_low)
+    }
+
+    /// AH's step 2, before its job: the packet made into the ICV input in place (the received
+    /// ICV kept aside and zeroed, the mutable header fields zeroed and kept, the high sequence
+    /// bits behind it with ESN; see [`crate::ah`]).
+    pub fn prepare_verify(&self, pkt: &mut PacketBuf<'_>, loc: &IpsecLocation, seq: u64) -> Result<(), DropReason> {
+        let icv_at = loc.header_offset + rampart_wire::ah::FIXED_LEN + self.ah.iv_len;
+        ah::stash_icv(pkt, icv_at, self.ah.icv_len)?;
+        ah::stash_and_zero(pkt, loc.header_offset, self.esn.then_some((seq >> 32) as u32))
+    }
+
+    /// AH's step 2: the job computing the ICV of a packet [`InboundSa::prepare_verify`] made
+    /// ready.
+    #[inline]
+    pub fn mac_op<'a>(&'a self, pkt: &'a PacketBuf<'_>, loc: &IpsecLocation) -> Option<MacOp<'a>> {
+        let data = pkt.with_tail(if self.esn { 4 } else { 0 })?;
+        let iv_at = loc.header_offset + rampart_wire::ah::FIXED_LEN;
+        let mut iv = [0u8; 8];
+        if self.ah.iv_len == 8 {
+            iv.copy_from_slice(pkt.data().get(iv_at..iv_at + 8)?);
+        }
+        Some(MacOp { sa: &self.crypto, data, iv, tag: [0; rampart_crypto::MAX_TAG_LEN] })
+    }
+
+    /// AH: whether `tag`, computed by the job, is the ICV the packet carried (constant time).
+    //= https://www.rfc-editor.org/rfc/rfc4302#section-3.4.4.2
+    //# If the computed and received ICVs match, then the datagram is valid
+    pub fn ah_verified(&self, pkt: &PacketBuf<'_>, tag: &[u8]) -> bool {
+        let n = self.ah.icv_len;
+        match (ah::received_icv(pkt, n), tag.get(..n)) {
+            (Some(got), Some(want)) => bool::from(subtle::ConstantTimeEq::ct_eq(got, want)),
+            _ => false,
+        }
+    }
+
     /// Step 2: the crypto job opening a prechecked packet.
     #[inline]
-    pub fn open_op<'a>(&'a self, pkt: &'a mut PacketBuf<'_>, loc: &EspLocation, seq: u64) -> Option<OpenOp<'a>> {
+    pub fn open_op<'a>(&'a self, pkt: &'a mut PacketBuf<'_>, loc: &IpsecLocation, seq: u64) -> Option<OpenOp<'a>> {
         let len = pkt.len();
-        let esp = pkt.data_range_mut(loc.esp_offset, len)?;
+        let esp = pkt.data_range_mut(loc.header_offset, len)?;
         Some(OpenOp { sa: &self.crypto, esp, seq, esn: self.esn, verified: false })
     }
 
@@ -248,10 +346,13 @@ impl InboundSa {
     pub fn complete(
         &mut self,
         pkt: &mut PacketBuf<'_>,
-        loc: &EspLocation,
+        loc: &IpsecLocation,
         seq: u64,
         verified: bool,
     ) -> Result<Decapsulated, DropReason> {
+        if self.protocol == Protocol::Ah {
+            return self.complete_ah(pkt, loc, seq, verified);
+        }
         //= https://www.rfc-editor.org/rfc/rfc4303#section-3.4.4.1
         //# If the computed and received ICVs do not match, then the receiver MUST discard the
         //# received IP datagram as invalid
@@ -259,7 +360,7 @@ impl InboundSa {
             return Err(DropReason::AuthFailed);
         }
         let len = pkt.len();
-        let plain_start = loc.esp_offset + esp::HEADER_LEN + self.iv_len;
+        let plain_start = loc.header_offset + esp::HEADER_LEN + self.iv_len;
         let plain_end = len.checked_sub(self.icv_len).ok_or(DropReason::Truncated)?;
         let plaintext = pkt.data().get(plain_start..plain_end).ok_or(DropReason::Truncated)?;
         let trailer = parse_trailer(plaintext)?;
@@ -298,6 +399,64 @@ impl InboundSa {
                 let removed = plain_start - loc.ip_header_len;
                 pkt.close_gap(loc.ip_header_len, removed)?;
                 restore_transport_header(pkt.data_mut(), loc, trailer.next_header)?;
+                Decapsulated { version, src, dst, seq }
+            }
+        };
+        self.counters.packets += 1;
+        self.counters.bytes += pkt.len() as u64;
+        Ok(out)
+    }
+
+    /// AH's step 3: the headers back, the inner packet checked against the selectors, only then
+    /// the window moves, and AH comes out (with the outer header in tunnel mode).
+    fn complete_ah(
+        &mut self,
+        pkt: &mut PacketBuf<'_>,
+        loc: &IpsecLocation,
+        seq: u64,
+        verified: bool,
+    ) -> Result<Decapsulated, DropReason> {
+        //= https://www.rfc-editor.org/rfc/rfc4302#section-3.4.4.2
+        //# If the computed and received ICVs do not match, then the receiver MUST discard the
+        //# received IP datagram as invalid
+        if !verified {
+            return Err(DropReason::AhBadIcv);
+        }
+        ah::restore(pkt, loc.header_offset)?;
+        let (next_header, ah_len) = {
+            let ah = pkt
+                .data()
+                .get(loc.header_offset..)
+                .and_then(|b| rampart_wire::AhPacket::new_checked(b).ok())
+                .ok_or(DropReason::AhBadLength)?;
+            (ah.next_header(), ah.header_len())
+        };
+        let payload_start = loc.header_offset + ah_len;
+        if next_header == ip_protocol::NO_NEXT_HEADER {
+            self.window.accept(seq)?;
+            return Err(DropReason::Dummy);
+        }
+        let out = match self.mode {
+            Mode::Tunnel => {
+                let inner = pkt.data().get(payload_start..).ok_or(DropReason::Truncated)?;
+                let (version, src, dst, inner_len) = check_inner(inner, next_header)?;
+                self.check_selectors(inner, version, src, dst)?;
+                self.window.accept(seq)?;
+                pkt.pull_front(payload_start)?;
+                pkt.trim_back(pkt.len().checked_sub(inner_len).ok_or(DropReason::BadInnerPacket)?)?;
+                Decapsulated { version, src, dst, seq }
+            }
+            Mode::Transport => {
+                if next_header == ip_protocol::IPV4 || next_header == ip_protocol::IPV6 {
+                    return Err(DropReason::BadNextHeader);
+                }
+                let version = pkt.data()[0] >> 4;
+                let (src, dst) = (loc.src, loc.dst);
+                let upper = pkt.data().get(payload_start..).ok_or(DropReason::Truncated)?;
+                self.check_selectors_parts(src, dst, next_header, upper)?;
+                self.window.accept(seq)?;
+                pkt.close_gap(loc.header_offset, ah_len)?;
+                restore_transport_header(pkt.data_mut(), loc, next_header)?;
                 Decapsulated { version, src, dst, seq }
             }
         };
@@ -424,7 +583,7 @@ fn check_inner(inner: &[u8], next_header: u8) -> Result<(u8, IpAddr, IpAddr, usi
 }
 
 /// After the ESP header was cut out of a transport-mode packet: next header, lengths, checksum.
-fn restore_transport_header(data: &mut [u8], loc: &EspLocation, next_header: u8) -> Result<(), DropReason> {
+fn restore_transport_header(data: &mut [u8], loc: &IpsecLocation, next_header: u8) -> Result<(), DropReason> {
     let total = data.len();
     if data.first().map(|b| b >> 4) == Some(4) {
         let total = u16::try_from(total).map_err(|_| DropReason::BadInnerPacket)?;

@@ -16,6 +16,7 @@
 //! `rampart-sa`, re-exported here.
 #![forbid(unsafe_code)]
 
+mod ah;
 pub mod buf;
 pub mod burst;
 pub mod inbound;
@@ -26,7 +27,7 @@ mod sync;
 
 pub use buf::PacketBuf;
 pub use burst::{OneSa, SaSlots};
-pub use inbound::{Decapsulated, EspLocation, InboundSa, Received, parse_outer};
+pub use inbound::{Decapsulated, InboundSa, IpsecLocation, Received, parse_outer};
 pub use outbound::{OutboundSa, OutboundStatus, Prepared};
 pub use rampart_sa::{
     DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, Protocol, SaConfig, TrafficSelector, UdpEncap,

@@ -1,24 +1,27 @@
-//! Outbound ESP: the runtime of one outbound SA and the encapsulation of packets (RFC 4303
-//! section 3.1 and 3.3, RFC 3948 for UDP encapsulation).
+//! Outbound IPsec: the runtime of one outbound SA and the encapsulation of packets, ESP (RFC
+//! 4303 section 3.1 and 3.3, RFC 3948 for UDP encapsulation) or AH (RFC 4302 section 3.1 and
+//! 3.3).
 //!
-//! The three steps of [`crate::burst::encapsulate`], which seals a burst of packets of many SAs
-//! in one crypto call: [`OutboundSa::prepare`] (sequence number, trailer, ESP and outer headers,
-//! in place), [`OutboundSa::seal_op`] (the crypto job) and [`OutboundSa::finish`] (what depends
-//! on the ciphertext: the IPv6 UDP checksum). [`OutboundSa::encapsulate_burst`] is that burst
-//! for one SA (both in [`crate::burst`]).
+//! The three steps of [`crate::burst::encapsulate`], which protects a burst of packets of many
+//! SAs in one crypto call: [`OutboundSa::prepare`] (sequence number, ESP trailer or AH header,
+//! outer headers, in place), the crypto job ([`OutboundSa::seal_op`] for ESP, [`OutboundSa::mac_op`]
+//! for AH) and the finish ([`OutboundSa::finish`]: the IPv6 UDP checksum over ESP's ciphertext;
+//! [`OutboundSa::finish_ah`]: the ICV into its field and the mutable header fields back).
+//! [`OutboundSa::encapsulate_burst`] is that burst for one SA (both in [`crate::burst`]).
 //!
 //! Never allocates after construction, never panics on packet contents.
 
 use std::net::IpAddr;
 
-use rampart_crypto::{Backend, SaCrypto, SealOp};
+use rampart_crypto::{Backend, MacOp, SaCrypto, SealOp};
 use rampart_wire::checksum::AddrPair;
 use rampart_wire::{EspTrailer, Ipv4Packet, Ipv6Packet, UdpChecksum, UdpRepr, esp, ip_protocol, ipv4, ipv6, udp};
 
+use crate::ah::{self, AhLayout};
 use crate::buf::PacketBuf;
 use crate::sa::{SaCounters, SaError, check_config, exceeds, ipv6_upper_layer};
 use rampart_sa::DropReason;
-use rampart_sa::{Direction, Lifetimes, Mode, SaConfig, UdpEncap};
+use rampart_sa::{Direction, Lifetimes, Mode, Protocol, SaConfig, UdpEncap};
 
 /// Fraction of the sequence space after which a rekey is asked for: 7/8 of it, so that even at
 /// tens of millions of packets per second the IKE daemon has a minute to rekey a 32-bit SA.
@@ -38,7 +41,7 @@ pub struct OutboundStatus {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prepared {
     /// Offset of the SPI from the start of the packet data.
-    pub esp_offset: usize,
+    pub header_offset: usize,
     /// Full 64-bit sequence number.
     pub seq: u64,
 }
@@ -47,6 +50,9 @@ pub struct Prepared {
 #[derive(Debug)]
 pub struct OutboundSa {
     spi: u32,
+    protocol: Protocol,
+    /// AH: the header's layout (unused for ESP).
+    ah: AhLayout,
     crypto: SaCrypto,
     iv_len: usize,
     icv_len: usize,
@@ -78,6 +84,8 @@ impl OutboundSa {
         let seq_soft = seq_max / SEQ_SOFT_FRACTION_DEN * SEQ_SOFT_FRACTION_NUM;
         Ok(OutboundSa {
             spi: config.spi,
+            protocol: config.protocol,
+            ah: AhLayout { iv_len: if suite.is_gmac() { 8 } else { 0 }, icv_len: suite.icv_len() },
             crypto,
             iv_len: suite.iv_len(),
             icv_len: suite.icv_len(),
@@ -100,6 +108,11 @@ impl OutboundSa {
     /// The SPI.
     pub fn spi(&self) -> u32 {
         self.spi
+    }
+
+    /// ESP or AH.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// The crypto context, for building seal jobs of mixed-SA bursts.
@@ -154,25 +167,48 @@ impl OutboundSa {
             || exceeds(self.counters.packets, self.lifetimes.hard_packets)
     }
 
-    /// Bytes that encapsulation may add in front of a packet (outer IP, UDP, ESP header, IV).
+    /// Bytes that encapsulation may add in front of a packet (outer IP, UDP, ESP header and IV,
+    /// or the AH header).
     pub fn max_header_growth(&self) -> usize {
         let outer = match (self.mode, self.remote) {
             (Mode::Transport, _) => 0,
             (Mode::Tunnel, IpAddr::V4(_)) => ipv4::HEADER_LEN,
             (Mode::Tunnel, IpAddr::V6(_)) => ipv6::HEADER_LEN,
         };
-        outer + self.encap.map_or(0, |_| udp::HEADER_LEN) + esp::HEADER_LEN + self.iv_len
+        match self.protocol {
+            Protocol::Esp => outer + self.encap.map_or(0, |_| udp::HEADER_LEN) + esp::HEADER_LEN + self.iv_len,
+            // In transport mode the family is the packet's: take the larger (IPv6) header.
+            Protocol::Ah => outer + self.ah.header_len(self.remote.is_ipv6() || self.mode == Mode::Transport),
+        }
     }
 
-    /// Bytes that encapsulation may add behind a packet (padding, trailer, ICV).
+    /// Bytes that encapsulation may add behind a packet (ESP: padding, trailer, ICV; AH:
+    /// nothing, though it needs [`crate::ah`]'s tailroom for a while).
     pub fn max_trailer_growth(&self) -> usize {
-        self.block_len.max(4) - 1 + esp::TRAILER_LEN + self.icv_len
+        match self.protocol {
+            Protocol::Esp => self.block_len.max(4) - 1 + esp::TRAILER_LEN + self.icv_len,
+            Protocol::Ah => 0,
+        }
     }
 
     /// Length of the encapsulated packet for an inner packet of `inner_len` bytes.
     pub fn encapsulated_len(&self, inner_len: usize) -> usize {
-        let trailer = EspTrailer::new(inner_len, 0, self.block_len).map_or(esp::TRAILER_LEN, |t| t.len());
-        self.max_header_growth() + inner_len + trailer + self.icv_len
+        match self.protocol {
+            Protocol::Esp => {
+                let trailer = EspTrailer::new(inner_len, 0, self.block_len).map_or(esp::TRAILER_LEN, |t| t.len());
+                self.max_header_growth() + inner_len + trailer + self.icv_len
+            }
+            Protocol::Ah => self.max_header_growth() + inner_len,
+        }
+    }
+
+    /// The IP protocol of what follows the outer (tunnel) or the packet's own (transport) header.
+    fn outer_protocol(&self) -> u8 {
+        match (self.protocol, self.encap) {
+            (Protocol::Ah, _) => ip_protocol::AH,
+            (Protocol::Esp, Some(_)) => ip_protocol::UDP,
+            (Protocol::Esp, None) => ip_protocol::ESP,
+        }
     }
 
     /// Step 1: takes a sequence number and turns the IP packet in `pkt` into an ESP packet with
@@ -188,6 +224,9 @@ impl OutboundSa {
             return Err(DropReason::NoRoom);
         }
         let inner = InnerInfo::read(pkt, self.mode)?;
+        if self.protocol == Protocol::Ah {
+            return self.prepare_ah(pkt, &inner);
+        }
         let seq = self.next_seq;
         let esp_hdr_len = esp::HEADER_LEN + self.iv_len;
 
@@ -200,7 +239,7 @@ impl OutboundSa {
         emit_trailer(&trailer, pad_and_trailer);
 
         let udp_len = if self.encap.is_some() { udp::HEADER_LEN } else { 0 };
-        let esp_offset = match self.mode {
+        let header_offset = match self.mode {
             Mode::Tunnel => {
                 pkt.push_front(esp_hdr_len)?;
                 let esp_len = pkt.len();
@@ -224,27 +263,27 @@ impl OutboundSa {
         };
         let data = pkt.data_mut();
         if let Some(encap) = self.encap {
-            let udp_payload = data.len() - esp_offset;
+            let udp_payload = data.len() - header_offset;
             // The IPv6 checksum covers the ciphertext: `finish` fills it after sealing.
             UdpRepr { src_port: encap.local_port, dst_port: encap.remote_port, payload_len: udp_payload }
-                .emit(&mut data[esp_offset - udp::HEADER_LEN..], UdpChecksum::Zero)
+                .emit(&mut data[header_offset - udp::HEADER_LEN..], UdpChecksum::Zero)
                 .map_err(|_| DropReason::NoRoom)?;
         }
-        let esp = &mut data[esp_offset..];
+        let esp = &mut data[header_offset..];
         esp[0..4].copy_from_slice(&self.spi.to_be_bytes());
         esp[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
 
         self.next_seq = seq + 1;
         self.counters.packets += 1;
         self.counters.bytes += payload_len as u64;
-        Ok(Prepared { esp_offset, seq })
+        Ok(Prepared { header_offset, seq })
     }
 
     /// Step 2: the crypto job sealing a prepared packet.
     #[inline]
     pub fn seal_op<'a>(&'a self, pkt: &'a mut PacketBuf<'_>, prepared: &Prepared) -> Option<SealOp<'a>> {
         let len = pkt.len();
-        let esp = pkt.data_range_mut(prepared.esp_offset, len)?;
+        let esp = pkt.data_range_mut(prepared.header_offset, len)?;
         Some(SealOp { sa: &self.crypto, esp, seq: prepared.seq, esn: self.esn })
     }
 
@@ -264,15 +303,89 @@ impl OutboundSa {
         };
         //= https://www.rfc-editor.org/rfc/rfc8200#section-8.1
         //# IPv6 receivers must discard UDP packets containing a zero checksum
-        if let Some(udp_bytes) = pkt.data_range_mut(prepared.esp_offset - udp::HEADER_LEN, pkt.len()) {
+        if let Some(udp_bytes) = pkt.data_range_mut(prepared.header_offset - udp::HEADER_LEN, pkt.len()) {
             let mut datagram = rampart_wire::UdpPacket::new_unchecked(udp_bytes);
             datagram.fill_checksum(&addrs);
         }
     }
 
+    /// Step 1 of AH: the AH header (and in tunnel mode the outer header) in place, the ICV
+    /// field zeroed, the mutable header fields zeroed with their values kept in the tailroom,
+    /// the high sequence bits behind the packet with ESN (see [`crate::ah`]).
+    fn prepare_ah(&mut self, pkt: &mut PacketBuf<'_>, inner: &InnerInfo) -> Result<Prepared, DropReason> {
+        if pkt.tailroom() < ah::TAILROOM {
+            return Err(DropReason::NoRoom);
+        }
+        let seq = self.next_seq;
+        let payload_len = pkt.len() - inner.transport_header_len;
+        let mut next_header = inner.next_header;
+        let mut inner_v6 = *inner;
+        let (header_offset, v6) = match self.mode {
+            Mode::Tunnel => {
+                let v6 = self.remote.is_ipv6();
+                pkt.push_front(self.ah.header_len(v6))?;
+                let outer_len = if v6 { ipv6::HEADER_LEN } else { ipv4::HEADER_LEN };
+                pkt.push_front(outer_len)?;
+                let total = pkt.len();
+                self.emit_tunnel_header(pkt.data_mut(), inner, total)?;
+                (outer_len, v6)
+            }
+            Mode::Transport => {
+                let v6 = inner.version == 6;
+                if v6 {
+                    let (at, nh_pos, nh) = ah::ipv6_insertion_point(pkt.data())?;
+                    next_header = nh;
+                    inner_v6 =
+                        InnerInfo { transport_header_len: at, next_header_pos: nh_pos, next_header: nh, ..*inner };
+                }
+                let at = if v6 { inner_v6.transport_header_len } else { inner.transport_header_len };
+                pkt.open_gap(at, self.ah.header_len(v6))?;
+                self.patch_transport_header(pkt.data_mut(), if v6 { &inner_v6 } else { inner })?;
+                (at, v6)
+            }
+        };
+        let ah_len = self.ah.header_len(v6);
+        let data = pkt.data_mut();
+        let repr = rampart_wire::ah::Repr {
+            next_header,
+            spi: self.spi,
+            seq_number: seq as u32,
+            icv_field_len: ah_len - rampart_wire::ah::FIXED_LEN,
+        };
+        repr.emit(&mut data[header_offset..]).map_err(|_| DropReason::NoRoom)?;
+        //= https://www.rfc-editor.org/rfc/rfc4543#section-3.1
+        //# The IV ... MUST be unique for each packet; the sequence number is such a value
+        if self.ah.iv_len == 8 {
+            let iv_at = header_offset + rampart_wire::ah::FIXED_LEN;
+            data[iv_at..iv_at + 8].copy_from_slice(&seq.to_be_bytes());
+        }
+        ah::stash_and_zero(pkt, header_offset, self.esn.then_some((seq >> 32) as u32))?;
+        self.next_seq = seq + 1;
+        self.counters.packets += 1;
+        self.counters.bytes += payload_len as u64;
+        Ok(Prepared { header_offset, seq })
+    }
+
+    /// Step 2 of AH: the job computing the ICV of a prepared packet (over the packet as
+    /// [`OutboundSa::prepare`] left it, and the high sequence bits with ESN).
+    #[inline]
+    pub fn mac_op<'a>(&'a self, pkt: &'a PacketBuf<'_>, prepared: &Prepared) -> Option<MacOp<'a>> {
+        let data = pkt.with_tail(if self.esn { 4 } else { 0 })?;
+        Some(MacOp { sa: &self.crypto, data, iv: prepared.seq.to_be_bytes(), tag: [0; rampart_crypto::MAX_TAG_LEN] })
+    }
+
+    /// Step 3 of AH: the ICV `tag` into its field, and the header fields the ICV saw zeroed back.
+    #[inline]
+    pub fn finish_ah(&self, pkt: &mut PacketBuf<'_>, prepared: &Prepared, tag: &[u8]) -> Result<(), DropReason> {
+        let at = prepared.header_offset + rampart_wire::ah::FIXED_LEN + self.ah.iv_len;
+        let icv = pkt.data_range_mut(at, at + self.ah.icv_len).ok_or(DropReason::NoRoom)?;
+        icv.copy_from_slice(tag.get(..self.ah.icv_len).ok_or(DropReason::NoRoom)?);
+        ah::restore(pkt, prepared.header_offset)
+    }
+
     fn emit_tunnel_header(&mut self, data: &mut [u8], inner: &InnerInfo, total_len: usize) -> Result<(), DropReason> {
         let total = u16::try_from(total_len).map_err(|_| DropReason::TooBig)?;
-        let protocol = if self.encap.is_some() { ip_protocol::UDP } else { ip_protocol::ESP };
+        let protocol = self.outer_protocol();
         match (self.local, self.remote) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 self.ip_ident = self.ip_ident.wrapping_add(1);
@@ -309,7 +422,7 @@ impl OutboundSa {
     }
 
     fn patch_transport_header(&self, data: &mut [u8], inner: &InnerInfo) -> Result<(), DropReason> {
-        let protocol = if self.encap.is_some() { ip_protocol::UDP } else { ip_protocol::ESP };
+        let protocol = self.outer_protocol();
         let total = data.len();
         if inner.version == 4 {
             let total = u16::try_from(total).map_err(|_| DropReason::TooBig)?;
@@ -328,6 +441,7 @@ impl OutboundSa {
 }
 
 /// What encapsulation needs to know of the packet it wraps.
+#[derive(Clone, Copy)]
 struct InnerInfo {
     version: u8,
     /// Next header for the ESP trailer: 4/41 in tunnel mode, the upper protocol in transport.

@@ -6,7 +6,7 @@ use core::fmt;
 use rampart_crypto::CryptoError;
 use rampart_wire::ip_protocol;
 
-use rampart_sa::{Direction, MAX_REPLAY_WINDOW, SaConfig};
+use rampart_sa::{Direction, MAX_REPLAY_WINDOW, Protocol, SaConfig};
 
 /// Packets and bytes an SA has carried (inner bytes, without ESP overhead).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,6 +38,14 @@ pub enum SaError {
     },
     /// ESN without an anti-replay window (RFC 4303 section 2.2.1: the window infers the high bits).
     EsnWithoutReplayWindow,
+    /// AH with UDP encapsulation: AH's ICV covers the outer addresses a NAT rewrites, and RFC
+    /// 3948 encapsulates ESP only.
+    AhOverNat,
+    /// An AH SA whose suite encrypts or has no integrity transform (AH is integrity only).
+    AhSuite,
+    /// AES-GMAC integrity on an ESP SA (it is AH's; ESP's GMAC is an encryption transform,
+    /// ENCR_NULL_AUTH_AES_GMAC, which Rampart does not implement).
+    GmacForEsp,
 }
 
 impl fmt::Display for SaError {
@@ -51,6 +59,11 @@ impl fmt::Display for SaError {
                 write!(f, "replay window {size} exceeds the maximum of {MAX_REPLAY_WINDOW}")
             }
             SaError::EsnWithoutReplayWindow => f.write_str("ESN needs an anti-replay window"),
+            SaError::AhOverNat => f.write_str(
+                "AH cannot cross NAT: its ICV covers the addresses a NAT rewrites (RFC 3948 encapsulates ESP only)",
+            ),
+            SaError::AhSuite => f.write_str("an AH SA takes an integrity algorithm only (no encryption)"),
+            SaError::GmacForEsp => f.write_str("AES-GMAC integrity is for AH; ESP with AES-GMAC is not implemented"),
         }
     }
 }
@@ -81,6 +94,22 @@ pub(crate) fn check_config(config: &SaConfig, direction: Direction) -> Result<()
     }
     if config.esn && config.replay_window == 0 && direction == Direction::Inbound {
         return Err(SaError::EsnWithoutReplayWindow);
+    }
+    match config.protocol {
+        Protocol::Ah => {
+            //= https://www.rfc-editor.org/rfc/rfc3948#section-1
+            //# Because of the way AH works ... it cannot be used with NAT traversal
+            if config.encap.is_some() {
+                return Err(SaError::AhOverNat);
+            }
+            if config.suite.encryption() != rampart_sa::Encryption::Null
+                || config.suite.integrity() == rampart_sa::Integrity::None
+            {
+                return Err(SaError::AhSuite);
+            }
+        }
+        Protocol::Esp if config.suite.is_gmac() => return Err(SaError::GmacForEsp),
+        Protocol::Esp => {}
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use rampart_crypto::{Backend, Encryption, Integrity, Suite};
 use rampart_esp::burst;
 use rampart_esp::{
-    Decapsulated, Direction, DropReason, EspLocation, InboundSa, Mode, OutboundSa, PacketBuf, Prepared, Received,
+    Decapsulated, Direction, DropReason, InboundSa, IpsecLocation, Mode, OutboundSa, PacketBuf, Prepared, Received,
     parse_outer,
 };
 
@@ -79,10 +79,10 @@ fn open_mixed(
     let mut frames: Vec<Vec<u8>> = wires.iter().map(|w| frame_with(w)).collect();
     let mut pkts: Vec<PacketBuf<'_>> =
         frames.iter_mut().zip(wires).map(|(f, w)| PacketBuf::new(f, HEADROOM, w.len())).collect();
-    let locs: Vec<EspLocation> = wires
+    let locs: Vec<IpsecLocation> = wires
         .iter()
         .map(|w| match parse_outer(w, 4500) {
-            Ok(Received::Esp(loc)) => loc,
+            Ok(Received::Ipsec(loc)) => loc,
             other => panic!("not ESP: {other:?}"),
         })
         .collect();
@@ -203,7 +203,7 @@ fn unknown_slots_are_refused_in_both_directions() {
     let mut rx = inbound_table(&cases);
     let mut frame = frame_with(&wire);
     let mut pkt = PacketBuf::new(&mut frame, HEADROOM, wire.len());
-    let Ok(Received::Esp(loc)) = parse_outer(&wire, 4500) else { panic!() };
+    let Ok(Received::Ipsec(loc)) = parse_outer(&wire, 4500) else { panic!() };
     let mut verdict = [Err(DropReason::Truncated)];
     burst::decapsulate(&mut rx, std::slice::from_mut(&mut pkt), &[3], &[loc], &mut verdict);
     assert_eq!(verdict[0], Err(DropReason::UnknownSpi));

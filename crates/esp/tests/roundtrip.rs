@@ -52,20 +52,20 @@ fn every_case_round_trips_across_backends() {
 
 /// The outer headers Rampart wrote are what RFC 4303 / RFC 3948 ask for.
 fn check_outer(case: &Case, wire: &[u8], inner: &[u8]) {
-    let Received::Esp(loc) = parse_outer(wire, 4500).unwrap() else { panic!("{}: not ESP", case.name()) };
+    let Received::Ipsec(loc) = parse_outer(wire, 4500).unwrap() else { panic!("{}: not ESP", case.name()) };
     assert_eq!(loc.spi, 0x1000_0001);
     let (src, dst) = case.outer();
     assert_eq!((loc.src, loc.dst), (src, dst), "{}", case.name());
     assert_eq!(loc.udp_ports.is_some(), case.natt);
     let suite = case.suite;
-    let esp_len = wire.len() - loc.esp_offset;
+    let esp_len = wire.len() - loc.header_offset;
     let encrypted = esp_len - 8 - suite.iv_len() - suite.icv_len();
     assert_eq!(encrypted % suite.block_len(), 0, "{}: misaligned", case.name());
     let payload = if case.mode == Mode::Tunnel { inner.len() } else { inner.len() - loc.ip_header_len };
     let pad = encrypted - payload - 2;
     assert!(pad < suite.block_len().max(4), "{}: {pad} bytes of padding", case.name());
     if case.outer_v6 && case.natt {
-        let udp = rampart_wire::UdpPacket::new_checked(&wire[loc.esp_offset - 8..]).unwrap();
+        let udp = rampart_wire::UdpPacket::new_checked(&wire[loc.header_offset - 8..]).unwrap();
         assert_ne!(udp.checksum(), 0, "{}: IPv6 UDP needs a checksum", case.name());
         let addrs = match (src, dst) {
             (std::net::IpAddr::V6(s), std::net::IpAddr::V6(d)) => rampart_wire::AddrPair::V6 { src: s, dst: d },
@@ -100,7 +100,7 @@ fn burst_of_many_packets_keeps_order_and_sequence() {
         let mut locs = Vec::new();
         let mut pkts: Vec<PacketBuf<'_>> = Vec::new();
         for (f, &i) in frames.iter_mut().zip(&order) {
-            let Received::Esp(loc) = parse_outer(&wires[i], 4500).unwrap() else { panic!() };
+            let Received::Ipsec(loc) = parse_outer(&wires[i], 4500).unwrap() else { panic!() };
             locs.push(loc);
             pkts.push(PacketBuf::new(f, HEADROOM, wires[i].len()));
         }

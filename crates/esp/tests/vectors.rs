@@ -68,7 +68,7 @@ fn rfc7634_appendix_a_whole_packet() {
             rampart_crypto::raw::seal_with_iv(&mut op, &v["iv"]).unwrap();
         }
         tx.finish(&mut pkt, &prepared);
-        let esp = &pkt.data()[prepared.esp_offset..];
+        let esp = &pkt.data()[prepared.header_offset..];
         assert_eq!(hex(esp), hex(&v["esp_packet"]), "{backend:?}: ESP packet differs from RFC 7634 Appendix A");
 
         // And back: the packet from the RFC, behind an outer header, decapsulates to the inner packet.

@@ -11,6 +11,7 @@
 //! | [`ipv6`]      | IPv6 fixed header and a bounded extension-header walker                |
 //! | [`udp`]       | UDP with the IPv4/IPv6 pseudo-header checksum                          |
 //! | [`esp`]       | ESP header, trailer parsing and building (RFC 4303)                    |
+//! | [`ah`]        | the Authentication Header (RFC 4302)                                   |
 //! | [`udp_encap`] | RFC 3948 classification of UDP/4500 payloads                           |
 //! | [`icmp`]      | ICMPv4/ICMPv6 error messages quoting the offending packet              |
 //! | [`ports`]     | TCP/UDP/SCTP port extraction for traffic-selector checks               |
@@ -22,6 +23,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod ah;
 mod bytes;
 pub mod checksum;
 mod error;
@@ -35,6 +37,7 @@ pub mod ports;
 pub mod udp;
 pub mod udp_encap;
 
+pub use ah::{Packet as AhPacket, Repr as AhRepr};
 pub use checksum::{AddrPair, Checksum};
 pub use error::Error;
 pub use esp::{Packet as EspPacket, Repr as EspRepr, Trailer as EspTrailer};

@@ -2,6 +2,8 @@
 //! packets built byte by byte (checksums from `rampart-wire`).
 #![allow(dead_code)]
 
+pub mod oracle;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rampart_crypto::{Backend, Encryption, Integrity, Suite};
