@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rampart_bench::{Table, gbit_per_s, median, pin_current_thread, warm_up};
 use rampart_crypto::{Backend, Encryption, Integrity, OpenOp, SaCrypto, SealOp, Suite};
 use rampart_esp::{
-    Decapsulated, Direction, DropReason, EspLocation, InboundSa, Lifetimes, Mode, OutboundSa, PacketBuf, Prepared,
+    Decapsulated, Direction, DropReason, InboundSa, IpsecLocation, Lifetimes, Mode, OutboundSa, PacketBuf, Prepared,
     Received, SaConfig, TrafficSelector, parse_outer,
 };
 use zeroize::Zeroizing;
@@ -132,7 +132,7 @@ fn pipeline(suite: Suite, backend: Backend, mix: &Mix, work: Work) -> f64 {
         .collect();
     let mut enc_verdicts: [Result<Prepared, DropReason>; BURST] = [Err(DropReason::NoSa); BURST];
     let mut dec_verdicts: [Result<Decapsulated, DropReason>; BURST] = [Err(DropReason::Truncated); BURST];
-    let mut locs: Vec<EspLocation> = Vec::with_capacity(BURST);
+    let mut locs: Vec<IpsecLocation> = Vec::with_capacity(BURST);
     measure(work, BURST, || {
         let mut pkts: Vec<PacketBuf<'_>> =
             frames.iter_mut().zip(&lens).map(|(f, &len)| PacketBuf::new(f, HEADROOM, len)).collect();
@@ -140,7 +140,7 @@ fn pipeline(suite: Suite, backend: Backend, mix: &Mix, work: Work) -> f64 {
         locs.clear();
         for p in &pkts {
             match parse_outer(p.data(), 4500) {
-                Ok(Received::Esp(loc)) => locs.push(loc),
+                Ok(Received::Ipsec(loc)) => locs.push(loc),
                 other => panic!("not ESP: {other:?}"),
             }
         }

@@ -99,7 +99,14 @@ fn setup(n: usize) -> Setup {
         }
     }
     let out = w.install_sa(&sa(0x42, Direction::Outbound), 1, 0).expect("install outbound");
-    let tmpl = Template { src: us, dst: Ipv4Addr::new(198, 51, 100, 1).into(), spi: 0, mode: Mode::Tunnel, reqid: 0 };
+    let tmpl = Template {
+        protocol: rampart_esp::Protocol::Esp,
+        src: us,
+        dst: Ipv4Addr::new(198, 51, 100, 1).into(),
+        spi: 0,
+        mode: Mode::Tunnel,
+        reqid: 0,
+    };
     for i in 0..n {
         let policy = Policy {
             dir: PolicyDir::Out,

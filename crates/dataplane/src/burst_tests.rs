@@ -159,6 +159,7 @@ impl Gateway {
                 selector: selector(side.lan_net, src_len, dst, dst_len),
                 priority: if i == 0 { 200 } else { 100 },
                 action: PolicyAction::Protect(Template {
+                    protocol: rampart_sa::Protocol::Esp,
                     src: side.gw.into(),
                     dst: side.peer.into(),
                     spi: 0,

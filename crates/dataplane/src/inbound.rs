@@ -18,7 +18,7 @@
 
 use arrayvec::ArrayVec;
 use rampart_esp::burst;
-use rampart_esp::{Decapsulated, DropReason, EspLocation, PacketBuf, Received};
+use rampart_esp::{Decapsulated, DropReason, IpsecLocation, PacketBuf, Received};
 use rampart_nic::{Desc, Umem};
 
 use crate::ctx::{BURST, BurstOut, Ctx, InboundSas, SaBurst, free_frames};
@@ -42,11 +42,11 @@ struct Decap {
 struct Decaps {
     frames: ArrayVec<Decap, BURST>,
     slots: ArrayVec<u32, BURST>,
-    locs: ArrayVec<EspLocation, BURST>,
+    locs: ArrayVec<IpsecLocation, BURST>,
 }
 
 impl Decaps {
-    fn push(&mut self, desc: Desc, slot: u32, info: IpInFrame, loc: EspLocation) {
+    fn push(&mut self, desc: Desc, slot: u32, info: IpInFrame, loc: IpsecLocation) {
         self.frames.push(Decap { desc, slot, info });
         self.slots.push(slot);
         self.locs.push(loc);
@@ -97,7 +97,7 @@ fn classify(
     };
     let ip = &frame[info.eth_len..info.eth_len + info.ip_len];
     let loc = match rampart_esp::parse_outer(ip, ctx.encap_port) {
-        Ok(Received::Esp(loc)) => loc,
+        Ok(Received::Ipsec(loc)) => loc,
         Ok(Received::Keepalive) => {
             //= https://www.rfc-editor.org/rfc/rfc3948#section-2.3
             //# The sender SHOULD use a one-octet long payload with the value 0xFF. The receiver

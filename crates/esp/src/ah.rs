@@ -32,7 +32,7 @@ use crate::buf::PacketBuf;
 
 /// The longest run of IP headers in front of AH that is stashed (IPv4: 60; IPv6: the fixed
 /// header and extension headers).
-pub(crate) const MAX_HEADERS: usize = 256;
+pub(crate) const MAX_HEADERS: usize = 128;
 /// The longest ICV field (HMAC-SHA-512-256: 32 bytes, padded for IPv6 to 36; GMAC: 8 + 16).
 pub(crate) const MAX_ICV_FIELD: usize = 40;
 /// Tailroom the steps need behind a packet: ESN bits, the stashed headers, the received ICV field.

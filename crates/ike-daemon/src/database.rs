@@ -105,7 +105,7 @@ pub fn policies_for(
     base: u32,
 ) -> Vec<Policy> {
     let mut out = Vec::new();
-    let template = Template { src: local, dst: remote, spi: 0, mode, reqid };
+    let template = Template { protocol: rampart_sa::Protocol::Esp, src: local, dst: remote, spi: 0, mode, reqid };
     for l in local_ts {
         for r in remote_ts {
             if l.start.is_ipv4() != r.start.is_ipv4() {

@@ -84,7 +84,8 @@ enum counter {
     C_PASS_MALFORMED = 9,    // truncated headers, too many extension headers or VLAN tags
     C_TO_XSK_UDP_FRAGMENT = 10,// WAN: UDP fragment to a local address (the data plane reassembles)
     C_NO_SOCKET = 11,        // chosen for the socket, but no socket on this queue: passed
-    C_MAX = 12,
+    C_TO_XSK_AH = 12,        // WAN: AH (IP protocol 51) to a local address
+    C_MAX = 13,
 };
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
@@ -118,6 +119,7 @@ INLINE int to_xsk(struct xdp_md *ctx, __u32 idx)
 #define IPPROTO_UDP 17
 #define IPPROTO_ROUTING 43
 #define IPPROTO_FRAGMENT 44
+#define IPPROTO_AH 51
 #define IPPROTO_ESP 50
 #define IPPROTO_DSTOPTS 60
 #define IKE_PORT 500
@@ -278,6 +280,9 @@ int rampart_wan(struct xdp_md *ctx)
     // ESP, fragments included: the data plane reassembles before ESP processing.
     if (p.proto == IPPROTO_ESP)
         return to_xsk(ctx, C_TO_XSK_ESP);
+    // AH (RFC 4302), fragments included, likewise; it never comes in UDP.
+    if (p.proto == IPPROTO_AH)
+        return to_xsk(ctx, C_TO_XSK_AH);
     if (p.proto != IPPROTO_UDP)
         return pass(C_PASS_OTHER);
     // A UDP fragment may be IKE or ESP-in-UDP and only the first one says which: the data plane

@@ -233,6 +233,8 @@ pub struct SteeringCounters {
     pub to_xsk_udp_fragment: u64,
     /// Chosen for a socket, but no socket registered for the queue: passed.
     pub no_socket: u64,
+    /// WAN: AH for a local address, to the socket.
+    pub to_xsk_ah: u64,
 }
 
 impl SteeringCounters {
@@ -251,12 +253,13 @@ impl SteeringCounters {
             ("pass_malformed", self.pass_malformed),
             ("to_xsk_udp_fragment", self.to_xsk_udp_fragment),
             ("no_socket", self.no_socket),
+            ("to_xsk_ah", self.to_xsk_ah),
         ]
     }
 }
 
 /// Number of counter slots the program uses (`C_MAX` in steer.bpf.c).
-const COUNTERS: u32 = 12;
+const COUNTERS: u32 = 13;
 
 struct Attached {
     /// Held for its drop: closing the link detaches the program.
@@ -506,6 +509,7 @@ impl SteeringProgram {
             pass_malformed: v[9],
             to_xsk_udp_fragment: v[10],
             no_socket: v[11],
+            to_xsk_ah: v[12],
         })
     }
 }

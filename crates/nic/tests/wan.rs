@@ -67,6 +67,7 @@ fn send_raw_ip(dst: IpAddr, proto: i32, payload: &[u8]) {
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 enum Seen {
     Esp(u32),
+    Ah,
     EspUdp(u32),
     Keepalive,
     Other,
@@ -79,6 +80,9 @@ fn classify(f: &[u8]) -> Seen {
         if f[l4 + 4..l4 + 6] == [0, 9] && f[l4 + 8] == 0xff {
             return Seen::Keepalive;
         }
+    }
+    if f.len() >= 34 && f[12..14] == [8, 0] && f[23] == 51 {
+        return Seen::Ah;
     }
     match frame_spi(f) {
         Some((spi, false)) => Seen::Esp(spi),
@@ -188,6 +192,14 @@ fn wan_steers_esp_to_the_socket_and_the_rest_to_the_kernel() {
         ps.send(&v4("10.101.0.99".parse().unwrap(), 50, &[], 0, &esp(0x1006, 1, 20)));
         // ESP first fragment (MF): taken, the data plane reassembles.
         ps.send(&v4(gip4, 50, &[], 0x2000, &esp(0x100a, 1, 24)));
+        // AH: taken (its SPI sits where ESP's would be read: after next header, length, reserved).
+        ps.send(&v4(
+            gip4,
+            51,
+            &[],
+            0,
+            &[50, 4, 0, 0, 0, 0, 0x10, 0x0c, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        ));
         // UDP/4500 fragment: taken as well (IKE or ESP: the data plane reassembles and decides).
         ps.send(&v4(gip4, 17, &[], 0x2000, &udp(4500, 4500, &esp(0x100b, 1, 24))));
         // A keepalive-sized UDP/4500 whose frame is padded with zeros must not pass for IKE.
@@ -230,6 +242,7 @@ fn wan_steers_esp_to_the_socket_and_the_rest_to_the_kernel() {
         Seen::Esp(0x1005),
         Seen::Esp(0x100a),
         Seen::EspUdp(0x100b),
+        Seen::Ah,
         Seen::EspUdp(0x0001_0000), // the two-byte payload 00 01 + zero padding
         Seen::Esp(0x1007),
         Seen::Esp(0x1008),
@@ -263,6 +276,7 @@ fn wan_steers_esp_to_the_socket_and_the_rest_to_the_kernel() {
     assert!(c.pass_ike >= 3, "{c:?}");
     assert!(c.pass_not_local >= 2, "{c:?}");
     assert_eq!(c.to_xsk_udp_fragment, 1);
+    assert_eq!(c.to_xsk_ah, 1);
     assert!(c.pass_not_ip >= 1 && c.pass_other >= 2, "{c:?}");
     assert_eq!(c.no_socket, 0);
     assert_eq!(c.to_xsk_protected, 0);

@@ -12,7 +12,7 @@ pub const MAGIC: [u8; 8] = *b"RMPTSADB";
 
 /// Version of the layout described in this crate. Any change to a record, a region or the
 /// header bumps it, so that binaries of different builds refuse each other's files.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Size of the header region (one page): the fixed part, then the writer's control block.
 pub const HEADER_SIZE: u64 = 4096;
@@ -308,7 +308,7 @@ mod tests {
         bad.layout_version = 99;
         assert_eq!(
             Layout::from_header(&bad, l.file_size),
-            Err(LayoutError::Mismatch { what: "layout version", file: 99, expected: 1 })
+            Err(LayoutError::Mismatch { what: "layout version", file: 99, expected: LAYOUT_VERSION.into() })
         );
         let mut bad = h;
         bad.sa_record_size = 512;

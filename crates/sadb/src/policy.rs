@@ -8,7 +8,7 @@
 use core::fmt;
 use std::net::IpAddr;
 
-use rampart_sa::{Direction, Mode};
+use rampart_sa::{Direction, Mode, Protocol};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 use crate::error::RecordError;
@@ -166,9 +166,11 @@ impl Selector {
     }
 }
 
-/// The SA (bundle of one ESP SA) a protect policy sends through, as xfrm's `tmpl`.
+/// The SA (one ESP or AH SA) a protect policy sends through, as xfrm's `tmpl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Template {
+    /// ESP or AH.
+    pub protocol: Protocol,
     /// Our outer address.
     pub src: IpAddr,
     /// The peer's outer address.
@@ -185,6 +187,7 @@ impl Template {
     /// Whether an SA can serve this template.
     pub fn matches(&self, sa: &SaMeta) -> bool {
         sa.direction == Direction::Outbound
+            && sa.protocol == self.protocol
             && sa.local == self.src
             && sa.remote == self.dst
             && sa.mode == self.mode
@@ -334,7 +337,7 @@ impl PolicyRecord {
                 (r.tmpl_dst, _) = addr_to_bytes(t.dst);
                 r.tmpl_spi = t.spi;
                 r.tmpl_reqid = t.reqid;
-                r.tmpl_proto = 50;
+                r.tmpl_proto = t.protocol.ip_protocol();
                 r.tmpl_mode = match t.mode {
                     Mode::Tunnel => 1,
                     Mode::Transport => 2,
@@ -387,10 +390,16 @@ impl PolicyRecord {
                     2 => Mode::Transport,
                     _ => return None,
                 };
+                let protocol = match self.tmpl_proto {
+                    50 => Protocol::Esp,
+                    51 => Protocol::Ah,
+                    _ => return None,
+                };
                 if self.sa_slot != NO_SLOT {
                     sa = Some(SaId { slot: self.sa_slot, incarnation: self.sa_incarnation });
                 }
                 PolicyAction::Protect(Template {
+                    protocol,
                     src: addr_from_bytes(&self.tmpl_src, self.tmpl_family)?,
                     dst: addr_from_bytes(&self.tmpl_dst, self.tmpl_family)?,
                     spi: self.tmpl_spi,
@@ -460,6 +469,7 @@ mod tests {
             },
             priority: 77,
             action: PolicyAction::Protect(Template {
+                protocol: rampart_sa::Protocol::Esp,
                 src: "2001:db8::1".parse().unwrap(),
                 dst: "2001:db8::2".parse().unwrap(),
                 spi: 5,

@@ -28,6 +28,8 @@ const MODE_TUNNEL: u8 = 1;
 const MODE_TRANSPORT: u8 = 2;
 const FLAG_ESN: u8 = 1;
 const FLAG_ENCAP: u8 = 2;
+/// The SA is AH (RFC 4302); without it, ESP.
+const FLAG_AH: u8 = 4;
 
 /// Names one SA: its slot and the incarnation of that slot (bumped each time the slot is
 /// reused), so that a stale name never reaches a newer SA.
@@ -231,7 +233,9 @@ impl SaRecord {
             Mode::Transport => MODE_TRANSPORT,
         };
         r.outer_family = outer_family;
-        r.flags = if cfg.esn { FLAG_ESN } else { 0 } | if cfg.encap.is_some() { FLAG_ENCAP } else { 0 };
+        r.flags = if cfg.esn { FLAG_ESN } else { 0 }
+            | if cfg.encap.is_some() { FLAG_ENCAP } else { 0 }
+            | if cfg.protocol == rampart_sa::Protocol::Ah { FLAG_AH } else { 0 };
         r.encr_id = suite.encr_id();
         r.integ_id = suite.integ_id();
         r.key_bits = suite.key_bits().unwrap_or(0);
@@ -259,7 +263,7 @@ impl SaRecord {
     pub fn to_config(&self) -> Result<SaConfig, RecordError> {
         self.validate()?;
         Ok(SaConfig {
-            protocol: rampart_sa::Protocol::Esp,
+            protocol: self.protocol(),
             spi: self.spi,
             direction: self.direction(),
             suite: self.suite()?,
@@ -292,7 +296,7 @@ impl SaRecord {
         if !matches!(self.outer_family, 4 | 6) {
             return bad("outer_family", self.outer_family.into());
         }
-        if self.flags & !(FLAG_ESN | FLAG_ENCAP) != 0 {
+        if self.flags & !(FLAG_ESN | FLAG_ENCAP | FLAG_AH) != 0 {
             return bad("flags", self.flags.into());
         }
         let suite = self.suite()?;
@@ -391,6 +395,11 @@ impl SaRecord {
         self.flags & FLAG_ESN != 0
     }
 
+    /// ESP or AH.
+    pub fn protocol(&self) -> rampart_sa::Protocol {
+        if self.flags & FLAG_AH != 0 { rampart_sa::Protocol::Ah } else { rampart_sa::Protocol::Esp }
+    }
+
     /// UDP encapsulation ports, when NAT traversal is on.
     pub fn encap(&self) -> Option<UdpEncap> {
         (self.flags & FLAG_ENCAP != 0)
@@ -474,6 +483,7 @@ impl SaRecord {
             remote: self.remote(),
             reqid: self.reqid,
             esn: self.esn(),
+            protocol: self.protocol(),
             install_time: self.install_time,
         }
     }
@@ -509,6 +519,8 @@ pub struct SaMeta {
     pub reqid: u32,
     /// Extended sequence numbers.
     pub esn: bool,
+    /// ESP or AH.
+    pub protocol: rampart_sa::Protocol,
     /// Unix seconds of installation.
     pub install_time: u64,
 }
@@ -575,6 +587,23 @@ mod tests {
         assert_eq!(*back.integrity_key, *cfg.integrity_key);
         assert_eq!(rec.reqid(), 7);
         assert_eq!(rec.install_time(), 99);
+    }
+
+    #[test]
+    fn ah_sas_keep_their_protocol_and_gmac_suite() {
+        let mut cfg = sample(0x4321);
+        cfg.protocol = rampart_sa::Protocol::Ah;
+        cfg.suite = Suite::ah(rampart_sa::Integrity::AesGmac { key_bits: 256 }).unwrap();
+        cfg.encryption_key = Zeroizing::new(Vec::new());
+        cfg.integrity_key = Zeroizing::new(vec![7; 36]);
+        cfg.encap = None;
+        let rec = SaRecord::from_words(&SaRecord::from_config(&cfg, 3, 5).unwrap().to_words());
+        assert_eq!(rec.protocol(), rampart_sa::Protocol::Ah);
+        assert_eq!(rec.meta().protocol, rampart_sa::Protocol::Ah);
+        let back = rec.to_config().unwrap();
+        assert_eq!((back.protocol, back.suite), (cfg.protocol, cfg.suite));
+        assert_eq!(&back.integrity_key[..], &cfg.integrity_key[..]);
+        assert_eq!(SaRecord::from_config(&sample(1), 0, 0).unwrap().protocol(), rampart_sa::Protocol::Esp);
     }
 
     #[test]

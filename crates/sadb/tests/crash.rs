@@ -75,6 +75,7 @@ fn setup(db: &TempDb) -> Vec<SaId> {
     let out = ids.iter().find(|id| w.sa(**id).unwrap().direction == Direction::Outbound).copied();
     let mut p = seeded_policy(1);
     p.action = rampart_sadb::PolicyAction::Protect(rampart_sadb::Template {
+        protocol: rampart_sa::Protocol::Esp,
         src: w.sa(out.unwrap()).unwrap().local,
         dst: w.sa(out.unwrap()).unwrap().remote,
         spi: 0,

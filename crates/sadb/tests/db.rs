@@ -84,9 +84,10 @@ fn a_file_of_another_layout_is_refused_naming_what_differs() {
     f.write_all_at(&7u32.to_ne_bytes(), 8).unwrap();
     let e = Reader::attach(db.path()).unwrap_err();
     assert!(matches!(e, OpenError::Layout { .. }), "{e}");
-    assert!(e.to_string().contains("layout version is 7 in the file but 1 in this build"), "{e}");
+    let want = format!("layout version is 7 in the file but {} in this build", rampart_sadb::LAYOUT_VERSION);
+    assert!(e.to_string().contains(&want), "{e}");
     assert!(matches!(Writer::open(db.path()), Err(OpenError::Layout { .. })));
-    f.write_all_at(&1u32.to_ne_bytes(), 8).unwrap();
+    f.write_all_at(&rampart_sadb::LAYOUT_VERSION.to_ne_bytes(), 8).unwrap();
     Reader::attach(db.path()).unwrap();
     // SA record size (offset 16).
     f.write_all_at(&512u32.to_ne_bytes(), 16).unwrap();
@@ -152,6 +153,7 @@ fn tunnel_policy() -> Policy {
         },
         priority: 100,
         action: PolicyAction::Protect(Template {
+            protocol: rampart_sa::Protocol::Esp,
             src: "192.0.2.1".parse().unwrap(),
             dst: "192.0.2.2".parse().unwrap(),
             spi: 0,

@@ -118,7 +118,14 @@ fn random_policy(rng: &mut Rng, outs: &[(IpAddr, IpAddr)]) -> Policy {
         action: match rng.below(4) {
             0 => PolicyAction::Bypass,
             1 => PolicyAction::Discard,
-            _ => PolicyAction::Protect(Template { src: tsrc, dst: tdst, spi: 0, mode: Mode::Tunnel, reqid: 0 }),
+            _ => PolicyAction::Protect(Template {
+                protocol: rampart_sa::Protocol::Esp,
+                src: tsrc,
+                dst: tdst,
+                spi: 0,
+                mode: Mode::Tunnel,
+                reqid: 0,
+            }),
         },
     }
 }
@@ -298,6 +305,7 @@ fn arb_rule(v6: bool) -> impl Strategy<Value = (Selector, u32, u8)> {
 
 fn to_rules(raw: Vec<(Selector, u32, u8)>) -> Vec<SpdRule> {
     let tmpl = Template {
+        protocol: rampart_sa::Protocol::Esp,
         src: "192.0.2.1".parse().unwrap(),
         dst: "192.0.2.2".parse().unwrap(),
         spi: 0,

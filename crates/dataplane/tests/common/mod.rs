@@ -459,7 +459,7 @@ impl Drop for Gateway {
     }
 }
 
-/// tcpdump writing ESP from one interface to a pcap file; stopped on drop.
+/// tcpdump writing ESP and AH from one interface to a pcap file; stopped on drop.
 pub struct Capture {
     child: Child,
     pub path: PathBuf,
@@ -471,7 +471,7 @@ impl Capture {
             .command(which, Path::new("tcpdump"))
             .args(["-i", iface, "-U", "-n", "-s", "0", "-Z", "root", "-w"])
             .arg(path)
-            .arg("esp")
+            .args(["esp", "or", "ah"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -543,27 +543,37 @@ pub struct EspFrame {
     pub dst: String,
 }
 
+/// Parses the AH frames (untagged Ethernet, IPv4 or IPv6 without extension headers); `esp` is
+/// then the offset of the AH header, whose SPI and sequence number are 4 bytes further on.
+pub fn ah_frames(frames: &[Vec<u8>]) -> Vec<EspFrame> {
+    ipsec_frames(frames, 51, 4)
+}
+
 /// Parses the ESP frames (untagged Ethernet, IPv4 or IPv6 without extension headers).
 pub fn esp_frames(frames: &[Vec<u8>]) -> Vec<EspFrame> {
+    ipsec_frames(frames, 50, 0)
+}
+
+fn ipsec_frames(frames: &[Vec<u8>], proto: u8, spi_at: usize) -> Vec<EspFrame> {
     let mut v = Vec::new();
     for f in frames {
         if f.len() < 14 + 40 + 8 {
             continue;
         }
         let (esp, src, dst) = match u16::from_be_bytes([f[12], f[13]]) {
-            0x0800 if f[14 + 9] == 50 => {
+            0x0800 if f[14 + 9] == proto => {
                 let ihl = usize::from(f[14] & 15) * 4;
                 let a = |o: usize| std::net::Ipv4Addr::new(f[o], f[o + 1], f[o + 2], f[o + 3]).to_string();
                 (14 + ihl, a(26), a(30))
             }
-            0x86dd if f[14 + 6] == 50 => {
+            0x86dd if f[14 + 6] == proto => {
                 let a = |o: usize| std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&f[o..o + 16]).unwrap()).to_string();
                 (14 + 40, a(22), a(38))
             }
             _ => continue,
         };
-        let spi = u32::from_be_bytes(f[esp..esp + 4].try_into().unwrap());
-        let seq = u32::from_be_bytes(f[esp + 4..esp + 8].try_into().unwrap());
+        let spi = u32::from_be_bytes(f[esp + spi_at..esp + spi_at + 4].try_into().unwrap());
+        let seq = u32::from_be_bytes(f[esp + spi_at + 4..esp + spi_at + 8].try_into().unwrap());
         v.push(EspFrame { frame: f.clone(), ip: 14, esp, spi, seq, src, dst });
     }
     v
@@ -589,6 +599,27 @@ impl Oracle {
         Oracle { child, stdin, stdout }
     }
 
+    /// Verifies an AH packet (its IP packet, outer header included) of a tunnel-mode SA with
+    /// HMAC-SHA-256-128 (`auth`: the oracle's name of the algorithm) and returns the inner packet,
+    /// or the oracle's error.
+    pub fn verify_ah(&mut self, auth: &str, key: &str, e: &EspFrame) -> Result<Vec<u8>, String> {
+        let req = serde_json::json!({
+            "op": "decrypt", "proto": "ah", "auth": auth, "akey": key.trim_start_matches("0x"),
+            "spi": e.spi, "mode": "tunnel", "esn": false, "seq": e.seq,
+            "outer_src": e.src, "outer_dst": e.dst, "packet": hex(&e.frame[e.ip..]),
+        });
+        self.ask(&req)
+    }
+
+    fn ask(&mut self, req: &serde_json::Value) -> Result<Vec<u8>, String> {
+        writeln!(self.stdin, "{req}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let ans: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if ans["ok"] == true { Ok(unhex(ans["packet"].as_str().unwrap())) } else { Err(ans["error"].to_string()) }
+    }
+
     /// Decrypts an ESP packet (its IP packet, outer header included) of a tunnel-mode AES-GCM
     /// SA; returns the inner packet or the oracle's error.
     pub fn decrypt(&mut self, key: &str, e: &EspFrame) -> Result<Vec<u8>, String> {
@@ -599,12 +630,7 @@ impl Oracle {
             "natt": false, "outer_src": e.src, "outer_dst": e.dst,
             "packet": hex(&e.frame[e.ip..]),
         });
-        writeln!(self.stdin, "{req}").unwrap();
-        self.stdin.flush().unwrap();
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).unwrap();
-        let ans: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if ans["ok"] == true { Ok(unhex(ans["packet"].as_str().unwrap())) } else { Err(ans["error"].to_string()) }
+        self.ask(&req)
     }
 }
 

@@ -7,7 +7,7 @@
 //! template; `rampart sa add` of a newer one switches it (make-before-break).
 
 use clap::{Args, Subcommand};
-use rampart_esp::Mode;
+use rampart_esp::{Mode, Protocol};
 use rampart_sadb::{IpPrefix, Policy, PolicyAction, PolicyDir, PolicyInfo, PortRange, Selector, Template};
 
 use super::xfrm::{self, ArgError, Tokens, once};
@@ -25,7 +25,7 @@ pub struct PolicyArgs {
 const ADD_HELP: &str = "\
 Grammar (a subset of `ip xfrm policy add`; [] optional, | alternatives):
   SELECTOR dir in|out [action allow|block] [priority N]
-  [tmpl src ADDR dst ADDR [proto esp] [spi SPI] [reqid N] [mode transport|tunnel] [level required]]
+  [tmpl src ADDR dst ADDR [proto esp|ah] [spi SPI] [reqid N] [mode transport|tunnel] [level required]]
 SELECTOR: [src ADDR[/PLEN]] [dst ADDR[/PLEN]] [proto P [sport N] [dport N] | [type N] [code N]]
 action allow with tmpl protects (through the SA of the template), without tmpl bypasses;
 action block discards. Lower priority wins (default 0); ties go to the older policy.
@@ -88,7 +88,7 @@ struct Parsed {
 }
 
 fn parse_tmpl(t: &mut Tokens<'_>) -> Result<Template, ArgError> {
-    let (mut src, mut dst, mut spi, mut reqid, mut mode) = (None, None, None, None, None);
+    let (mut src, mut dst, mut spi, mut reqid, mut mode, mut proto) = (None, None, None, None, None, None);
     while let Some(w) = t.peek() {
         match w {
             "src" | "dst" | "proto" | "spi" | "reqid" | "mode" | "level" => {
@@ -100,10 +100,11 @@ fn parse_tmpl(t: &mut Tokens<'_>) -> Result<Template, ArgError> {
             "src" => once(&mut src, w, xfrm::address("tmpl src", t.value(w, "an address")?)?)?,
             "dst" => once(&mut dst, w, xfrm::address("tmpl dst", t.value(w, "an address")?)?)?,
             "proto" => {
-                let p = t.value(w, "esp")?;
-                if p != "esp" {
-                    return Err(ArgError::Unsupported { word: p.into(), why: "Rampart implements ESP only".into() });
+                let v = t.value(w, "esp or ah")?;
+                if v == "comp" {
+                    return Err(ArgError::Unsupported { word: v.into(), why: "IPComp is not implemented".into() });
                 }
+                once(&mut proto, w, xfrm::choice("tmpl proto", v, [("esp", Protocol::Esp), ("ah", Protocol::Ah)])?)?;
             }
             "spi" => once(&mut spi, w, xfrm::number32("tmpl spi", t.value(w, "an SPI")?)?)?,
             "reqid" => once(&mut reqid, w, xfrm::number32("tmpl reqid", t.value(w, "a number")?)?)?,
@@ -129,7 +130,14 @@ fn parse_tmpl(t: &mut Tokens<'_>) -> Result<Template, ArgError> {
     if src.is_ipv4() != dst.is_ipv4() {
         return Err(ArgError::Invalid(format!("tmpl src {src} and dst {dst} are of different families")));
     }
-    Ok(Template { src, dst, spi: spi.unwrap_or(0), mode: mode.unwrap_or(Mode::Transport), reqid: reqid.unwrap_or(0) })
+    Ok(Template {
+        protocol: proto.unwrap_or(Protocol::Esp),
+        src,
+        dst,
+        spi: spi.unwrap_or(0),
+        mode: mode.unwrap_or(Mode::Transport),
+        reqid: reqid.unwrap_or(0),
+    })
 }
 
 fn parse(words: &[String], context: &'static str, allow_index: bool) -> Result<Parsed, ArgError> {
@@ -275,7 +283,7 @@ fn format_policy(p: &Policy) -> String {
         PolicyAction::Discard => out += " action block",
         PolicyAction::Bypass => out += " action allow",
         PolicyAction::Protect(t) => {
-            out += &format!(" action allow tmpl src {} dst {} proto esp", t.src, t.dst);
+            out += &format!(" action allow tmpl src {} dst {} proto {}", t.src, t.dst, t.protocol.name());
             if t.spi != 0 {
                 out += &format!(" spi {:#010x}", t.spi);
             }
@@ -375,7 +383,10 @@ mod tests {
         assert!(e("src 10.0.0.0/8 dir out mark 1").contains("'mark'"));
         assert!(e("src 10.0.0.0/8 dst ::/0 dir out").contains("different families"));
         assert!(e("src 10.0.0.0/8").contains("'dir in' or 'dir out'"));
-        assert!(e("src 10.0.0.0/8 dir out tmpl src 1.1.1.1 dst 2.2.2.2 proto ah").contains("'ah'"));
+        assert!(e("src 10.0.0.0/8 dir out tmpl src 1.1.1.1 dst 2.2.2.2 proto comp").contains("IPComp"));
+        assert!(e("src 10.0.0.0/8 dir out tmpl src 1.1.1.1 dst 2.2.2.2 proto udp").contains("'udp'"));
+        let ah = policy("src 10.0.0.0/8 dir out tmpl src 1.1.1.1 dst 2.2.2.2 proto ah").unwrap();
+        assert!(matches!(ah.action, PolicyAction::Protect(t) if t.protocol == Protocol::Ah));
         assert!(e("src 10.0.0.0/8 dir out tmpl src 1.1.1.1").contains("tmpl dst"));
         assert!(e("src 10.0.0.0/8 dir out tmpl src 1.1.1.1 dst 2.2.2.2 level use").contains("'level use'"));
         assert!(e("src 10.0.0.0/8 dir out priority x").contains("priority 'x'"));

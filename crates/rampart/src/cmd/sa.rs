@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use clap::{Args, Subcommand};
 use rampart_crypto::{Encryption, Integrity, PolicyError, Suite, encr_id, integ_id};
 use rampart_esp::{
-    DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, SaConfig, TrafficSelector, UdpEncap,
+    DEFAULT_REPLAY_WINDOW, Direction, Lifetimes, MAX_REPLAY_WINDOW, Mode, Protocol, SaConfig, TrafficSelector, UdpEncap,
 };
 use rampart_sadb::{PortRange, SaRecord};
 use zeroize::Zeroizing;
@@ -107,6 +107,7 @@ struct Sel {
 /// `sa add` as parsed, before the direction is known.
 #[derive(Default)]
 struct SaAdd {
+    proto: Option<Protocol>,
     src: Option<IpAddr>,
     dst: Option<IpAddr>,
     spi: Option<u32>,
@@ -145,10 +146,11 @@ fn parse_add(words: &[String]) -> Result<SaAdd, ArgError> {
             "src" => once(&mut a.src, w, xfrm::address(w, t.value(w, "an address")?)?)?,
             "dst" => once(&mut a.dst, w, xfrm::address(w, t.value(w, "an address")?)?)?,
             "proto" => {
-                let p = t.value(w, "esp")?;
-                if p != "esp" {
-                    return Err(ArgError::Unsupported { word: p.into(), why: "Rampart implements ESP only".into() });
+                let v = t.value(w, "esp or ah")?;
+                if v == "comp" {
+                    return Err(ArgError::Unsupported { word: v.into(), why: "IPComp is not implemented".into() });
                 }
+                once(&mut a.proto, w, xfrm::choice(w, v, [("esp", Protocol::Esp), ("ah", Protocol::Ah)])?)?;
             }
             "spi" => once(&mut a.spi, w, parse_spi(&mut t, w)?)?,
             "dir" => {
@@ -316,6 +318,9 @@ fn key_len_err(a: &Algo, why: String) -> ArgError {
 
 /// The suite named by the algorithm clauses (policy-checked), with the key lengths checked.
 fn suite_of(a: &SaAdd) -> Result<Suite, ArgError> {
+    if a.proto == Some(Protocol::Ah) {
+        return ah_suite(a);
+    }
     if let Some(aead) = &a.aead {
         if let Some(other) = a.enc.as_ref().or(a.auth.as_ref()) {
             return Err(ArgError::Invalid(format!(
@@ -333,6 +338,12 @@ fn suite_of(a: &SaAdd) -> Result<Suite, ArgError> {
         None => Integrity::None,
         Some(auth) => integrity_of(auth)?,
     };
+    if matches!(integrity, Integrity::AesGmac { .. }) {
+        return Err(ArgError::Invalid(
+            "rfc4543(gcm(aes)) as 'auth' is AH's AES-GMAC (RFC 4543): use 'proto ah' (ESP with AES-GMAC is not implemented)"
+                .into(),
+        ));
+    }
     let suite = Suite::new(encryption, integrity).map_err(|e| policy_err(a.auth.as_ref().unwrap_or(enc), e))?;
     if let Some(auth) = &a.auth
         && auth.key.len() != suite.integrity_key_len()
@@ -340,6 +351,23 @@ fn suite_of(a: &SaAdd) -> Result<Suite, ArgError> {
         return Err(key_len_err(
             auth,
             format!("key is {} bytes; RFC 4868 keys are {} bytes", auth.key.len(), suite.integrity_key_len()),
+        ));
+    }
+    Ok(suite)
+}
+
+/// An AH SA's suite: one `auth` / `auth-trunc` clause, no encryption (RFC 4302).
+fn ah_suite(a: &SaAdd) -> Result<Suite, ArgError> {
+    if let Some(other) = a.aead.as_ref().or(a.enc.as_ref()) {
+        return Err(ArgError::Invalid(format!("AH does not encrypt: drop '{}'", other.keyword)));
+    }
+    let auth =
+        a.auth.as_ref().ok_or(ArgError::Required { what: "an integrity algorithm: 'auth-trunc NAME KEY BITS'" })?;
+    let suite = Suite::ah(integrity_of(auth)?).map_err(|e| policy_err(auth, e))?;
+    if auth.key.len() != suite.integrity_key_len() {
+        return Err(key_len_err(
+            auth,
+            format!("key is {} bytes; {} needs {}", auth.key.len(), suite.integrity_name(), suite.integrity_key_len()),
         ));
     }
     Ok(suite)
@@ -442,6 +470,17 @@ fn integrity_of(auth: &Algo) -> Result<Integrity, ArgError> {
         }
         "hmac(sha384)" | "sha384" => (Integrity::HmacSha384_192, 192),
         "hmac(sha512)" | "sha512" => (Integrity::HmacSha512_256, 256),
+        // AES-GMAC (RFC 4543), AH only: the key carries a 4-byte salt, as for AES-GCM.
+        "rfc4543(gcm(aes))" => match auth.key.len() {
+            20 => (Integrity::AesGmac { key_bits: 128 }, 128),
+            36 => (Integrity::AesGmac { key_bits: 256 }, 128),
+            n => {
+                return Err(key_len_err(
+                    auth,
+                    format!("key is {n} bytes; AES-GMAC takes 16 or 32 bytes of key and 4 of salt"),
+                ));
+            }
+        },
         "digest_null" => (Integrity::None, 0),
         "hmac(md5)" | "md5" => {
             return Err(forbidden(integ_id::HMAC_MD5_96));
@@ -452,7 +491,8 @@ fn integrity_of(auth: &Algo) -> Result<Integrity, ArgError> {
         _ => {
             return Err(ArgError::Unsupported {
                 word: auth.name.clone(),
-                why: "integrity algorithms are hmac(sha256), hmac(sha384), hmac(sha512)".into(),
+                why: "integrity algorithms are hmac(sha256), hmac(sha384), hmac(sha512), and for AH rfc4543(gcm(aes))"
+                    .into(),
             });
         }
     };
@@ -462,7 +502,7 @@ fn integrity_of(auth: &Algo) -> Result<Integrity, ArgError> {
         return Err(ArgError::Bad {
             after: auth.keyword.into(),
             word: bits.to_string(),
-            why: format!("{} is truncated to {trunc} bits (RFC 4868)", auth.name),
+            why: format!("{} is truncated to {trunc} bits (RFC 4868, RFC 4543)", auth.name),
         });
     }
     Ok(integ)
@@ -538,13 +578,22 @@ fn to_config(a: SaAdd) -> Result<(SaConfig, u32), ArgError> {
             UdpEncap { local_port: sport, remote_port: dport }
         }
     });
+    let protocol = a.proto.unwrap_or(Protocol::Esp);
+    //= https://www.rfc-editor.org/rfc/rfc3948#section-1
+    //# AH ... cannot be used with NAT traversal
+    if protocol == Protocol::Ah && encap.is_some() {
+        return Err(ArgError::Invalid(
+            "AH cannot cross NAT: its ICV covers the addresses a NAT rewrites (drop 'encap', or use ESP)".into(),
+        ));
+    }
     let (encryption_key, integrity_key) = match (a.aead, a.enc, a.auth) {
         (Some(aead), _, _) => (aead.key, Zeroizing::new(Vec::new())),
+        (None, None, Some(auth)) if protocol == Protocol::Ah => (Zeroizing::new(Vec::new()), auth.key),
         (None, Some(enc), auth) => (enc.key, auth.map(|a| a.key).unwrap_or_default()),
         (None, None, _) => return Err(ArgError::Required { what: "an algorithm" }),
     };
     let cfg = SaConfig {
-        protocol: rampart_esp::Protocol::Esp,
+        protocol,
         spi,
         direction,
         suite,
@@ -579,7 +628,8 @@ fn format_sa(rec: &SaRecord, show_keys: bool) -> String {
     let inbound = rec.direction() == Direction::Inbound;
     let (src, dst) = if inbound { (rec.remote(), rec.local()) } else { (rec.local(), rec.remote()) };
     let mut s = format!(
-        "src {src} dst {dst} proto esp spi {:#010x} dir {} mode {}",
+        "src {src} dst {dst} proto {} spi {:#010x} dir {} mode {}",
+        rec.protocol().name(),
         rec.spi(),
         if inbound { "in" } else { "out" },
         match rec.mode() {
@@ -599,6 +649,8 @@ fn format_sa(rec: &SaRecord, show_keys: bool) -> String {
         Ok(suite) => {
             let ek = rec.encryption_key();
             match suite.encryption() {
+                // AH: integrity only, no encryption clause.
+                Encryption::Null if rec.protocol() == Protocol::Ah => {}
                 Encryption::AesGcm16 { .. } => s += &format!(" aead 'rfc4106(gcm(aes))' {} 128", key(ek)),
                 Encryption::ChaCha20Poly1305 => s += &format!(" aead 'rfc7539esp(chacha20,poly1305)' {} 128", key(ek)),
                 Encryption::AesCbc { .. } => s += &format!(" enc 'cbc(aes)' {}", key(ek)),
@@ -694,7 +746,7 @@ fn delete(db: &DbArgs, words: &[String]) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// `[src ADDR] dst ADDR [proto esp] spi SPI` as (spi, dst, src).
+/// `[src ADDR] dst ADDR [proto esp|ah] spi SPI` as (spi, dst, src).
 fn parse_delete(words: &[String]) -> Result<(u32, IpAddr, Option<IpAddr>), ArgError> {
     let mut t = Tokens::new(words);
     let (mut src, mut dst, mut spi) = (None, None, None);
@@ -704,10 +756,12 @@ fn parse_delete(words: &[String]) -> Result<(u32, IpAddr, Option<IpAddr>), ArgEr
             "dst" => once(&mut dst, w, xfrm::address(w, t.value(w, "an address")?)?)?,
             "spi" => once(&mut spi, w, xfrm::number32(w, t.value(w, "an SPI")?)?)?,
             "proto" => {
-                let p = t.value(w, "esp")?;
-                if p != "esp" {
-                    return Err(ArgError::Unsupported { word: p.into(), why: "Rampart implements ESP only".into() });
+                let v = t.value(w, "esp or ah")?;
+                if v == "comp" {
+                    return Err(ArgError::Unsupported { word: v.into(), why: "IPComp is not implemented".into() });
                 }
+                // An SA is found by SPI and destination, whatever its protocol.
+                xfrm::choice(w, v, [("esp", Protocol::Esp), ("ah", Protocol::Ah)])?;
             }
             _ => return Err(ArgError::Unknown { word: w.into(), context: "sa delete", expected: "src dst proto spi" }),
         }
@@ -769,13 +823,66 @@ mod tests {
     }
 
     #[test]
+    fn ah_sas_in_the_xfrm_grammar() {
+        let key32 = format!("0x{}", "ab".repeat(32));
+        let (cfg, _) = to_config(
+            parse_add(&words(&format!(
+                "src 192.0.2.1 dst 192.0.2.2 proto ah spi 0x3000 dir out mode tunnel auth-trunc hmac(sha256) {key32} 128 \
+                 sel src 198.18.1.0/24 dst 198.18.2.0/24"
+            )))
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg.protocol, Protocol::Ah);
+        assert_eq!(cfg.suite.integrity(), Integrity::HmacSha256_128);
+        assert_eq!(cfg.suite.encryption(), Encryption::Null);
+        assert!(cfg.encryption_key.is_empty() && cfg.integrity_key.len() == 32);
+        let gmac = format!("0x{}", "cd".repeat(36));
+        let (cfg, _) = to_config(
+            parse_add(&words(&format!(
+                "src 192.0.2.1 dst 192.0.2.2 proto ah spi 0x3001 dir out auth rfc4543(gcm(aes)) {gmac}"
+            )))
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cfg.suite.integrity(), Integrity::AesGmac { key_bits: 256 });
+        let refused = |line: String| {
+            parse_add(&words(&line)).and_then(to_config).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        // MD5 and SHA-1 with the RFC's reason; encryption, NAT-T and GMAC for ESP refused.
+        let md5 =
+            refused(format!("src 192.0.2.1 dst 192.0.2.2 proto ah spi 1 dir out auth hmac(md5) 0x{}", "00".repeat(16)));
+        assert!(md5.contains("MD5") && md5.contains("8221"), "{md5}");
+        let sha1 = refused(format!(
+            "src 192.0.2.1 dst 192.0.2.2 proto ah spi 1 dir out auth hmac(sha1) 0x{}",
+            "00".repeat(20)
+        ));
+        assert!(sha1.contains("SHA-2"), "{sha1}");
+        let enc =
+            refused(format!("src 192.0.2.1 dst 192.0.2.2 proto ah spi 1 dir out aead rfc4106(gcm(aes)) {GCM} 128"));
+        assert!(enc.contains("AH does not encrypt"), "{enc}");
+        let natt = refused(format!(
+            "src 192.0.2.1 dst 192.0.2.2 proto ah spi 1 dir out auth-trunc hmac(sha256) {key32} 128 encap espinudp 4500 4500 0.0.0.0"
+        ));
+        assert!(natt.contains("NAT"), "{natt}");
+        let gmac_esp = refused(format!(
+            "src 192.0.2.1 dst 192.0.2.2 proto esp spi 1 dir out enc cipher_null \"\" auth rfc4543(gcm(aes)) {gmac}"
+        ));
+        assert!(gmac_esp.contains("AH"), "{gmac_esp}");
+        let none = refused("src 192.0.2.1 dst 192.0.2.2 proto ah spi 1 dir out".into());
+        assert!(none.contains("integrity"), "{none}");
+    }
+
+    #[test]
     fn bad_words_are_named() {
         let base = format!("src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x1000 dir out aead rfc4106(gcm(aes)) {GCM} 128");
         assert!(err(&format!("{base} frobnicate 3")).contains("'frobnicate'"));
         assert!(err(&base.replace("0x1000", "0xZZ")).contains("spi '0xZZ'"));
         assert!(err(&base.replace("192.0.2.2", "192.0.2.300")).contains("dst '192.0.2.300'"));
         assert!(err(&base.replace("dir out", "dir sideways")).contains("dir 'sideways'"));
-        assert!(err(&base.replace("proto esp", "proto ah")).contains("'ah'"));
+        assert!(err(&base.replace("proto esp", "proto comp")).contains("IPComp"));
+        // An AH SA takes no AEAD.
+        assert!(err(&base.replace("proto esp", "proto ah")).contains("AH does not encrypt"));
         assert!(err(&base.replace(" 128", " 96")).contains("aead '96'"));
         assert!(err(&format!("{base} flag noecn")).contains("'noecn'"));
         assert!(err(&format!("{base} mark 7")).contains("'mark'"));

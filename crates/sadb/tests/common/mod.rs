@@ -149,6 +149,7 @@ pub fn seeded_policy(seed: u64) -> Policy {
             0 => PolicyAction::Bypass,
             1 => PolicyAction::Discard,
             _ => PolicyAction::Protect(Template {
+                protocol: rampart_sa::Protocol::Esp,
                 src: seeded_addr(seed, 5, v6),
                 dst: seeded_addr(seed, 6, v6),
                 spi: (h >> 50) as u32,
