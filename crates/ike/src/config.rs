@@ -58,6 +58,21 @@ pub enum StartAction {
     Trap,
     /// Initiate when the configuration is loaded.
     Start,
+    /// Both (`trap|start` in swanctl.conf): initiate at load, and keep a trap policy so that
+    /// traffic negotiates again whenever the CHILD_SA is gone.
+    TrapAndStart,
+}
+
+impl StartAction {
+    /// Whether the child gets a trap policy.
+    pub fn traps(self) -> bool {
+        matches!(self, StartAction::Trap | StartAction::TrapAndStart)
+    }
+
+    /// Whether the child is initiated when the configuration is loaded.
+    pub fn starts(self) -> bool {
+        matches!(self, StartAction::Start | StartAction::TrapAndStart)
+    }
 }
 
 /// `children.<name>`.

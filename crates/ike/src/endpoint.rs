@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_sa::TrafficSelector;
+use rampart_sa::{Mode, TrafficSelector, UdpEncap};
 
 use crate::config::{ChildConfig, ConnectionConfig, EndpointConfig};
 use crate::cookie::CookieJar;
@@ -26,6 +26,7 @@ use crate::message::{
     Payload,
 };
 use crate::offload::{DhDone, DhJob, DhOwner, InlineShares, KeyShareSource};
+use crate::proposal::{EspAlgorithms, IkeAlgorithms};
 use crate::state::{ChildState, Ctx, Ids, IkeSa, IkeState};
 use crate::tasks::{child_create, child_delete, child_rekey, ike_delete, ike_dpd, ike_init, ike_rekey};
 
@@ -92,6 +93,16 @@ pub struct ChildSaInfo {
     pub local_ts: Vec<TrafficSelector>,
     /// The peer's selectors.
     pub remote_ts: Vec<TrafficSelector>,
+    /// The negotiated ESP suite, PFS group and ESN.
+    pub algorithms: EspAlgorithms,
+    /// Tunnel or transport.
+    pub mode: Mode,
+    /// UDP encapsulation (NAT-T) of its ESP, with the ports.
+    pub encap: Option<UdpEncap>,
+    /// When it is rekeyed (`None`: never, or already rekeyed).
+    pub rekey_at: Option<Instant>,
+    /// When it is deleted at the latest (hard lifetime).
+    pub expire_at: Option<Instant>,
 }
 
 /// A snapshot of one IKE SA.
@@ -121,6 +132,16 @@ pub struct IkeSaInfo {
     pub next_request_id: u32,
     /// The IKE SA that replaced it, if rekeyed.
     pub successor: Option<IkeSaId>,
+    /// Our identity.
+    pub local_id: Identification,
+    /// The peer's authenticated identity (once it authenticated).
+    pub remote_id: Option<Identification>,
+    /// The negotiated algorithms and Diffie-Hellman group (once IKE_SA_INIT is done).
+    pub algorithms: Option<IkeAlgorithms>,
+    /// When it is rekeyed (`None`: never, or not established).
+    pub rekey_at: Option<Instant>,
+    /// When it is deleted at the latest.
+    pub expire_at: Option<Instant>,
     /// CHILD_SAs.
     pub children: Vec<ChildSaInfo>,
 }
@@ -565,17 +586,15 @@ impl Endpoint {
         Ok(id)
     }
 
-    /// Initiates every connection that has a child with `start_action = start`, one IKE SA
+    /// Initiates every connection that has a child with `start_action = start` (or
+    /// `trap|start`), one IKE SA
     /// per connection with that child as its first CHILD_SA; returns what happened to each.
     pub fn start(&mut self, now: Instant) -> Vec<(String, Result<IkeSaId, EndpointError>)> {
         let todo: Vec<(String, String)> = self
             .connections
             .iter()
             .filter_map(|c| {
-                c.children
-                    .iter()
-                    .find(|ch| ch.start_action == crate::config::StartAction::Start)
-                    .map(|ch| (c.name.clone(), ch.name.clone()))
+                c.children.iter().find(|ch| ch.start_action.starts()).map(|ch| (c.name.clone(), ch.name.clone()))
             })
             .collect();
         todo.into_iter()
@@ -890,6 +909,11 @@ fn info(sa: &IkeSa) -> IkeSaInfo {
         nat_remote: sa.nat_remote,
         next_request_id: sa.next_request_id,
         successor: sa.successor,
+        local_id: sa.conn.local.id.clone().unwrap_or_else(|| Identification::addr(sa.local.ip())),
+        remote_id: sa.auth.as_ref().map(|a| a.peer().clone()),
+        algorithms: sa.algs,
+        rekey_at: sa.rekey_at,
+        expire_at: sa.expire_at,
         children: sa
             .children
             .iter()
@@ -903,6 +927,11 @@ fn info(sa: &IkeSa) -> IkeSaInfo {
                 announced: c.announced,
                 local_ts: c.local_ts.clone(),
                 remote_ts: c.remote_ts.clone(),
+                algorithms: c.algs,
+                mode: c.mode,
+                encap: c.inbound.encap,
+                rekey_at: c.rekey_at,
+                expire_at: c.expire_at,
             })
             .collect(),
     }
