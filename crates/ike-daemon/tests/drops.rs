@@ -96,7 +96,8 @@ secret = "drops-test-psk-0123456789"
     let key = |r: &str| format!("rampart_ike_dropped_datagrams_total{{reason=\"{r}\"}}");
     loop {
         let flat = metrics.snapshot().flat();
-        let got: Vec<(&str, f64)> = want.iter().map(|(r, _)| (*r, flat.get(&key(r)).copied().unwrap_or(-1.0))).collect();
+        let got: Vec<(&str, f64)> =
+            want.iter().map(|(r, _)| (*r, flat.get(&key(r)).copied().unwrap_or(-1.0))).collect();
         if got == want {
             break;
         }

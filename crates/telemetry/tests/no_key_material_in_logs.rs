@@ -396,8 +396,7 @@ fn refusals_are_logged_with_the_peer_address_and_without_keys() {
         let log = capture(format, || {
             let now = Instant::now();
             let a_conf = connection("192.0.2.1", "192.0.2.2", "a.test", "b.test", "198.18.1.0/24", "198.18.2.0/24");
-            let mut b_conf =
-                connection("192.0.2.2", "192.0.2.1", "b.test", "a.test", "198.18.2.0/24", "198.18.1.0/24");
+            let mut b_conf = connection("192.0.2.2", "192.0.2.1", "b.test", "a.test", "198.18.2.0/24", "198.18.1.0/24");
             b_conf.psk = Some(Psk::new(OTHER_PSK));
             let mut a = Endpoint::new(EndpointConfig::default(), Box::new(SeededRandom::new(21)));
             a.add_connection(a_conf);
