@@ -117,3 +117,52 @@ secret = "drops-test-psk-0123456789"
     daemon.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A connection with `local_addrs = "%any"` and no `daemon.listen`: the daemon listens on every
+/// address of the host (the loopback among them), as swanctl.conf's `%any` means.
+#[test]
+fn local_addrs_any_listens_on_the_hosts_addresses() {
+    let dir = std::env::temp_dir().join(format!("rampart-any-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = 21_000 + (std::process::id() % 19_000) as u16 * 2;
+    let config = format!(
+        r#"[daemon]
+database = ""
+control_socket = "{dir}/ike.sock"
+port = {port}
+port_nat_t = {nat}
+dh_workers = 1
+dh_precompute = 0
+
+[connections.roadwarriors]
+local_addrs = "%any"
+proposals = "aes256gcm16-prfsha256-ecp256"
+local = {{ auth = "psk", id = "hub.test" }}
+remote = {{ auth = "psk" }}
+
+[connections.roadwarriors.children.net]
+local_ts = "198.18.2.0/24"
+remote_ts = "%any4"
+esp_proposals = "aes256gcm16"
+
+[secrets.ike-rw]
+secret = "any-test-psk-0123456789"
+"#,
+        dir = dir.display(),
+        nat = port + 1
+    );
+    let path = dir.join("rampart.toml");
+    std::fs::write(&path, config).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let daemon = rampart_ike_daemon::spawn(&path).unwrap_or_else(|e| panic!("daemon: {e}"));
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    peer.send_to(&header(9, 0, 0x30, 34, 0x08, 0), format!("127.0.0.1:{port}")).unwrap();
+    let mut buf = [0u8; 256];
+    let (n, from) = peer.recv_from(&mut buf).expect("an answer from the loopback address");
+    assert_eq!(from.to_string(), format!("127.0.0.1:{port}"));
+    assert!(Message::parse(&buf[..n]).unwrap().notify(NotifyType::INVALID_MAJOR_VERSION).is_some());
+    daemon.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
