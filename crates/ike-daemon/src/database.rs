@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 use rampart_sa::{Direction, Mode, SaConfig, TrafficSelector};
 use rampart_sadb::{
     Capacities, Event as DbEvent, IpPrefix, LimitKind, Policy, PolicyAction, PolicyDir, PolicyId, PortRange, SaId,
-    Selector, Template, WriteError, Writer,
+    Selector, Template, UsageCounters, WriteError, Writer,
 };
 use tracing::{debug, info, warn};
 
-use rampart_ike::config::{ConnectionConfig, StartAction};
+use rampart_ike::config::ConnectionConfig;
 use rampart_ike::event::{ChildSaId, IkeSaId};
 
 /// Policy priority base of negotiated CHILD_SAs (lower wins; more specific selectors get a
@@ -559,12 +559,12 @@ impl Database {
     /// identical records a previous run left).
     pub fn install_traps(&mut self, conn: &ConnectionConfig) {
         let (Some(local), Some(remote)) = (conn.local_addrs.first(), conn.remote_addrs.first()) else {
-            if conn.children.iter().any(|c| c.start_action == StartAction::Trap) {
+            if conn.children.iter().any(|c| c.start_action.traps()) {
                 warn!(connection = %conn.name, "trap needs local_addrs and remote_addrs; no trap policy installed");
             }
             return;
         };
-        for c in conn.children.iter().filter(|c| c.start_action == StartAction::Trap) {
+        for c in conn.children.iter().filter(|c| c.start_action.traps()) {
             let r = reqid(&conn.name, &c.name);
             for p in policies_for(&c.local_ts, &c.remote_ts, *local, *remote, c.mode, r, TRAP_PRIORITY) {
                 let trap = Some((conn.name.clone(), c.name.clone()));
@@ -608,6 +608,15 @@ impl Database {
                 }
             }
         }
+    }
+
+    /// What the data plane counted on a CHILD_SA's SAs: (inbound, outbound) usage, `None` for a
+    /// child the database does not have (no database, or not installed).
+    pub fn usage(&self, child: ChildSaId) -> Option<(UsageCounters, UsageCounters)> {
+        let w = self.w.as_ref()?;
+        let c = self.children.get(&child)?;
+        let read = |sa: Option<SaId>| sa.and_then(|s| w.usage(s)).unwrap_or_default();
+        Some((read(c.inbound), read(c.outbound)))
     }
 
     /// Reads the data plane's events and usage counters: what the endpoint should do.

@@ -31,6 +31,7 @@ use rampart_ike::state::IkeState;
 use crate::config_file::{ChildAction, ChildActions, ConfError, Config};
 use crate::control::{ControlServer, Pending, Request, Response};
 use crate::database::{self, Database, Request as DbRequest};
+use crate::diagnostic_log;
 use crate::metrics;
 use crate::pool::{self, DhPool};
 use crate::sockets::{self, Inbound, Poller, Ready, SocketSet};
@@ -272,7 +273,10 @@ impl Daemon {
         } else {
             (None, crossbeam_channel::never())
         };
-        let sockets = SocketSet::bind(&d.listen, d.port, d.port_nat_t).map_err(|(a, e)| DaemonError::Bind(a, e))?;
+        let mut sockets = SocketSet::bind(&d.listen, d.port, d.port_nat_t).map_err(|(a, e)| DaemonError::Bind(a, e))?;
+        if d.listen_any {
+            bind_host_addresses(&mut sockets, d.port, d.port_nat_t);
+        }
         let poller = Poller::new(&sockets, &waker)?;
         let (ctl_tx, ctl_rx) = unbounded();
         let control = ControlServer::start(&d.control_socket, ctl_tx, waker.clone())
@@ -325,12 +329,8 @@ impl Daemon {
         self.db.forget_unconfigured(&configured, now);
         for c in &conns {
             let remote = c.remote_addrs.first().copied();
-            let mut start: Vec<String> = c
-                .children
-                .iter()
-                .filter(|ch| ch.start_action == StartAction::Start)
-                .map(|ch| ch.name.clone())
-                .collect();
+            let mut start: Vec<String> =
+                c.children.iter().filter(|ch| ch.start_action.starts()).map(|ch| ch.name.clone()).collect();
             for ch in &c.children {
                 let r = database::reqid(&c.name, &ch.name);
                 if remote.is_some_and(|ip| stale.contains(&(r, ip))) && !start.contains(&ch.name) {
@@ -427,8 +427,16 @@ impl Daemon {
                     self.ep.handle(now, local, remote, msg);
                 }
                 Inbound::Keepalive => self.counters.keepalives_in += 1,
-                Inbound::Esp => self.counters.esp_on_ike_socket += 1,
-                Inbound::Runt => self.counters.runts += 1,
+                Inbound::Esp => {
+                    self.counters.esp_on_ike_socket += 1;
+                    rampart_telemetry::rate_limited!(info, 10, peer = %remote, %local, reason = "esp_on_ike_socket",
+                        "ESP in UDP reached the IKE socket instead of the data plane: dropped");
+                }
+                Inbound::Runt => {
+                    self.counters.runts += 1;
+                    rampart_telemetry::rate_limited!(info, 10, peer = %remote, %local, reason = "runt", bytes = n,
+                        "datagram too short for IKE (or without the non-ESP marker on port 4500): dropped");
+                }
             }
         }
     }
@@ -461,6 +469,9 @@ impl Daemon {
             while let Some(e) = self.ep.poll_event() {
                 moved = true;
                 self.apply(e);
+            }
+            while let Some(d) = self.ep.poll_diagnostic() {
+                diagnostic_log::log(&d);
             }
             if !moved {
                 return;
@@ -645,12 +656,13 @@ impl Daemon {
     /// Brings the metrics registry up to date with this moment.
     fn publish_metrics(&mut self) {
         let states = self.ep.count_by_state();
-        self.published.publish(&self.counters, self.ep.exchange_log(), &states, self.db.child_count());
+        let ignored = *self.ep.ignored().counts();
+        self.published.publish(&self.counters, self.ep.exchange_log(), &ignored, &states, self.db.child_count());
     }
 
     fn control(&mut self, now: Instant, r: Request) -> Response {
         match r {
-            Request::ListSas => Response::ok(list_sas(&self.ep)),
+            Request::ListSas => Response::ok(list_sas(&self.ep, &self.db, now)),
             Request::Stats => {
                 // The registry up to date with this moment, not the last tick.
                 self.publish_metrics();
@@ -758,7 +770,17 @@ impl Daemon {
             }
             info!(addresses = ?new_ips, "listening on new addresses");
         }
-        if self.sockets.ips().iter().any(|a| !nd.listen.contains(a)) {
+        if nd.listen_any {
+            let before = self.sockets.len();
+            if let Some(first) = bind_host_addresses(&mut self.sockets, old_d.port, old_d.port_nat_t)
+                && let Err(e) = self.poller.add(&self.sockets, first)
+            {
+                warn!(error = %e, "new sockets could not be watched; they serve from the next restart");
+            }
+            if self.sockets.len() > before {
+                info!("listening on the host's new addresses (a connection has local_addrs = %any)");
+            }
+        } else if self.sockets.ips().iter().any(|a| !nd.listen.contains(a)) {
             info!("addresses no longer in use stay bound until the next restart");
         }
         let (mut removed, mut added, mut changed, mut unchanged) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -795,12 +817,8 @@ impl Daemon {
             }
             self.ep.add_connection(c.clone());
             self.db.install_traps(c);
-            let start: Vec<String> = c
-                .children
-                .iter()
-                .filter(|ch| ch.start_action == StartAction::Start)
-                .map(|ch| ch.name.clone())
-                .collect();
+            let start: Vec<String> =
+                c.children.iter().filter(|ch| ch.start_action.starts()).map(|ch| ch.name.clone()).collect();
             if !start.is_empty() {
                 to_start.push((c.name.clone(), start));
             }
@@ -867,6 +885,30 @@ impl Daemon {
     }
 }
 
+/// Binds the host's addresses that have no sockets yet (a connection with `local_addrs =
+/// %any`), each on its own: one that cannot be bound is logged and skipped. Returns the index
+/// of the first new socket, if any.
+fn bind_host_addresses(sockets: &mut SocketSet, port: u16, port_nat_t: u16) -> Option<usize> {
+    let addrs = match crate::host_addrs::host_addresses() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "cannot list the host's addresses for local_addrs = %any");
+            return None;
+        }
+    };
+    let mut first = None;
+    let new: Vec<IpAddr> = addrs.into_iter().filter(|a| !sockets.ips().contains(a)).collect();
+    for a in new {
+        match sockets.add(&[a], port, port_nat_t) {
+            Ok(i) => {
+                first.get_or_insert(i);
+            }
+            Err((at, e)) => warn!(address = %at, error = %e, "cannot listen on a host address; skipped"),
+        }
+    }
+    first
+}
+
 /// CPU time the calling thread has used.
 fn thread_cpu_time() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
@@ -917,8 +959,23 @@ fn ts_text(t: &rampart_sa::TrafficSelector) -> String {
     out
 }
 
-/// The `list-sas` answer: every IKE SA with its CHILD_SAs (no keys).
-pub fn list_sas(ep: &Endpoint) -> serde_json::Value {
+/// Seconds from `now` to `at` (0 once passed), or null.
+fn seconds_until(now: Instant, at: Option<Instant>) -> serde_json::Value {
+    at.map_or(serde_json::Value::Null, |t| t.saturating_duration_since(now).as_secs().into())
+}
+
+/// The ESP suite of a CHILD_SA in swanctl spelling (`aes256gcm16`, `aes192-sha256`).
+fn esp_suite(a: &rampart_ike::proposal::EspAlgorithms) -> String {
+    use rampart_ike::proposal::{esp_encr_name, esp_integ_name};
+    let integ = esp_integ_name(a.suite.integrity());
+    let encr = esp_encr_name(a.suite.encryption());
+    if integ.is_empty() { encr } else { format!("{encr}-{integ}") }
+}
+
+/// The `list-sas` answer: every IKE SA with its negotiated algorithms and DH group, NAT-T
+/// state and ports, times to rekey and to expire, and its CHILD_SAs with theirs and the bytes
+/// and packets the data plane counted on each (from the SA database's usage area). No keys.
+pub fn list_sas(ep: &Endpoint, db: &Database, now: Instant) -> serde_json::Value {
     let sas: Vec<serde_json::Value> = ep
         .ike_sas()
         .into_iter()
@@ -927,6 +984,7 @@ pub fn list_sas(ep: &Endpoint) -> serde_json::Value {
                 .children
                 .iter()
                 .map(|c| {
+                    let (uin, uout) = db.usage(c.id).unwrap_or_default();
                     json!({
                         "id": c.id.0,
                         "name": c.name,
@@ -934,11 +992,23 @@ pub fn list_sas(ep: &Endpoint) -> serde_json::Value {
                         "spi_in": format!("{:08x}", c.spi_in),
                         "spi_out": format!("{:08x}", c.spi_out),
                         "outbound": c.outbound_active,
+                        "mode": match c.mode { rampart_sa::Mode::Tunnel => "tunnel", rampart_sa::Mode::Transport => "transport" },
+                        "esp": esp_suite(&c.algorithms),
+                        "pfs": c.algorithms.dh.map(|g| g.name()),
+                        "esn": c.algorithms.esn,
+                        "encap": c.encap.map(|e| json!({ "local_port": e.local_port, "remote_port": e.remote_port })),
+                        "rekey_in_s": seconds_until(now, c.rekey_at),
+                        "expire_in_s": seconds_until(now, c.expire_at),
+                        "bytes_in": uin.bytes,
+                        "packets_in": uin.packets,
+                        "bytes_out": uout.bytes,
+                        "packets_out": uout.packets,
                         "local_ts": c.local_ts.iter().map(ts_text).collect::<Vec<_>>(),
                         "remote_ts": c.remote_ts.iter().map(ts_text).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
+            let algs = s.algorithms;
             json!({
                 "ike": s.id.0,
                 "connection": s.connection,
@@ -946,10 +1016,24 @@ pub fn list_sas(ep: &Endpoint) -> serde_json::Value {
                 "initiator": s.initiator,
                 "local": s.local.to_string(),
                 "remote": s.remote.to_string(),
+                "local_id": s.local_id.to_string(),
+                "remote_id": s.remote_id.as_ref().map(|i| i.to_string()),
                 "spi_i": format!("{:016x}", s.spi_i),
                 "spi_r": format!("{:016x}", s.spi_r),
+                "proposal": algs.map(|a| rampart_ike::proposal::IkeProposal {
+                    encr: vec![a.encr],
+                    integ: a.integ.into_iter().collect(),
+                    prf: vec![a.prf],
+                    dh: vec![a.dh],
+                }.to_string()),
+                "dh_group": algs.map(|a| a.dh.name()),
+                "nat_t": s.nat_local || s.nat_remote,
                 "nat_local": s.nat_local,
                 "nat_remote": s.nat_remote,
+                "local_port": s.local.port(),
+                "remote_port": s.remote.port(),
+                "rekey_in_s": seconds_until(now, s.rekey_at),
+                "expire_in_s": seconds_until(now, s.expire_at),
                 "children": children,
             })
         })

@@ -32,7 +32,9 @@
 //! [`config_file`] reads the configuration file (swanctl.conf keys in TOML, through
 //! `rampart-config`); [`control`] is the control socket and its protocol; [`database`] the SA
 //! database writer; [`pool`] the Diffie-Hellman workers; [`sockets`] the UDP sockets and the
-//! non-ESP marker; [`metrics`] and [`stats`] what the daemon counts. Each looks down to the
+//! non-ESP marker; [`metrics`] and [`stats`] what the daemon counts; [`diagnostic_log`] the
+//! rate-limited log lines of what the endpoint dropped or refused; [`host_addrs`] the host's
+//! addresses, bound for connections with `local_addrs = %any`. Each looks down to the
 //! core and to the modules it names, never back up to the loop.
 //!
 //! What the daemon must never do: block the loop on Diffie-Hellman (it goes to the pool), log a
@@ -42,7 +44,9 @@
 pub mod config_file;
 pub mod control;
 pub mod database;
+pub mod diagnostic_log;
 mod event_loop;
+pub mod host_addrs;
 pub mod metrics;
 pub mod pool;
 pub mod sockets;

@@ -4,7 +4,9 @@
 //! endpoint's [`ExchangeLog`] gained since the last tick, records the exchanges' round-trip
 //! times in the latency family (HDR histogram, exported as quantiles) and sets the state gauges.
 //! Failed negotiations are counted by reason as they happen ([`Published::ike_down`],
-//! [`Published::child_failed`]).
+//! [`Published::child_failed`]); every datagram the endpoint dropped without an answer is in
+//! `rampart_ike_dropped_datagrams_total{reason}`, the reason its [`Ignored`] label, beside the
+//! daemon's own (runts, ESP on the IKE socket, send errors).
 //!
 //! Runs on the event loop, once per tick; never on a per-packet path, never with a key.
 
@@ -19,6 +21,7 @@ use rampart_telemetry::schema::{
 use rampart_telemetry::{Counter, Gauge, LatencyCell, Metrics};
 
 use crate::stats::Counters;
+use rampart_ike::diagnostic::Ignored;
 use rampart_ike::event::DownReason;
 use rampart_ike::exchange_log::{EXCHANGES, ExchangeLog, exchange_label};
 use rampart_ike::message::NotifyType;
@@ -42,6 +45,9 @@ pub struct Published {
     last_retransmits: [u64; 4],
     /// `rampart_ike_failures_total` for IKE SAs, by [`IKE_FAILURE_REASONS`] index.
     ike_failures: [Counter; 3],
+    /// `rampart_ike_dropped_datagrams_total` for each reason the endpoint drops a datagram.
+    ignored: [Counter; Ignored::ALL.len()],
+    last_ignored: [u64; Ignored::ALL.len()],
     /// `rampart_ike_failures_total` for CHILD_SAs, by notify (taken on first use).
     child_failures: HashMap<NotifyType, Counter>,
     metrics: Arc<Metrics>,
@@ -129,6 +135,8 @@ impl Published {
             last_completed: [[0; 2]; 4],
             last_retransmits: [0; 4],
             ike_failures: IKE_FAILURE_REASONS.map(|r| m.counter(&IKE_FAILURES, [r])),
+            ignored: Ignored::ALL.map(|r| m.counter(&IKE_DROPPED_DATAGRAMS, [r.label()])),
+            last_ignored: [0; Ignored::ALL.len()],
             child_failures: HashMap::new(),
             metrics: Arc::clone(m),
         }
@@ -153,12 +161,24 @@ impl Published {
             .inc();
     }
 
-    /// Adds the counters' gains since the last call and the exchanges' round-trip times; sets
-    /// the gauges.
-    pub fn publish(&mut self, now: &Counters, log: &mut ExchangeLog, states: &[(IkeState, usize)], children: usize) {
+    /// Adds the counters' gains since the last call (the daemon's, the exchange log's, the
+    /// endpoint's drops by [`Ignored::ALL`] index) and the exchanges' round-trip times; sets the
+    /// gauges.
+    pub fn publish(
+        &mut self,
+        now: &Counters,
+        log: &mut ExchangeLog,
+        ignored: &[u64; Ignored::ALL.len()],
+        states: &[(IkeState, usize)],
+        children: usize,
+    ) {
         for (get, h) in &self.counters {
             h.add(get(now).saturating_sub(get(&self.last)));
         }
+        for (i, h) in self.ignored.iter().enumerate() {
+            h.add(ignored[i].saturating_sub(self.last_ignored[i]));
+        }
+        self.last_ignored = *ignored;
         self.last = now.clone();
         for (i, roles) in self.exchanges.iter().enumerate() {
             for (r, h) in roles.iter().enumerate() {
@@ -197,10 +217,14 @@ mod tests {
         log.answered(ExchangeType::IkeAuth, Duration::from_millis(4));
         log.responded(ExchangeType::CreateChildSa);
         log.retransmitted(ExchangeType::IkeAuth);
-        p.publish(&Counters::default(), &mut log, &[], 0);
+        let mut drops = [0u64; Ignored::ALL.len()];
+        drops[0] = 3;
+        p.publish(&Counters::default(), &mut log, &drops, &[], 0);
         // Published again: only the gains are added, the round trips were taken once.
         log.responded(ExchangeType::CreateChildSa);
-        p.publish(&Counters::default(), &mut log, &[], 0);
+        drops[0] = 4;
+        drops[Ignored::ALL.len() - 1] = 2;
+        p.publish(&Counters::default(), &mut log, &drops, &[], 0);
         p.ike_down(&DownReason::AuthenticationFailed);
         p.ike_down(&DownReason::Rekeyed);
         p.ike_down(&DownReason::DeletedByPeer);
@@ -218,6 +242,9 @@ mod tests {
         let median = get("rampart_ike_exchange_seconds{exchange=\"ike_auth\",quantile=\"0.5\"}");
         assert!((median - 0.004).abs() < 0.0001, "{median}");
         assert_eq!(get("rampart_ike_failures_total{reason=\"authentication_failed\"}"), 1.0);
+        assert_eq!(get("rampart_ike_dropped_datagrams_total{reason=\"unparseable\"}"), 4.0);
+        assert_eq!(get("rampart_ike_dropped_datagrams_total{reason=\"rate_limited\"}"), 2.0);
+        assert_eq!(get("rampart_ike_dropped_datagrams_total{reason=\"bad_icv\"}"), 0.0);
         assert_eq!(get("rampart_ike_failures_total{reason=\"ts_unacceptable\"}"), 1.0);
         let failures: f64 =
             flat.iter().filter(|(k, _)| k.starts_with("rampart_ike_failures_total")).map(|(_, v)| v).sum();

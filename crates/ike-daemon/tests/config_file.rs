@@ -263,7 +263,7 @@ fn traffic_selector_syntax() {
     let t = parse_ts("10.0.0.1[icmp]", None).unwrap();
     assert_eq!((t[0].protocol, t[0].start_port, t[0].end_port), (1, 0, 65535));
     assert!(parse_ts("10.0.0.9-10.0.0.1", None).is_err());
-    assert!(parse_ts("10.0.0.0/8[tcp/http]", None).is_err());
+    assert!(parse_ts("10.0.0.0/8[tcp/no-such-service]", None).is_err());
     assert!(parse_ts("10.0.0.0/8[tcp/80", None).is_err());
     assert!(parse_ts("10.0.0.1-::1", None).is_err());
 }
@@ -295,11 +295,6 @@ fn the_deploy_examples_load() {
 
 #[test]
 fn what_is_missing_is_reported_where_it_belongs() {
-    // No local_addrs and no daemon.listen: at the connection's name ([connections.hub]).
-    let t = GOOD.replace("local_addrs = \"2001:db8::1\"\n", "");
-    let e = parse(&t).expect_err("no address to bind");
-    let line = t.lines().position(|l| l == "[connections.hub]").unwrap() + 1;
-    assert!(e.starts_with(&format!("rampart.toml:{line}:14: connection 'hub' has no local_addrs")), "{e}");
     // A child without selectors on a connection without addresses: at the child's name.
     let t = GOOD.replace(
         "children.branches = { local_ts = \"2001:db8:1::/48\", remote_ts = \"%any6\", mode = \"transport\", life_time = \"2h\" }",
@@ -322,4 +317,86 @@ fn the_reader_takes_a_table_of_a_parsed_document() {
     assert_eq!(cfg.connections.len(), 2);
     assert!(cfg.warnings.iter().any(|w| w.starts_with("run.toml:16:") && w.contains("'mobike'")), "{:?}", cfg.warnings);
     assert!(doc.warnings.is_empty(), "the warnings went to the configuration");
+}
+
+/// What strongSwan users write, taken as swanctl.conf means it.
+#[test]
+fn strongswan_spellings_are_accepted() {
+    // start_action = trap|start: a trap policy and an initiation.
+    for words in ["trap|start", "start|trap"] {
+        let cfg = parse(&GOOD.replace("start_action = \"trap\"", &format!("start_action = \"{words}\""))).unwrap();
+        let a = cfg.connections[0].children[0].start_action;
+        assert_eq!(a, StartAction::TrapAndStart, "{words}");
+        assert!(a.traps() && a.starts());
+    }
+    let e = error_with(30, r#"start_action = "trap|none""#);
+    assert!(e.contains("use none, trap, start or trap|start"), "{e}");
+    // local_addrs = %any, or none at all, and no daemon.listen: every address of the host.
+    for hub in ["local_addrs = \"%any\"\n", ""] {
+        let cfg = parse(&GOOD.replace("local_addrs = \"2001:db8::1\"\n", hub)).unwrap();
+        assert!(cfg.daemon.listen_any, "{hub:?}");
+        assert_eq!(cfg.daemon.listen, vec!["192.0.2.1".parse::<IpAddr>().unwrap()], "and gw's address");
+        assert!(cfg.connections[1].local_addrs.is_empty());
+    }
+    assert!(!parse(GOOD).unwrap().daemon.listen_any);
+    // Ports by name, number or range, protocols by name or number; ICMP type (and code).
+    let port = |s: &str| parse_ts(s, None).map(|t| (t[0].protocol, t[0].start_port, t[0].end_port));
+    assert_eq!(port("10.0.0.0/8[tcp/https]"), Ok((6, 443, 443)));
+    assert_eq!(port("10.0.0.0/8[udp/domain]"), Ok((17, 53, 53)));
+    assert_eq!(port("10.0.0.0/8[6/443]"), Ok((6, 443, 443)));
+    assert_eq!(port("10.0.0.0/8[tcp/1024-65535]"), Ok((6, 1024, 65535)));
+    assert_eq!(port("10.0.0.0/8[tcp/http-https]"), Ok((6, 80, 443)));
+    assert_eq!(port("10.0.0.0/8[udp/%any]"), Ok((17, 0, 65535)));
+    assert_eq!(port("10.0.0.0/8[%any/53]"), Ok((0, 53, 53)));
+    assert_eq!(port("10.0.0.0/8[esp]"), Ok((50, 0, 65535)));
+    assert_eq!(port("10.0.0.0/8[icmp/8]"), Ok((1, 0x0800, 0x08ff)));
+    assert_eq!(port("2001:db8::/32[ipv6-icmp/1/4]"), Ok((58, 0x0104, 0x0104)));
+    assert!(port("10.0.0.0/8[tcp/%opaque]").unwrap_err().contains("opaque"));
+    assert!(port("10.0.0.0/8[tcp/443-80]").is_err());
+    let cfg = parse(&GOOD.replace("remote_ts = [\"198.18.2.0/24\", ", "remote_ts = [\"198.18.2.0/24[udp/domain]\", "))
+        .unwrap();
+    assert_eq!(cfg.connections[0].children[0].remote_ts[0].start_port, 53);
+    // The new groups and AES-192 in IKE and ESP proposals.
+    let cfg = parse(
+        &GOOD
+            .replace(
+                "proposals = \"aes256-sha256-ecp256, aes256-sha256-x25519\"",
+                "proposals = \"aes192-sha256-modp3072, aes256-sha384-ecp521, aes256-sha512-modp4096\"",
+            )
+            .replace("esp_proposals = \"aes256gcm16, chacha20poly1305\"", "esp_proposals = \"aes192-sha256-ecp521\""),
+    )
+    .unwrap();
+    let groups: Vec<u16> = cfg.connections[0].proposals.iter().flat_map(|p| p.dh.iter().map(|g| g.id())).collect();
+    assert_eq!(groups, vec![15, 21, 16]);
+    assert_eq!(cfg.connections[0].children[0].esp_proposals[0].to_string(), "aes192-sha256-ecp521-noesn");
+    // Refused with the keyword and the reason, at the value.
+    for (text, want) in [
+        (r#"esp_proposals = "aes192gcm16""#, "algorithm 'aes192gcm16' is not supported: AES-GCM with a 192-bit key"),
+        (
+            r#"esp_proposals = "aes128gcm12""#,
+            "algorithm 'aes128gcm12' is not supported: AES-GCM with an 8 or 12-byte ICV",
+        ),
+        (r#"esp_proposals = "aes128gcm8""#, "algorithm 'aes128gcm8' is not supported"),
+        (r#"esp_proposals = "aes128-sha256_96""#, "algorithm 'sha256_96' is not supported: HMAC-SHA-256 truncated"),
+        (
+            r#"esp_proposals = "aes128-sha256-curve448""#,
+            "algorithm 'curve448' is not supported: Curve448 needs an X448",
+        ),
+        (r#"esp_proposals = "aes128-sha256-foo""#, "unknown algorithm keyword 'foo'"),
+    ] {
+        let e = error_with(29, text);
+        assert!(
+            e.starts_with("rampart.toml:29:17: connections.gw.children.net.esp_proposals") && e.contains(want),
+            "{text}: {e}"
+        );
+    }
+    // Thresholds: 0 switches each off, cookie_threshold_ip is read.
+    let cfg = parse(
+        &GOOD.replace("cookie_threshold = 100", "cookie_threshold = 0\ncookie_threshold_ip = 7\nblock_threshold = 0"),
+    )
+    .unwrap();
+    let e = &cfg.daemon.endpoint;
+    assert_eq!((e.cookie_threshold, e.cookie_threshold_ip, e.block_threshold), (0, 7, 0));
+    let d = parse(GOOD).unwrap().daemon.endpoint;
+    assert_eq!((d.cookie_threshold_ip, d.block_threshold), (3, 250), "the defaults");
 }

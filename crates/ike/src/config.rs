@@ -58,6 +58,21 @@ pub enum StartAction {
     Trap,
     /// Initiate when the configuration is loaded.
     Start,
+    /// Both (`trap|start` in swanctl.conf): initiate at load, and keep a trap policy so that
+    /// traffic negotiates again whenever the CHILD_SA is gone.
+    TrapAndStart,
+}
+
+impl StartAction {
+    /// Whether the child gets a trap policy.
+    pub fn traps(self) -> bool {
+        matches!(self, StartAction::Trap | StartAction::TrapAndStart)
+    }
+
+    /// Whether the child is initiated when the configuration is loaded.
+    pub fn starts(self) -> bool {
+        matches!(self, StartAction::Start | StartAction::TrapAndStart)
+    }
 }
 
 /// `children.<name>`.
@@ -194,9 +209,19 @@ pub struct EndpointConfig {
     pub retransmit_base: f64,
     /// `retransmit_tries`: retransmissions before giving up (5).
     pub retransmit_tries: u32,
-    /// `cookie_threshold`: half-open IKE SAs (all peers) from which COOKIEs are required (10).
+    /// `cookie_threshold`: with this many half-open IKE SAs (all peers together), every new
+    /// IKE_SA_INIT must carry a COOKIE (RFC 7296 section 2.6). 0: never for this reason (10,
+    /// strongSwan's).
     pub cookie_threshold: usize,
-    /// `block_threshold`: half-open IKE SAs per peer address beyond which new ones are dropped (5).
+    /// `cookie_threshold_ip`: with this many half-open IKE SAs from one peer address, new
+    /// IKE_SA_INITs from that address must carry a COOKIE. 0: off (3, strongSwan's).
+    pub cookie_threshold_ip: usize,
+    /// `block_threshold`: at most this many half-open IKE SAs per peer address; an IKE_SA_INIT
+    /// that would make one more is dropped (counted, logged as "peer too aggressive"). The
+    /// check comes after the COOKIE one, so a blocked address has shown it receives at its
+    /// address. 0: off. Default 250, not strongSwan's 5: many branches behind one carrier-grade
+    /// NAT address coming back after an outage are half-open at once, and they get COOKIEs and
+    /// then service, not silence (see the daemon's README).
     pub block_threshold: usize,
     /// `half_open_timeout`: a responder's IKE SA not authenticated by then is dropped (30 s).
     pub half_open_timeout: Duration,
@@ -221,7 +246,8 @@ impl Default for EndpointConfig {
             retransmit_base: 1.8,
             retransmit_tries: 5,
             cookie_threshold: 10,
-            block_threshold: 5,
+            cookie_threshold_ip: 3,
+            block_threshold: 250,
             half_open_timeout: Duration::from_secs(30),
             keep_alive: Duration::from_secs(20),
             replay_window: rampart_sa::DEFAULT_REPLAY_WINDOW,

@@ -2,8 +2,10 @@
 //! limits and cookies, behind a quinn-proto style interface.
 //!
 //! `handle(now, local, remote, datagram)` and `handle_timeout(now)` feed it;
-//! `poll_transmit()`, `poll_event()` and `poll_timeout()` drain it. It never reads a clock,
-//! opens a socket or sleeps: the caller owns time and I/O (DESIGN.md rule 1).
+//! `poll_transmit()`, `poll_event()`, `poll_diagnostic()` and `poll_timeout()` drain it. It
+//! never reads a clock, opens a socket, logs or sleeps: the caller owns time and I/O (DESIGN.md
+//! rule 1). Every datagram it does not answer is counted under a reason
+//! ([`crate::diagnostic::Ignored`]).
 
 use core::fmt;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -11,20 +13,29 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_sa::TrafficSelector;
+use rampart_sa::{Mode, TrafficSelector, UdpEncap};
 
 use crate::config::{ChildConfig, ConnectionConfig, EndpointConfig};
 use crate::cookie::CookieJar;
 use crate::crypto::RandomSource;
+use crate::diagnostic::{Diagnostic, Diagnostics, Ignored};
 use crate::event::{ChildSaId, Event, IkeSaId, Transmit};
 use crate::exchange_log::ExchangeLog;
-use crate::message::{ExchangeType, Identification, Message};
+use crate::message::{
+    ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, HEADER_LEN, Header, Identification, Message, NotifyType, ParseError,
+    Payload,
+};
 use crate::offload::{DhDone, DhJob, DhOwner, InlineShares, KeyShareSource};
+use crate::proposal::{EspAlgorithms, IkeAlgorithms};
 use crate::state::{ChildState, Ctx, Ids, IkeSa, IkeState};
 use crate::tasks::{child_create, child_delete, child_rekey, ike_delete, ike_dpd, ike_init, ike_rekey};
 
 /// How often the cookie secret changes.
 const COOKIE_ROTATION: Duration = Duration::from_secs(300);
+
+/// Unprotected error answers outside any IKE SA (INVALID_MAJOR_VERSION) sent per second at most:
+/// they cost nothing to provoke, so a flood of them must not turn the endpoint into a reflector.
+pub const UNPROTECTED_ANSWERS_PER_SECOND: u32 = 10;
 
 /// A request the endpoint cannot carry out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +93,16 @@ pub struct ChildSaInfo {
     pub local_ts: Vec<TrafficSelector>,
     /// The peer's selectors.
     pub remote_ts: Vec<TrafficSelector>,
+    /// The negotiated ESP suite, PFS group and ESN.
+    pub algorithms: EspAlgorithms,
+    /// Tunnel or transport.
+    pub mode: Mode,
+    /// UDP encapsulation (NAT-T) of its ESP, with the ports.
+    pub encap: Option<UdpEncap>,
+    /// When it is rekeyed (`None`: never, or already rekeyed).
+    pub rekey_at: Option<Instant>,
+    /// When it is deleted at the latest (hard lifetime).
+    pub expire_at: Option<Instant>,
 }
 
 /// A snapshot of one IKE SA.
@@ -111,6 +132,16 @@ pub struct IkeSaInfo {
     pub next_request_id: u32,
     /// The IKE SA that replaced it, if rekeyed.
     pub successor: Option<IkeSaId>,
+    /// Our identity.
+    pub local_id: Identification,
+    /// The peer's authenticated identity (once it authenticated).
+    pub remote_id: Option<Identification>,
+    /// The negotiated algorithms and Diffie-Hellman group (once IKE_SA_INIT is done).
+    pub algorithms: Option<IkeAlgorithms>,
+    /// When it is rekeyed (`None`: never, or not established).
+    pub rekey_at: Option<Instant>,
+    /// When it is deleted at the latest.
+    pub expire_at: Option<Instant>,
     /// CHILD_SAs.
     pub children: Vec<ChildSaInfo>,
 }
@@ -132,6 +163,7 @@ macro_rules! ctx {
             shares: &mut *$self.shares,
             dh_jobs: &mut $self.dh_jobs,
             exchanges: &mut $self.exchanges,
+            diag: &mut $self.diag,
         }
     };
 }
@@ -166,6 +198,9 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     dh_jobs: VecDeque<DhJob>,
     exchanges: ExchangeLog,
+    diag: Diagnostics,
+    /// The second the unprotected answers are counted in, and how many went out in it.
+    unprotected: (Option<Instant>, u32),
 }
 
 impl fmt::Debug for Endpoint {
@@ -202,6 +237,8 @@ impl Endpoint {
             events: VecDeque::new(),
             dh_jobs: VecDeque::new(),
             exchanges: ExchangeLog::default(),
+            diag: Diagnostics::default(),
+            unprotected: (None, 0),
         }
     }
 
@@ -252,6 +289,17 @@ impl Endpoint {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next diagnostic for the log: a datagram dropped and why, a NO_PROPOSAL_CHOSEN with
+    /// what was offered and what is configured, an AUTHENTICATION_FAILED with its cause.
+    pub fn poll_diagnostic(&mut self) -> Option<Diagnostic> {
+        self.diag.pop()
+    }
+
+    /// Every datagram dropped without an answer, counted by reason (the counts only grow).
+    pub fn ignored(&self) -> &Diagnostics {
+        &self.diag
     }
 
     /// The next Diffie-Hellman computation to run elsewhere ([`EndpointConfig::offload_dh`]).
@@ -538,17 +586,15 @@ impl Endpoint {
         Ok(id)
     }
 
-    /// Initiates every connection that has a child with `start_action = start`, one IKE SA
+    /// Initiates every connection that has a child with `start_action = start` (or
+    /// `trap|start`), one IKE SA
     /// per connection with that child as its first CHILD_SA; returns what happened to each.
     pub fn start(&mut self, now: Instant) -> Vec<(String, Result<IkeSaId, EndpointError>)> {
         let todo: Vec<(String, String)> = self
             .connections
             .iter()
             .filter_map(|c| {
-                c.children
-                    .iter()
-                    .find(|ch| ch.start_action == crate::config::StartAction::Start)
-                    .map(|ch| (c.name.clone(), ch.name.clone()))
+                c.children.iter().find(|ch| ch.start_action.starts()).map(|ch| (c.name.clone(), ch.name.clone()))
             })
             .collect();
         todo.into_iter()
@@ -677,26 +723,44 @@ impl Endpoint {
     /// RFC says; nothing here panics on input.
     pub fn handle(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
         self.rotate_cookies(now);
-        let Ok(msg) = Message::parse(datagram) else { return };
+        let msg = match Message::parse(datagram) {
+            Ok(m) => m,
+            Err(ParseError::MajorVersion(v)) if v > 2 => {
+                return self.invalid_major_version(now, local, remote, datagram);
+            }
+            Err(e) => return self.diag.dropped(Ignored::Unparseable, remote, || e.to_string()),
+        };
         let h = msg.header;
         if h.exchange == ExchangeType::IkeSaInit && !h.is_response() {
             if let Some(id) = self.init_index.get(&(remote, h.spi_i)).copied() {
                 // A retransmitted IKE_SA_INIT: the same answer again, nothing new (nothing at
                 // all while its Diffie-Hellman computation is still running).
-                if let Some(sa) = self.sas.get_mut(&id)
-                    && sa.init_request == datagram
-                    && sa.expected_request_id == 1
-                {
-                    self.transmits.push_back(Transmit {
-                        from: sa.local,
-                        to: sa.remote,
-                        bytes: sa.init_response.clone(),
-                    });
+                match self.sas.get_mut(&id) {
+                    Some(sa) if sa.init_request == datagram && sa.expected_request_id == 1 => {
+                        self.transmits.push_back(Transmit {
+                            from: sa.local,
+                            to: sa.remote,
+                            bytes: sa.init_response.clone(),
+                        });
+                    }
+                    Some(sa) if sa.init_request == datagram => {
+                        self.diag.dropped(Ignored::DuplicateInit, remote, || {
+                            format!("SPIi {:016x}: the IKE SA is past IKE_SA_INIT", h.spi_i)
+                        })
+                    }
+                    Some(_) => self.diag.dropped(Ignored::DuplicateInit, remote, || {
+                        format!("SPIi {:016x}: a different IKE_SA_INIT with the SPI of a half-open IKE SA", h.spi_i)
+                    }),
+                    None => self.diag.dropped(Ignored::DuplicateInit, remote, || {
+                        format!("SPIi {:016x}: its Diffie-Hellman computation is still running", h.spi_i)
+                    }),
                 }
                 return;
             }
             if h.spi_r != 0 || !h.is_initiator() {
-                return;
+                return self.diag.dropped(Ignored::MalformedInit, remote, || {
+                    format!("IKE_SA_INIT request with SPIr {:016x} or without the initiator flag", h.spi_r)
+                });
             }
             let peer = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
             let conns = Arc::clone(&self.connections);
@@ -731,8 +795,80 @@ impl Endpoint {
         let ours = if h.is_initiator() { h.spi_r } else { h.spi_i };
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.4
         //# ... it MAY send an INVALID_IKE_SPI ... (Rampart stays silent: no state, no reflection.)
-        let Some(id) = self.by_spi.get(&ours).copied() else { return };
+        let Some(id) = self.by_spi.get(&ours).copied() else {
+            return self.diag.dropped(Ignored::UnknownSpi, remote, || {
+                format!(
+                    "{} {} for SPI {ours:016x} (SPIi {:016x}, SPIr {:016x})",
+                    crate::exchange_log::exchange_label(h.exchange),
+                    if h.is_response() { "response" } else { "request" },
+                    h.spi_i,
+                    h.spi_r
+                )
+            });
+        };
         self.with_sa(now, id, |sa, cx| sa.handle(cx, local, remote, datagram, msg));
+    }
+
+    /// A message of a higher major version: answered with INVALID_MAJOR_VERSION, version 2.0 in
+    /// the header, outside any IKE SA and rate limited; a response of one is dropped.
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.5
+    //# If an endpoint receives a message with a higher major version number,
+    //# it MUST drop the message and SHOULD send an unauthenticated Notify
+    //# message of type INVALID_MAJOR_VERSION containing the highest
+    //# (closest) version number it supports.
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-1.5
+    //# The message is a response message, and thus it is sent to the IP address and port
+    //# from whence it came with the same IKE SPIs and the Message ID and Exchange Type are
+    //# copied from the request.
+    fn invalid_major_version(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        let (Some(spi_i), Some(spi_r), Some(&exchange), Some(&flags), Some(id)) = (
+            datagram.get(0..8).and_then(|b| <[u8; 8]>::try_from(b).ok()),
+            datagram.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()),
+            datagram.get(18),
+            datagram.get(19),
+            datagram.get(20..24).and_then(|b| <[u8; 4]>::try_from(b).ok()),
+        ) else {
+            return self.diag.dropped(Ignored::Unparseable, remote, || "shorter than an IKE header".into());
+        };
+        let version = datagram.get(17).copied().unwrap_or(0);
+        if datagram.len() < HEADER_LEN || flags & FLAG_RESPONSE != 0 {
+            return self.diag.dropped(Ignored::Unparseable, remote, || {
+                format!("IKE major version {} in a response (never answered)", version >> 4)
+            });
+        }
+        if !self.unprotected_allowed(now) {
+            return self.diag.dropped(Ignored::RateLimited, remote, || {
+                format!("INVALID_MAJOR_VERSION for IKE major version {}", version >> 4)
+            });
+        }
+        let header = Header {
+            spi_i: u64::from_be_bytes(spi_i),
+            spi_r: u64::from_be_bytes(spi_r),
+            next_payload: 0,
+            major: 2,
+            minor: 0,
+            exchange: ExchangeType::from_u8(exchange),
+            // The response flag, and the initiator flag as our role in that exchange has it.
+            flags: FLAG_RESPONSE | if flags & FLAG_INITIATOR != 0 { 0 } else { FLAG_INITIATOR },
+            message_id: u32::from_be_bytes(id),
+            length: 0,
+        };
+        let bytes = Message::emit_plain(header, &[Payload::notify(NotifyType::INVALID_MAJOR_VERSION, vec![])]);
+        self.transmits.push_back(Transmit { from: local, to: remote, bytes });
+    }
+
+    /// Whether one more unprotected answer fits [`UNPROTECTED_ANSWERS_PER_SECOND`] now.
+    fn unprotected_allowed(&mut self, now: Instant) -> bool {
+        match self.unprotected {
+            (Some(start), n) if now < start + Duration::from_secs(1) => {
+                if n >= UNPROTECTED_ANSWERS_PER_SECOND {
+                    return false;
+                }
+                self.unprotected.1 = n + 1;
+            }
+            _ => self.unprotected = (Some(now), 1),
+        }
+        true
     }
 
     /// Runs every timer due at `now`: retransmissions, DPD, rekeys, expiry, keepalives.
@@ -773,6 +909,11 @@ fn info(sa: &IkeSa) -> IkeSaInfo {
         nat_remote: sa.nat_remote,
         next_request_id: sa.next_request_id,
         successor: sa.successor,
+        local_id: sa.conn.local.id.clone().unwrap_or_else(|| Identification::addr(sa.local.ip())),
+        remote_id: sa.auth.as_ref().map(|a| a.peer().clone()),
+        algorithms: sa.algs,
+        rekey_at: sa.rekey_at,
+        expire_at: sa.expire_at,
         children: sa
             .children
             .iter()
@@ -786,6 +927,11 @@ fn info(sa: &IkeSa) -> IkeSaInfo {
                 announced: c.announced,
                 local_ts: c.local_ts.clone(),
                 remote_ts: c.remote_ts.clone(),
+                algorithms: c.algs,
+                mode: c.mode,
+                encap: c.inbound.encap,
+                rekey_at: c.rekey_at,
+                expire_at: c.expire_at,
             })
             .collect(),
     }

@@ -11,7 +11,9 @@ use std::time::Instant;
 
 use crate::config::EndpointConfig;
 use crate::crypto::RandomSource;
+use crate::diagnostic::Ignored;
 use crate::event::{DownReason, Event, Transmit};
+use crate::exchange_log::exchange_label;
 use crate::message::{
     ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, Header, Message, NotifyType, Payload, ProtocolId, find_notify,
     unsupported_critical,
@@ -112,7 +114,7 @@ impl IkeSa {
     /// Handles a datagram addressed to this IKE SA.
     pub fn handle(&mut self, cx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr, raw: &[u8], msg: Message) {
         if self.state == IkeState::Dead {
-            return;
+            return cx.diag.dropped(Ignored::Unexpected, remote, || format!("{}: the IKE SA is closed", self.id));
         }
         if msg.header.is_response() {
             self.handle_response(cx, local, remote, raw, msg);
@@ -121,21 +123,39 @@ impl IkeSa {
         }
     }
 
-    fn handle_response(&mut self, cx: &mut Ctx<'_>, _local: SocketAddr, _remote: SocketAddr, raw: &[u8], msg: Message) {
+    fn handle_response(&mut self, cx: &mut Ctx<'_>, _local: SocketAddr, remote: SocketAddr, raw: &[u8], msg: Message) {
+        let h = msg.header;
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.3
         //# An endpoint MUST NOT ... process a response whose Message ID it did not send a
         //# request with (window of one: only the outstanding one).
-        let Some(out) = self.outstanding.as_ref() else { return };
-        if out.message_id != msg.header.message_id || out.exchange != msg.header.exchange {
-            return;
+        let Some(out) = self.outstanding.as_ref() else {
+            return cx.diag.dropped(Ignored::OutOfWindow, remote, || {
+                format!("{}: response with message ID {}, no request outstanding", self.id, h.message_id)
+            });
+        };
+        if out.message_id != h.message_id || out.exchange != h.exchange {
+            let (want, exchange) = (out.message_id, out.exchange);
+            return cx.diag.dropped(Ignored::OutOfWindow, remote, || {
+                format!(
+                    "{}: {} response with message ID {}, our request is {} {want}",
+                    self.id,
+                    exchange_label(h.exchange),
+                    h.message_id,
+                    exchange_label(exchange)
+                )
+            });
         }
         // The responder's SPI is learned from the first answer.
-        if msg.header.is_initiator() == self.initiator {
-            return;
+        if h.is_initiator() == self.initiator {
+            return cx.diag.dropped(Ignored::Unexpected, remote, || {
+                format!("{}: response with the initiator flag of our own role", self.id)
+            });
         }
-        let payloads = if msg.header.exchange == ExchangeType::IkeSaInit {
+        let payloads = if h.exchange == ExchangeType::IkeSaInit {
             if msg.encrypted.is_some() {
-                return;
+                return cx
+                    .diag
+                    .dropped(Ignored::Unexpected, remote, || format!("{}: encrypted IKE_SA_INIT response", self.id));
             }
             msg.payloads.clone()
         } else {
@@ -149,7 +169,7 @@ impl IkeSa {
                     self.after_flow(cx, flow);
                     return;
                 }
-                Err(_) => return,
+                Err(e) => return self.refused(cx, remote, &msg, e),
             }
         };
         self.last_heard = cx.now;
@@ -172,10 +192,26 @@ impl IkeSa {
         }
     }
 
+    /// Counts a message whose Encrypted payload did not open.
+    fn refused(&self, cx: &mut Ctx<'_>, remote: SocketAddr, msg: &Message, e: SkError) {
+        let h = msg.header;
+        let what = if h.is_response() { "response" } else { "request" };
+        match e {
+            SkError::Missing => cx.diag.dropped(Ignored::Unexpected, remote, || {
+                format!("{}: {} {what} without an Encrypted payload", self.id, exchange_label(h.exchange))
+            }),
+            _ => cx.diag.dropped(Ignored::BadIcv, remote, || {
+                format!("{}: {} {what}, message ID {}", self.id, exchange_label(h.exchange), h.message_id)
+            }),
+        }
+    }
+
     fn handle_request(&mut self, cx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr, raw: &[u8], msg: Message) {
         let id = msg.header.message_id;
         if msg.header.is_initiator() == self.initiator || msg.header.exchange == ExchangeType::IkeSaInit {
-            return;
+            return cx.diag.dropped(Ignored::Unexpected, remote, || {
+                format!("{}: {} request the IKE SA cannot take", self.id, exchange_label(msg.header.exchange))
+            });
         }
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.2
         //# The responder MUST remember each response until it receives a request whose sequence
@@ -184,27 +220,42 @@ impl IkeSa {
             && *last_id == id
         {
             // A retransmitted request: answer with the cached response, only if it authenticates.
-            if self.open(&msg, raw).is_ok() {
-                let bytes = bytes.clone();
-                self.transmit(cx, bytes);
+            match self.open(&msg, raw) {
+                Ok(_) => {
+                    //= https://www.rfc-editor.org/rfc/rfc7296#section-2.11
+                    //# The response MUST be sent to the IP address and port from which the request came.
+                    let bytes = bytes.clone();
+                    self.last_sent = cx.now;
+                    cx.transmits.push_back(Transmit { from: local, to: remote, bytes });
+                }
+                Err(e) => self.refused(cx, remote, &msg, e),
             }
             return;
         }
         if id != self.expected_request_id {
-            return;
+            let want = self.expected_request_id;
+            return cx.diag.dropped(Ignored::OutOfWindow, remote, || {
+                format!(
+                    "{}: {} request with message ID {id}, expected {want}",
+                    self.id,
+                    exchange_label(msg.header.exchange)
+                )
+            });
         }
         let payloads = match self.open(&msg, raw) {
             Ok(p) => Ok(p),
             Err(SkError::Malformed(_)) => Err(()),
-            Err(_) => return,
+            Err(e) => return self.refused(cx, remote, &msg, e),
         };
         self.last_heard = cx.now;
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.11
+        //# The response MUST be sent to the IP address and port from which the request came.
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
         //# ... the responder MUST use the address of the latest authenticated message
-        if self.nat() {
-            self.local = local;
-            self.remote = remote;
-        }
+        // With or without a NAT (a peer may move to port 4500 regardless, section 2.23): the
+        // answer, and every later request of this IKE SA, go where this request came from.
+        self.local = local;
+        self.remote = remote;
         let exchange = msg.header.exchange;
         let response = match payloads {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.1
@@ -225,7 +276,12 @@ impl IkeSa {
         let (payloads, then) = match response {
             Response::Payloads(p) => (p, None),
             Response::ThenDie(p, reason) => (p, Some(reason)),
-            Response::Silent => return,
+            Response::Silent => {
+                let state = self.state;
+                return cx.diag.dropped(Ignored::Unexpected, remote, || {
+                    format!("{}: {} request in state {state:?}", self.id, exchange_label(exchange))
+                });
+            }
         };
         let header = self.header(exchange, id, true);
         if let Some(bytes) = self.seal(header, &payloads, cx.rng) {

@@ -24,13 +24,15 @@
 //!   [`ike_sa`]: the driver of one IKE SA (messages in and out, retransmission, dispatch to the
 //!   tasks, timers); [`endpoint`]: all IKE SAs, routing, half-open limits.
 //! - [`event`]: what the endpoint hands back; [`exchange_log`]: exchange counts and round-trip
-//!   times for a daemon's metrics.
+//!   times for a daemon's metrics; [`diagnostic`]: what was dropped without an answer and why,
+//!   and the refusals (NO_PROPOSAL_CHOSEN, AUTHENTICATION_FAILED) a daemon logs.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod config;
 pub mod cookie;
 pub mod crypto;
+pub mod diagnostic;
 pub mod endpoint;
 pub mod event;
 pub mod exchange_log;

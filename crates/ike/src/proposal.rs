@@ -24,6 +24,21 @@ pub enum ProposalError {
     },
     /// A keyword Rampart does not know.
     Unknown(String),
+    /// A keyword Rampart knows but does not implement or refuses for interoperability, with
+    /// the reason.
+    Unsupported {
+        /// The keyword as written.
+        keyword: String,
+        /// Why, and what to write instead.
+        reason: &'static str,
+    },
+    /// A keyword in the wrong kind of proposal (a PRF in ESP, ESN in IKE, an ESP-only cipher).
+    Misplaced {
+        /// The keyword as written.
+        keyword: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A transform type the proposal needs is missing.
     Missing(&'static str),
     /// The ESP suite policy refused a combination.
@@ -35,6 +50,10 @@ impl fmt::Display for ProposalError {
         match self {
             ProposalError::Forbidden { keyword, reason } => write!(f, "algorithm '{keyword}' is refused: {reason}"),
             ProposalError::Unknown(k) => write!(f, "unknown algorithm keyword '{k}'"),
+            ProposalError::Unsupported { keyword, reason } => {
+                write!(f, "algorithm '{keyword}' is not supported: {reason}")
+            }
+            ProposalError::Misplaced { keyword, reason } => write!(f, "'{keyword}' {reason}"),
             ProposalError::Missing(what) => write!(f, "proposal has no {what}"),
             ProposalError::Policy(e) => write!(f, "{e}"),
         }
@@ -112,12 +131,24 @@ fn forbidden(keyword: &str, reason: &'static str) -> ProposalError {
     ProposalError::Forbidden { keyword: keyword.to_string(), reason }
 }
 
+fn unsupported(keyword: &str, reason: &'static str) -> ProposalError {
+    ProposalError::Unsupported { keyword: keyword.to_string(), reason }
+}
+
+/// `aes128gcm8`, `aes256gcm12`, `aes192gcm64`, ... (AES-GCM with an 8 or 12-byte ICV).
+fn is_short_icv_gcm(w: &str) -> bool {
+    ["aes128gcm", "aes192gcm", "aes256gcm"]
+        .iter()
+        .filter_map(|p| w.strip_prefix(p))
+        .any(|icv| matches!(icv, "8" | "12" | "64" | "96"))
+}
+
 fn token(word: &str) -> Result<Token, ProposalError> {
     let gcm = |bits| Ok(Token::Ike(Encr::AesGcm16 { key_bits: bits }));
     let t = match word {
         "aes128" | "aes" => Token::Ike(Encr::AesCbc { key_bits: 128 }),
+        "aes192" => Token::Ike(Encr::AesCbc { key_bits: 192 }),
         "aes256" => Token::Ike(Encr::AesCbc { key_bits: 256 }),
-        "aes192" => Token::Esp(Encryption::AesCbc { key_bits: 192 }),
         "aes128gcm16" | "aes128gcm128" | "aes128gcm" => return gcm(128),
         "aes256gcm16" | "aes256gcm128" | "aes256gcm" => return gcm(256),
         "chacha20poly1305" => Token::Ike(Encr::ChaCha20Poly1305),
@@ -132,6 +163,9 @@ fn token(word: &str) -> Result<Token, ProposalError> {
         "ecp384" => Token::Dh(DhGroup::Ecp384),
         "x25519" | "curve25519" => Token::Dh(DhGroup::Curve25519),
         "modp2048" => Token::Dh(DhGroup::Modp2048),
+        "modp3072" => Token::Dh(DhGroup::Modp3072),
+        "modp4096" => Token::Dh(DhGroup::Modp4096),
+        "ecp521" => Token::Dh(DhGroup::Ecp521),
         "esn" => Token::Esn(true),
         "noesn" => Token::Esn(false),
         //= https://www.rfc-editor.org/rfc/rfc8247#section-2.1
@@ -159,6 +193,38 @@ fn token(word: &str) -> Result<Token, ProposalError> {
         "ecp192" | "ecp224" => {
             return Err(forbidden(word, "elliptic curve groups below 256 bits are refused (RFC 8247 section 2.4)"));
         }
+        "aes192gcm16" | "aes192gcm128" | "aes192gcm" => {
+            return Err(unsupported(
+                word,
+                "AES-GCM with a 192-bit key is not implemented (neither the IKE SA's cipher nor \
+                 rampart-crypto has it); use aes128gcm16 or aes256gcm16",
+            ));
+        }
+        //= https://www.rfc-editor.org/rfc/rfc8221#section-5
+        //# ENCR_AES_GCM_16 | MUST | AEAD
+        w if is_short_icv_gcm(w) => {
+            return Err(unsupported(
+                word,
+                "AES-GCM with an 8 or 12-byte ICV is not recommended by RFC 8221 section 5 or \
+                 RFC 8247 section 2.1 (only the 16-byte ICV is), and Rampart implements only that: \
+                 use aes128gcm16 or aes256gcm16",
+            ));
+        }
+        "sha256_96" | "sha2_256_96" => {
+            return Err(unsupported(
+                word,
+                "HMAC-SHA-256 truncated to 96 bits is a pre-RFC 4868 Linux variant with no IANA \
+                 transform number and does not interoperate with RFC 4868 peers: use sha256 \
+                 (HMAC-SHA-256-128)",
+            ));
+        }
+        "curve448" | "x448" => {
+            return Err(unsupported(
+                word,
+                "Curve448 needs an X448 implementation, and crates.io has no released, maintained \
+                 one (RustCrypto's x448 is a pre-release); use curve25519, ecp384 or ecp521",
+            ));
+        }
         other => return Err(ProposalError::Unknown(other.to_string())),
     };
     Ok(t)
@@ -173,11 +239,21 @@ pub fn parse_ike_proposal(s: &str) -> Result<Vec<IkeProposal>, ProposalError> {
         match token(word)? {
             Token::Ike(e) if e.is_aead() => aead.push(e),
             Token::Ike(e) => plain.push(e),
-            Token::Esp(_) => return Err(ProposalError::Unknown(format!("{word} (not an IKE cipher)"))),
+            Token::Esp(_) => {
+                return Err(ProposalError::Misplaced {
+                    keyword: word.to_string(),
+                    reason: "is an ESP cipher, not one of the IKE SA (encryption without integrity)",
+                });
+            }
             Token::Integ(i, _) => integ.push(i),
             Token::Prf(p) => prf.push(p),
             Token::Dh(g) => dh.push(g),
-            Token::Esn(_) => return Err(ProposalError::Unknown(format!("{word} (ESN is for ESP proposals)"))),
+            Token::Esn(_) => {
+                return Err(ProposalError::Misplaced {
+                    keyword: word.to_string(),
+                    reason: "is for ESP proposals (extended sequence numbers), not IKE ones",
+                });
+            }
         }
     }
     if aead.is_empty() && plain.is_empty() {
@@ -225,7 +301,12 @@ pub fn parse_esp_proposal(s: &str) -> Result<Vec<EspProposal>, ProposalError> {
             },
             Token::Esp(e) => plain.push(e),
             Token::Integ(_, i) => integ.push(i),
-            Token::Prf(_) => return Err(ProposalError::Unknown(format!("{word} (a PRF is for IKE proposals)"))),
+            Token::Prf(_) => {
+                return Err(ProposalError::Misplaced {
+                    keyword: word.to_string(),
+                    reason: "is a PRF, which only IKE proposals have",
+                });
+            }
             Token::Dh(g) => dh.push(g),
             Token::Esn(e) => esn.push(e),
         }
@@ -475,4 +556,115 @@ pub fn accept_esp_answer(answer: &[Proposal], ours: &[EspProposal], with_dh: boo
     let spi: [u8; 4] = p.spi.as_slice().try_into().ok()?;
     let algs = ours.iter().find_map(|o| select_esp_one(p, o, with_dh))?;
     Some((u32::from_be_bytes(spi), algs))
+}
+
+/// An ESP cipher's swanctl.conf keyword.
+pub fn esp_encr_name(e: Encryption) -> String {
+    match e {
+        Encryption::AesGcm16 { key_bits } => format!("aes{key_bits}gcm16"),
+        Encryption::ChaCha20Poly1305 => "chacha20poly1305".into(),
+        Encryption::AesCbc { key_bits } => format!("aes{key_bits}"),
+        Encryption::Null => "null".into(),
+    }
+}
+
+/// An ESP integrity algorithm's swanctl.conf keyword (empty for none).
+pub fn esp_integ_name(i: Integrity) -> &'static str {
+    match i {
+        Integrity::HmacSha256_128 => "sha256",
+        Integrity::HmacSha384_192 => "sha384",
+        Integrity::HmacSha512_256 => "sha512",
+        Integrity::AesGmac { key_bits: 256 } => "aes256gmac",
+        Integrity::AesGmac { .. } => "aes128gmac",
+        Integrity::None => "",
+    }
+}
+
+/// A transform as swanctl.conf would write it, or its type and number when Rampart has no
+/// keyword for it (`encr3`, `dh25`).
+fn transform_name(p: &Proposal, t: &Transform) -> String {
+    let esp = p.protocol == ProtocolId::Esp;
+    let named = match t.kind {
+        tt::ENCR if esp => esp_encr_from(t).map(esp_encr_name),
+        tt::ENCR => Encr::from_transform(t.id, t.key_length).map(Encr::name),
+        tt::PRF => Prf::from_id(t.id).map(|x| x.name().to_string()),
+        tt::INTEG if t.id == 0 => Some(String::new()),
+        tt::INTEG if esp => esp_integ_from(t.id).map(|i| esp_integ_name(i).to_string()),
+        tt::INTEG => Integ::from_id(t.id).map(|x| x.name().to_string()),
+        tt::DH if t.id == 0 => Some(String::new()),
+        tt::DH => DhGroup::from_id(t.id).map(|g| g.name().to_string()),
+        tt::ESN => Some(if t.id == 1 { "esn".into() } else { "noesn".into() }),
+        _ => None,
+    };
+    named.unwrap_or_else(|| {
+        let kind = match t.kind {
+            tt::ENCR => "encr",
+            tt::PRF => "prf",
+            tt::INTEG => "integ",
+            tt::DH => "dh",
+            tt::ESN => "esn",
+            _ => "transform",
+        };
+        match t.key_length {
+            Some(bits) => format!("{kind}{}({bits} bits)", t.id),
+            None => format!("{kind}{}", t.id),
+        }
+    })
+}
+
+/// What a peer offered, one proposal per comma, in swanctl spelling (for the log of a
+/// NO_PROPOSAL_CHOSEN; transforms Rampart has no keyword for appear as their numbers).
+pub fn describe_offer(offered: &[Proposal]) -> String {
+    if offered.is_empty() {
+        return "nothing".into();
+    }
+    let one = |p: &Proposal| {
+        let mut words: Vec<String> = Vec::new();
+        for kind in [tt::ENCR, tt::INTEG, tt::PRF, tt::DH, tt::ESN] {
+            for t in p.transforms.iter().filter(|t| t.kind == kind) {
+                let n = transform_name(p, t);
+                if !n.is_empty() && !words.contains(&n) {
+                    words.push(n);
+                }
+            }
+        }
+        let protocol = match p.protocol {
+            ProtocolId::Ike => "IKE",
+            ProtocolId::Esp => "ESP",
+            ProtocolId::Ah => "AH",
+            ProtocolId::Other(_) => "?",
+        };
+        format!("{protocol}:{}", words.join("-"))
+    };
+    offered.iter().map(one).collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for IkeProposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words: Vec<String> = self.encr.iter().map(|e| e.name()).collect();
+        words.extend(self.integ.iter().map(|i| i.name().to_string()));
+        words.extend(self.prf.iter().map(|p| p.name().to_string()));
+        words.extend(self.dh.iter().map(|g| g.name().to_string()));
+        f.write_str(&words.join("-"))
+    }
+}
+
+impl fmt::Display for EspProposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words: Vec<String> = Vec::new();
+        words.extend(self.encr.iter().map(|e| esp_encr_name(*e)));
+        words.extend(self.integ.iter().map(|i| esp_integ_name(*i).to_string()));
+        words.extend(self.dh.iter().map(|g| g.name().to_string()));
+        words.extend(self.esn.iter().map(|e| if *e { "esn".to_string() } else { "noesn".to_string() }));
+        words.retain(|w| !w.is_empty());
+        f.write_str(&words.join("-"))
+    }
+}
+
+/// Our proposals, comma-separated, in swanctl spelling.
+pub fn describe<T: fmt::Display>(ours: &[T]) -> String {
+    if ours.is_empty() {
+        return "nothing".into();
+    }
+    ours.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
 }

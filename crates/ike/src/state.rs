@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 use crate::auth::AuthVerified;
 use crate::config::{ChildConfig, ConnectionConfig, EndpointConfig};
 use crate::crypto::{DhGroup, KeError, KeyShare, RandomSource};
+use crate::diagnostic::Diagnostics;
 use crate::event::{ChildSaId, DownReason, Event, IkeSaId, Transmit};
 use crate::exchange_log::ExchangeLog;
 use crate::keys::{ChildKeys, IkeSaKeys, child_keymat};
@@ -193,6 +194,8 @@ pub struct Ctx<'a> {
     pub dh_jobs: &'a mut VecDeque<DhJob>,
     /// Exchange counts and round-trip times, for metrics.
     pub exchanges: &'a mut ExchangeLog,
+    /// What was dropped and why; refusals an operator should read about.
+    pub diag: &'a mut Diagnostics,
 }
 
 impl Ctx<'_> {

@@ -71,18 +71,22 @@ fn every_ike_suite_establishes() {
         "aes128-sha256-modp2048",
         "aes256-sha384-x25519",
         "aes256-sha512-ecp256",
+        "aes192-sha256-modp3072",
+        "aes128gcm16-prfsha256-modp4096",
+        "aes256gcm16-prfsha512-ecp521",
     ] {
         let (mut a, mut b) = (conn_a(), conn_b());
         a.proposals = parse_ike_proposals(prop).unwrap();
         b.proposals = parse_ike_proposals(prop).unwrap();
-        a.children[0].esp_proposals = parse_esp_proposals("aes128-sha256-esn").unwrap();
-        b.children[0].esp_proposals = parse_esp_proposals("aes128-sha256-esn").unwrap();
+        a.children[0].esp_proposals = parse_esp_proposals("aes192-sha256-esn").unwrap();
+        b.children[0].esp_proposals = parse_esp_proposals("aes192-sha256-esn").unwrap();
         let mut p = Pair::new(a, b);
         p.establish();
         let (ia, ib) = (installs(&p.a_events), installs(&p.b_events));
         assert_eq!((ia.len(), ib.len()), (1, 1), "{prop}");
         assert_ends_match(ia[0].1, ib[0].0);
         assert!(ia[0].1.esn && ia[0].1.integrity_key.len() == 32, "{prop}");
+        assert_eq!(ia[0].1.encryption_key.len(), 24, "{prop}: AES-192-CBC for ESP");
     }
 }
 
@@ -567,8 +571,20 @@ fn cookies_under_load() {
 
 #[test]
 fn forged_cookie_is_not_accepted() {
-    let cb = EndpointConfig { cookie_threshold: 0, ..EndpointConfig::default() };
-    let mut p = Pair::with_config(conn_a(), conn_b(), EndpointConfig::default(), cb);
+    // One half-open IKE SA from elsewhere reaches a threshold of one: cookies from then on.
+    let cb = EndpointConfig { cookie_threshold: 1, ..EndpointConfig::default() };
+    let mut b = conn_b();
+    b.remote_addrs = vec![];
+    let mut p = Pair::with_config(conn_a(), b, EndpointConfig::default(), cb);
+    let mut other = Endpoint::new(EndpointConfig::default(), Box::new(rampart_ike::crypto::SeededRandom::new(77)));
+    let mut c = conn_a();
+    c.local_addrs = vec![ip("192.0.2.60")];
+    other.add_connection(c);
+    other.initiate(p.now, "gw", None).unwrap();
+    let t = other.poll_transmit().unwrap();
+    p.b.handle(p.now, t.to, t.from, &t.bytes);
+    assert!(p.b.poll_transmit().is_some());
+    assert_eq!(p.b.ike_sas().len(), 1);
     p.a.initiate(p.now, "gw", None).unwrap();
     p.collect();
     let (_, first) = p.in_flight.remove(0);
@@ -583,7 +599,7 @@ fn forged_cookie_is_not_accepted() {
     p.b.handle(p.now, first.to, first.from, &forged);
     let again = p.b.poll_transmit().unwrap();
     assert!(Message::parse(&again.bytes).unwrap().notify(NotifyType::COOKIE).is_some(), "asked again, no state kept");
-    assert!(p.b.ike_sas().is_empty());
+    assert_eq!(p.b.ike_sas().len(), 1, "only the other initiator's");
 }
 
 #[test]

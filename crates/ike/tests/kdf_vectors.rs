@@ -171,3 +171,43 @@ fn modp2048_prime_has_rfc3526_shape_and_public_range_is_checked() {
     let s = KeyShare::from_private(g, &[1]).unwrap();
     assert_eq!(s.public(), &two[..]);
 }
+
+/// The groups of RFC 3526 sections 4 and 5 and ECP-521 against an independent implementation:
+/// Python's `pow` over the RFC 3526 primes (as OpenSSL knows them) and the `cryptography`
+/// package's SECP521R1, with fixed private values (a: bytes 1.., b: the next ones).
+#[test]
+fn modp3072_modp4096_and_ecp521_match_an_independent_implementation() {
+    let hex = |s: &str| rampart_ike::hex::decode(s).unwrap();
+    let (xa, xb): (Vec<u8>, Vec<u8>) = ((1..=64).collect(), (65..=128).collect());
+    for (g, public_prefix, shared_suffix) in [
+        (DhGroup::Modp3072, "0526a7a4db46a66b53746f0b8f46c3f3", "c95f0c8a1b0906a919cee5980fdab424"),
+        (DhGroup::Modp4096, "6ee4102132e91a811fb1c71405d91fd0", "24ce0c075ab59caaf8e39dac1f5e3db4"),
+    ] {
+        let a = KeyShare::from_private(g, &xa).unwrap();
+        let b = KeyShare::from_private(g, &xb).unwrap();
+        assert_eq!(a.public().len(), g.public_len());
+        assert_eq!(&a.public()[..16], &hex(public_prefix)[..], "{g:?}");
+        let s = a.agree(b.public()).unwrap();
+        assert_eq!(&s[s.len() - 16..], &hex(shared_suffix)[..], "{g:?}");
+        assert_eq!(&s[..], &b.agree(a.public()).unwrap()[..]);
+        let mut one = vec![0u8; g.public_len()];
+        *one.last_mut().unwrap() = 1;
+        assert_eq!(g.validate_public(&one), Err(KeError::OutOfRange));
+        assert_eq!(g.validate_public(&vec![0xff; g.public_len()]), Err(KeError::OutOfRange));
+    }
+    // ECP-521: private values of 66 bytes, the first cleared (Python took them mod 2^520).
+    let mut da: Vec<u8> = (1..=66).collect();
+    let mut db: Vec<u8> = (67..=132).collect();
+    da[0] = 0;
+    db[0] = 0;
+    let a = KeyShare::from_private(DhGroup::Ecp521, &da).unwrap();
+    let b = KeyShare::from_private(DhGroup::Ecp521, &db).unwrap();
+    assert_eq!(a.public().len(), 132);
+    assert_eq!(&a.public()[..16], &hex("01f7eafa08fc845f03d01f7631f407fa")[..]);
+    let s = a.agree(b.public()).unwrap();
+    assert_eq!(s.len(), 66);
+    assert_eq!(&s[50..], &hex("6341ffab001133893604aba79c4202fc")[..]);
+    let mut off = b.public().to_vec();
+    off[131] ^= 1;
+    assert_eq!(a.agree(&off), Err(KeError::NotOnCurve));
+}

@@ -59,10 +59,11 @@ fn structural_garbage_is_dropped_silently() {
     let mut b = t.bytes.clone();
     b[30] = 0xff;
     assert!(to_b(&mut p, &t, &b).is_none());
-    // Major version 3.
+    // Major version 3: INVALID_MAJOR_VERSION, no state (tests/conformance.rs has the rest).
     let mut b = t.bytes.clone();
     b[17] = 0x30;
-    assert!(to_b(&mut p, &t, &b).is_none());
+    let m = to_b(&mut p, &t, &b).expect("INVALID_MAJOR_VERSION");
+    assert!(m.notify(NotifyType::INVALID_MAJOR_VERSION).is_some());
     assert!(p.b.ike_sas().is_empty());
     // After all that, the real request still works.
     assert!(to_b(&mut p, &t, &t.bytes).is_some_and(|m| m.header.spi_r != 0));
@@ -77,12 +78,12 @@ fn key_exchange_checks() {
         assert_eq!(m.header.spi_r, 0);
         m.payloads.iter().find_map(|p| if let Payload::Notify(n) = p { Some((n.kind, n.data.clone())) } else { None })
     };
-    // Huge KE for group 19.
+    // Huge KE for group 19: the suite cannot be used (never INVALID_SYNTAX in the clear).
     let huge = rewrite(&t, |p| *ke_of(p).1 = vec![4; 5000]);
-    assert_eq!(notify_of(to_b(&mut p, &t, &huge)), Some((NotifyType::INVALID_SYNTAX, vec![])));
+    assert_eq!(notify_of(to_b(&mut p, &t, &huge)), Some((NotifyType::NO_PROPOSAL_CHOSEN, vec![])));
     // A point not on the curve.
     let off = rewrite(&t, |p| ke_of(p).1[63] ^= 1);
-    assert_eq!(notify_of(to_b(&mut p, &t, &off)), Some((NotifyType::INVALID_SYNTAX, vec![])));
+    assert_eq!(notify_of(to_b(&mut p, &t, &off)), Some((NotifyType::NO_PROPOSAL_CHOSEN, vec![])));
     // A group B does not accept: the group B wants.
     let wrong = rewrite(&t, |p| {
         let (g, d) = ke_of(p);
@@ -90,9 +91,10 @@ fn key_exchange_checks() {
         *d = vec![2; 256];
     });
     assert_eq!(notify_of(to_b(&mut p, &t, &wrong)), Some((NotifyType::INVALID_KE_PAYLOAD, vec![0, 19])));
-    // No nonce at all.
+    // No nonce at all: dropped (and counted), nothing to answer in the clear.
     let no_nonce = rewrite(&t, |p| p.retain(|x| !matches!(x, Payload::Nonce(_))));
-    assert_eq!(notify_of(to_b(&mut p, &t, &no_nonce)), Some((NotifyType::INVALID_SYNTAX, vec![])));
+    assert!(to_b(&mut p, &t, &no_nonce).is_none());
+    assert_eq!(p.b.ignored().count(rampart_ike::diagnostic::Ignored::MalformedInit), 1);
     assert!(p.b.ike_sas().is_empty());
 }
 

@@ -157,3 +157,71 @@ fn esp_selection_pfs_and_esn() {
     bad.spi = vec![1, 2];
     assert!(select_esp(&[bad], &nopfs, true).is_none());
 }
+
+/// The keywords strongSwan users write: AES-192 in IKE and ESP, the larger MODP groups and
+/// ECP-521; the ones Rampart does not do are refused with the reason, not as unknown.
+#[test]
+fn strongswan_keywords_new_groups_and_aes192() {
+    let p = parse_ike_proposal("aes192-sha384-modp3072-modp4096-ecp521").unwrap();
+    assert_eq!(p[0].encr, vec![Encr::AesCbc { key_bits: 192 }]);
+    assert_eq!(p[0].dh, vec![DhGroup::Modp3072, DhGroup::Modp4096, DhGroup::Ecp521]);
+    assert_eq!(
+        p[0].to_wire(1, &[]).transforms.iter().filter(|t| t.kind == tt::DH).map(|t| t.id).collect::<Vec<_>>(),
+        vec![15, 16, 21]
+    );
+    assert_eq!(p[0].to_string(), "aes192-sha384-prfsha384-modp3072-modp4096-ecp521");
+    for g in [DhGroup::Modp3072, DhGroup::Modp4096, DhGroup::Ecp521] {
+        assert_eq!(DhGroup::from_id(g.id()), Some(g));
+    }
+    let e = parse_esp_proposal("aes192-sha256-modp3072").unwrap();
+    assert_eq!(e[0].encr, vec![Encryption::AesCbc { key_bits: 192 }]);
+    assert_eq!(e[0].pfs_group(), Some(DhGroup::Modp3072));
+    // The ESP transform carries the key length, and the answer goes round.
+    let wire = e[0].to_wire(1, 7, true);
+    let (_, _, algs) = select_esp(std::slice::from_ref(&wire), &e, true).unwrap();
+    assert_eq!(algs.suite.encryption_key_len(), 24);
+
+    for (s, word, needle) in [
+        ("aes192gcm16-prfsha256-ecp256", "aes192gcm16", "192-bit key is not implemented"),
+        ("aes128gcm12-prfsha256-ecp256", "aes128gcm12", "RFC 8221"),
+        ("aes256gcm8-prfsha256-ecp256", "aes256gcm8", "8 or 12-byte ICV"),
+        ("aes128-sha256_96-ecp256", "sha256_96", "RFC 4868"),
+        ("aes256gcm16-prfsha256-curve448", "curve448", "X448"),
+    ] {
+        match parse_ike_proposal(s) {
+            Err(ProposalError::Unsupported { keyword, reason }) => {
+                assert_eq!(keyword, word, "{s}");
+                assert!(reason.contains(needle), "{s}: {reason}");
+            }
+            other => panic!("{s}: {other:?}"),
+        }
+        let msg = parse_ike_proposal(s).unwrap_err().to_string();
+        assert!(msg.contains(word) && msg.contains("not supported"), "{msg}");
+    }
+    for s in ["aes192gcm16", "aes128gcm12", "aes128gcm8", "aes256-sha256_96"] {
+        assert!(matches!(parse_esp_proposal(s), Err(ProposalError::Unsupported { .. })), "{s}");
+    }
+    // Keywords in the wrong kind of proposal say which and why.
+    let msg = parse_esp_proposal("aes256gcm16-prfsha256").unwrap_err().to_string();
+    assert!(msg.contains("'prfsha256'") && msg.contains("PRF"), "{msg}");
+    let msg = parse_ike_proposal("aes256-sha256-ecp256-esn").unwrap_err().to_string();
+    assert!(msg.contains("'esn'") && msg.contains("ESP"), "{msg}");
+    let msg = parse_ike_proposal("null-sha256-ecp256").unwrap_err().to_string();
+    assert!(msg.contains("'null'"), "{msg}");
+}
+
+/// What the log of a NO_PROPOSAL_CHOSEN shows of an offer, transforms without a keyword by
+/// their numbers.
+#[test]
+fn offers_are_described_in_swanctl_spelling() {
+    let theirs = parse_ike_proposals("aes256-sha256-ecp256, aes128gcm16-prfsha384-x25519").unwrap();
+    let mut offered: Vec<Proposal> = theirs.iter().enumerate().map(|(i, p)| p.to_wire(i as u8 + 1, &[])).collect();
+    offered[0].transforms.push(Transform::new(tt::DH, 2));
+    assert_eq!(
+        describe_offer(&offered),
+        "IKE:aes256-sha256-prfsha256-ecp256-dh2, IKE:aes128gcm16-prfsha384-curve25519"
+    );
+    let esp = parse_esp_proposals("aes192-sha512-esn").unwrap();
+    assert_eq!(describe_offer(&[esp[0].to_wire(1, 9, true)]), "ESP:aes192-sha512-esn");
+    assert_eq!(describe(&esp), "aes192-sha512-esn");
+}

@@ -258,3 +258,51 @@ fn ipv6_outer_and_inner_addresses() {
     assert!(ok, "{out}");
     assert!(wait_until(secs(5), || a.db_sas().is_empty() && b.db_sas().is_empty()));
 }
+
+/// `rampart ctl list-sas` as an operator reads it: algorithms and DH group, ports, times to
+/// rekey and expire, and the bytes and packets of each CHILD_SA that the data plane counted
+/// (written here into the usage area through `rampart_sadb::Reader`, the data plane's side).
+#[test]
+fn list_sas_shows_algorithms_times_and_usage() {
+    if !can_run("list_sas_shows_algorithms_times_and_usage", false) {
+        return;
+    }
+    let topo = Topo::new("ls");
+    let a_conn = Rampart::gw_connection(Side::A, "", "start_action = \"start\"")
+        .replace("proposals = \"aes256-sha256-ecp256, aes256-sha256-x25519\"", "proposals = \"aes192-sha384-ecp521\"");
+    let b_conn = Rampart::gw_connection(Side::B, "", "")
+        .replace("proposals = \"aes256-sha256-ecp256, aes256-sha256-x25519\"", "proposals = \"aes192-sha384-ecp521\"");
+    let (a, b) = pair(&topo, &a_conn, &b_conn);
+    assert!(wait_until(secs(10), || a.up() == 1 && b.up() == 1), "{}", a.log());
+    let child = a.list()[0]["children"][0].clone();
+    let spi = |k: &str| u32::from_str_radix(child[k].as_str().unwrap(), 16).unwrap();
+    let id_of = |spi: u32, d: Direction| {
+        a.reader()
+            .snapshot()
+            .sas()
+            .find(|m| m.direction == d && m.spi == spi)
+            .map(|m| m.id)
+            .expect("SA in the database")
+    };
+    a.reader().account(id_of(spi("spi_in"), Direction::Inbound), 123_456, 789, unix_now());
+    a.reader().account(id_of(spi("spi_out"), Direction::Outbound), 65_432, 10, unix_now());
+    let (ok, out) = a.ctl_cli(&["list-sas"]);
+    assert!(ok, "{out}");
+    for want in [
+        "gw: #1, ESTABLISHED, IKEv2, ",
+        "  local  'gw-a.sw.test' @ 192.0.2.1[500]",
+        "  remote 'gw-b.sw.test' @ 192.0.2.2[500]",
+        "  aes192-sha384-prfsha384-ecp521 (DH group ecp521)",
+        "  rekeying in 3h ",
+        ", INSTALLED, TUNNEL, ESP:aes256gcm16",
+        "    local  198.18.1.0/24",
+        "    remote 198.18.2.0/24",
+    ] {
+        assert!(out.contains(want), "no `{want}` in\n{out}");
+    }
+    let line = |dir: &str| out.lines().find(|l| l.starts_with(&format!("    {dir} "))).unwrap_or_default().to_string();
+    assert!(line("in ").ends_with("123456 bytes,      789 packets"), "{out}");
+    assert!(line("out").ends_with("65432 bytes,       10 packets"), "{out}");
+    let (ok, json) = a.ctl_cli(&["list-sas", "--json"]);
+    assert!(ok && json.contains("\"dh_group\":\"ecp521\"") && json.contains("\"bytes_in\":123456"), "{json}");
+}

@@ -50,6 +50,53 @@ fn strongswan_initiates_rampart_responds_two_suites() {
     }
 }
 
+/// The Diffie-Hellman groups strongSwan users configure beyond the common ones: MODP-3072 and
+/// ECP-521 for the IKE SA, with strongSwan initiating and the keys in Rampart's database the
+/// ones charon logged; then Rampart initiates a CHILD_SA rekey with PFS in the same group.
+#[test]
+fn modp3072_and_ecp521_interoperate() {
+    if !can_run("modp3072_and_ecp521_interoperate", true) {
+        return;
+    }
+    for group in ["modp3072", "ecp521"] {
+        let topo = Topo::new("gr");
+        let conn = Rampart::gw_connection(Side::B, "", "")
+            .replace(
+                "proposals = \"aes256-sha256-ecp256, aes256-sha256-x25519\"",
+                &format!("proposals = \"aes256-sha256-{group}\""),
+            )
+            .replace("esp_proposals = \"aes256gcm16\"", &format!("esp_proposals = \"aes256gcm16-{group}\""));
+        let r = Rampart::start(&topo, Side::B, &(Rampart::daemon_section(&topo, Side::B, "") + &conn));
+        let c = Charon::start(
+            &topo,
+            Side::A,
+            &SwanOpts {
+                ike_proposals: format!("aes256-sha256-{group}"),
+                esp_proposals: format!("aes256gcm16-{group}"),
+                ..Default::default()
+            },
+        );
+        let out = c.initiate();
+        assert!(out.contains("initiate completed successfully"), "{group}: {out}\n{}", r.log());
+        assert!(wait_until(secs(5), || r.db_sas().len() == 2), "{:?}", r.db_sas());
+        assert_eq!(check_keys(&r, &c, Some(false)), 1, "{group}");
+        let sa = &r.list()[0];
+        assert_eq!(sa["dh_group"], group, "{sa}");
+        // A CHILD_SA rekey by charon, with PFS in the group.
+        let out = c.swanctl(&["--rekey", "--child", "net"]);
+        assert!(out.contains("rekey completed successfully"), "{group}: {out}");
+        assert!(wait_until(secs(10), || r.stat("child_sa_rekeys") == 1), "{group}: {}", r.log());
+        assert!(
+            wait_until(secs(8), || matches!(keys_agree(&r, &c, None), Ok(1))),
+            "{group}: {:?}",
+            keys_agree(&r, &c, None)
+        );
+        let list = r.list();
+        let children = list[0]["children"].as_array().cloned().unwrap_or_default();
+        assert!(children.iter().any(|c| c["state"] == "installed" && c["pfs"] == group), "{children:?}");
+    }
+}
+
 /// Rampart initiates (start_action = start) with short lifetimes: CHILD_SA and IKE_SA rekeys
 /// against strongSwan, keys still matching, one policy switched make-before-break; then
 /// `rampart ctl terminate` deletes everything on both sides.
@@ -174,7 +221,11 @@ fn malformed_datagrams_never_crash_the_daemon() {
     let topo = Topo::new("mf");
     // Limits up: the well-formed requests among the garbage make half-open SAs from the
     // address strongSwan connects from afterwards.
-    let daemon = Rampart::daemon_section(&topo, Side::B, "cookie_threshold = 100000\nblock_threshold = 100000");
+    let daemon = Rampart::daemon_section(
+        &topo,
+        Side::B,
+        "cookie_threshold = 100000\ncookie_threshold_ip = 100000\nblock_threshold = 100000",
+    );
     let mut r = Rampart::start(&topo, Side::B, &(daemon + &Rampart::gw_connection(Side::B, "", "")));
     let script = r#"
 import random, socket, struct, sys

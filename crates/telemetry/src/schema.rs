@@ -207,7 +207,7 @@ metrics! {
     IKE_CHILD_SA_EVENTS: counter["event"] =
         "rampart_ike_child_sa_events_total", "CHILD_SAs installed, rekeyed, deleted, failed; rekeys and deletes forced by usage limits.";
     IKE_DROPPED_DATAGRAMS: counter["reason"] =
-        "rampart_ike_dropped_datagrams_total", "Datagrams the daemon dropped (runts, ESP on the IKE socket) or could not send.";
+        "rampart_ike_dropped_datagrams_total", "Datagrams the IKE daemon dropped without an answer (each reason the core or the daemon has) or could not send, by reason.";
     IKE_NAT_KEEPALIVES: counter[] =
         "rampart_ike_nat_keepalives_received_total", "NAT keepalives received on port 4500.";
     IKE_ACQUIRES: counter[] =

@@ -384,3 +384,53 @@ fn no_key_material_at_trace_level_in_any_format() {
     }
     let _ = Duration::ZERO;
 }
+
+/// What a responder refused, logged as the IKE daemon logs it (`diagnostic_log`): a peer with
+/// the wrong pre-shared key gets AUTHENTICATION_FAILED and the log says precisely why, a
+/// datagram cut short is dropped as unparseable with the parse error, a tampered one as a bad
+/// ICV; every line carries the peer's address, and neither side's key shows in any form.
+#[test]
+fn refusals_are_logged_with_the_peer_address_and_without_keys() {
+    const OTHER_PSK: &[u8] = b"Mw3other-Hs8Qe1-Tz5Gc7";
+    for format in FORMATS {
+        let log = capture(format, || {
+            let now = Instant::now();
+            let a_conf = connection("192.0.2.1", "192.0.2.2", "a.test", "b.test", "198.18.1.0/24", "198.18.2.0/24");
+            let mut b_conf = connection("192.0.2.2", "192.0.2.1", "b.test", "a.test", "198.18.2.0/24", "198.18.1.0/24");
+            b_conf.psk = Some(Psk::new(OTHER_PSK));
+            let mut a = Endpoint::new(EndpointConfig::default(), Box::new(SeededRandom::new(21)));
+            a.add_connection(a_conf);
+            let mut b = Endpoint::new(EndpointConfig::default(), Box::new(SeededRandom::new(22)));
+            b.add_connection(b_conf);
+            a.initiate(now, "gw", None).unwrap();
+            for _ in 0..10 {
+                while let Some(t) = a.poll_transmit() {
+                    if t.bytes.len() > 40 {
+                        b.handle(now, t.to, t.from, &t.bytes[..40]);
+                        let mut bad = t.bytes.clone();
+                        let n = bad.len();
+                        bad[n - 1] ^= 1;
+                        b.handle(now, t.to, t.from, &bad);
+                    }
+                    b.handle(now, t.to, t.from, &t.bytes);
+                }
+                while let Some(t) = b.poll_transmit() {
+                    a.handle(now, t.to, t.from, &t.bytes);
+                }
+            }
+            while let Some(d) = b.poll_diagnostic() {
+                rampart_ike_daemon::diagnostic_log::log(&d);
+            }
+        });
+        for needle in ["AUTHENTICATION_FAILED", "AUTH did not verify", "unparseable", "bad_icv", "header says"] {
+            assert!(log.contains(needle), "{format:?}: no {needle} in\n{log}");
+        }
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(lines.len() >= 3, "{format:?}:\n{log}");
+        for l in &lines {
+            assert!(l.contains("192.0.2.1:500"), "{format:?}: a line without the peer's address: {l}");
+        }
+        let found = leaks(&log, &[("A's pre-shared key", PSK.to_vec()), ("B's pre-shared key", OTHER_PSK.to_vec())]);
+        assert!(found.is_empty(), "{format:?}: key material in the log:\n{}", found.join("\n"));
+    }
+}

@@ -85,6 +85,9 @@ pub struct DaemonConfig {
     /// `listen`: local addresses to bind UDP 500/4500 on (default: every connection's
     /// `local_addrs`).
     pub listen: Vec<IpAddr>,
+    /// No `listen` given and a connection has no `local_addrs` (or `%any`): the daemon binds
+    /// every address the host has, at start and at each reload, besides `listen`.
+    pub listen_any: bool,
     /// `port` (500).
     pub port: u16,
     /// `port_nat_t` (4500).
@@ -103,8 +106,8 @@ pub struct DaemonConfig {
     /// `rekey_switch_delay`: after a CHILD_SA rekey we initiated, how long outbound traffic
     /// stays on the old SA while the peer's data plane loads the new one (100 ms).
     pub rekey_switch_delay: Duration,
-    /// The endpoint settings (`retransmit_*`, `cookie_threshold`, `block_threshold`,
-    /// `half_open_timeout`, `keep_alive`, `replay_window`).
+    /// The endpoint settings (`retransmit_*`, `cookie_threshold`, `cookie_threshold_ip`,
+    /// `block_threshold`, `half_open_timeout`, `keep_alive`, `replay_window`).
     pub endpoint: EndpointConfig,
 }
 
@@ -115,6 +118,7 @@ impl Default for DaemonConfig {
             sa_capacity: rampart_sadb::Capacities::default().sas,
             policy_capacity: rampart_sadb::Capacities::default().policies,
             listen: Vec::new(),
+            listen_any: false,
             port: 500,
             port_nat_t: 4500,
             control_socket: PathBuf::from("/run/rampart/ike.sock"),
@@ -231,7 +235,6 @@ impl Config {
             warnings.append(&mut sdoc.warnings);
         }
         let mut connections = Vec::new();
-        let mut names = Vec::new();
         let mut actions = HashMap::new();
         let mut fingerprints = HashMap::new();
         if let Some((_, v)) = get(root, "connections") {
@@ -246,41 +249,30 @@ impl Config {
                 }
                 fingerprints.insert(name.to_string(), fingerprint(&conn, &actions));
                 connections.push(conn);
-                names.push(k.span());
             }
         }
         if daemon.listen.is_empty() {
-            daemon.listen = listen_addresses(doc, &connections, &names)?;
+            (daemon.listen, daemon.listen_any) = listen_addresses(&connections);
         }
         warnings.splice(0..0, std::mem::take(&mut doc.warnings));
         Ok(Config { daemon, connections, actions, warnings, fingerprints })
     }
 }
 
-/// The addresses to bind when `daemon.listen` is not set: every connection's `local_addrs`.
-fn listen_addresses(
-    doc: &Doc<'_>,
-    connections: &[ConnectionConfig],
-    names: &[Range<usize>],
-) -> Result<Vec<IpAddr>, ConfError> {
+/// The addresses to bind when `daemon.listen` is not set: every connection's `local_addrs`, and
+/// whether one has none (`%any`: every address of the host, as swanctl.conf means it).
+fn listen_addresses(connections: &[ConnectionConfig]) -> (Vec<IpAddr>, bool) {
     let mut listen: Vec<IpAddr> = Vec::new();
-    for (c, span) in connections.iter().zip(names) {
-        if c.local_addrs.is_empty() {
-            return Err(doc.err(
-                span,
-                format!(
-                    "connection '{}' has no local_addrs: set them, or daemon.listen for the addresses to bind",
-                    c.name
-                ),
-            ));
-        }
+    let mut any = false;
+    for c in connections {
+        any |= c.local_addrs.is_empty();
         for a in &c.local_addrs {
             if !listen.contains(a) {
                 listen.push(*a);
             }
         }
     }
-    Ok(listen)
+    (listen, any)
 }
 
 fn check_name(doc: &Doc<'_>, what: &str, name: &str, span: &Range<usize>) -> Result<(), ConfError> {
@@ -340,6 +332,7 @@ fn read_daemon(
             "retransmit_base",
             "retransmit_tries",
             "cookie_threshold",
+            "cookie_threshold_ip",
             "block_threshold",
             "half_open_timeout",
             "keep_alive",
@@ -408,7 +401,9 @@ fn read_daemon(
                 e.retransmit_tries = u32::try_from(doc.integer(key, v)?)
                     .map_err(|_| doc.err(&v.span(), "'retransmit_tries' must not be negative"))?
             }
+            // 0 switches each check off (strongSwan's meaning).
             "cookie_threshold" => e.cookie_threshold = positive_usize(doc, key, v)?,
+            "cookie_threshold_ip" => e.cookie_threshold_ip = positive_usize(doc, key, v)?,
             "block_threshold" => e.block_threshold = positive_usize(doc, key, v)?,
             "half_open_timeout" => e.half_open_timeout = doc.duration(key, v)?,
             "keep_alive" => e.keep_alive = doc.duration(key, v)?,
@@ -748,14 +743,17 @@ fn read_child(
                 }
             }
             "start_action" => {
-                c.start_action = match doc.string(key, v)? {
-                    "none" => StartAction::None,
-                    "trap" => StartAction::Trap,
-                    "start" => StartAction::Start,
-                    other => {
-                        return Err(
-                            doc.err(&v.span(), format!("{what}.start_action = {other}: use none, trap or start"))
-                        );
+                let words: Vec<&str> = doc.string(key, v)?.split('|').map(str::trim).collect();
+                c.start_action = match words.as_slice() {
+                    ["none"] => StartAction::None,
+                    ["trap"] => StartAction::Trap,
+                    ["start"] => StartAction::Start,
+                    ["trap", "start"] | ["start", "trap"] => StartAction::TrapAndStart,
+                    _ => {
+                        return Err(doc.err(
+                            &v.span(),
+                            format!("{what}.start_action = {}: use none, trap, start or trap|start", words.join("|")),
+                        ));
                     }
                 }
             }
@@ -853,8 +851,11 @@ fn read_ts(
 }
 
 /// One swanctl.conf traffic selector: `10.0.0.0/24`, `10.0.0.1`, `10.0.0.1-10.0.0.9`,
-/// `dynamic`, `%any`/`%any4`/`%any6`, each optionally followed by `[proto/port]` where proto is
-/// a name (tcp, udp, icmp, icmpv6, sctp) or number and port a number, a range `a-b` or `%any`.
+/// `dynamic`, `%any`/`%any4`/`%any6`, each optionally followed by `[proto/port]` as swanctl
+/// writes it: the protocol a name (tcp, udp, icmp, ...), a number or `%any`; the port a number,
+/// a service name (`https`, `domain`: the built-in IANA names, then `/etc/services`), a range
+/// `a-b` of either, or `%any`; for ICMP and ICMPv6 the port is the message type (or
+/// `type/code`), encoded as RFC 7296 section 3.13.1 says.
 pub fn parse_ts(s: &str, dynamic: Option<IpAddr>) -> Result<Vec<TrafficSelector>, String> {
     let (addr, extra) = match s.split_once('[') {
         Some((a, rest)) => {
@@ -901,22 +902,19 @@ pub fn parse_ts(s: &str, dynamic: Option<IpAddr>) -> Result<Vec<TrafficSelector>
     };
     let protocol: u8 = match proto {
         "" | "%any" | "any" => 0,
-        "tcp" => 6,
-        "udp" => 17,
-        "icmp" => 1,
-        "icmpv6" | "ipv6-icmp" => 58,
-        "sctp" => 132,
-        "gre" => 47,
-        n => n.parse().map_err(|_| format!("unknown protocol '{n}'"))?,
+        n => match protocol_number(n) {
+            Some(p) => p,
+            None => n.parse().map_err(|_| format!("unknown protocol '{n}'"))?,
+        },
     };
     let (lo, hi) = match port {
         None | Some("%any" | "") => (0, u16::MAX),
+        Some("%opaque") => return Err("'%opaque' ports are not supported (fragments are reassembled first)".into()),
+        Some(p) if protocol == 1 || protocol == 58 => icmp_ports(p)?,
         Some(p) => match p.split_once('-') {
-            Some((a, b)) => {
-                (a.trim().parse::<u16>().map_err(|_| "bad port")?, b.trim().parse::<u16>().map_err(|_| "bad port")?)
-            }
+            Some((a, b)) => (port_number(a.trim(), protocol)?, port_number(b.trim(), protocol)?),
             None => {
-                let n = p.parse::<u16>().map_err(|_| "bad port (names are not resolved; use numbers)")?;
+                let n = port_number(p, protocol)?;
                 (n, n)
             }
         },
@@ -933,6 +931,124 @@ pub fn parse_ts(s: &str, dynamic: Option<IpAddr>) -> Result<Vec<TrafficSelector>
             t
         })
         .collect())
+}
+
+/// IP protocol numbers by the names swanctl.conf takes.
+fn protocol_number(name: &str) -> Option<u8> {
+    Some(match name {
+        "icmp" => 1,
+        "igmp" => 2,
+        "tcp" => 6,
+        "udp" => 17,
+        "ipv6" => 41,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "icmpv6" | "ipv6-icmp" => 58,
+        "ospf" => 89,
+        "sctp" => 132,
+        "udplite" => 136,
+        _ => return None,
+    })
+}
+
+/// IANA service names the selectors of gateways name most, with their ports (the same for
+/// TCP and UDP where both exist).
+const SERVICES: &[(&str, u16)] = &[
+    ("ftp-data", 20),
+    ("ftp", 21),
+    ("ssh", 22),
+    ("telnet", 23),
+    ("smtp", 25),
+    ("domain", 53),
+    ("bootps", 67),
+    ("bootpc", 68),
+    ("tftp", 69),
+    ("http", 80),
+    ("www", 80),
+    ("kerberos", 88),
+    ("pop3", 110),
+    ("ntp", 123),
+    ("netbios-ns", 137),
+    ("netbios-dgm", 138),
+    ("netbios-ssn", 139),
+    ("imap", 143),
+    ("snmp", 161),
+    ("snmp-trap", 162),
+    ("bgp", 179),
+    ("ldap", 389),
+    ("https", 443),
+    ("microsoft-ds", 445),
+    ("isakmp", 500),
+    ("syslog", 514),
+    ("submission", 587),
+    ("ldaps", 636),
+    ("imaps", 993),
+    ("pop3s", 995),
+    ("openvpn", 1194),
+    ("l2tp", 1701),
+    ("pptp", 1723),
+    ("radius", 1812),
+    ("radius-acct", 1813),
+    ("nfs", 2049),
+    ("mysql", 3306),
+    ("ms-wbt-server", 3389),
+    ("ipsec-nat-t", 4500),
+    ("sip", 5060),
+    ("sips", 5061),
+    ("postgresql", 5432),
+    ("http-alt", 8080),
+];
+
+/// A port as swanctl.conf writes it: a number, or a service name (the table above, then
+/// `/etc/services` for `protocol`).
+fn port_number(p: &str, protocol: u8) -> Result<u16, String> {
+    if let Ok(n) = p.parse::<u16>() {
+        return Ok(n);
+    }
+    if let Some((_, n)) = SERVICES.iter().find(|(name, _)| *name == p) {
+        return Ok(*n);
+    }
+    let proto = match protocol {
+        6 => "tcp",
+        17 => "udp",
+        132 => "sctp",
+        _ => "",
+    };
+    if let Some(n) = std::fs::read_to_string("/etc/services").ok().and_then(|t| etc_services(&t, p, proto)) {
+        return Ok(n);
+    }
+    Err(format!("unknown port or service name '{p}' (a number, a range a-b, or a name from /etc/services)"))
+}
+
+/// The port of service `name` (or one of its aliases) for `proto` in an `/etc/services` text.
+fn etc_services(text: &str, name: &str, proto: &str) -> Option<u16> {
+    text.lines().find_map(|l| {
+        let l = l.split('#').next()?;
+        let mut words = l.split_whitespace();
+        let service = words.next()?;
+        let (port, p) = words.next()?.split_once('/')?;
+        let named = service == name || words.any(|alias| alias == name);
+        (named && (proto.is_empty() || p == proto)).then(|| port.parse().ok()).flatten()
+    })
+}
+
+//= https://www.rfc-editor.org/rfc/rfc7296#section-3.13.1
+//# For the ICMP and ICMPv6 protocols, the two one-octet fields Type and Code are treated as a
+//# single 16-bit integer port number, with Type in the most significant eight bits and Code in
+//# the least significant eight bits.
+fn icmp_ports(p: &str) -> Result<(u16, u16), String> {
+    let byte = |s: &str| s.trim().parse::<u8>().map_err(|_| format!("ICMP type or code '{s}' is not 0-255"));
+    match p.split_once('/') {
+        Some((t, c)) => {
+            let v = u16::from(byte(t)?) << 8 | u16::from(byte(c)?);
+            Ok((v, v))
+        }
+        None => {
+            let t = u16::from(byte(p)?) << 8;
+            Ok((t, t | 0xff))
+        }
+    }
 }
 
 /// Reads a duration as the configuration writes it (`30`, `"30s"`, `"5m"`, `"1h"`, `"1d"`).

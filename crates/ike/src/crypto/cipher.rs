@@ -1,5 +1,6 @@
-//! Encryption transforms of the IKE SA: AES-GCM-16 (RFC 5282), ChaCha20-Poly1305 (RFC 7634),
-//! AES-CBC (RFC 3602), as used by the Encrypted payload.
+//! Encryption transforms of the IKE SA: AES-GCM-16 with 128 and 256-bit keys (RFC 5282),
+//! ChaCha20-Poly1305 (RFC 7634), AES-CBC with 128, 192 and 256-bit keys (RFC 3602), as used by
+//! the Encrypted payload.
 //!
 //! Only the primitive operations; the SK payload layout lives in [`crate::sk`]. Keys are taken
 //! by reference and never stored or printed here.
@@ -10,7 +11,7 @@ use ring::aead;
 /// An encryption transform (IKEv2 transform type 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Encr {
-    /// ENCR_AES_CBC (12), 128 or 256-bit key.
+    /// ENCR_AES_CBC (12), 128, 192 or 256-bit key.
     AesCbc {
         /// Key size in bits.
         key_bits: u16,
@@ -41,6 +42,15 @@ impl Encr {
         }
     }
 
+    /// The swanctl.conf keyword (`aes256`, `aes128gcm16`, `chacha20poly1305`).
+    pub fn name(self) -> String {
+        match self {
+            Encr::AesCbc { key_bits } => format!("aes{key_bits}"),
+            Encr::AesGcm16 { key_bits } => format!("aes{key_bits}gcm16"),
+            Encr::ChaCha20Poly1305 => "chacha20poly1305".into(),
+        }
+    }
+
     /// Key Length attribute, where the transform has one.
     pub fn key_length_attribute(self) -> Option<u16> {
         match self {
@@ -52,7 +62,7 @@ impl Encr {
     /// The transform for an ID and Key Length attribute, if Rampart implements it for IKE.
     pub fn from_transform(id: u16, key_bits: Option<u16>) -> Option<Encr> {
         match (id, key_bits) {
-            (12, Some(b @ (128 | 256))) => Some(Encr::AesCbc { key_bits: b }),
+            (12, Some(b @ (128 | 192 | 256))) => Some(Encr::AesCbc { key_bits: b }),
             (20, Some(b @ (128 | 256))) => Some(Encr::AesGcm16 { key_bits: b }),
             (28, None) => Some(Encr::ChaCha20Poly1305),
             _ => None,
@@ -144,6 +154,8 @@ impl Encr {
         match self {
             Encr::AesCbc { key_bits: 128 } => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv)
                 .is_ok_and(|c| c.encrypt_padded::<NoPadding>(buf, len).is_ok()),
+            Encr::AesCbc { key_bits: 192 } => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv)
+                .is_ok_and(|c| c.encrypt_padded::<NoPadding>(buf, len).is_ok()),
             Encr::AesCbc { key_bits: 256 } => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
                 .is_ok_and(|c| c.encrypt_padded::<NoPadding>(buf, len).is_ok()),
             _ => false,
@@ -157,6 +169,8 @@ impl Encr {
         }
         let ok = match self {
             Encr::AesCbc { key_bits: 128 } => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+                .is_ok_and(|c| c.decrypt_padded::<NoPadding>(buf).is_ok()),
+            Encr::AesCbc { key_bits: 192 } => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
                 .is_ok_and(|c| c.decrypt_padded::<NoPadding>(buf).is_ok()),
             Encr::AesCbc { key_bits: 256 } => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
                 .is_ok_and(|c| c.decrypt_padded::<NoPadding>(buf).is_ok()),

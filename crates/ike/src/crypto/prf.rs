@@ -31,6 +31,16 @@ impl Prf {
         }
     }
 
+    /// The swanctl.conf keyword.
+    pub fn name(self) -> &'static str {
+        match self {
+            Prf::HmacSha256 => "prfsha256",
+            Prf::HmacSha384 => "prfsha384",
+            Prf::HmacSha512 => "prfsha512",
+            Prf::HmacSha1ForTestsOnly => "prfsha1",
+        }
+    }
+
     /// The negotiable PRF with this transform ID.
     pub fn from_id(id: u16) -> Option<Prf> {
         match id {
@@ -116,6 +126,15 @@ impl Integ {
             Integ::HmacSha256_128 => 12,
             Integ::HmacSha384_192 => 13,
             Integ::HmacSha512_256 => 14,
+        }
+    }
+
+    /// The swanctl.conf keyword.
+    pub fn name(self) -> &'static str {
+        match self {
+            Integ::HmacSha256_128 => "sha256",
+            Integ::HmacSha384_192 => "sha384",
+            Integ::HmacSha512_256 => "sha512",
         }
     }
 

@@ -7,9 +7,10 @@ use zeroize::Zeroizing;
 
 use crate::config::ChildConfig;
 use crate::crypto::{DhGroup, KeyShare};
+use crate::diagnostic::Diagnostic;
 use crate::event::Event;
 use crate::message::{ExchangeType, Message, NotifyType, Payload, Proposal, error_notify, find_notify};
-use crate::proposal::{EspAlgorithms, accept_esp_answer, esp_answer, select_esp};
+use crate::proposal::{EspAlgorithms, accept_esp_answer, describe, describe_offer, esp_answer, select_esp};
 use crate::state::{ChildParams, Ctx, Flow, IkeSa, Response, Task, TaskKind, nonce};
 use crate::ts;
 
@@ -293,7 +294,12 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
     let all: Vec<usize> = (0..conn.children.len()).collect();
     let chosen = match choose(&conn.children, &all, payloads, true) {
         Ok(c) => c,
-        Err(e) => return Response::Payloads(vec![Payload::notify(e, vec![])]),
+        Err(e) => {
+            if e == NotifyType::NO_PROPOSAL_CHOSEN {
+                note_no_esp_proposal(sa, cx, payloads);
+            }
+            return Response::Payloads(vec![Payload::notify(e, vec![])]);
+        }
     };
     let cfg = &conn.children[chosen.cfg_index];
     let ours = match ChildAnswer::new(sa, cx, payloads, &chosen) {
@@ -331,10 +337,33 @@ impl<'p> ChildAnswer<'p> {
         let (ke, g_ir) = match (chosen.algs.dh, peer_ke) {
             (None, _) => (None, None),
             (Some(g), Some((pg, data))) if pg == g.id() => {
+                //= https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1
+                //# INVALID_SYNTAX ... Indicates the IKE message that was received was invalid
+                //# because some type, length, or value was out of range ... this status may only
+                //# be returned for and in an encrypted packet if the Message ID and
+                //# cryptographic checksum were valid.
+                // Inside SK the malformed value gets INVALID_SYNTAX (the request is
+                // authenticated, the value is out of range for its group); the IKE SA stays.
+                // The value is checked before a key share is spent on it.
+                if let Err(e) = g.validate_public(data) {
+                    cx.diag.note(|| Diagnostic::KeRefused {
+                        remote: sa.remote,
+                        group: g.name(),
+                        reason: e.to_string(),
+                    });
+                    return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]);
+                }
                 let k = cx.key_share(g);
                 match k.agree(data) {
                     Ok(s) => (Some(k), Some(s)),
-                    Err(_) => return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]),
+                    Err(e) => {
+                        cx.diag.note(|| Diagnostic::KeRefused {
+                            remote: sa.remote,
+                            group: g.name(),
+                            reason: e.to_string(),
+                        });
+                        return Err(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]);
+                    }
                 }
             }
             //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3
@@ -389,4 +418,22 @@ impl<'p> ChildAnswer<'p> {
     pub fn payloads(&self, chosen: &Chosen) -> Vec<Payload> {
         answer_payloads(chosen, self.spi_in, Some(&self.nr), self.ke.as_ref())
     }
+}
+
+/// Queues the diagnostic of a CHILD_SA request answered with NO_PROPOSAL_CHOSEN: what the peer
+/// offered and what the connection's children have.
+pub fn note_no_esp_proposal(sa: &IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) {
+    let offered = payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s.as_slice()) } else { None });
+    cx.diag.note(|| Diagnostic::NoProposalChosen {
+        remote: sa.remote,
+        protocol: "ESP",
+        offered: describe_offer(offered.unwrap_or(&[])),
+        configured: sa
+            .conn
+            .children
+            .iter()
+            .map(|c| format!("{}/{}: {}", sa.conn.name, c.name, describe(&c.esp_proposals)))
+            .collect::<Vec<_>>()
+            .join("; "),
+    });
 }

@@ -4,12 +4,13 @@
 //! A CHILD_SA is only made after the peer's AUTH verified: the [`crate::auth::AuthVerified`]
 //! proof, stored in the IKE SA, is what `IkeSa::make_child` asks for.
 
-use crate::auth::{Authenticator, PskAuthenticator, SignedOctets};
+use crate::auth::{AuthError, Authenticator, PskAuthenticator, SignedOctets};
 use crate::config::{AuthMethod, ChildConfig, ConnectionConfig};
+use crate::diagnostic::{AuthFailure, Diagnostic};
 use crate::event::{DownReason, Event};
 use crate::message::{ExchangeType, Identification, Message, NotifyType, Payload, error_notify, find_notify};
 use crate::state::{ChildParams, Ctx, Flow, IkeSa, IkeState, Response, Task, TaskKind};
-use crate::tasks::child_create::{accept, answer_payloads, choose, request_payloads};
+use crate::tasks::child_create::{accept, answer_payloads, choose, note_no_esp_proposal, request_payloads};
 use crate::tasks::ike_rekey;
 
 /// The authenticator a connection's configuration asks for.
@@ -153,28 +154,56 @@ impl Task for Initiator {
 /// Responder: verifies the initiator, answers with our identity and AUTH, and makes the first
 /// CHILD_SA if the request asks for one.
 pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Response {
-    let fail = |kind| Response::ThenDie(vec![Payload::notify(kind, vec![])], DownReason::AuthenticationFailed);
     let id_i = payloads.iter().find_map(|p| if let Payload::IdI(i) = p { Some(i.clone()) } else { None });
     let auth =
         payloads.iter().find_map(|p| if let Payload::Auth { method, data } = p { Some((*method, data)) } else { None });
+    // The precise cause goes to the responder's log; the peer only learns AUTHENTICATION_FAILED
+    // (RFC 7296 section 2.21.2), and no secret or AUTH value is ever part of the cause.
+    let fail = |sa: &IkeSa, cx: &mut Ctx<'_>, peer_id: Option<&Identification>, cause: AuthFailure| {
+        cx.diag.note(|| Diagnostic::AuthenticationFailed {
+            remote: sa.remote,
+            connection: sa.conn.name.clone(),
+            peer_id: peer_id.map(|i| i.to_string()).unwrap_or_default(),
+            cause,
+        });
+        Response::ThenDie(
+            vec![Payload::notify(NotifyType::AUTHENTICATION_FAILED, vec![])],
+            DownReason::AuthenticationFailed,
+        )
+    };
     let (Some(id_i), Some((method, data))) = (id_i, auth) else {
+        cx.diag.note(|| Diagnostic::AuthenticationFailed {
+            remote: sa.remote,
+            connection: sa.conn.name.clone(),
+            peer_id: String::new(),
+            cause: AuthFailure::Incomplete,
+        });
         return Response::ThenDie(
             vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])],
             DownReason::Failed("IKE_AUTH without IDi or AUTH".into()),
         );
     };
-    if sa.conn.remote.id.as_ref().is_some_and(|want| *want != id_i) {
-        return fail(NotifyType::AUTHENTICATION_FAILED);
+    if let Some(want) = sa.conn.remote.id.as_ref().filter(|want| **want != id_i) {
+        let expected = want.to_string();
+        return fail(sa, cx, Some(&id_i), AuthFailure::NoConnectionForId { expected });
     }
-    let Some(keys) = sa.keys.as_ref() else { return fail(NotifyType::AUTHENTICATION_FAILED) };
-    let Some(authn) = authenticator(&sa.conn) else { return fail(NotifyType::AUTHENTICATION_FAILED) };
+    let Some(keys) = sa.keys.as_ref() else { return fail(sa, cx, Some(&id_i), AuthFailure::NotVerified) };
+    let Some(authn) = authenticator(&sa.conn) else { return fail(sa, cx, Some(&id_i), AuthFailure::NoKeyForId) };
     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.15
     //# The recipient ... MUST verify the AUTH payload ... (before anything else of the IKE SA is used)
     let octets =
         SignedOctets { message: &sa.init_request, peer_nonce: &sa.nr, id: &id_i, sk_p: &keys.sk_pi, prf: keys.prf };
     let proof = match authn.verify(&octets, method, data) {
         Ok(p) => p,
-        Err(_) => return fail(NotifyType::AUTHENTICATION_FAILED),
+        Err(e) => {
+            let cause = match e {
+                AuthError::Method(m) => AuthFailure::MethodMismatch { peer_method: m, configured: "psk" },
+                AuthError::NoCredential => AuthFailure::NoKeyForId,
+                AuthError::Identity => AuthFailure::NoConnectionForId { expected: String::new() },
+                AuthError::Mismatch => AuthFailure::NotVerified,
+            };
+            return fail(sa, cx, Some(&id_i), cause);
+        }
     };
     let id_r = local_id(sa);
     let octets =
@@ -230,7 +259,12 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
             //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
             //# If creating the Child SA during the IKE_AUTH exchange fails, the IKE SA will still
             //# be created as usual.
-            Err(e) => answer.push(Payload::notify(e, vec![])),
+            Err(e) => {
+                if e == NotifyType::NO_PROPOSAL_CHOSEN {
+                    note_no_esp_proposal(sa, cx, payloads);
+                }
+                answer.push(Payload::notify(e, vec![]));
+            }
         }
     }
     Response::Payloads(answer)

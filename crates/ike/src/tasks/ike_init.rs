@@ -13,6 +13,7 @@ use crate::cookie::CookieJar;
 use zeroize::Zeroizing;
 
 use crate::crypto::{DhGroup, KeError, KeyShare};
+use crate::diagnostic::{Diagnostic, Ignored};
 use crate::event::{DownReason, IkeSaId, Transmit};
 use crate::keys::{IkeSaKeys, skeyseed};
 use crate::message::{
@@ -21,7 +22,7 @@ use crate::message::{
 };
 use crate::nat::nat_hash;
 use crate::offload::{DhJob, DhOwner};
-use crate::proposal::{IkeAlgorithms, accept_ike_answer, ike_answer, select_ike};
+use crate::proposal::{IkeAlgorithms, accept_ike_answer, describe, describe_offer, ike_answer, select_ike};
 use crate::state::{AwaitingSecret, Ctx, Flow, IkeSa, IkeState, Task, TaskKind, nonce};
 use crate::tasks::ike_auth;
 
@@ -248,9 +249,9 @@ pub struct ResponderLimits<'a> {
     pub half_open_peer: usize,
 }
 
-fn plain_reply(msg: &Message, payloads: &[Payload]) -> Vec<u8> {
+fn plain_reply(spi_i: u64, payloads: &[Payload]) -> Vec<u8> {
     let header = Header {
-        spi_i: msg.header.spi_i,
+        spi_i,
         spi_r: 0,
         next_payload: 0,
         major: 2,
@@ -306,8 +307,9 @@ impl PreparedInit {
 }
 
 /// Responder, first half: every check of an IKE_SA_INIT request (limits, COOKIE, proposals, KE
-/// group and value). Answers errors and COOKIE requests through `cx`; otherwise returns the
-/// request's state and the Diffie-Hellman computation still to do.
+/// group and value). Answers errors and COOKIE requests through `cx`, and counts what it drops
+/// (`cx.diag`); otherwise returns the request's state and the Diffie-Hellman computation still
+/// to do. No IKE SA exists before this returns `Some`: a refused request leaves no state.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare_r(
     cx: &mut Ctx<'_>,
@@ -319,11 +321,21 @@ pub fn prepare_r(
     msg: &Message,
 ) -> Option<(PreparedInit, DhJob)> {
     let reply = |cx: &mut Ctx<'_>, p: Vec<Payload>| {
-        cx.transmits.push_back(Transmit { from: local, to: remote, bytes: plain_reply(msg, &p) });
+        cx.transmits.push_back(Transmit { from: local, to: remote, bytes: plain_reply(msg.header.spi_i, &p) });
         None
     };
-    if msg.header.message_id != 0 || msg.encrypted.is_some() || msg.header.spi_i == 0 {
-        return None;
+    let malformed = |cx: &mut Ctx<'_>, what: &'static str| {
+        cx.diag.dropped(Ignored::MalformedInit, remote, || what.to_string());
+        None
+    };
+    if msg.header.message_id != 0 {
+        return malformed(cx, "IKE_SA_INIT request with a message ID other than 0");
+    }
+    if msg.encrypted.is_some() {
+        return malformed(cx, "IKE_SA_INIT request with an Encrypted payload");
+    }
+    if msg.header.spi_i == 0 {
+        return malformed(cx, "IKE_SA_INIT request with SPIi 0");
     }
     let payloads = &msg.payloads;
     if let Some(kind) = unsupported_critical(payloads) {
@@ -334,13 +346,21 @@ pub fn prepare_r(
     let ke = payloads
         .iter()
         .find_map(|p| if let Payload::Ke { group, data } = p { Some((*group, data.clone())) } else { None });
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1
+    //# To avoid a DoS attack using forged messages, this status may only be returned for and in
+    //# an encrypted packet if the Message ID and cryptographic checksum were valid.
+    // (INVALID_SYNTAX.) An IKE_SA_INIT request without its SA, KE or Nonce payload is dropped.
     let (Some(ni), Some(offered), Some((ke_group, ke_data))) = (ni, offered, ke) else {
-        return reply(cx, vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]);
+        return malformed(cx, "IKE_SA_INIT request without an SA, KE or Nonce payload");
     };
     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.6
     //# When one of the endpoints receives a message ... it MAY respond with a COOKIE
-    // Cookies are asked for once half-open SAs reach the threshold; the cookie must come first.
-    if limits.half_open_total >= cx.cfg.cookie_threshold {
+    // Cookies are asked for once half-open SAs reach a threshold (all peers, or this address);
+    // the cookie must come first. A threshold of 0 is off.
+    let reached = |n: usize, threshold: usize| threshold != 0 && n >= threshold;
+    if reached(limits.half_open_total, cx.cfg.cookie_threshold)
+        || reached(limits.half_open_peer, cx.cfg.cookie_threshold_ip)
+    {
         let valid = match payloads.first() {
             Some(Payload::Notify(n)) if n.kind == NotifyType::COOKIE => {
                 limits.cookies.verify(&n.data, &ni, remote.ip(), msg.header.spi_i)
@@ -352,7 +372,11 @@ pub fn prepare_r(
             return reply(cx, vec![Payload::notify(NotifyType::COOKIE, c)]);
         }
     }
-    if limits.half_open_peer >= cx.cfg.block_threshold {
+    if reached(limits.half_open_peer, cx.cfg.block_threshold) {
+        let (n, t) = (limits.half_open_peer, cx.cfg.block_threshold);
+        cx.diag.dropped(Ignored::BlockedPeer, remote, || {
+            format!("{n} half-open IKE SAs from this address, block_threshold = {t}")
+        });
         return None;
     }
     let matching: Vec<&Arc<ConnectionConfig>> = conns
@@ -361,6 +385,20 @@ pub fn prepare_r(
         .collect();
     let chosen = matching.iter().find_map(|c| select_ike(&offered, &c.proposals).map(|s| (Arc::clone(c), s)));
     let Some((conn, (number, mut algs))) = chosen else {
+        cx.diag.note(|| Diagnostic::NoProposalChosen {
+            remote,
+            protocol: "IKE",
+            offered: describe_offer(&offered),
+            configured: if matching.is_empty() {
+                format!("no connection for {} -> {}", remote.ip(), local.ip())
+            } else {
+                matching
+                    .iter()
+                    .map(|c| format!("{}: {}", c.name, describe(&c.proposals)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        });
         return reply(cx, vec![Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]);
     };
     // Prefer the group the initiator guessed when the chosen proposal allows it: it saves a round.
@@ -378,8 +416,13 @@ pub fn prepare_r(
     }
     //= https://www.rfc-editor.org/rfc/rfc5903#section-7
     //# the recipient MUST check that the point is on the curve
-    if algs.dh.validate_public(&ke_data).is_err() {
-        return reply(cx, vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]);
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1
+    //# NO_PROPOSAL_CHOSEN ... None of the proposed crypto suites was acceptable.
+    // A key exchange value that fails its group's checks (length, on the curve, range) makes
+    // the chosen suite unusable: NO_PROPOSAL_CHOSEN in the clear, as strongSwan answers
+    // ("applying DH public value failed"), never INVALID_SYNTAX outside an encrypted packet.
+    if let Err(e) = algs.dh.validate_public(&ke_data) {
+        return refuse_ke(cx, local, remote, msg.header.spi_i, algs.dh, e);
     }
     let id = cx.ids.ike();
     // Offloading: a share that is not ready is made by the job, on a worker.
@@ -394,16 +437,36 @@ pub fn prepare_r(
     Some((prepared, job))
 }
 
+/// Answers an IKE_SA_INIT whose key exchange value its group refuses: NO_PROPOSAL_CHOSEN in
+/// the clear (see [`prepare_r`]), with the reason for the log. No state is kept.
+fn refuse_ke<T>(
+    cx: &mut Ctx<'_>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    spi_i: u64,
+    group: DhGroup,
+    e: KeError,
+) -> Option<T> {
+    cx.diag.note(|| Diagnostic::KeRefused { remote, group: group.name(), reason: e.to_string() });
+    let bytes = plain_reply(spi_i, &[Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![])]);
+    cx.transmits.push_back(Transmit { from: local, to: remote, bytes });
+    None
+}
+
 /// Responder, second half: with g^ir known, makes the half-open IKE SA and sends the answer.
-/// `None` when the computation failed (a Curve25519 value of small order): the request is
-/// dropped.
+/// `None` when the computation failed (a Curve25519 value of small order, whose shared secret
+/// is all zeros): answered with NO_PROPOSAL_CHOSEN like any refused key exchange value, no
+/// IKE SA made.
 pub fn finish_r(
     cx: &mut Ctx<'_>,
     p: PreparedInit,
     share: KeyShare,
     g_ir: Result<Zeroizing<Vec<u8>>, KeError>,
 ) -> Option<IkeSa> {
-    let g_ir = g_ir.ok()?;
+    let g_ir = match g_ir {
+        Ok(s) => s,
+        Err(e) => return refuse_ke(cx, p.local, p.remote, p.spi_i, p.algs.dh, e),
+    };
     let (conn, algs) = (p.conn, p.algs);
     let mut sa = IkeSa::new(p.id, Arc::clone(&conn), false, p.local, p.remote, cx.now);
     sa.spi_i = p.spi_i;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod scripted;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 

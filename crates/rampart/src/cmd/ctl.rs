@@ -64,7 +64,7 @@ pub fn run(args: CtlArgs) -> Result<(), CmdError> {
         return Ok(());
     }
     match args.command {
-        CtlCommand::ListSas => print_sas(&result),
+        CtlCommand::ListSas => print!("{}", render_sas(&result)),
         CtlCommand::Stats => print_stats(&result),
         CtlCommand::Reload => {
             for k in ["added", "removed", "changed", "unchanged"] {
@@ -108,44 +108,200 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("?")
 }
 
-/// swanctl --list-sas style.
-fn print_sas(v: &Value) {
-    let Some(sas) = v.as_array() else { return };
+/// A duration in seconds as swanctl prints it: `45s`, `12m 5s`, `3h 59m`.
+fn span(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// "rekeying in 3h 59m, expires in 4h 23m" from `rekey_in_s` / `expire_in_s` (either may be
+/// null: no rekey, no hard lifetime).
+fn times(v: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = v["rekey_in_s"].as_u64() {
+        parts.push(format!("rekeying in {}", span(r)));
+    }
+    if let Some(e) = v["expire_in_s"].as_u64() {
+        parts.push(format!("expires in {}", span(e)));
+    }
+    if parts.is_empty() { "no rekey, no expiry".into() } else { parts.join(", ") }
+}
+
+/// Splits "192.0.2.1:500" / "[2001:db8::1]:4500" into ("192.0.2.1", "500").
+fn addr_port(v: &Value) -> (String, String) {
+    let a = s(v);
+    match a.rsplit_once(':') {
+        Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']').to_string(), p.to_string()),
+        None => (a.to_string(), String::new()),
+    }
+}
+
+/// `swanctl --list-sas` style: per IKE SA its addresses and ports with the identities, the
+/// algorithms and DH group, NAT-T, rekey and expiry; per CHILD_SA its mode and encapsulation,
+/// ESP suite, PFS group, times, and the bytes and packets the data plane counted each way.
+fn render_sas(v: &Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let Some(sas) = v.as_array() else { return out };
     if sas.is_empty() {
-        println!("no IKE SAs");
+        let _ = writeln!(out, "no IKE SAs");
     }
     for sa in sas {
-        println!(
-            "{}: #{}, {}, {} {} {}{}",
+        let nat = match (sa["nat_local"].as_bool() == Some(true), sa["nat_remote"].as_bool() == Some(true)) {
+            (true, true) => ", NAT-T (both behind a NAT)",
+            (true, false) => ", NAT-T (we are behind a NAT)",
+            (false, true) => ", NAT-T (the peer is behind a NAT)",
+            (false, false) => "",
+        };
+        let _ = writeln!(
+            out,
+            "{}: #{}, {}, IKEv2, {}_i{} {}_r{}{nat}",
             s(&sa["connection"]),
             sa["ike"],
-            s(&sa["state"]),
-            s(&sa["local"]),
-            if sa["initiator"].as_bool() == Some(true) { "->" } else { "<-" },
-            s(&sa["remote"]),
-            if sa["nat_local"].as_bool() == Some(true) || sa["nat_remote"].as_bool() == Some(true) {
-                " (NAT-T)"
-            } else {
-                ""
-            },
+            s(&sa["state"]).to_uppercase(),
+            s(&sa["spi_i"]),
+            if sa["initiator"].as_bool() == Some(true) { "*" } else { "" },
+            s(&sa["spi_r"]),
+            if sa["initiator"].as_bool() == Some(true) { "" } else { "*" },
         );
-        println!("  spi {}_i {}_r", s(&sa["spi_i"]), s(&sa["spi_r"]));
+        let ((la, lp), (ra, rp)) = (addr_port(&sa["local"]), addr_port(&sa["remote"]));
+        let _ = writeln!(out, "  local  '{}' @ {la}[{lp}]", s(&sa["local_id"]));
+        let _ = writeln!(out, "  remote '{}' @ {ra}[{rp}]", sa["remote_id"].as_str().unwrap_or("%any"));
+        if let Some(p) = sa["proposal"].as_str() {
+            let _ = writeln!(out, "  {p} (DH group {})", s(&sa["dh_group"]));
+        }
+        let _ = writeln!(out, "  {}", times(sa));
         for c in sa["children"].as_array().into_iter().flatten() {
             let join = |k: &str| -> String {
                 c[k].as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
                     .unwrap_or_default()
             };
-            println!(
-                "  {}: #{}, {}, spi in {} out {}{}",
+            let mode = s(&c["mode"]).to_uppercase();
+            let encap = match (c["encap"]["local_port"].as_u64(), c["encap"]["remote_port"].as_u64()) {
+                (Some(l), Some(r)) => format!("-in-UDP {l}->{r}"),
+                _ => String::new(),
+            };
+            let mut esp = format!("ESP:{}", s(&c["esp"]));
+            if let Some(g) = c["pfs"].as_str() {
+                esp.push_str(&format!(", PFS {g}"));
+            }
+            if c["esn"].as_bool() == Some(true) {
+                esp.push_str(", ESN");
+            }
+            let _ = writeln!(
+                out,
+                "  {}: #{}, {}, {mode}{encap}, {esp}{}",
                 s(&c["name"]),
                 c["id"],
-                s(&c["state"]),
-                s(&c["spi_in"]),
-                s(&c["spi_out"]),
+                s(&c["state"]).to_uppercase(),
                 if c["outbound"].as_bool() == Some(true) { "" } else { " (not sending)" }
             );
-            println!("    {} === {}", join("local_ts"), join("remote_ts"));
+            let _ = writeln!(out, "    {}", times(c));
+            let _ = writeln!(
+                out,
+                "    in  {}, {:>10} bytes, {:>8} packets",
+                s(&c["spi_in"]),
+                c["bytes_in"].as_u64().unwrap_or(0),
+                c["packets_in"].as_u64().unwrap_or(0)
+            );
+            let _ = writeln!(
+                out,
+                "    out {}, {:>10} bytes, {:>8} packets",
+                s(&c["spi_out"]),
+                c["bytes_out"].as_u64().unwrap_or(0),
+                c["packets_out"].as_u64().unwrap_or(0)
+            );
+            let _ = writeln!(out, "    local  {}", join("local_ts"));
+            let _ = writeln!(out, "    remote {}", join("remote_ts"));
         }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_like_swanctl() {
+        assert_eq!(span(45), "45s");
+        assert_eq!(span(725), "12m 5s");
+        assert_eq!(span(14_340), "3h 59m");
+        assert_eq!(addr_port(&Value::from("[2001:db8::1]:4500")), ("2001:db8::1".into(), "4500".into()));
+        assert_eq!(times(&serde_json::json!({ "rekey_in_s": 60, "expire_in_s": null })), "rekeying in 1m 0s");
+    }
+
+    /// Two endpoints bring a tunnel up (PFS-less AES-GCM over a modp3072 IKE SA); what the
+    /// daemon answers to `list-sas` is rendered as an operator reads it.
+    #[test]
+    fn list_sas_shows_algorithms_nat_times_and_counters() {
+        use rampart_ike::crypto::SeededRandom;
+        use rampart_ike::message::Identification;
+        use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
+        use rampart_ike::{ChildConfig, ConnectionConfig, Endpoint, EndpointConfig};
+        use rampart_sa::TrafficSelector;
+        let ts = |a: &str, l| TrafficSelector::from_prefix(a.parse().unwrap(), l);
+        let conn = |me: &str, peer: &str, mine: &str, theirs: &str| {
+            let mut c = ConnectionConfig::psk(
+                "gw",
+                Identification::fqdn(&format!("{me}.test")),
+                Some(Identification::fqdn(&format!("{peer}.test"))),
+                b"a pre-shared key for the test",
+            );
+            c.local_addrs = vec![if me == "a" { "192.0.2.1" } else { "192.0.2.2" }.parse().unwrap()];
+            c.remote_addrs = vec![if me == "a" { "192.0.2.2" } else { "192.0.2.1" }.parse().unwrap()];
+            c.proposals = parse_ike_proposals("aes256-sha256-modp3072").unwrap();
+            let mut child = ChildConfig::new(
+                "net",
+                vec![ts(mine, 24)],
+                vec![ts(theirs, 24)],
+                parse_esp_proposals("aes256gcm16").unwrap(),
+            );
+            child.rekey_time = std::time::Duration::from_secs(3600);
+            c.children = vec![child];
+            c
+        };
+        let now = std::time::Instant::now();
+        let mut a = Endpoint::new(EndpointConfig::default(), Box::new(SeededRandom::new(1)));
+        a.add_connection(conn("a", "b", "198.18.1.0", "198.18.2.0"));
+        let mut b = Endpoint::new(EndpointConfig::default(), Box::new(SeededRandom::new(2)));
+        b.add_connection(conn("b", "a", "198.18.2.0", "198.18.1.0"));
+        a.initiate(now, "gw", None).unwrap();
+        for _ in 0..10 {
+            while let Some(t) = a.poll_transmit() {
+                b.handle(now, t.to, t.from, &t.bytes);
+            }
+            while let Some(t) = b.poll_transmit() {
+                a.handle(now, t.to, t.from, &t.bytes);
+            }
+        }
+        let json = rampart_ike_daemon::list_sas(&a, &rampart_ike_daemon::database::Database::none(), now);
+        let sa = &json[0];
+        assert_eq!(sa["proposal"], "aes256-sha256-prfsha256-modp3072");
+        assert_eq!(sa["dh_group"], "modp3072");
+        assert_eq!((sa["nat_t"].as_bool(), sa["local_port"].as_u64()), (Some(false), Some(500)));
+        let child = &sa["children"][0];
+        assert_eq!((child["esp"].as_str(), child["mode"].as_str()), (Some("aes256gcm16"), Some("tunnel")));
+        assert_eq!(child["bytes_in"], 0, "no data plane: nothing counted");
+        let text = render_sas(&json);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("gw: #1, ESTABLISHED, IKEv2, ") && lines[0].contains("_i* "), "{text}");
+        assert_eq!(lines[1], "  local  'a.test' @ 192.0.2.1[500]", "{text}");
+        assert_eq!(lines[2], "  remote 'b.test' @ 192.0.2.2[500]", "{text}");
+        assert_eq!(lines[3], "  aes256-sha256-prfsha256-modp3072 (DH group modp3072)", "{text}");
+        assert!(lines[4].starts_with("  rekeying in 3h ") && lines[4].contains(", expires in 4h "), "{text}");
+        assert!(
+            lines[5].starts_with("  net: #") && lines[5].ends_with(", INSTALLED, TUNNEL, ESP:aes256gcm16"),
+            "{text}"
+        );
+        assert!(lines[6].starts_with("    rekeying in ") && lines[6].contains("expires in 1h 6m"), "{text}");
+        assert!(lines[7].starts_with("    in  ") && lines[7].ends_with("0 bytes,        0 packets"), "{text}");
+        assert!(lines[8].starts_with("    out "), "{text}");
+        assert_eq!(lines[9], "    local  198.18.1.0/24", "{text}");
+        assert_eq!(lines[10], "    remote 198.18.2.0/24", "{text}");
     }
 }
