@@ -31,7 +31,7 @@ usage: traffic [run] [--quick] [--seconds S] [--steps N] [--loss FRACTION] [--ar
        traffic fwd --in IF --out IF --prefix P/LEN [--prefix ..] --dst-mac MAC [--src-mac MAC]
                    [--core N] [--generic] [--stats FILE]
        traffic cleanup
-arms: kernel-fwd, xdp-fwd, rampart-gcm128, rampart-gcm256, strongswan (default: all), and
+arms: kernel-fwd, xdp-fwd, rampart-gcm128, rampart-gcm256, strongswan (default: all), rampart-ah-sha256, and
 baseline-gcm128, baseline-gcm256: the rampart arms run with the binary of --baseline-bin.
 Sizes are IP packet bytes (the Ethernet frame is 14 more); imix = 7:4:1 of 64/570/1400.
 Run as root: it creates network namespaces, attaches XDP programs and starts gateways.";

@@ -45,6 +45,8 @@ pub enum Arm {
     /// The same as [`Arm::Rampart`] with another `rampart` binary (`--baseline-bin`): a build
     /// to compare with, side by side in the same run.
     Baseline(u32),
+    /// Rampart's data plane with AH static SAs (HMAC-SHA-256-128, tunnel mode, never in UDP).
+    RampartAh,
     /// strongSwan charon with kernel-libipsec, AES-GCM-256, ESP-in-UDP.
     StrongSwan,
 }
@@ -57,6 +59,7 @@ impl Arm {
             Arm::XdpFwd => "xdp-fwd".into(),
             Arm::Rampart(bits) => format!("rampart-gcm{bits}"),
             Arm::Baseline(bits) => format!("baseline-gcm{bits}"),
+            Arm::RampartAh => "rampart-ah-sha256".into(),
             Arm::StrongSwan => "strongswan".into(),
         }
     }
@@ -70,16 +73,17 @@ impl Arm {
             "rampart-gcm256" => Ok(Arm::Rampart(256)),
             "baseline-gcm128" => Ok(Arm::Baseline(128)),
             "baseline-gcm256" => Ok(Arm::Baseline(256)),
+            "rampart-ah-sha256" => Ok(Arm::RampartAh),
             "strongswan" => Ok(Arm::StrongSwan),
             _ => Err(format!(
-                "arm '{s}': kernel-fwd, xdp-fwd, rampart-gcm128, rampart-gcm256, baseline-gcm128, baseline-gcm256 (with --baseline-bin), strongswan"
+                "arm '{s}': kernel-fwd, xdp-fwd, rampart-gcm128, rampart-gcm256, rampart-ah-sha256, baseline-gcm128, baseline-gcm256 (with --baseline-bin), strongswan"
             )),
         }
     }
 
     /// Every arm, in table order.
     pub fn all() -> Vec<Arm> {
-        vec![Arm::Kernel, Arm::XdpFwd, Arm::Rampart(128), Arm::Rampart(256), Arm::StrongSwan]
+        vec![Arm::Kernel, Arm::XdpFwd, Arm::Rampart(128), Arm::Rampart(256), Arm::RampartAh, Arm::StrongSwan]
     }
 }
 
@@ -421,7 +425,7 @@ impl Gateways {
                 }
             };
             let (rx, tx) = match self.arm {
-                Arm::Rampart(_) | Arm::Baseline(_) => {
+                Arm::Rampart(_) | Arm::Baseline(_) | Arm::RampartAh => {
                     let c = &v["total"]["counters"];
                     if i == 0 {
                         (c["lan_rx_packets"].as_u64()?, c["wan_tx_packets"].as_u64()?)
@@ -589,12 +593,23 @@ fn start_gateways(arm: Arm, t: &Topo, opts: &Options, repo: &Path, scratch: &Pat
                 g.stats.push(stats);
             }
         }
-        Arm::Rampart(bits) | Arm::Baseline(bits) => {
+        Arm::Rampart(_) | Arm::Baseline(_) | Arm::RampartAh => {
+            let bits = match arm {
+                Arm::Rampart(b) | Arm::Baseline(b) => b,
+                _ => 128,
+            };
+            let ah = arm == Arm::RampartAh;
             let bin = match arm {
                 Arm::Baseline(_) => opts.baseline_bin.clone().ok_or("baseline arms need --baseline-bin PATH")?,
                 _ => opts.rampart_bin.clone().ok_or("no rampart binary")?,
             };
-            let key_len = if bits == 128 { 20 } else { 36 };
+            let key_len = if ah {
+                32
+            } else if bits == 128 {
+                20
+            } else {
+                36
+            };
             let dbs: Vec<PathBuf> = ["a", "b"]
                 .iter()
                 .map(|s| PathBuf::from(format!("/dev/shm/rampart-traffic-{}-{}-{s}.sadb", std::process::id(), t.name)))
@@ -616,10 +631,15 @@ fn start_gateways(arm: Arm, t: &Topo, opts: &Options, repo: &Path, scratch: &Pat
             ] {
                 let k = key(if reqid == "1" { 0x11 } else { 0x22 });
                 for (db, dir) in [(&dbs[0], "out"), (&dbs[1], "in")] {
-                    let mut args = vec!["sa", "add", "src", outer.0, "dst", outer.1, "proto", "esp", "spi", spi];
+                    let proto = if ah { "ah" } else { "esp" };
+                    let mut args = vec!["sa", "add", "src", outer.0, "dst", outer.1, "proto", proto, "spi", spi];
                     args.extend_from_slice(&["dir", dir, "mode", "tunnel", "reqid", reqid]);
-                    args.extend_from_slice(&["aead", "rfc4106(gcm(aes))", &k, "128"]);
-                    if opts.encap_udp {
+                    if ah {
+                        args.extend_from_slice(&["auth-trunc", "hmac(sha256)", &k, "128"]);
+                    } else {
+                        args.extend_from_slice(&["aead", "rfc4106(gcm(aes))", &k, "128"]);
+                    }
+                    if opts.encap_udp && !ah {
                         args.extend_from_slice(&["encap", "espinudp", "4500", "4500", "0.0.0.0"]);
                     }
                     args.extend_from_slice(&["sel", "src", inner.0, "dst", inner.1]);
@@ -628,8 +648,25 @@ fn start_gateways(arm: Arm, t: &Topo, opts: &Options, repo: &Path, scratch: &Pat
                 rampart(
                     &dbs[0],
                     &[
-                        "policy", "add", "src", inner.0, "dst", inner.1, "dir", "out", "tmpl", "src", outer.0, "dst",
-                        outer.1, "proto", "esp", "reqid", reqid, "mode", "tunnel",
+                        "policy",
+                        "add",
+                        "src",
+                        inner.0,
+                        "dst",
+                        inner.1,
+                        "dir",
+                        "out",
+                        "tmpl",
+                        "src",
+                        outer.0,
+                        "dst",
+                        outer.1,
+                        "proto",
+                        if ah { "ah" } else { "esp" },
+                        "reqid",
+                        reqid,
+                        "mode",
+                        "tunnel",
                     ],
                 )?;
             }
@@ -1308,6 +1345,7 @@ pub fn render(cells: &[Cell], opts: &Options, header: &str) -> String {
         (Arm::Rampart(128), Arm::StrongSwan, "rampart-gcm128 / strongswan", Some(10.0)),
         (Arm::Rampart(128), Arm::Baseline(128), "rampart-gcm128 / baseline-gcm128", None),
         (Arm::Rampart(256), Arm::Baseline(256), "rampart-gcm256 / baseline-gcm256", None),
+        (Arm::RampartAh, Arm::XdpFwd, "rampart-ah-sha256 / xdp-fwd (no-crypto ceiling)", None),
     ];
     for (a, b, what, goal) in pairs {
         let mut line = format!("  {what:<46}");
@@ -1348,7 +1386,7 @@ pub fn run(opts: &Options) -> Res<Vec<Cell>> {
     let repo = repo.canonicalize().map_err(|e| format!("repository root: {e}"))?;
     let started = std::time::SystemTime::now();
     let mut opts = opts.clone();
-    if opts.arms.iter().any(|a| matches!(a, Arm::Rampart(_))) {
+    if opts.arms.iter().any(|a| matches!(a, Arm::Rampart(_) | Arm::RampartAh)) {
         match rampart_bin(&opts, &repo, &stop) {
             Ok(b) => opts.rampart_bin = Some(b),
             Err(e) => eprintln!("traffic: {e}"),
