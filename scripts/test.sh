@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rampart's whole test suite: formatting, lints, every crate's unit and integration tests
-# (known-answer vectors, Wycheproof, the scapy ESP oracle, property tests) and the feature matrix.
+# (known-answer vectors, Wycheproof, the scapy ESP oracle, property tests), the feature matrix
+# and a short run of every fuzz target.
 # Tests that build network namespaces or load XDP programs need root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ step "cargo test"
 cargo test --workspace --all-targets --locked --no-fail-fast
 step "deployment: Debian package, systemd units, capabilities (scripts/check-deploy.sh)"
 RAMPART_DEB_PROFILE=dev scripts/check-deploy.sh
+step "fuzz targets: build against fuzz/Cargo.lock, a few seconds each from the seeds (scripts/fuzz-smoke.sh)"
+scripts/fuzz-smoke.sh
 step "loom model checks (lock-free replay window)"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -q --locked -p rampart-esp --release --test loom
 echo

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use libfuzzer_sys::fuzz_target;
 use rampart_crypto::{Backend, Suite};
-use rampart_esp::{Direction, InboundSa, Lifetimes, Mode, PacketBuf, SaConfig, TrafficSelector};
+use rampart_esp::{Direction, InboundSa, Lifetimes, Mode, PacketBuf, Protocol, SaConfig, TrafficSelector};
 use zeroize::Zeroizing;
 
 fn sa(selector: u8) -> InboundSa {
@@ -20,6 +20,7 @@ fn sa(selector: u8) -> InboundSa {
     let config = SaConfig {
         spi: 0x0000_1000,
         direction: Direction::Inbound,
+        protocol: Protocol::Esp,
         suite,
         encryption_key: Zeroizing::new(vec![7; suite.encryption_key_len()]),
         integrity_key: Zeroizing::new(vec![9; suite.integrity_key_len()]),

@@ -164,20 +164,15 @@ fn serve(stream: UnixStream, to_loop: &Sender<Pending>, waker: &Waker) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let response = if line.len() > MAX_LINE {
-            Response::err("request too long")
-        } else {
-            match serde_json::from_slice::<Request>(&line) {
-                Err(e) => Response::err(format!("bad request: {e}")),
-                Ok(request) => {
-                    let (tx, rx) = bounded(1);
-                    if to_loop.send(Pending { request, reply: tx }).is_err() {
-                        return;
-                    }
-                    waker.wake();
-                    rx.recv_timeout(Duration::from_secs(60))
-                        .unwrap_or_else(|_| Response::err("the daemon did not answer"))
+        let response = match read_request(&line) {
+            Err(refusal) => refusal,
+            Ok(request) => {
+                let (tx, rx) = bounded(1);
+                if to_loop.send(Pending { request, reply: tx }).is_err() {
+                    return;
                 }
+                waker.wake();
+                rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| Response::err("the daemon did not answer"))
             }
         };
         let Ok(mut text) = serde_json::to_vec(&response) else { return };
@@ -189,6 +184,15 @@ fn serve(stream: UnixStream, to_loop: &Sender<Pending>, waker: &Waker) {
             return;
         }
     }
+}
+
+/// The request in one line read from a client (at most `MAX_LINE + 1` bytes, its newline
+/// included), or the answer that refuses it: too long, or not a request.
+pub fn read_request(line: &[u8]) -> Result<Request, Response> {
+    if line.len() > MAX_LINE {
+        return Err(Response::err("request too long"));
+    }
+    serde_json::from_slice::<Request>(line).map_err(|e| Response::err(format!("bad request: {e}")))
 }
 
 /// Sends one request to the daemon listening on `path` and waits for the answer.
