@@ -52,7 +52,7 @@ impl SkKeys<'_> {
 /// `aead_iv` is the next value of the direction's IV counter for AEADs (RFC 5282 section 3.1:
 /// the IV must never repeat under a key); it is incremented. CBC IVs come from `rng`.
 pub fn seal(
-    mut header: Header,
+    header: Header,
     inner: &[Payload],
     keys: &SkKeys<'_>,
     aead_iv: &mut u64,
@@ -60,6 +60,21 @@ pub fn seal(
 ) -> Option<Vec<u8>> {
     let mut plain = Vec::new();
     let first = emit_chain(inner, &mut plain);
+    seal_encoded(header, first, plain, keys, aead_iv, rng)
+}
+
+/// Builds a whole message around payloads already encoded: `plain` is the chain of inner
+/// payloads as it goes on the wire and `first` the type of its first payload. [`seal`] encodes
+/// its payloads and comes here; a test or fuzz target that needs contents [`Payload`] cannot
+/// express (malformed chains) calls it directly.
+pub fn seal_encoded(
+    mut header: Header,
+    first: u8,
+    mut plain: Vec<u8>,
+    keys: &SkKeys<'_>,
+    aead_iv: &mut u64,
+    rng: &mut dyn RandomSource,
+) -> Option<Vec<u8>> {
     let block = keys.encr.block_len();
     let pad = (block - (plain.len() + 1) % block) % block;
     plain.extend(std::iter::repeat_n(0u8, pad));
