@@ -21,11 +21,11 @@ use crossbeam_channel::{Receiver, unbounded};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use crate::pool::Done;
 use rampart_ike::config::StartAction;
 use rampart_ike::crypto::{DhGroup, SystemRandom};
 use rampart_ike::endpoint::Endpoint;
 use rampart_ike::event::{DownReason, Event, IkeSaId};
-use crate::pool::Done;
 use rampart_ike::state::IkeState;
 
 use crate::config_file::{ChildAction, ChildActions, ConfError, Config};

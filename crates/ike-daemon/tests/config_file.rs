@@ -500,7 +500,11 @@ fn certificate_mistakes_are_refused_with_the_file_and_reason() {
     let e = load(CERT_HUB);
     assert!(e.contains("leaf.pem") && e.contains("is not a CA certificate"), "{e}");
     std::fs::remove_file(d.join("x509ca/leaf.pem")).unwrap();
-    std::fs::write(d.join("ecdsa/junk.key"), "-----BEGIN EC PRIVATE KEY-----\nc2VjcmV0\n-----END EC PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        d.join("ecdsa/junk.key"),
+        "-----BEGIN EC PRIVATE KEY-----\nc2VjcmV0\n-----END EC PRIVATE KEY-----\n",
+    )
+    .unwrap();
     std::fs::set_permissions(d.join("ecdsa/junk.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let e = load(CERT_HUB);
     assert!(e.contains("junk.key") && e.contains("private key"), "{e}");

@@ -129,7 +129,8 @@ fn unix(t: &x509_cert::time::Time) -> u64 {
 impl Certificate {
     /// Reads a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Certificate, CertError> {
-        let c = x509_cert::Certificate::from_der(der).map_err(|e| CertError(format!("not an X.509 certificate: {e}")))?;
+        let c =
+            x509_cert::Certificate::from_der(der).map_err(|e| CertError(format!("not an X.509 certificate: {e}")))?;
         let tbs = c.tbs_certificate();
         let enc = |r: der::Result<Vec<u8>>| r.map_err(|e| CertError(format!("cannot encode a field: {e}")));
         let subject = enc(tbs.subject().to_der())?;
@@ -141,7 +142,11 @@ impl Certificate {
             o if o == oid::RSA_ENCRYPTION => KeyKind::Rsa(rsa_bits(&public_key)),
             o if o == oid::ED25519 => KeyKind::Ed25519,
             o if o == oid::EC_PUBLIC_KEY => {
-                let curve = spki_info.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
+                let curve = spki_info
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
                 match curve {
                     Some(c) if c == oid::P256 => KeyKind::P256,
                     Some(c) if c == oid::P384 => KeyKind::P384,
@@ -171,10 +176,12 @@ impl Certificate {
             Ok(Some((_, k))) => Some(k),
             _ => None,
         };
-        let may_sign = ku.as_ref().map(|k| k.0.contains(KeyUsages::DigitalSignature) || k.0.contains(KeyUsages::NonRepudiation));
+        let may_sign =
+            ku.as_ref().map(|k| k.0.contains(KeyUsages::DigitalSignature) || k.0.contains(KeyUsages::NonRepudiation));
         let may_sign_certs = ku.as_ref().map(|k| k.0.contains(KeyUsages::KeyCertSign));
         let sig = c.signature_algorithm().oid;
-        let weak_signature = [oid::SHA1_WITH_RSA, oid::ECDSA_WITH_SHA1, oid::DSA_WITH_SHA1, oid::MD5_WITH_RSA].contains(&sig);
+        let weak_signature =
+            [oid::SHA1_WITH_RSA, oid::ECDSA_WITH_SHA1, oid::DSA_WITH_SHA1, oid::MD5_WITH_RSA].contains(&sig);
         let serial = tbs.serial_number().as_bytes().iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
         let validity = tbs.validity();
         Ok(Certificate {
@@ -245,7 +252,9 @@ impl Certificate {
             id_type::RFC822_ADDR => text().is_some_and(|t| self.emails.iter().any(|n| n.eq_ignore_ascii_case(t))),
             id_type::IPV4_ADDR => <[u8; 4]>::try_from(data).is_ok_and(|a| self.ips.contains(&IpAddr::from(a))),
             id_type::IPV6_ADDR => <[u8; 16]>::try_from(data).is_ok_and(|a| self.ips.contains(&IpAddr::from(a))),
-            id_type::DER_ASN1_DN => crate::identity::dn_matches(data, &self.subject) && !crate::identity::dn_has_wildcard(data),
+            id_type::DER_ASN1_DN => {
+                crate::identity::dn_matches(data, &self.subject) && !crate::identity::dn_has_wildcard(data)
+            }
             _ => false,
         }
     }
@@ -265,9 +274,12 @@ fn rsa_bits(public_key: &[u8]) -> usize {
     })
 }
 
+/// One PEM block: its label and DER.
+pub type PemBlock = (String, Zeroizing<Vec<u8>>);
+
 /// The PEM blocks of a text: (label, DER), zeroized when dropped (a private key may be among
 /// them). Bytes that hold no `-----BEGIN` line give an empty list.
-pub fn pem_blocks(bytes: &[u8]) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>, String> {
+pub fn pem_blocks(bytes: &[u8]) -> Result<Vec<PemBlock>, String> {
     let Ok(text) = core::str::from_utf8(bytes) else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     let mut rest = text;

@@ -313,7 +313,8 @@ impl ConnectionConfig {
     ) -> Self {
         let mut c = ConnectionConfig::psk(name, Identification::fqdn("unset"), remote_id, b"");
         c.psk = None;
-        c.local = AuthConfig { auth: AuthMethod::Pubkey, id: local_id, certs: chain, key: Some(key), cacerts: Vec::new() };
+        c.local =
+            AuthConfig { auth: AuthMethod::Pubkey, id: local_id, certs: chain, key: Some(key), cacerts: Vec::new() };
         c.remote.auth = AuthMethod::Pubkey;
         c.trust = trust;
         c

@@ -166,7 +166,11 @@ macro_rules! ctx {
             diag: &mut $self.diag,
             connections: $self.connections.as_slice(),
             unix_time: $self.wall.map_or(0, |(at, unix): (Instant, u64)| {
-                if $now >= at { unix + $now.duration_since(at).as_secs() } else { unix.saturating_sub(at.duration_since($now).as_secs()) }
+                if $now >= at {
+                    unix + $now.duration_since(at).as_secs()
+                } else {
+                    unix.saturating_sub(at.duration_since($now).as_secs())
+                }
             }),
             auth_jobs: &mut $self.auth_jobs,
         }

@@ -96,7 +96,8 @@ pub fn dn_matches(pattern: &[u8], der: &[u8]) -> bool {
 
 /// Whether a DER distinguished name has a wildcard value (`CN=*`).
 pub fn dn_has_wildcard(der: &[u8]) -> bool {
-    RdnSequence::from_der(der).is_ok_and(|d| d.iter().flat_map(|r| r.iter()).any(|a| atv_value(a).as_deref() == Some("*")))
+    RdnSequence::from_der(der)
+        .is_ok_and(|d| d.iter().flat_map(|r| r.iter()).any(|a| atv_value(a).as_deref() == Some("*")))
 }
 
 /// Whether `name` (an FQDN or an RFC 822 address) matches `pattern`: equal ignoring ASCII case,

@@ -283,7 +283,14 @@ impl IkeSa {
 
     /// Sends the answer to request `id` (or drops the request, or leaves it waiting), then
     /// moves the window.
-    pub fn answer(&mut self, cx: &mut Ctx<'_>, remote: SocketAddr, exchange: ExchangeType, id: u32, response: Response) {
+    pub fn answer(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        remote: SocketAddr,
+        exchange: ExchangeType,
+        id: u32,
+        response: Response,
+    ) {
         let (payloads, then) = match response {
             Response::Payloads(p) => (p, None),
             Response::ThenDie(p, reason) => (p, Some(reason)),

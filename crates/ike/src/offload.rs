@@ -143,7 +143,10 @@ pub struct AuthJob {
 
 impl fmt::Debug for AuthJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthJob").field("owner", &self.owner).field("peer", &self.peer_id.to_string()).finish_non_exhaustive()
+        f.debug_struct("AuthJob")
+            .field("owner", &self.owner)
+            .field("peer", &self.peer_id.to_string())
+            .finish_non_exhaustive()
     }
 }
 
@@ -181,7 +184,10 @@ pub struct AuthDone {
 
 impl fmt::Debug for AuthDone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthDone").field("owner", &self.owner).field("ok", &self.verified.is_ok()).finish_non_exhaustive()
+        f.debug_struct("AuthDone")
+            .field("owner", &self.owner)
+            .field("ok", &self.verified.is_ok())
+            .finish_non_exhaustive()
     }
 }
 

@@ -115,7 +115,11 @@ impl fmt::Display for SignatureError {
 
 enum KeyPairs {
     /// The ASN.1 (method 14) and fixed r||s (methods 9/10) signers of one key.
-    Ecdsa { asn1: sig::EcdsaKeyPair, fixed: sig::EcdsaKeyPair, kind: KeyKind },
+    Ecdsa {
+        asn1: Box<sig::EcdsaKeyPair>,
+        fixed: Box<sig::EcdsaKeyPair>,
+        kind: KeyKind,
+    },
     Rsa(sig::RsaKeyPair),
     Ed25519(sig::Ed25519KeyPair),
 }
@@ -149,7 +153,9 @@ impl PrivateKey {
             "RSA PRIVATE KEY" => sig::RsaKeyPair::from_der(&der)
                 .map(|k| PrivateKey { pairs: KeyPairs::Rsa(k) })
                 .map_err(|e| format!("RSA key refused: {e}")),
-            "ENCRYPTED PRIVATE KEY" => Err("encrypted private keys are not supported: store it unencrypted with mode 0600".into()),
+            "ENCRYPTED PRIVATE KEY" => {
+                Err("encrypted private keys are not supported: store it unencrypted with mode 0600".into())
+            }
             other => Err(format!("{other} is not a key type Rampart reads")),
         }
     }
@@ -166,7 +172,7 @@ impl PrivateKey {
             if let (Ok(a), Ok(f)) =
                 (sig::EcdsaKeyPair::from_pkcs8(asn1, der, &rng()), sig::EcdsaKeyPair::from_pkcs8(fixed, der, &rng()))
             {
-                return Ok(PrivateKey { pairs: KeyPairs::Ecdsa { asn1: a, fixed: f, kind } });
+                return Ok(PrivateKey { pairs: KeyPairs::Ecdsa { asn1: Box::new(a), fixed: Box::new(f), kind } });
             }
         }
         sig::RsaKeyPair::from_pkcs8(der)
@@ -188,14 +194,16 @@ impl PrivateKey {
             _ => return Err("EC key on a curve other than P-256 or P-384".into()),
         };
         let Some(public) = k.public_key else {
-            return Err("EC private key without its public key: convert it to PKCS#8 (openssl pkcs8 -topk8 -nocrypt)".into());
+            return Err(
+                "EC private key without its public key: convert it to PKCS#8 (openssl pkcs8 -topk8 -nocrypt)".into()
+            );
         };
         let secret = Zeroizing::new(k.private_key.to_vec());
         let make = |alg| {
             sig::EcdsaKeyPair::from_private_key_and_public_key(alg, &secret, public, &rng())
                 .map_err(|e| format!("EC key refused: {e}"))
         };
-        Ok(PrivateKey { pairs: KeyPairs::Ecdsa { asn1: make(asn1)?, fixed: make(fixed)?, kind } })
+        Ok(PrivateKey { pairs: KeyPairs::Ecdsa { asn1: Box::new(make(asn1)?), fixed: Box::new(make(fixed)?), kind } })
     }
 
     /// The key's kind.
@@ -234,8 +242,11 @@ impl PrivateKey {
         let failed = |_| SignatureError::Invalid;
         match &self.pairs {
             KeyPairs::Ecdsa { asn1, fixed, kind } => {
-                let (h, classic) =
-                    if *kind == KeyKind::P256 { (hash::SHA2_256, method::ECDSA_256) } else { (hash::SHA2_384, method::ECDSA_384) };
+                let (h, classic) = if *kind == KeyKind::P256 {
+                    (hash::SHA2_256, method::ECDSA_256)
+                } else {
+                    (hash::SHA2_384, method::ECDSA_384)
+                };
                 if has(h) {
                     let s = asn1.sign(&rng(), octets).map_err(failed)?;
                     Ok(rfc7427(Scheme::Ecdsa(h), s.as_ref().to_vec()))
@@ -256,7 +267,8 @@ impl PrivateKey {
                     (hash::SHA2_512, &sig::RSA_PSS_SHA512)
                 } else {
                     return Err(SignatureError::NoCommonScheme(
-                        "the peer lists no SHA-2 hash (RFC 7427) and Rampart does not sign RSA with SHA-1 (method 1)".into(),
+                        "the peer lists no SHA-2 hash (RFC 7427) and Rampart does not sign RSA with SHA-1 (method 1)"
+                            .into(),
                     ));
                 };
                 let mut out = vec![0u8; k.public().modulus_len()];
@@ -304,7 +316,9 @@ fn algorithm_identifier(s: Scheme) -> Vec<u8> {
             let mut v = vec![0x30, 0x41, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a, 0x30, 0x34];
             v.extend_from_slice(&[0xa0, 0x0f]);
             v.extend_from_slice(&hash_alg);
-            v.extend_from_slice(&[0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08]);
+            v.extend_from_slice(&[
+                0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08,
+            ]);
             v.extend_from_slice(&hash_alg);
             v.extend_from_slice(&[0xa2, 0x03, 0x02, 0x01, salt]);
             v
@@ -361,7 +375,8 @@ fn scheme_of(alg: &spki::AlgorithmIdentifierOwned) -> Result<Scheme, SignatureEr
                 .parameters
                 .as_ref()
                 .ok_or_else(|| SignatureError::Unsupported("RSASSA-PSS without parameters (SHA-1)".into()))?;
-            let p: PssParams = params.decode_as().map_err(|e| SignatureError::Unsupported(format!("RSASSA-PSS parameters: {e}")))?;
+            let p: PssParams =
+                params.decode_as().map_err(|e| SignatureError::Unsupported(format!("RSASSA-PSS parameters: {e}")))?;
             let h = p.hash.as_ref().and_then(|a| hash_of(&a.oid)).ok_or_else(|| {
                 SignatureError::Unsupported("RSASSA-PSS with a hash other than SHA-256/384/512".into())
             })?;
@@ -396,7 +411,9 @@ pub fn verify(cert: &Certificate, method: u8, data: &[u8], octets: &[u8]) -> Res
             //= https://www.rfc-editor.org/rfc/rfc7427#section-3
             //# | ASN.1 Length | AlgorithmIdentifier ASN.1 object | Signature Value |
             let len = *data.first().ok_or(SignatureError::Unsupported("empty AUTH data".into()))? as usize;
-            let alg = data.get(1..1 + len).ok_or(SignatureError::Unsupported("AUTH data shorter than its ASN.1 length".into()))?;
+            let alg = data
+                .get(1..1 + len)
+                .ok_or(SignatureError::Unsupported("AUTH data shorter than its ASN.1 length".into()))?;
             let alg = spki::AlgorithmIdentifierOwned::from_der(alg)
                 .map_err(|e| SignatureError::Unsupported(format!("AlgorithmIdentifier: {e}")))?;
             (scheme_of(&alg)?, &data[1 + len..], false)
@@ -435,7 +452,9 @@ pub fn verify(cert: &Certificate, method: u8, data: &[u8], octets: &[u8]) -> Res
         }
         _ => return Err(mismatch()),
     };
-    sig::UnparsedPublicKey::new(alg, &cert.public_key).verify(octets, signature).map_err(|_| SignatureError::Invalid)?;
+    sig::UnparsedPublicKey::new(alg, &cert.public_key)
+        .verify(octets, signature)
+        .map_err(|_| SignatureError::Invalid)?;
     Ok(scheme)
 }
 

@@ -31,8 +31,8 @@ use crate::diagnostic::Diagnostics;
 use crate::event::{ChildSaId, DownReason, Event, IkeSaId, Transmit};
 use crate::exchange_log::ExchangeLog;
 use crate::keys::{ChildKeys, IkeSaKeys, child_keymat};
-use crate::message::{ExchangeType, Message, Payload};
 use crate::message::Identification;
+use crate::message::{ExchangeType, Message, Payload};
 use crate::offload::{AuthJob, DhJob, KeyShareSource};
 use crate::proposal::{EspAlgorithms, IkeAlgorithms};
 

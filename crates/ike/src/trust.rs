@@ -42,7 +42,8 @@ impl Clone for Crl {
 impl Crl {
     /// Reads a DER CRL.
     pub fn from_der(der: &[u8]) -> Result<Crl, CertError> {
-        let owned = OwnedCertRevocationList::from_der(der).map_err(|e| CertError(format!("not a usable CRL: {e:?}")))?;
+        let owned =
+            OwnedCertRevocationList::from_der(der).map_err(|e| CertError(format!("not a usable CRL: {e:?}")))?;
         let parsed = x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
             .map_err(|e| CertError(format!("not a CRL: {e}")))?;
         let issuer_text = der::Encode::to_der(&parsed.tbs_cert_list.issuer)
@@ -131,7 +132,9 @@ impl fmt::Display for ChainError {
             ChainError::WeakSignature { subject } => {
                 write!(f, "certificate '{subject}' is signed with SHA-1 or MD5 (refused)")
             }
-            ChainError::Expired { subject, serial } => write!(f, "certificate '{subject}' (serial {serial}) has expired"),
+            ChainError::Expired { subject, serial } => {
+                write!(f, "certificate '{subject}' (serial {serial}) has expired")
+            }
             ChainError::NotYetValid { subject } => write!(f, "certificate '{subject}' is not valid yet"),
             ChainError::Revoked { subject, serial } => {
                 write!(f, "certificate '{subject}' with serial {serial} is revoked (CRL)")
@@ -243,7 +246,8 @@ impl TrustStore {
         let anchors: Vec<_> = ders.iter().filter_map(|d| webpki::anchor_from_trusted_cert(d).ok()).collect();
         // The store's CAs also serve as intermediates (an intermediate in x509ca, the root in
         // remote.cacerts).
-        let mut inter: Vec<CertificateDer<'_>> = intermediates.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
+        let mut inter: Vec<CertificateDer<'_>> =
+            intermediates.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
         inter.extend(self.cas.iter().map(|c| CertificateDer::from(c.der())));
         let ee_der = CertificateDer::from(end_entity);
         let cert = EndEntityCert::try_from(&ee_der).map_err(|e| ChainError::Unparseable(format!("{e:?}")))?;
@@ -284,8 +288,7 @@ impl TrustStore {
                 let mut candidates: Vec<&Certificate> = chain.iter().collect();
                 candidates.extend(self.cas.iter());
                 let hit = candidates.into_iter().find(|c| {
-                    let serial: Vec<u8> =
-                        c.serial.split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
+                    let serial: Vec<u8> = c.serial.split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
                     self.crls.iter().any(|crl| crl.lists(&serial))
                 });
                 let c = hit.unwrap_or(&chain[0]);

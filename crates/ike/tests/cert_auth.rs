@@ -219,7 +219,10 @@ fn refused(a_leaf: &str, a_id: &str, b_trust: Arc<TrustStore>) -> Vec<AuthFailur
 #[test]
 fn revoked_expired_untrusted_and_wrong_id_are_refused_with_their_cause() {
     let f = refused("revoked", "gw-revoked.example.net", trust());
-    assert!(matches!(&f[..], [AuthFailure::Rejected(c)] if c.contains("serial 0b:ad:c0:de") && c.contains("revoked")), "{f:?}");
+    assert!(
+        matches!(&f[..], [AuthFailure::Rejected(c)] if c.contains("serial 0b:ad:c0:de") && c.contains("revoked")),
+        "{f:?}"
+    );
     let f = refused("expired", "gw-expired.example.net", trust());
     assert!(matches!(&f[..], [AuthFailure::Rejected(c)] if c.contains("expired")), "{f:?}");
     let f = refused("stranger", "gw-stranger.example.net", trust());
@@ -243,7 +246,10 @@ fn the_initiator_refuses_a_responder_with_the_wrong_identity() {
     p.drive();
     assert!(!up(&p.a_events));
     let f = auth_failures(&mut p.a);
-    assert!(matches!(&f[..], [AuthFailure::NoConnectionForId { expected }] if expected == "gw-p384.example.net"), "{f:?}");
+    assert!(
+        matches!(&f[..], [AuthFailure::NoConnectionForId { expected }] if expected == "gw-p384.example.net"),
+        "{f:?}"
+    );
 }
 
 /// B: one `%any` template for certificate branches (`*.example.net`) and one for PSK
@@ -346,7 +352,8 @@ fn certs_are_carried_in_cert_payloads() {
     p.drive();
     assert!(up(&p.b_events));
     // The IKE_AUTH request is encrypted: its size says the two certificates are inside.
-    let auth = p.log.iter().find(|(s, t)| *s == Side::A && Message::parse(&t.bytes).is_ok_and(|m| m.header.message_id == 1));
+    let auth =
+        p.log.iter().find(|(s, t)| *s == Side::A && Message::parse(&t.bytes).is_ok_and(|m| m.header.message_id == 1));
     let (_, t) = auth.unwrap();
     assert!(t.bytes.len() > cert("rsa3072").der().len() + cert("inter").der().len());
     assert_eq!(Message::parse(&t.bytes).unwrap().encrypted.map(|e| e.first_inner), Some(payload_type::IDI));

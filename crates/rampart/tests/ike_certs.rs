@@ -33,14 +33,7 @@ fn leaf(dir: &Path, name: &str, kind: &str, id: &str, issuer: &str, extra: &[&st
     pki(&generate, &key);
     let pubkey = dir.join(format!("{name}.pub"));
     pki(&["--pub", "--in", key.to_str().unwrap(), "--outform", "pem"], &pubkey);
-    let mut issue = vec![
-        "--issue",
-        "--in",
-        pubkey.to_str().unwrap(),
-        "--lifetime",
-        "30",
-        "--cacert",
-    ];
+    let mut issue = vec!["--issue", "--in", pubkey.to_str().unwrap(), "--lifetime", "30", "--cacert"];
     let cacert = dir.join(format!("{issuer}.pem"));
     let cakey = dir.join(format!("{issuer}.key"));
     issue.extend([cacert.to_str().unwrap(), "--cakey", cakey.to_str().unwrap()]);
@@ -57,16 +50,38 @@ fn ca(dir: &Path) {
     let d = |n: &str| dir.join(n);
     pki(&["--gen", "--type", "ecdsa", "--size", "256", "--outform", "pem"], &d("root.key"));
     pki(
-        &["--self", "--ca", "--lifetime", "60", "--in", d("root.key").to_str().unwrap(), "--dn", "C=XX, O=sw-test, CN=sw-test Root", "--outform", "pem"],
+        &[
+            "--self",
+            "--ca",
+            "--lifetime",
+            "60",
+            "--in",
+            d("root.key").to_str().unwrap(),
+            "--dn",
+            "C=XX, O=sw-test, CN=sw-test Root",
+            "--outform",
+            "pem",
+        ],
         &d("root.pem"),
     );
     pki(&["--gen", "--type", "ecdsa", "--size", "384", "--outform", "pem"], &d("inter.key"));
     pki(&["--pub", "--in", d("inter.key").to_str().unwrap(), "--outform", "pem"], &d("inter.pub"));
     pki(
         &[
-            "--issue", "--ca", "--lifetime", "50", "--in", d("inter.pub").to_str().unwrap(), "--cacert",
-            d("root.pem").to_str().unwrap(), "--cakey", d("root.key").to_str().unwrap(), "--dn",
-            "C=XX, O=sw-test, CN=sw-test Intermediate", "--outform", "pem",
+            "--issue",
+            "--ca",
+            "--lifetime",
+            "50",
+            "--in",
+            d("inter.pub").to_str().unwrap(),
+            "--cacert",
+            d("root.pem").to_str().unwrap(),
+            "--cakey",
+            d("root.key").to_str().unwrap(),
+            "--dn",
+            "C=XX, O=sw-test, CN=sw-test Intermediate",
+            "--outform",
+            "pem",
         ],
         &d("inter.pem"),
     );
@@ -178,14 +193,29 @@ fn revoked_untrusted_and_wrong_identity_are_refused() {
     let crl = p.join("inter.crl");
     pki(
         &[
-            "--signcrl", "--cacert", p.join("inter.pem").to_str().unwrap(), "--cakey", p.join("inter.key").to_str().unwrap(),
-            "--lifetime", "30", "--reason", "key-compromise", "--cert", revoked.to_str().unwrap(), "--outform", "pem",
+            "--signcrl",
+            "--cacert",
+            p.join("inter.pem").to_str().unwrap(),
+            "--cakey",
+            p.join("inter.key").to_str().unwrap(),
+            "--lifetime",
+            "30",
+            "--reason",
+            "key-compromise",
+            "--cert",
+            revoked.to_str().unwrap(),
+            "--outform",
+            "pem",
         ],
         &crl,
     );
     let creds = rampart_creds(&topo.dir, &p, &rc, &rk);
     let r = Rampart::start(&topo, Side::B, &rampart_conf(&topo, Side::B, &creds, ""));
-    let c = Charon::start(&topo, Side::A, &SwanOpts { certs: swan_certs(&p, &revoked, &revoked_key, "ecdsa"), ..Default::default() });
+    let c = Charon::start(
+        &topo,
+        Side::A,
+        &SwanOpts { certs: swan_certs(&p, &revoked, &revoked_key, "ecdsa"), ..Default::default() },
+    );
     let out = c.initiate();
     assert!(!out.contains("initiate completed successfully"), "{out}");
     assert!(wait_until(secs(5), || r.log().contains("0b:ad:c0:de")), "{}", r.log());
@@ -196,13 +226,24 @@ fn revoked_untrusted_and_wrong_identity_are_refused() {
     let other = topo.dir.join("other");
     ca(&other);
     let (sc, sk) = leaf(&other, "stranger", "ecdsa", Side::A.id(), "inter", &[]);
-    let mut c = Charon::start_in(&topo.ns(Side::A), &topo.dir.join("s2"), Side::A, &SwanOpts {
-        certs: Some((
-            "stranger.pem".into(),
-            vec![(sc, "x509"), (sk, "ecdsa"), (other.join("root.pem"), "x509ca"), (other.join("inter.pem"), "x509ca"), (p.join("root.pem"), "x509ca")],
-        )),
-        ..Default::default()
-    });
+    let mut c = Charon::start_in(
+        &topo.ns(Side::A),
+        &topo.dir.join("s2"),
+        Side::A,
+        &SwanOpts {
+            certs: Some((
+                "stranger.pem".into(),
+                vec![
+                    (sc, "x509"),
+                    (sk, "ecdsa"),
+                    (other.join("root.pem"), "x509ca"),
+                    (other.join("inter.pem"), "x509ca"),
+                    (p.join("root.pem"), "x509ca"),
+                ],
+            )),
+            ..Default::default()
+        },
+    );
     let out = c.initiate();
     assert!(!out.contains("initiate completed successfully"), "{out}");
     assert!(wait_until(secs(5), || r.log().contains("no trusted CA")), "{}", r.log());
@@ -210,10 +251,12 @@ fn revoked_untrusted_and_wrong_identity_are_refused() {
     drop(c);
     // The right CA, the wrong name.
     let (wc, wk) = leaf(&p, "wrong", "ecdsa", "gw-x.sw.test", "inter", &[]);
-    let c = Charon::start_in(&topo.ns(Side::A), &topo.dir.join("s3"), Side::A, &SwanOpts {
-        certs: swan_certs(&p, &wc, &wk, "ecdsa"),
-        ..Default::default()
-    });
+    let c = Charon::start_in(
+        &topo.ns(Side::A),
+        &topo.dir.join("s3"),
+        Side::A,
+        &SwanOpts { certs: swan_certs(&p, &wc, &wk, "ecdsa"), ..Default::default() },
+    );
     let out = c.initiate();
     assert!(!out.contains("initiate completed successfully"), "{out}");
     assert!(r.up() == 0);

@@ -54,9 +54,9 @@ use self::secrets::IkeSecret;
 use rampart_ike::config::{
     AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, SharedSecret, StartAction, Unique,
 };
-use std::sync::Arc;
 use rampart_ike::message::Identification;
 use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
+use std::sync::Arc;
 
 /// What happens to a CHILD_SA's policies when its peer is found dead (`dpd_action`) or closes
 /// it (`close_action`).
@@ -721,7 +721,11 @@ fn read_auth(
                 if (key == "certs") != local {
                     return Err(doc.err(
                         &k.span(),
-                        format!("{what}.{key}: {} belongs in the {} round", key, if local { "remote" } else { "local" }),
+                        format!(
+                            "{what}.{key}: {} belongs in the {} round",
+                            key,
+                            if local { "remote" } else { "local" }
+                        ),
                     ));
                 }
                 let folder = if key == "certs" { "x509" } else { "x509ca" };
@@ -759,7 +763,10 @@ fn read_auth(
         {
             return Err(doc.err(
                 span,
-                format!("{what}.id '{id}' is not in the certificate '{}' (subjectAltName or subject)", leaf.subject_text),
+                format!(
+                    "{what}.id '{id}' is not in the certificate '{}' (subjectAltName or subject)",
+                    leaf.subject_text
+                ),
             ));
         }
         let mut chain = creds.chain(leaf);

@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use crate::auth::{AuthError, AuthInput, AuthVerified, Authenticator, PeerAuth, PskAuthenticator, SignatureAuthenticator, SignedOctets};
+use crate::auth::{
+    AuthError, AuthInput, AuthVerified, Authenticator, PeerAuth, PskAuthenticator, SignatureAuthenticator, SignedOctets,
+};
 use crate::config::{AuthMethod, ChildConfig, ConnectionConfig, Unique};
 use crate::diagnostic::{AuthFailure, Diagnostic};
 use crate::event::{DownReason, Event};
@@ -305,7 +307,10 @@ fn note_failure(sa: &IkeSa, cx: &mut Ctx<'_>, peer_id: &Identification, cause: A
 /// section 2.21.2), and no secret or AUTH value is ever part of the cause.
 fn fail(sa: &IkeSa, cx: &mut Ctx<'_>, peer_id: &Identification, cause: AuthFailure) -> Response {
     note_failure(sa, cx, peer_id, cause);
-    Response::ThenDie(vec![Payload::notify(NotifyType::AUTHENTICATION_FAILED, vec![])], DownReason::AuthenticationFailed)
+    Response::ThenDie(
+        vec![Payload::notify(NotifyType::AUTHENTICATION_FAILED, vec![])],
+        DownReason::AuthenticationFailed,
+    )
 }
 
 //= https://www.rfc-editor.org/rfc/rfc7296#section-2.15
@@ -398,13 +403,11 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
     sa.peer_certreq = certreq_hashes(payloads);
     let Some(keys) = sa.keys.as_ref() else { return fail(sa, cx, &id_i, AuthFailure::NotVerified) };
     let id_r = local_id(sa);
-    let (verifier, signer) = match (
-        remote_authenticator(&sa.conn, &id_r, &id_i),
-        local_authenticator(&sa.conn, &id_r, Some(&id_i)),
-    ) {
-        (Ok(v), Ok(s)) => (v, s),
-        (Err(c), _) | (_, Err(c)) => return fail(sa, cx, &id_i, c),
-    };
+    let (verifier, signer) =
+        match (remote_authenticator(&sa.conn, &id_r, &id_i), local_authenticator(&sa.conn, &id_r, Some(&id_i))) {
+            (Ok(v), Ok(s)) => (v, s),
+            (Err(c), _) | (_, Err(c)) => return fail(sa, cx, &id_i, c),
+        };
     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.15
     //# The recipient ... MUST verify the AUTH payload ... (before anything else of the IKE SA is used)
     let verify_octets =

@@ -57,7 +57,8 @@ fn hash_notify() -> Payload {
 
 /// The hash algorithms of the peer's SIGNATURE_HASH_ALGORITHMS, if it sent one.
 fn peer_hashes(payloads: &[Payload]) -> Vec<u16> {
-    find_notify(payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS).map_or_else(Vec::new, |n| crate::sign::parse_hash_notify(&n.data))
+    find_notify(payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
+        .map_or_else(Vec::new, |n| crate::sign::parse_hash_notify(&n.data))
 }
 
 /// Compares the peer's NAT detection hashes with the addresses we see: (we are behind a NAT,

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use rampart_ike::auth::{Authenticator, AuthInput, PskAuthenticator, SignedOctets};
+use rampart_ike::auth::{AuthInput, Authenticator, PskAuthenticator, SignedOctets};
 use rampart_ike::crypto::{DhGroup, Encr, KeyShare, Prf, RandomSource, SeededRandom};
 use rampart_ike::keys::{IkeSaKeys, skeyseed};
 use rampart_ike::message::{

@@ -226,6 +226,53 @@ fn render_sas(v: &Value) -> String {
     out
 }
 
+/// `list-certs` for people, as `swanctl --list-certs` lays it out.
+fn render_certs(v: &Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for c in v.as_array().into_iter().flatten() {
+        let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+        match c["kind"].as_str() {
+            Some("x509crl") => {
+                let _ = writeln!(out, "CRL  issuer \"{}\", {} revoked  ({})", s("issuer"), c["revoked"], s("file"));
+            }
+            _ => {
+                let _ =
+                    writeln!(out, "{}  subject \"{}\"", if c["ca"] == true { "CA  " } else { "cert" }, s("subject"));
+                let _ = writeln!(out, "      issuer  \"{}\"", s("issuer"));
+                let _ = writeln!(out, "      serial  {}", s("serial"));
+                let _ = writeln!(
+                    out,
+                    "      valid   {} .. {}{}",
+                    c["not_before"],
+                    c["not_after"],
+                    if c["expired"] == true { "  (expired)" } else { "" }
+                );
+                let alt: Vec<&str> =
+                    c["alt_names"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+                if !alt.is_empty() {
+                    let _ = writeln!(out, "      altNames {}", alt.join(", "));
+                }
+                let _ = writeln!(
+                    out,
+                    "      key     {}{}  ({}){}",
+                    s("key"),
+                    if c["has_private_key"] == true { ", has private key" } else { "" },
+                    s("file"),
+                    c["used_by"].as_array().filter(|a| !a.is_empty()).map_or(String::new(), |a| format!(
+                        "  used by {}",
+                        a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+                    ))
+                );
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no certificates loaded\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,50 +355,4 @@ mod tests {
         assert_eq!(lines[9], "    local  198.18.1.0/24", "{text}");
         assert_eq!(lines[10], "    remote 198.18.2.0/24", "{text}");
     }
-}
-
-/// `list-certs` for people, as `swanctl --list-certs` lays it out.
-fn render_certs(v: &Value) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    for c in v.as_array().into_iter().flatten() {
-        let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-        match c["kind"].as_str() {
-            Some("x509crl") => {
-                let _ = writeln!(out, "CRL  issuer \"{}\", {} revoked  ({})", s("issuer"), c["revoked"], s("file"));
-            }
-            _ => {
-                let _ = writeln!(out, "{}  subject \"{}\"", if c["ca"] == true { "CA  " } else { "cert" }, s("subject"));
-                let _ = writeln!(out, "      issuer  \"{}\"", s("issuer"));
-                let _ = writeln!(out, "      serial  {}", s("serial"));
-                let _ = writeln!(
-                    out,
-                    "      valid   {} .. {}{}",
-                    c["not_before"],
-                    c["not_after"],
-                    if c["expired"] == true { "  (expired)" } else { "" }
-                );
-                let alt: Vec<&str> =
-                    c["alt_names"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-                if !alt.is_empty() {
-                    let _ = writeln!(out, "      altNames {}", alt.join(", "));
-                }
-                let _ = writeln!(
-                    out,
-                    "      key     {}{}  ({}){}",
-                    s("key"),
-                    if c["has_private_key"] == true { ", has private key" } else { "" },
-                    s("file"),
-                    c["used_by"].as_array().filter(|a| !a.is_empty()).map_or(String::new(), |a| format!(
-                        "  used by {}",
-                        a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
-                    ))
-                );
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push_str("no certificates loaded\n");
-    }
-    out
 }
