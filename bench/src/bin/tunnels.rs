@@ -188,7 +188,10 @@ fn role_initiator(args: &[String]) -> Result<(), String> {
             }
         }
         while let Ok(d) = dh_rx.try_recv() {
-            ep.dh_done(now, d);
+            match d {
+                rampart_ike_daemon::pool::Done::Dh(d) => ep.dh_done(now, d),
+                rampart_ike_daemon::pool::Done::Auth(a) => ep.auth_done(now, a),
+            }
         }
         if ep.poll_timeout().is_some_and(|t| t <= now) {
             ep.handle_timeout(now);
@@ -197,6 +200,10 @@ fn role_initiator(args: &[String]) -> Result<(), String> {
             let mut moved = false;
             while let Some(job) = ep.poll_dh_job() {
                 pool.submit(job);
+                moved = true;
+            }
+            while let Some(job) = ep.poll_auth_job() {
+                pool.submit_auth(job);
                 moved = true;
             }
             while let Some(t) = ep.poll_transmit() {

@@ -53,6 +53,8 @@ pub enum Request {
     Reload,
     /// The counters.
     Stats,
+    /// The certificates, CAs, CRLs and keys the daemon loaded (no key material).
+    ListCerts,
 }
 
 /// An answer.

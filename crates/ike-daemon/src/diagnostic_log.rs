@@ -70,7 +70,7 @@ fn dropped(reason: Ignored, remote: &std::net::SocketAddr, detail: &str) {
         Ignored::Unexpected => {
             rate_limited!(info, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
         }
-        Ignored::DuplicateInit => {
+        Ignored::DuplicateInit | Ignored::InProgress => {
             rate_limited!(debug, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
         }
         Ignored::RateLimited => {

@@ -21,11 +21,11 @@ use crossbeam_channel::{Receiver, unbounded};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use crate::pool::Done;
 use rampart_ike::config::StartAction;
 use rampart_ike::crypto::{DhGroup, SystemRandom};
 use rampart_ike::endpoint::Endpoint;
 use rampart_ike::event::{DownReason, Event, IkeSaId};
-use rampart_ike::offload::DhDone;
 use rampart_ike::state::IkeState;
 
 use crate::config_file::{ChildAction, ChildActions, ConfError, Config};
@@ -194,7 +194,7 @@ struct Daemon {
     poller: Poller,
     waker: Arc<Waker>,
     pool: Option<DhPool>,
-    dh_rx: Receiver<DhDone>,
+    dh_rx: Receiver<Done>,
     db: Database,
     _control: ControlServer,
     ctl_rx: Receiver<Pending>,
@@ -257,6 +257,7 @@ impl Daemon {
             Database::open(&d.database, caps, d.stale_grace).map_err(DaemonError::Database)?
         };
         let mut ep = Endpoint::new(d.endpoint.clone(), Box::new(SystemRandom::new()));
+        ep.set_wall_clock(Instant::now(), database::unix_now());
         for spi in db.stale_inbound_spis() {
             ep.reserve_spi(spi);
         }
@@ -265,6 +266,7 @@ impl Daemon {
             let timing = pool::JobTiming {
                 agree: options.metrics.latency(&rampart_telemetry::schema::IKE_CRYPTO_JOB_SECONDS, ["dh"]),
                 share: options.metrics.latency(&rampart_telemetry::schema::IKE_CRYPTO_JOB_SECONDS, ["key_share"]),
+                auth: options.metrics.latency(&rampart_telemetry::schema::IKE_CRYPTO_JOB_SECONDS, ["auth"]),
             };
             let (pool, shares, rx) =
                 DhPool::start(d.dh_workers, d.dh_precompute, &dh_groups(&cfg), waker.clone(), timing)?;
@@ -394,7 +396,10 @@ impl Daemon {
             }
             let now = Instant::now();
             while let Ok(done) = self.dh_rx.try_recv() {
-                self.ep.dh_done(now, done);
+                match done {
+                    Done::Dh(d) => self.ep.dh_done(now, d),
+                    Done::Auth(a) => self.ep.auth_done(now, a),
+                }
             }
             while let Ok(p) = self.ctl_rx.try_recv() {
                 self.counters.control_requests += 1;
@@ -408,6 +413,7 @@ impl Daemon {
                 self.db.run_due(now);
             }
             if now >= self.next_tick {
+                self.ep.set_wall_clock(now, database::unix_now());
                 self.tick(now);
                 self.next_tick = now + self.cfg.daemon.usage_interval;
             }
@@ -453,6 +459,17 @@ impl Daemon {
                     None => {
                         let done = job.run();
                         self.ep.dh_done(Instant::now(), done);
+                    }
+                }
+            }
+            while let Some(job) = self.ep.poll_auth_job() {
+                moved = true;
+                self.counters.auth_jobs += 1;
+                match &self.pool {
+                    Some(p) => p.submit_auth(job),
+                    None => {
+                        let done = job.run();
+                        self.ep.auth_done(Instant::now(), done);
                     }
                 }
             }
@@ -672,6 +689,7 @@ impl Daemon {
                 Ok(v) => Response::ok(v),
                 Err(e) => Response::err(e),
             },
+            Request::ListCerts => Response::ok(list_certs(&self.cfg, database::unix_now())),
             Request::Initiate { name } => self.initiate_named(now, &name),
             Request::Terminate { name } => self.terminate_named(now, &name),
         }
@@ -784,11 +802,19 @@ impl Daemon {
             info!("addresses no longer in use stay bound until the next restart");
         }
         let (mut removed, mut added, mut changed, mut unchanged) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut credentials = Vec::new();
         let sas = self.ep.ike_sas();
         for old in &self.cfg.connections {
             let still = new.connections.iter().find(|c| c.name == old.name);
             let same = still.is_some() && new.fingerprint(&old.name) == self.cfg.fingerprint(&old.name);
             if same {
+                // New certificates, CAs or CRLs: new IKE SAs use them, established ones stay.
+                if new.credential_fingerprint(&old.name) != self.cfg.credential_fingerprint(&old.name)
+                    && let Some(c) = still
+                {
+                    self.ep.update_connection(c.clone());
+                    credentials.push(old.name.clone());
+                }
                 unchanged.push(old.name.clone());
                 continue;
             }
@@ -834,7 +860,13 @@ impl Daemon {
             self.initiate_children(now, &c, children);
         }
         self.counters.reloads += 1;
-        Ok(json!({ "added": added, "removed": removed, "changed": changed, "unchanged": unchanged }))
+        Ok(json!({
+            "added": added,
+            "removed": removed,
+            "changed": changed,
+            "unchanged": unchanged,
+            "credentials_reloaded": credentials,
+        }))
     }
 
     fn stats_json(&self) -> serde_json::Value {
@@ -858,6 +890,7 @@ impl Daemon {
             let s = p.stats();
             m.insert("dh_workers".into(), p.workers().into());
             m.insert("dh_jobs_done".into(), s.jobs_done.load(Ordering::Relaxed).into());
+            m.insert("auth_jobs_done".into(), s.auth_jobs_done.load(Ordering::Relaxed).into());
             m.insert("dh_shares_made".into(), s.shares_made.load(Ordering::Relaxed).into());
             m.insert("dh_shares_taken".into(), s.shares_taken.load(Ordering::Relaxed).into());
             m.insert("dh_shares_missed".into(), s.shares_missed.load(Ordering::Relaxed).into());
@@ -970,6 +1003,46 @@ fn esp_suite(a: &rampart_ike::proposal::EspAlgorithms) -> String {
     let integ = esp_integ_name(a.suite.integrity());
     let encr = esp_encr_name(a.suite.encryption());
     if integ.is_empty() { encr } else { format!("{encr}-{integ}") }
+}
+
+/// The `list-certs` answer: every certificate, CA and CRL loaded, with its file, subject,
+/// issuer, serial, validity, key and whether we hold its private key; no key material.
+pub fn list_certs(cfg: &Config, unix: u64) -> serde_json::Value {
+    let creds = &cfg.credentials;
+    let cert = |kind: &str, file: &Path, c: &rampart_ike::cert::Certificate| {
+        json!({
+            "kind": kind,
+            "file": file.display().to_string(),
+            "subject": c.subject_text,
+            "issuer": c.issuer_text,
+            "serial": c.serial,
+            "not_before": c.not_before,
+            "not_after": c.not_after,
+            "expired": unix > c.not_after,
+            "key": c.key.to_string(),
+            "alt_names": c.dns_names.iter().chain(c.emails.iter()).cloned()
+                .chain(c.ips.iter().map(|i| i.to_string())).collect::<Vec<_>>(),
+            "ca": c.is_ca,
+            "has_private_key": creds.key_for(c).is_some(),
+            "used_by": cfg.connections.iter()
+                .filter(|conn| conn.local.certs.first() == Some(c) || conn.remote.cacerts.contains(c))
+                .map(|conn| conn.name.clone()).collect::<Vec<_>>(),
+        })
+    };
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    out.extend(creds.certs.iter().map(|(f, c)| cert("x509", f, c)));
+    out.extend(creds.cas.iter().map(|(f, c)| cert("x509ca", f, c)));
+    out.extend(creds.crls.iter().map(|(f, c)| {
+        json!({ "kind": "x509crl", "file": f.display().to_string(), "issuer": c.issuer_text, "revoked": c.revoked })
+    }));
+    for conn in &cfg.connections {
+        for c in conn.remote.cacerts.iter().chain(conn.local.certs.iter()) {
+            if !creds.certs.iter().chain(creds.cas.iter()).any(|(_, x)| x == c) {
+                out.push(cert(if c.is_ca { "cacerts" } else { "certs" }, Path::new("(named in the connection)"), c));
+            }
+        }
+    }
+    serde_json::Value::Array(out)
 }
 
 /// The `list-sas` answer: every IKE SA with its negotiated algorithms and DH group, NAT-T

@@ -223,7 +223,7 @@ mod tests {
         // Published again: only the gains are added, the round trips were taken once.
         log.responded(ExchangeType::CreateChildSa);
         drops[0] = 4;
-        drops[Ignored::ALL.len() - 1] = 2;
+        drops[Ignored::ALL.iter().position(|r| *r == Ignored::RateLimited).unwrap()] = 2;
         p.publish(&Counters::default(), &mut log, &drops, &[], 0);
         p.ike_down(&DownReason::AuthenticationFailed);
         p.ike_down(&DownReason::Rekeyed);

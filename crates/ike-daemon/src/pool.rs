@@ -1,5 +1,6 @@
-//! The Diffie-Hellman worker pool: a few threads that compute the shared secrets the endpoint
-//! hands out ([`DhJob`]s) and, when idle, keep a supply of fresh key shares for every group in
+//! The crypto worker pool: a few threads that compute the shared secrets the endpoint hands
+//! out ([`DhJob`]s), check and make the signatures of responders' IKE_AUTH ([`AuthJob`]s:
+//! certificate chains, RSA, ECDSA, Ed25519) and, when idle, keep a supply of fresh key shares for every group in
 //! use, so that the event loop never does a scalar multiplication or a modular exponentiation
 //! itself.
 //!
@@ -18,10 +19,20 @@ use rampart_telemetry::LatencyCell;
 
 use crate::waker::Waker;
 use rampart_ike::crypto::{DhGroup, KeyShare, RandomSource, SystemRandom};
-use rampart_ike::offload::{DhDone, DhJob, KeyShareSource};
+use rampart_ike::offload::{AuthDone, AuthJob, DhDone, DhJob, KeyShareSource};
+
+/// A finished job of either kind, for the event loop.
+#[derive(Debug)]
+pub enum Done {
+    /// A shared secret.
+    Dh(DhDone),
+    /// A responder's IKE_AUTH signature work.
+    Auth(AuthDone),
+}
 
 enum Work {
     Agree(DhJob),
+    Auth(Box<AuthJob>),
     /// A share was taken: top the supplies up.
     Refill,
     Stop,
@@ -32,6 +43,8 @@ enum Work {
 pub struct PoolStats {
     /// Shared secrets computed by workers.
     pub jobs_done: AtomicU64,
+    /// IKE_AUTH signature checks (and our signatures) done by workers.
+    pub auth_jobs_done: AtomicU64,
     /// Key shares generated ahead by workers.
     pub shares_made: AtomicU64,
     /// Key shares taken from the supply.
@@ -99,6 +112,8 @@ pub struct JobTiming {
     pub agree: LatencyCell,
     /// A key share generated ahead of time (`job="key_share"`).
     pub share: LatencyCell,
+    /// A responder's IKE_AUTH: chain and signature checked, ours made (`job="auth"`).
+    pub auth: LatencyCell,
 }
 
 impl DhPool {
@@ -111,7 +126,7 @@ impl DhPool {
         groups: &[DhGroup],
         waker: Arc<Waker>,
         timing: JobTiming,
-    ) -> std::io::Result<(DhPool, PooledShares, Receiver<DhDone>)> {
+    ) -> std::io::Result<(DhPool, PooledShares, Receiver<Done>)> {
         let (done, done_rx) = crossbeam_channel::unbounded();
         let (work_tx, work_rx) = crossbeam_channel::unbounded::<Work>();
         let stats = Arc::new(PoolStats::default());
@@ -145,6 +160,11 @@ impl DhPool {
         let _ = self.work.send(Work::Agree(job));
     }
 
+    /// Queues a responder's IKE_AUTH signature work.
+    pub fn submit_auth(&self, job: AuthJob) {
+        let _ = self.work.send(Work::Auth(Box::new(job)));
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Arc<PoolStats> {
         &self.stats
@@ -169,7 +189,7 @@ impl Drop for DhPool {
 
 fn worker(
     work: &Receiver<Work>,
-    done: &Sender<DhDone>,
+    done: &Sender<Done>,
     waker: &Waker,
     stats: &PoolStats,
     fill: &[(DhGroup, Sender<KeyShare>)],
@@ -180,8 +200,16 @@ fn worker(
         let started = Instant::now();
         let result = job.run();
         timing.agree.record(started.elapsed());
-        let _ = done.send(result);
+        let _ = done.send(Done::Dh(result));
         stats.jobs_done.fetch_add(1, Ordering::Relaxed);
+        waker.wake();
+    };
+    let auth = |job: Box<AuthJob>| {
+        let started = Instant::now();
+        let result = job.run();
+        timing.auth.record(started.elapsed());
+        let _ = done.send(Done::Auth(result));
+        stats.auth_jobs_done.fetch_add(1, Ordering::Relaxed);
         waker.wake();
     };
     loop {
@@ -189,6 +217,10 @@ fn worker(
         match work.try_recv() {
             Ok(Work::Agree(job)) => {
                 run(job);
+                continue;
+            }
+            Ok(Work::Auth(job)) => {
+                auth(job);
                 continue;
             }
             Ok(Work::Refill) => {}
@@ -212,6 +244,7 @@ fn worker(
         // Nothing to do: sleep until there is.
         match work.recv() {
             Ok(Work::Agree(job)) => run(job),
+            Ok(Work::Auth(job)) => auth(job),
             Ok(Work::Refill) => {}
             Ok(Work::Stop) | Err(_) => return,
         }

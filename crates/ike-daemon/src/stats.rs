@@ -64,6 +64,8 @@ counters! {
     usage_deletes => "usage_hard_deletes";
     /// Diffie-Hellman computations handed to the worker pool.
     dh_jobs => "dh_jobs_submitted";
+    /// IKE_AUTH signature checks handed to the worker pool.
+    auth_jobs => "auth_jobs_submitted";
     /// Control requests served.
     control_requests => "control_requests";
     /// Configuration reloads applied.

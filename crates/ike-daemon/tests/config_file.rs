@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rampart_ike::config::StartAction;
+use rampart_ike::config::{AuthMethod, StartAction};
 use rampart_ike::message::Identification;
 use rampart_ike_daemon::config_file::{ChildAction, Config, parse_ts};
 use rampart_sa::{Mode, TrafficSelector};
@@ -136,7 +136,7 @@ fn refusals_name_file_line_and_reason() {
         (10, r#"local_addrs = "gw-a.example""#, "rampart.toml:10:15: local_addrs: 'gw-a.example' is not an IP address"),
         (13, r#"dpd_delay = "30 seconds""#, "rampart.toml:13:13: 'dpd_delay' must be a duration"),
         (14, r#"dpd_timeout = true"#, "rampart.toml:14:15: 'dpd_timeout' must be a duration"),
-        (19, r#"auth = "pubkey""#, "rampart.toml:19:8: connections.gw.local.auth = pubkey: certificate authentication"),
+        (19, r#"auth = "pubkey""#, "rampart.toml:18:17: connections.gw.local.auth = pubkey needs local.certs"),
         (
             27,
             r#"local_ts = "198.18.1.0/33""#,
@@ -399,4 +399,115 @@ fn strongswan_spellings_are_accepted() {
     assert_eq!((e.cookie_threshold, e.cookie_threshold_ip, e.block_threshold), (0, 7, 0));
     let d = parse(GOOD).unwrap().daemon.endpoint;
     assert_eq!((d.cookie_threshold_ip, d.block_threshold), (3, 250), "the defaults");
+}
+
+/// The swanctl folders with the core's test PKI (`crates/ike/tests/data/pki`).
+fn pki_dir(tag: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ike/tests/data/pki");
+    let d = std::env::temp_dir().join(format!("rampart-certs-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    for (from, to) in [
+        ("p256.pem", "x509/p256.pem"),
+        ("inter.pem", "x509/inter.pem"),
+        ("root.pem", "x509ca/root.pem"),
+        ("inter.crl.pem", "x509crl/inter.crl.pem"),
+        ("p256.key", "ecdsa/p256.key"),
+        ("rsa3072.key", "rsa/rsa3072.key"),
+    ] {
+        let dst = d.join(to);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(src.join(from), &dst).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    d
+}
+
+const CERT_HUB: &str = r#"
+[connections.hub]
+local_addrs = "192.0.2.1"
+unique = "replace"
+local = { auth = "pubkey", certs = "p256.pem", id = "gw-p256.example.net" }
+remote = { auth = "pubkey", id = "*.branch.example.net", cacerts = "root.pem" }
+children.net = { local_ts = "10.0.0.0/16", remote_ts = "10.128.0.0/9" }
+
+[connections.mixed]
+local_addrs = "192.0.2.1"
+local = { auth = "psk", id = "hub.example.net" }
+remote = { auth = "pubkey", id = "C=DE, O=Rampart Test, CN=*" }
+children.net = { local_ts = "10.0.0.0/16", remote_ts = "10.128.0.0/9" }
+
+[secrets.ike-hub]
+id = "hub.example.net"
+secret = "a-long-enough-secret-0123456789"
+"#;
+
+#[test]
+fn certificates_keys_cas_and_crls_come_from_the_swanctl_folders() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = pki_dir("ok");
+    let path = d.join("rampart.toml");
+    std::fs::write(&path, CERT_HUB).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let hub = &cfg.connections[0];
+    assert_eq!(hub.local.auth, AuthMethod::Pubkey);
+    assert_eq!(hub.local.certs.len(), 2, "our certificate and the intermediate found in x509/");
+    assert_eq!(hub.local.certs[1].subject_text, "C=DE, O=Rampart Test, CN=Rampart Test Intermediate");
+    assert!(hub.local.key.as_ref().is_some_and(|k| k.matches(&hub.local.certs[0])));
+    assert_eq!(hub.remote.cacerts.len(), 1);
+    assert_eq!(hub.trust.cas.len(), 1);
+    assert_eq!(hub.trust.crls.len(), 1);
+    assert_eq!(hub.unique, rampart_ike::config::Unique::Replace);
+    assert!(hub.remote.id.as_ref().unwrap().is_pattern());
+    let mixed = &cfg.connections[1];
+    assert_eq!((mixed.local.auth, mixed.remote.auth), (AuthMethod::Psk, AuthMethod::Pubkey));
+    assert!(mixed.psk.is_some());
+    assert_eq!(cfg.credentials.keys.len(), 2);
+    // A new CRL changes the credentials only: a reload keeps the SAs and takes the new CRL.
+    std::fs::remove_file(d.join("x509crl/inter.crl.pem")).unwrap();
+    let again = Config::load(&path).unwrap();
+    assert_eq!(again.fingerprint("hub"), cfg.fingerprint("hub"));
+    assert_ne!(again.credential_fingerprint("hub"), cfg.credential_fingerprint("hub"));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn certificate_mistakes_are_refused_with_the_file_and_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = pki_dir("bad");
+    let path = d.join("rampart.toml");
+    let load = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Config::load(&path).map(|_| ()).unwrap_err().to_string()
+    };
+    let e = load(&CERT_HUB.replace("certs = \"p256.pem\"", "certs = \"missing.pem\""));
+    assert!(e.contains("local.certs") && e.contains("missing.pem") && e.contains("cannot read"), "{e}");
+    let e = load(&CERT_HUB.replace("id = \"gw-p256.example.net\"", "id = \"other.example.net\""));
+    assert!(e.contains("'other.example.net' is not in the certificate"), "{e}");
+    let e = load(&CERT_HUB.replace("certs = \"p256.pem\"", "certs = \"inter.pem\""));
+    assert!(e.contains("no private key for"), "{e}");
+    let e = load(&CERT_HUB.replace("cacerts = \"root.pem\"", "certs = \"root.pem\""));
+    assert!(e.contains("remote.certs: certs belongs in the local round"), "{e}");
+    // A private key every user may read.
+    std::fs::set_permissions(d.join("ecdsa/p256.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = load(CERT_HUB);
+    assert!(e.contains("p256.key") && e.contains("accessible to every user"), "{e}");
+    std::fs::set_permissions(d.join("ecdsa/p256.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A file in x509ca that is no CA; a key that is no key (and never shown).
+    std::fs::copy(d.join("x509/p256.pem"), d.join("x509ca/leaf.pem")).unwrap();
+    let e = load(CERT_HUB);
+    assert!(e.contains("leaf.pem") && e.contains("is not a CA certificate"), "{e}");
+    std::fs::remove_file(d.join("x509ca/leaf.pem")).unwrap();
+    std::fs::write(
+        d.join("ecdsa/junk.key"),
+        "-----BEGIN EC PRIVATE KEY-----\nc2VjcmV0\n-----END EC PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(d.join("ecdsa/junk.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = load(CERT_HUB);
+    assert!(e.contains("junk.key") && e.contains("private key"), "{e}");
+    assert!(!e.contains("c2VjcmV0"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -2,16 +2,21 @@
 //! [`Authenticator`] trait, its PSK implementation, and the [`AuthVerified`] proof that only a
 //! successful check can produce.
 //!
-//! Room is left for certificates (RFC 7427) and EAP: they are further authenticators. This
-//! module never logs secrets and compares MACs in constant time.
+//! Certificates (RFC 7427 signatures, [`SignatureAuthenticator`]) are one more authenticator
+//! beside the PSK's; EAP would be another. This module never logs secrets and compares MACs in
+//! constant time.
 
 use core::fmt;
+use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::cert::Certificate;
 use crate::crypto::Prf;
 use crate::message::Identification;
+use crate::sign::{self, PrivateKey, SignatureError};
+use crate::trust::{ChainError, TrustStore};
 
 /// AUTH method numbers (RFC 7296 section 3.8, RFC 7427).
 pub mod auth_method {
@@ -87,8 +92,21 @@ pub enum AuthError {
     Mismatch,
     /// The peer's identity is not the one configured.
     Identity,
-    /// No key configured for this peer.
+    /// No key configured for this peer (or, signing, no key of ours).
     NoCredential,
+    /// The peer sent no certificate (no CERT payload of type X.509 signature).
+    NoCertificate,
+    /// The peer's certificate chain was refused.
+    Certificate(ChainError),
+    /// The peer's certificate does not carry its IKE identity.
+    IdentityNotInCertificate {
+        /// The identity the peer claimed.
+        id: String,
+        /// The certificate's subject.
+        subject: String,
+    },
+    /// The signature could not be made or checked (scheme, key, format).
+    Signature(SignatureError),
 }
 
 impl fmt::Display for AuthError {
@@ -98,18 +116,47 @@ impl fmt::Display for AuthError {
             AuthError::Mismatch => f.write_str("AUTH payload did not verify"),
             AuthError::Identity => f.write_str("peer identity does not match the configuration"),
             AuthError::NoCredential => f.write_str("no credential for this peer"),
+            AuthError::NoCertificate => f.write_str("no certificate sent (CERT payload)"),
+            AuthError::Certificate(e) => write!(f, "{e}"),
+            AuthError::IdentityNotInCertificate { id, subject } => {
+                write!(f, "identity '{id}' is not in the certificate '{subject}'")
+            }
+            AuthError::Signature(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// One way of authenticating: builds our AUTH payload and checks the peer's.
+/// The octets an AUTH payload covers ([`SignedOctets::to_bytes`]) and the IKE SA's PRF.
+pub struct AuthInput<'a> {
+    /// InitiatorSignedOctets or ResponderSignedOctets.
+    pub octets: &'a [u8],
+    /// The IKE SA's PRF (a PSK's MAC uses it).
+    pub prf: Prf,
+}
+
+/// What the peer sent to authenticate.
+pub struct PeerAuth<'a> {
+    /// Its identity (IDi or IDr).
+    pub id: &'a Identification,
+    /// The AUTH method.
+    pub method: u8,
+    /// The AUTH data.
+    pub data: &'a [u8],
+    /// Its CERT payloads of type X.509 signature, its own first (RFC 7296 section 3.6).
+    pub certs: &'a [Vec<u8>],
+    /// Seconds since 1970, for the certificates' validity.
+    pub unix_time: u64,
+}
+
+/// One way of authenticating: builds our AUTH payload and checks the peer's. A connection may
+/// use one way for its own AUTH and another for the peer's (`local.auth = psk`, `remote.auth =
+/// pubkey`): each side gets its own authenticator.
 pub trait Authenticator: fmt::Debug + Send + Sync {
-    /// The AUTH method number we send.
-    fn method(&self) -> u8;
-    /// Our AUTH data over `octets`.
-    fn sign(&self, octets: &SignedOctets<'_>) -> Vec<u8>;
-    /// Checks the peer's AUTH payload over its `octets`.
-    fn verify(&self, octets: &SignedOctets<'_>, method: u8, data: &[u8]) -> Result<AuthVerified, AuthError>;
+    /// Our AUTH payload over `input`: (method, data). `peer_hashes`: the hash algorithms of the
+    /// peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4; empty when it sent none).
+    fn sign(&self, input: &AuthInput<'_>, peer_hashes: &[u16]) -> Result<(u8, Vec<u8>), AuthError>;
+    /// Checks the peer's AUTH payload over its `input`.
+    fn verify(&self, input: &AuthInput<'_>, peer: &PeerAuth<'_>) -> Result<AuthVerified, AuthError>;
 }
 
 /// PSK authentication (RFC 7296 section 2.15).
@@ -131,30 +178,80 @@ impl PskAuthenticator {
 
     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.15
     //# AUTH = prf( prf(Shared Secret, "Key Pad for IKEv2"), <InitiatorSignedOctets>)
-    fn mac(&self, octets: &SignedOctets<'_>) -> Zeroizing<Vec<u8>> {
-        let pad_key = octets.prf.compute(&self.secret, &[b"Key Pad for IKEv2"]);
-        octets.prf.compute(&pad_key, &[&octets.to_bytes()])
+    fn mac(&self, input: &AuthInput<'_>) -> Zeroizing<Vec<u8>> {
+        let pad_key = input.prf.compute(&self.secret, &[b"Key Pad for IKEv2"]);
+        input.prf.compute(&pad_key, &[input.octets])
     }
 }
 
 impl Authenticator for PskAuthenticator {
-    fn method(&self) -> u8 {
-        auth_method::SHARED_KEY_MIC
+    fn sign(&self, input: &AuthInput<'_>, _peer_hashes: &[u16]) -> Result<(u8, Vec<u8>), AuthError> {
+        Ok((auth_method::SHARED_KEY_MIC, self.mac(input).to_vec()))
     }
 
-    fn sign(&self, octets: &SignedOctets<'_>) -> Vec<u8> {
-        self.mac(octets).to_vec()
-    }
-
-    fn verify(&self, octets: &SignedOctets<'_>, method: u8, data: &[u8]) -> Result<AuthVerified, AuthError> {
-        if method != auth_method::SHARED_KEY_MIC {
-            return Err(AuthError::Method(method));
+    fn verify(&self, input: &AuthInput<'_>, peer: &PeerAuth<'_>) -> Result<AuthVerified, AuthError> {
+        if peer.method != auth_method::SHARED_KEY_MIC {
+            return Err(AuthError::Method(peer.method));
         }
-        let expected = self.mac(octets);
-        if expected.len() == data.len() && bool::from(expected.ct_eq(data)) {
-            Ok(AuthVerified::new(octets.id))
+        let expected = self.mac(input);
+        if expected.len() == peer.data.len() && bool::from(expected.ct_eq(peer.data)) {
+            Ok(AuthVerified::new(peer.id))
         } else {
             Err(AuthError::Mismatch)
         }
+    }
+}
+
+/// Certificate authentication (RFC 7296 section 2.15 with RFC 7427 signatures): signs with our
+/// private key; verifies the peer's chain to a trusted CA, that its certificate carries its IKE
+/// identity, and the signature with the certificate's key.
+pub struct SignatureAuthenticator {
+    key: Option<Arc<PrivateKey>>,
+    trust: Arc<TrustStore>,
+    cacerts: Vec<Certificate>,
+}
+
+impl fmt::Debug for SignatureAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignatureAuthenticator").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl SignatureAuthenticator {
+    /// Signs with `key`.
+    pub fn signer(key: Arc<PrivateKey>) -> SignatureAuthenticator {
+        SignatureAuthenticator { key: Some(key), trust: Arc::new(TrustStore::default()), cacerts: Vec::new() }
+    }
+
+    /// Verifies chains against `trust`, limited to `cacerts` when that is not empty.
+    pub fn verifier(trust: Arc<TrustStore>, cacerts: Vec<Certificate>) -> SignatureAuthenticator {
+        SignatureAuthenticator { key: None, trust, cacerts }
+    }
+}
+
+impl Authenticator for SignatureAuthenticator {
+    fn sign(&self, input: &AuthInput<'_>, peer_hashes: &[u16]) -> Result<(u8, Vec<u8>), AuthError> {
+        let key = self.key.as_ref().ok_or(AuthError::NoCredential)?;
+        key.sign(input.octets, peer_hashes).map_err(AuthError::Signature)
+    }
+
+    fn verify(&self, input: &AuthInput<'_>, peer: &PeerAuth<'_>) -> Result<AuthVerified, AuthError> {
+        if !matches!(peer.method, 1 | 9 | 10 | 11 | 14) {
+            return Err(AuthError::Method(peer.method));
+        }
+        let (ee, intermediates) = peer.certs.split_first().ok_or(AuthError::NoCertificate)?;
+        let only = (!self.cacerts.is_empty()).then_some(self.cacerts.as_slice());
+        let chain = self.trust.validate(ee, intermediates, only, peer.unix_time).map_err(AuthError::Certificate)?;
+        //= https://www.rfc-editor.org/rfc/rfc4945#section-3.1
+        //# Implementations MUST support ... the ID payload ... to be contained in the end-entity
+        //# certificate (subjectAltName, or the subject for ID_DER_ASN1_DN).
+        if !chain.end_entity.has_identity(peer.id.kind, &peer.id.data) {
+            return Err(AuthError::IdentityNotInCertificate {
+                id: peer.id.to_string(),
+                subject: chain.end_entity.subject_text.clone(),
+            });
+        }
+        sign::verify(&chain.end_entity, peer.method, peer.data, input.octets).map_err(AuthError::Signature)?;
+        Ok(AuthVerified::new(peer.id))
     }
 }

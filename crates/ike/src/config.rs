@@ -12,24 +12,115 @@ use std::time::Duration;
 use rampart_sa::{Mode, TrafficSelector};
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
+use crate::cert::Certificate;
 use crate::message::Identification;
 use crate::proposal::{EspProposal, IkeProposal};
+use crate::sign::PrivateKey;
+use crate::trust::TrustStore;
 
 /// How a side authenticates (`local.auth` / `remote.auth`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthMethod {
     /// Pre-shared key (`psk`), RFC 7296 section 2.15.
     Psk,
+    /// A signature with a certificate's key (`pubkey`): RFC 7427 digital signatures, or the
+    /// classic RSA and ECDSA methods.
+    Pubkey,
 }
 
-/// One side's authentication round (`local { auth, id }` / `remote { auth, id }`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl AuthMethod {
+    /// The name swanctl.conf gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Psk => "psk",
+            AuthMethod::Pubkey => "pubkey",
+        }
+    }
+
+    /// Whether an AUTH payload's method number belongs to this way of authenticating.
+    pub fn accepts(self, method: u8) -> bool {
+        match self {
+            AuthMethod::Psk => method == crate::auth::auth_method::SHARED_KEY_MIC,
+            AuthMethod::Pubkey => matches!(method, 1 | 9 | 10 | 11 | 14),
+        }
+    }
+}
+
+/// One side's authentication round (`local { auth, id, certs }` / `remote { auth, id,
+/// cacerts }`).
+#[derive(Clone, Debug)]
 pub struct AuthConfig {
     /// Authentication method.
     pub auth: AuthMethod,
-    /// Identity; `None` on the remote side means `%any`. On the local side `None` means the
-    /// local IP address.
+    /// Identity; `None` on the remote side means `%any`, and a remote identity may hold
+    /// wildcards ([`Identification::matches`]). On the local side `None` means the local IP
+    /// address (or, with a certificate, its subject).
     pub id: Option<Identification>,
+    /// Local side, `pubkey`: our certificate first, then the intermediates up to (not
+    /// including) the root, sent as CERT payloads (`local.certs`).
+    pub certs: Vec<Certificate>,
+    /// Local side, `pubkey`: the private key of `certs[0]`.
+    pub key: Option<Arc<PrivateKey>>,
+    /// Remote side, `pubkey`: the CAs the peer's chain must lead to (`remote.cacerts`); empty:
+    /// any CA of the connection's trust store.
+    pub cacerts: Vec<Certificate>,
+}
+
+impl AuthConfig {
+    /// A round with this method and identity and no credentials.
+    pub fn new(auth: AuthMethod, id: Option<Identification>) -> AuthConfig {
+        AuthConfig { auth, id, certs: Vec::new(), key: None, cacerts: Vec::new() }
+    }
+}
+
+/// A pre-shared key with the identities it belongs to (`secrets.ike-<x> { id-* = ..., secret }`).
+#[derive(Clone, Debug)]
+pub struct SharedSecret {
+    /// The identities it is for; empty: any.
+    pub ids: Vec<Identification>,
+    /// The key.
+    pub psk: Psk,
+}
+
+/// The best secret for a pair of identities, strongSwan's way: one naming both wins over one
+/// naming one of them, which wins over one naming none; one naming identities of which none
+/// matches is not a candidate. Ties go to the first one.
+pub fn find_secret<'s>(
+    secrets: &'s [SharedSecret],
+    local: Option<&Identification>,
+    remote: Option<&Identification>,
+) -> Option<&'s SharedSecret> {
+    let mut best: Option<(u8, &SharedSecret)> = None;
+    for s in secrets {
+        let score = if s.ids.is_empty() {
+            1
+        } else {
+            let l = local.is_some_and(|id| s.ids.contains(id));
+            let r = remote.is_some_and(|id| s.ids.contains(id));
+            match (l, r) {
+                (true, true) => 3,
+                (true, false) | (false, true) => 2,
+                (false, false) => continue,
+            }
+        };
+        if best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, s));
+        }
+    }
+    best.map(|(_, s)| s)
+}
+
+/// `unique`: what a new IKE SA of an identity does to the older ones of the same connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unique {
+    /// Keep them, unless the peer says INITIAL_CONTACT (strongSwan's `no`).
+    No,
+    /// Keep them, even on INITIAL_CONTACT.
+    Never,
+    /// Replace them (a branch that came back, from a new address or not).
+    Replace,
 }
 
 /// A pre-shared key. Zeroized on drop; `Debug` hides it.
@@ -167,8 +258,16 @@ pub struct ConnectionConfig {
     pub local: AuthConfig,
     /// `remote` authentication round.
     pub remote: AuthConfig,
-    /// The PSK shared with the peer (from the `secrets` section).
+    /// The PSK shared with the peer (from the `secrets` section), when one key serves the
+    /// connection whoever the peer is.
     pub psk: Option<Psk>,
+    /// Keys by identity (the `secrets` section): a template for many branches picks each
+    /// branch's key by its IDi ([`ConnectionConfig::psk_for`]).
+    pub secrets: Arc<Vec<SharedSecret>>,
+    /// The trusted CAs and CRLs the peer's certificate is checked against.
+    pub trust: Arc<TrustStore>,
+    /// `unique`.
+    pub unique: Unique,
     /// `children`.
     pub children: Vec<ChildConfig>,
 }
@@ -192,10 +291,59 @@ impl ConnectionConfig {
             rekey_time: Duration::from_secs(4 * 3600),
             over_time: Duration::from_secs(1440),
             rand_time: Duration::from_secs(1440),
-            local: AuthConfig { auth: AuthMethod::Psk, id: Some(local_id) },
-            remote: AuthConfig { auth: AuthMethod::Psk, id: remote_id },
+            local: AuthConfig::new(AuthMethod::Psk, Some(local_id)),
+            remote: AuthConfig::new(AuthMethod::Psk, remote_id),
             psk: Some(Psk::new(psk)),
+            secrets: Arc::new(Vec::new()),
+            trust: Arc::new(TrustStore::default()),
+            unique: Unique::No,
             children: vec![],
+        }
+    }
+
+    /// A connection authenticating both ways with certificates: our chain and key, the CAs
+    /// trusted for the peer.
+    pub fn pubkey(
+        name: &str,
+        local_id: Option<Identification>,
+        remote_id: Option<Identification>,
+        chain: Vec<Certificate>,
+        key: Arc<PrivateKey>,
+        trust: Arc<TrustStore>,
+    ) -> Self {
+        let mut c = ConnectionConfig::psk(name, Identification::fqdn("unset"), remote_id, b"");
+        c.psk = None;
+        c.local =
+            AuthConfig { auth: AuthMethod::Pubkey, id: local_id, certs: chain, key: Some(key), cacerts: Vec::new() };
+        c.remote.auth = AuthMethod::Pubkey;
+        c.trust = trust;
+        c
+    }
+
+    /// The pre-shared key for this pair of identities: the best match among the keys by
+    /// identity, else the connection's own key.
+    pub fn psk_for(&self, local: &Identification, remote: Option<&Identification>) -> Option<&Psk> {
+        find_secret(&self.secrets, Some(local), remote).map(|s| &s.psk).or(self.psk.as_ref())
+    }
+
+    /// Our identity: `local.id`, else our certificate's subject (`pubkey`), else the address.
+    pub fn local_identity(&self, addr: IpAddr) -> Identification {
+        if let Some(id) = &self.local.id {
+            // A distinguished name that is our certificate's subject goes out as the
+            // certificate has it (the same DER, whatever string types the text gave).
+            if let Some(c) = self.local.certs.first()
+                && id.kind == crate::message::id_type::DER_ASN1_DN
+                && c.has_identity(id.kind, &id.data)
+            {
+                return Identification { kind: id.kind, data: c.subject.clone() };
+            }
+            return id.clone();
+        }
+        match self.local.certs.first() {
+            Some(c) if self.local.auth == AuthMethod::Pubkey => {
+                Identification { kind: crate::message::id_type::DER_ASN1_DN, data: c.subject.clone() }
+            }
+            _ => Identification::addr(addr),
         }
     }
 }
@@ -235,6 +383,8 @@ pub struct EndpointConfig {
     pub rekey_delete_delay: Duration,
     /// Hand the Diffie-Hellman shared-secret computation of IKE_SA_INIT out as
     /// [`crate::offload::DhJob`]s ([`crate::Endpoint::poll_dh_job`]) instead of computing it
+    /// inside [`crate::Endpoint::handle`], and the signature work of a responder's IKE_AUTH as
+    /// [`crate::offload::AuthJob`]s ([`crate::Endpoint::poll_auth_job`]); without it both run
     /// inside [`crate::Endpoint::handle`]. Off by default.
     pub offload_dh: bool,
 }

@@ -40,11 +40,14 @@ pub enum Ignored {
     DuplicateInit,
     /// An unprotected error answer (INVALID_MAJOR_VERSION) held back by its rate limit.
     RateLimited,
+    /// A request retransmitted while its answer is being computed (the signature check of an
+    /// IKE_AUTH on the worker pool).
+    InProgress,
 }
 
 impl Ignored {
     /// Every reason, in the order of [`crate::Endpoint::ignored`].
-    pub const ALL: [Ignored; 9] = [
+    pub const ALL: [Ignored; 10] = [
         Ignored::Unparseable,
         Ignored::MalformedInit,
         Ignored::BlockedPeer,
@@ -54,6 +57,7 @@ impl Ignored {
         Ignored::Unexpected,
         Ignored::DuplicateInit,
         Ignored::RateLimited,
+        Ignored::InProgress,
     ];
 
     /// The metric label (`rampart_ike_dropped_datagrams_total{reason}`).
@@ -68,6 +72,7 @@ impl Ignored {
             Ignored::Unexpected => "unexpected",
             Ignored::DuplicateInit => "duplicate_ike_sa_init",
             Ignored::RateLimited => "rate_limited",
+            Ignored::InProgress => "in_progress",
         }
     }
 
@@ -83,6 +88,7 @@ impl Ignored {
             Ignored::Unexpected => "message the IKE SA does not expect dropped",
             Ignored::DuplicateInit => "retransmitted IKE_SA_INIT dropped while its answer is being computed",
             Ignored::RateLimited => "unprotected error answer held back by the rate limit",
+            Ignored::InProgress => "request retransmitted while its answer is being computed: dropped",
         }
     }
 
@@ -114,6 +120,10 @@ pub enum AuthFailure {
     NotVerified,
     /// The request lacks the IDi or the AUTH payload.
     Incomplete,
+    /// Refused for a reason the authenticator names: the certificate chain (untrusted,
+    /// expired, revoked with its serial, SHA-1), the identity not in the certificate, the
+    /// signature scheme or value.
+    Rejected(String),
 }
 
 impl fmt::Display for AuthFailure {
@@ -128,6 +138,7 @@ impl fmt::Display for AuthFailure {
             }
             AuthFailure::NotVerified => f.write_str("AUTH did not verify (a different pre-shared key?)"),
             AuthFailure::Incomplete => f.write_str("IKE_AUTH request without IDi or AUTH"),
+            AuthFailure::Rejected(why) => f.write_str(why),
         }
     }
 }

@@ -25,10 +25,10 @@ use crate::message::{
     ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, HEADER_LEN, Header, Identification, Message, NotifyType, ParseError,
     Payload,
 };
-use crate::offload::{DhDone, DhJob, DhOwner, InlineShares, KeyShareSource};
+use crate::offload::{AuthDone, AuthJob, DhDone, DhJob, DhOwner, InlineShares, KeyShareSource};
 use crate::proposal::{EspAlgorithms, IkeAlgorithms};
 use crate::state::{ChildState, Ctx, Ids, IkeSa, IkeState};
-use crate::tasks::{child_create, child_delete, child_rekey, ike_delete, ike_dpd, ike_init, ike_rekey};
+use crate::tasks::{child_create, child_delete, child_rekey, ike_auth, ike_delete, ike_dpd, ike_init, ike_rekey};
 
 /// How often the cookie secret changes.
 const COOKIE_ROTATION: Duration = Duration::from_secs(300);
@@ -164,6 +164,15 @@ macro_rules! ctx {
             dh_jobs: &mut $self.dh_jobs,
             exchanges: &mut $self.exchanges,
             diag: &mut $self.diag,
+            connections: $self.connections.as_slice(),
+            unix_time: $self.wall.map_or(0, |(at, unix): (Instant, u64)| {
+                if $now >= at {
+                    unix + $now.duration_since(at).as_secs()
+                } else {
+                    unix.saturating_sub(at.duration_since($now).as_secs())
+                }
+            }),
+            auth_jobs: &mut $self.auth_jobs,
         }
     };
 }
@@ -197,6 +206,9 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     dh_jobs: VecDeque<DhJob>,
+    auth_jobs: VecDeque<AuthJob>,
+    /// The wall clock: this instant was this many seconds since 1970 (certificate validity).
+    wall: Option<(Instant, u64)>,
     exchanges: ExchangeLog,
     diag: Diagnostics,
     /// The second the unprotected answers are counted in, and how many went out in it.
@@ -236,6 +248,8 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             dh_jobs: VecDeque::new(),
+            auth_jobs: VecDeque::new(),
+            wall: None,
             exchanges: ExchangeLog::default(),
             diag: Diagnostics::default(),
             unprotected: (None, 0),
@@ -335,6 +349,43 @@ impl Endpoint {
                 });
             }
         }
+    }
+
+    /// The next signature check of a responder's IKE_AUTH to run elsewhere
+    /// ([`EndpointConfig::offload_dh`]); every one must come back through
+    /// [`Endpoint::auth_done`].
+    pub fn poll_auth_job(&mut self) -> Option<AuthJob> {
+        self.auth_jobs.pop_front()
+    }
+
+    /// A job from [`Endpoint::poll_auth_job`] finished: the IKE_AUTH it belongs to is answered.
+    pub fn auth_done(&mut self, now: Instant, done: AuthDone) {
+        self.with_sa(now, done.owner, |sa, cx| {
+            let Some(pending) = sa.auth_pending.take() else { return };
+            let id = pending.message_id;
+            let response = ike_auth::finish_r(sa, cx, pending, done);
+            let remote = sa.remote;
+            sa.answer(cx, remote, ExchangeType::IkeAuth, id, response);
+        });
+    }
+
+    /// Tells the endpoint the wall clock: `now` is `unix_seconds` after 1970. Certificates are
+    /// checked for validity against it (the core reads no clock; a daemon sets it at start and
+    /// now and then). Unset, every certificate is outside its validity.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_seconds: u64) {
+        self.wall = Some((now, unix_seconds));
+    }
+
+    /// Replaces a connection of the same name (new certificates, keys, CAs or CRLs) without
+    /// touching its IKE SAs: they keep what they authenticated with, new ones take this.
+    /// Returns whether it existed.
+    pub fn update_connection(&mut self, conn: ConnectionConfig) -> bool {
+        let conn = Arc::new(conn);
+        let list = Arc::make_mut(&mut self.connections);
+        let Some(slot) = list.iter_mut().find(|c| c.name == conn.name) else { return false };
+        *slot = Arc::clone(&conn);
+        self.conn_by_name.insert(conn.name.clone(), conn);
+        true
     }
 
     /// When [`Endpoint::handle_timeout`] should next be called.
@@ -909,7 +960,7 @@ fn info(sa: &IkeSa) -> IkeSaInfo {
         nat_remote: sa.nat_remote,
         next_request_id: sa.next_request_id,
         successor: sa.successor,
-        local_id: sa.conn.local.id.clone().unwrap_or_else(|| Identification::addr(sa.local.ip())),
+        local_id: sa.conn.local_identity(sa.local.ip()),
         remote_id: sa.auth.as_ref().map(|a| a.peer().clone()),
         algorithms: sa.algs,
         rekey_at: sa.rekey_at,

@@ -232,6 +232,11 @@ impl IkeSa {
             }
             return;
         }
+        if self.auth_pending.as_ref().is_some_and(|p| p.message_id == id) {
+            return cx.diag.dropped(Ignored::InProgress, remote, || {
+                format!("{}: IKE_AUTH request {id} again while its signature check runs", self.id)
+            });
+        }
         if id != self.expected_request_id {
             let want = self.expected_request_id;
             return cx.diag.dropped(Ignored::OutOfWindow, remote, || {
@@ -273,6 +278,19 @@ impl IkeSa {
                 }
             }
         };
+        self.answer(cx, remote, exchange, id, response);
+    }
+
+    /// Sends the answer to request `id` (or drops the request, or leaves it waiting), then
+    /// moves the window.
+    pub fn answer(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        remote: SocketAddr,
+        exchange: ExchangeType,
+        id: u32,
+        response: Response,
+    ) {
         let (payloads, then) = match response {
             Response::Payloads(p) => (p, None),
             Response::ThenDie(p, reason) => (p, Some(reason)),
@@ -282,6 +300,7 @@ impl IkeSa {
                     format!("{}: {} request in state {state:?}", self.id, exchange_label(exchange))
                 });
             }
+            Response::Deferred => return,
         };
         let header = self.header(exchange, id, true);
         if let Some(bytes) = self.seal(header, &payloads, cx.rng) {

@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cert;
 pub mod config;
 pub mod cookie;
 pub mod crypto;
@@ -37,15 +38,18 @@ pub mod endpoint;
 pub mod event;
 pub mod exchange_log;
 pub mod hex;
+pub mod identity;
 pub mod ike_sa;
 pub mod keys;
 pub mod message;
 pub mod nat;
 pub mod offload;
 pub mod proposal;
+pub mod sign;
 pub mod sk;
 pub mod state;
 pub mod tasks;
+pub mod trust;
 pub mod ts;
 
 pub use config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, Psk, StartAction};

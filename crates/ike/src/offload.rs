@@ -1,5 +1,6 @@
-//! Diffie-Hellman work that the caller may run on other threads, so that a thousand IKE_SA_INIT
-//! requests arriving at once do not hold up timers and retransmissions.
+//! Diffie-Hellman and signature work that the caller may run on other threads, so that a
+//! thousand IKE_SA_INIT or IKE_AUTH requests arriving at once do not hold up timers and
+//! retransmissions.
 //!
 //! Two halves: fresh key shares come from a [`KeyShareSource`] (a daemon keeps a supply that
 //! worker threads generate ahead of need; [`InlineShares`] makes them on the spot), and the
@@ -14,8 +15,10 @@ use core::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::crypto::{DhGroup, KeError, KeyShare, RandomSource};
+use crate::auth::{AuthError, AuthInput, AuthVerified, Authenticator, PeerAuth};
+use crate::crypto::{DhGroup, KeError, KeyShare, Prf, RandomSource};
 use crate::event::IkeSaId;
+use crate::message::Identification;
 
 /// Where the endpoint takes its Diffie-Hellman key shares from.
 pub trait KeyShareSource: Send {
@@ -114,6 +117,83 @@ impl fmt::Debug for DhDone {
 impl DhDone {
     /// Who waits for it.
     pub fn owner(&self) -> DhOwner {
+        self.owner
+    }
+}
+
+/// The signature work of a responder's IKE_AUTH: the peer's chain and AUTH checked, then our
+/// AUTH signed (strongSwan's `pubkey_authenticator` steps, done off the event loop). `Send`: run
+/// it anywhere with [`AuthJob::run`] and hand the [`AuthDone`] to
+/// [`crate::Endpoint::auth_done`]. Holds no secret of its own beyond the authenticators (whose
+/// `Debug` shows none).
+pub struct AuthJob {
+    pub(crate) owner: IkeSaId,
+    pub(crate) verifier: Box<dyn Authenticator>,
+    pub(crate) verify_octets: Vec<u8>,
+    pub(crate) prf: Prf,
+    pub(crate) peer_id: Identification,
+    pub(crate) method: u8,
+    pub(crate) data: Vec<u8>,
+    pub(crate) certs: Vec<Vec<u8>>,
+    pub(crate) unix_time: u64,
+    pub(crate) signer: Box<dyn Authenticator>,
+    pub(crate) sign_octets: Vec<u8>,
+    pub(crate) peer_hashes: Vec<u16>,
+}
+
+impl fmt::Debug for AuthJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthJob")
+            .field("owner", &self.owner)
+            .field("peer", &self.peer_id.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthJob {
+    /// The IKE SA waiting for it.
+    pub fn owner(&self) -> IkeSaId {
+        self.owner
+    }
+
+    /// Verifies the peer (chain, identity, signature), then, if that passed, signs our AUTH.
+    pub fn run(self) -> AuthDone {
+        let input = AuthInput { octets: &self.verify_octets, prf: self.prf };
+        let peer = PeerAuth {
+            id: &self.peer_id,
+            method: self.method,
+            data: &self.data,
+            certs: &self.certs,
+            unix_time: self.unix_time,
+        };
+        let verified = self.verifier.verify(&input, &peer);
+        let signed = match &verified {
+            Ok(_) => self.signer.sign(&AuthInput { octets: &self.sign_octets, prf: self.prf }, &self.peer_hashes),
+            Err(_) => Err(AuthError::NoCredential),
+        };
+        AuthDone { owner: self.owner, verified, signed }
+    }
+}
+
+/// A finished [`AuthJob`].
+pub struct AuthDone {
+    pub(crate) owner: IkeSaId,
+    pub(crate) verified: Result<AuthVerified, AuthError>,
+    pub(crate) signed: Result<(u8, Vec<u8>), AuthError>,
+}
+
+impl fmt::Debug for AuthDone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthDone")
+            .field("owner", &self.owner)
+            .field("ok", &self.verified.is_ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthDone {
+    /// The IKE SA waiting for it.
+    pub fn owner(&self) -> IkeSaId {
         self.owner
     }
 }

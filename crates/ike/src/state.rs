@@ -31,8 +31,9 @@ use crate::diagnostic::Diagnostics;
 use crate::event::{ChildSaId, DownReason, Event, IkeSaId, Transmit};
 use crate::exchange_log::ExchangeLog;
 use crate::keys::{ChildKeys, IkeSaKeys, child_keymat};
+use crate::message::Identification;
 use crate::message::{ExchangeType, Message, Payload};
-use crate::offload::{DhJob, KeyShareSource};
+use crate::offload::{AuthJob, DhJob, KeyShareSource};
 use crate::proposal::{EspAlgorithms, IkeAlgorithms};
 
 /// Where an IKE SA is in its life.
@@ -196,6 +197,12 @@ pub struct Ctx<'a> {
     pub exchanges: &'a mut ExchangeLog,
     /// What was dropped and why; refusals an operator should read about.
     pub diag: &'a mut Diagnostics,
+    /// Every connection (a responder picks the one for the peer's identity, RFC 7296 2.15).
+    pub connections: &'a [Arc<ConnectionConfig>],
+    /// Seconds since 1970 (certificate validity), as the caller set the wall clock.
+    pub unix_time: u64,
+    /// Signature checks handed out ([`EndpointConfig::offload_dh`]).
+    pub auth_jobs: &'a mut VecDeque<AuthJob>,
 }
 
 impl Ctx<'_> {
@@ -346,6 +353,25 @@ pub struct IkeSa {
     /// An initiator waiting for the shared secret of IKE_SA_INIT ([`crate::offload::DhJob`]):
     /// the rest of the exchange, resumed by [`crate::Endpoint::dh_done`].
     pub suspended: Option<Box<dyn AwaitingSecret>>,
+    /// The hash algorithms of the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4).
+    pub peer_hashes: Vec<u16>,
+    /// The CA key hashes of the peer's CERTREQ payloads (RFC 7296 section 3.7).
+    pub peer_certreq: Vec<[u8; 20]>,
+    /// A responder's IKE_AUTH whose signature work runs elsewhere ([`crate::offload::AuthJob`]).
+    pub auth_pending: Option<AuthPending>,
+}
+
+/// A responder's IKE_AUTH request waiting for its [`crate::offload::AuthDone`].
+#[derive(Debug)]
+pub struct AuthPending {
+    /// The request's message ID (a retransmission of it is dropped meanwhile).
+    pub message_id: u32,
+    /// The request's payloads (the CHILD_SA is made from them once AUTH verified).
+    pub payloads: Vec<Payload>,
+    /// The peer's identity.
+    pub id_i: Identification,
+    /// Ours.
+    pub id_r: Identification,
 }
 
 impl IkeSa {
@@ -392,6 +418,9 @@ impl IkeSa {
             successor: None,
             initial_contact: true,
             suspended: None,
+            peer_hashes: Vec::new(),
+            peer_certreq: Vec::new(),
+            auth_pending: None,
         }
     }
 
@@ -545,6 +574,9 @@ pub enum Response {
     ThenDie(Vec<Payload>, DownReason),
     /// Send nothing (the request is dropped; the message ID does not advance).
     Silent,
+    /// The answer waits for work done elsewhere ([`IkeSa::auth_pending`]); nothing is sent yet
+    /// and the message ID does not advance.
+    Deferred,
 }
 
 /// What became of an exchange we initiated.

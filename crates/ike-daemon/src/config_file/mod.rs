@@ -33,7 +33,10 @@
 //! secret = "a long random pre-shared key"
 //! ```
 
+mod credentials;
 mod secrets;
+
+pub use credentials::Credentials;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -48,9 +51,12 @@ pub use rampart_config::ConfError;
 use rampart_config::{Doc, Value, get, read_file};
 
 use self::secrets::IkeSecret;
-use rampart_ike::config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, StartAction};
+use rampart_ike::config::{
+    AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, SharedSecret, StartAction, Unique,
+};
 use rampart_ike::message::Identification;
 use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
+use std::sync::Arc;
 
 /// What happens to a CHILD_SA's policies when its peer is found dead (`dpd_action`) or closes
 /// it (`close_action`).
@@ -94,6 +100,9 @@ pub struct DaemonConfig {
     pub port_nat_t: u16,
     /// `control_socket`: the unix socket `rampart ctl` talks to.
     pub control_socket: PathBuf,
+    /// `swanctl_dir`: where the `x509`, `x509ca`, `x509crl` and `private` (`ecdsa`, `rsa`,
+    /// `pkcs8`) folders are (default: the configuration file's folder).
+    pub swanctl_dir: Option<PathBuf>,
     /// `dh_workers`: threads computing Diffie-Hellman (default: the CPUs, at most 4).
     pub dh_workers: usize,
     /// `dh_precompute`: key shares kept ready per group (default 64; 0: make them when needed).
@@ -122,6 +131,7 @@ impl Default for DaemonConfig {
             port: 500,
             port_nat_t: 4500,
             control_socket: PathBuf::from("/run/rampart/ike.sock"),
+            swanctl_dir: None,
             dh_workers: std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
             dh_precompute: 64,
             usage_interval: Duration::from_secs(1),
@@ -147,7 +157,10 @@ pub struct Config {
     pub actions: HashMap<(String, String), ChildActions>,
     /// Keys accepted but not implemented, as `file:line:column: message`.
     pub warnings: Vec<String>,
+    /// The certificates, CAs, CRLs and keys of the swanctl folders.
+    pub credentials: Credentials,
     fingerprints: HashMap<String, [u8; 32]>,
+    credential_fingerprints: HashMap<String, [u8; 32]>,
 }
 
 impl Config {
@@ -176,10 +189,17 @@ impl Config {
         Config::read(doc, table, None)
     }
 
-    /// A digest of one connection's whole configuration (secret included): equal digests mean
-    /// a reload leaves the connection's SAs alone.
+    /// A digest of one connection's whole configuration (secret included) but its
+    /// certificates, keys, CAs and CRLs: equal digests mean a reload leaves the connection's
+    /// SAs alone.
     pub fn fingerprint(&self, connection: &str) -> Option<[u8; 32]> {
         self.fingerprints.get(connection).copied()
+    }
+
+    /// A digest of one connection's certificates, CAs and CRLs: a reload that changes only
+    /// these gives new IKE SAs the new ones and keeps the established SAs.
+    pub fn credential_fingerprint(&self, connection: &str) -> Option<[u8; 32]> {
+        self.credential_fingerprints.get(connection).copied()
     }
 
     /// The actions of a child (defaults when unknown).
@@ -234,20 +254,30 @@ impl Config {
             }
             warnings.append(&mut sdoc.warnings);
         }
+        let cred_dir = match &daemon.swanctl_dir {
+            Some(d) if d.is_relative() => path.parent().unwrap_or(Path::new(".")).join(d),
+            Some(d) => d.clone(),
+            None => path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        };
+        let credentials = Credentials::load(&cred_dir)?;
+        let shared: Arc<Vec<SharedSecret>> =
+            Arc::new(secrets.iter().map(|s| SharedSecret { ids: s.ids.clone(), psk: s.psk.clone() }).collect());
         let mut connections = Vec::new();
         let mut actions = HashMap::new();
         let mut fingerprints = HashMap::new();
+        let mut credential_fingerprints = HashMap::new();
         if let Some((_, v)) = get(root, "connections") {
             let t = doc.table("connections", v)?;
             for (k, v) in t.iter() {
                 let name: &str = k.get_ref();
                 check_name(doc, "connection", name, &k.span())?;
                 let body = doc.table(name, v)?;
-                let (conn, acts) = read_connection(doc, name, &k.span(), body, &secrets)?;
+                let (conn, acts) = read_connection(doc, name, &k.span(), body, (&secrets, &shared), &credentials)?;
                 for (child, a) in acts {
                     actions.insert((name.to_string(), child), a);
                 }
                 fingerprints.insert(name.to_string(), fingerprint(&conn, &actions));
+                credential_fingerprints.insert(name.to_string(), credential_fingerprint(&conn));
                 connections.push(conn);
             }
         }
@@ -255,7 +285,7 @@ impl Config {
             (daemon.listen, daemon.listen_any) = listen_addresses(&connections);
         }
         warnings.splice(0..0, std::mem::take(&mut doc.warnings));
-        Ok(Config { daemon, connections, actions, warnings, fingerprints })
+        Ok(Config { daemon, connections, actions, warnings, credentials, fingerprints, credential_fingerprints })
     }
 }
 
@@ -286,14 +316,42 @@ fn check_name(doc: &Doc<'_>, what: &str, name: &str, span: &Range<usize>) -> Res
 /// hash, never anywhere else).
 fn fingerprint(conn: &ConnectionConfig, actions: &HashMap<(String, String), ChildActions>) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    // Debug of the configuration structs covers every field except the key, which it hides.
-    ctx.update(format!("{conn:?}").as_bytes());
+    // Debug of the configuration structs covers every field except the keys, which it hides;
+    // certificates, CAs and CRLs are left to the credential fingerprint.
+    let mut bare = conn.clone();
+    bare.local.certs.clear();
+    bare.local.key = None;
+    bare.remote.cacerts.clear();
+    bare.trust = Arc::default();
+    bare.secrets = Arc::default();
+    ctx.update(format!("{bare:?}").as_bytes());
     if let Some(psk) = &conn.psk {
         ctx.update(&psk.0);
+    }
+    // A template whose keys are all by identity depends on every secret.
+    if conn.psk.is_none() && (conn.local.auth == AuthMethod::Psk || conn.remote.auth == AuthMethod::Psk) {
+        for s in conn.secrets.iter() {
+            ctx.update(format!("{:?}", s.ids).as_bytes());
+            ctx.update(&s.psk.0);
+        }
     }
     let mut acts: Vec<_> = actions.iter().filter(|((c, _), _)| *c == conn.name).collect();
     acts.sort_by(|a, b| a.0.cmp(b.0));
     ctx.update(format!("{acts:?}").as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The certificates, CAs and CRLs a connection uses, hashed.
+fn credential_fingerprint(conn: &ConnectionConfig) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for c in conn.local.certs.iter().chain(conn.remote.cacerts.iter()).chain(conn.trust.cas.iter()) {
+        ctx.update(c.der());
+    }
+    for c in &conn.trust.crls {
+        ctx.update(format!("{c:?}").as_bytes());
+    }
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
@@ -320,6 +378,7 @@ fn read_daemon(
             "port",
             "port_nat_t",
             "control_socket",
+            "swanctl_dir",
             "secrets_file",
             "dh_workers",
             "dh_precompute",
@@ -347,6 +406,7 @@ fn read_daemon(
         match key {
             "database" => d.database = PathBuf::from(doc.string(key, v)?),
             "control_socket" => d.control_socket = PathBuf::from(doc.string(key, v)?),
+            "swanctl_dir" => d.swanctl_dir = Some(PathBuf::from(doc.string(key, v)?)),
             "secrets_file" => secrets_file = Some((PathBuf::from(doc.string(key, v)?), v.span())),
             "sa_capacity" | "policy_capacity" => {
                 let n = doc.integer(key, v)?;
@@ -426,7 +486,6 @@ const IGNORED_CONN: &[&str] = &[
     "fragmentation",
     "send_certreq",
     "send_cert",
-    "unique",
     "keyingtries",
     "pools",
     "dscp",
@@ -454,7 +513,8 @@ fn read_connection(
     name: &str,
     name_span: &Range<usize>,
     t: &DeTable<'_>,
-    secrets: &[IkeSecret],
+    (secrets, shared): (&[IkeSecret], &Arc<Vec<SharedSecret>>),
+    creds: &Credentials,
 ) -> Result<(ConnectionConfig, Vec<(String, ChildActions)>), ConfError> {
     let what = format!("connections.{name}");
     doc.check_keys(
@@ -477,6 +537,7 @@ fn read_connection(
             "local",
             "remote",
             "children",
+            "unique",
         ],
         IGNORED_CONN,
     )?;
@@ -534,11 +595,25 @@ fn read_connection(
             }
             "local" | "remote" => {
                 let body = doc.table(key, v)?;
-                let a = read_auth(doc, &format!("{what}.{key}"), body, key == "local")?;
+                let a = read_auth(doc, &format!("{what}.{key}"), body, key == "local", creds, &k.span())?;
                 if key == "local" {
                     c.local = a;
                 } else {
                     c.remote = a;
+                }
+            }
+            "unique" => {
+                c.unique = match doc.string(key, v)? {
+                    "no" => Unique::No,
+                    "never" => Unique::Never,
+                    "replace" => Unique::Replace,
+                    "keep" => {
+                        doc.warn(&v.span(), format_args!("{what}.unique = keep is not supported; taken as 'no'"));
+                        Unique::No
+                    }
+                    other => {
+                        return Err(doc.err(&v.span(), format!("{what}.unique = {other}: use no, never or replace")));
+                    }
                 }
             }
             _ => {}
@@ -573,12 +648,17 @@ fn read_connection(
     if c.children.is_empty() {
         doc.warn(name_span, format_args!("{what} has no children: its IKE SA carries no traffic"));
     }
-    // The pre-shared key, by the identities.
+    c.trust = Arc::clone(&creds.trust);
+    c.secrets = Arc::clone(shared);
+    // The pre-shared key, by the identities; a template for many peers (remote.id %any or a
+    // wildcard) picks each peer's key by its identity when it authenticates.
     if c.local.auth == AuthMethod::Psk || c.remote.auth == AuthMethod::Psk {
         let local_id = c.local.id.clone().or_else(|| c.local_addrs.first().map(|a| Identification::addr(*a)));
         let found = secrets::find(secrets, local_id.as_ref(), c.remote.id.as_ref());
+        let template = c.remote.id.as_ref().is_none_or(Identification::is_pattern);
         match found {
             Some(s) => c.psk = Some(s.psk.clone()),
+            None if template && secrets.iter().any(|s| !s.ids.is_empty()) => {}
             None => {
                 return Err(doc.err(
                     name_span,
@@ -595,11 +675,18 @@ fn read_connection(
 }
 
 const IGNORED_AUTH: &[&str] =
-    &["certs", "pubkeys", "cacerts", "groups", "revocation", "round", "eap_id", "aaa_id", "xauth_id", "cert_policy"];
+    &["pubkeys", "groups", "revocation", "round", "eap_id", "aaa_id", "xauth_id", "cert_policy"];
 
-fn read_auth(doc: &mut Doc<'_>, what: &str, t: &DeTable<'_>, local: bool) -> Result<AuthConfig, ConfError> {
-    doc.check_keys(what, t, &["auth", "id"], IGNORED_AUTH)?;
-    let mut a = AuthConfig { auth: AuthMethod::Psk, id: None };
+fn read_auth(
+    doc: &mut Doc<'_>,
+    what: &str,
+    t: &DeTable<'_>,
+    local: bool,
+    creds: &Credentials,
+    span: &Range<usize>,
+) -> Result<AuthConfig, ConfError> {
+    doc.check_keys(what, t, &["auth", "id", "certs", "cacerts"], IGNORED_AUTH)?;
+    let mut a = AuthConfig::new(AuthMethod::Psk, None);
     for (k, v) in t.iter() {
         let key: &str = k.get_ref();
         match key {
@@ -607,14 +694,10 @@ fn read_auth(doc: &mut Doc<'_>, what: &str, t: &DeTable<'_>, local: bool) -> Res
                 let s = doc.string(key, v)?;
                 a.auth = match s {
                     "psk" => AuthMethod::Psk,
-                    "pubkey" | "rsa" | "ecdsa" | "ed25519" => {
-                        return Err(doc.err(
-                            &v.span(),
-                            format!("{what}.auth = {s}: certificate authentication is not implemented yet (psk only)"),
-                        ));
-                    }
+                    // swanctl's key-type constraints all mean a signature with the certificate's key.
+                    "pubkey" | "rsa" | "ecdsa" | "ed25519" | "rsa/pss" => AuthMethod::Pubkey,
                     other => {
-                        return Err(doc.err(&v.span(), format!("{what}.auth = {other}: not supported (psk)")));
+                        return Err(doc.err(&v.span(), format!("{what}.auth = {other}: not supported (psk or pubkey)")));
                     }
                 };
             }
@@ -626,14 +709,73 @@ fn read_auth(doc: &mut Doc<'_>, what: &str, t: &DeTable<'_>, local: bool) -> Res
                     }
                     a.id = None;
                 } else {
-                    a.id = Some(
-                        Identification::from_swanctl(s)
-                            .ok_or_else(|| doc.err(&v.span(), format!("{what}.id: '{s}' is not an identity")))?,
-                    );
+                    let id = Identification::from_swanctl(s)
+                        .ok_or_else(|| doc.err(&v.span(), format!("{what}.id: '{s}' is not an identity")))?;
+                    if local && id.is_pattern() {
+                        return Err(doc.err(&v.span(), format!("{what}.id: our own identity cannot have wildcards")));
+                    }
+                    a.id = Some(id);
+                }
+            }
+            "certs" | "cacerts" => {
+                if (key == "certs") != local {
+                    return Err(doc.err(
+                        &k.span(),
+                        format!(
+                            "{what}.{key}: {} belongs in the {} round",
+                            key,
+                            if local { "remote" } else { "local" }
+                        ),
+                    ));
+                }
+                let folder = if key == "certs" { "x509" } else { "x509ca" };
+                for (name, nspan) in doc.list(key, v)? {
+                    let path = creds.resolve(folder, &name);
+                    let certs = credentials::read_certs(&path)
+                        .map_err(|e| doc.err(&nspan, format!("{what}.{key}: {}: {}", path.display(), e.reason)))?;
+                    if key == "certs" {
+                        // The first certificate of the first file is ours; the rest are intermediates.
+                        a.certs.extend(certs);
+                    } else {
+                        a.cacerts.extend(certs);
+                    }
                 }
             }
             _ => {}
         }
+    }
+    if local && a.auth == AuthMethod::Pubkey {
+        let Some(leaf) = a.certs.first().cloned() else {
+            return Err(doc.err(span, format!("{what}.auth = pubkey needs local.certs (a file in x509/)")));
+        };
+        a.key = Some(creds.key_for(&leaf).ok_or_else(|| {
+            doc.err(
+                span,
+                format!(
+                    "{what}.certs: no private key for '{}' in {}/private, ecdsa, rsa or pkcs8",
+                    leaf.subject_text,
+                    creds.dir.display()
+                ),
+            )
+        })?);
+        if let Some(id) = &a.id
+            && !leaf.has_identity(id.kind, &id.data)
+        {
+            return Err(doc.err(
+                span,
+                format!(
+                    "{what}.id '{id}' is not in the certificate '{}' (subjectAltName or subject)",
+                    leaf.subject_text
+                ),
+            ));
+        }
+        let mut chain = creds.chain(leaf);
+        for extra in a.certs.iter().skip(1) {
+            if !chain.contains(extra) {
+                chain.push(extra.clone());
+            }
+        }
+        a.certs = chain;
     }
     Ok(a)
 }

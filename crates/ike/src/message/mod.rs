@@ -112,8 +112,40 @@ impl Identification {
         }
     }
 
+    /// Whether this identity, taken as a pattern (a template's `remote.id`), matches `id`: equal,
+    /// or of the same type with wildcards (`*.branch.example.net`, `*@example.net`, a
+    /// distinguished name with `CN=*`).
+    pub fn matches(&self, id: &Identification) -> bool {
+        if self == id {
+            return true;
+        }
+        if self.kind != id.kind {
+            return false;
+        }
+        match self.kind {
+            id_type::FQDN | id_type::RFC822_ADDR => {
+                match (core::str::from_utf8(&self.data), core::str::from_utf8(&id.data)) {
+                    (Ok(p), Ok(n)) => crate::identity::name_matches(p, n),
+                    _ => false,
+                }
+            }
+            id_type::DER_ASN1_DN => crate::identity::dn_matches(&self.data, &id.data),
+            _ => false,
+        }
+    }
+
+    /// Whether this identity has wildcards (it stands for many peers, and is never sent as IDr).
+    pub fn is_pattern(&self) -> bool {
+        match self.kind {
+            id_type::FQDN | id_type::RFC822_ADDR => self.data.first() == Some(&b'*'),
+            id_type::DER_ASN1_DN => crate::identity::dn_has_wildcard(&self.data),
+            _ => false,
+        }
+    }
+
     /// Parses an identity as swanctl.conf writes `id`: an IP address, `@name` or a name with dots
-    /// (FQDN), `user@domain` (RFC822), `@#hex` (KEY_ID), or `fqdn:`, `email:`, `keyid:#hex` prefixes.
+    /// (FQDN), `user@domain` (RFC822), `@#hex` (KEY_ID), a distinguished name
+    /// (`C=DE, O=Example, CN=gw`), or `fqdn:`, `email:`, `keyid:#hex`, `asn1dn:` prefixes.
     pub fn from_swanctl(s: &str) -> Option<Identification> {
         if let Some(rest) = s.strip_prefix("fqdn:") {
             return Some(Identification::fqdn(rest));
@@ -129,6 +161,11 @@ impl Identification {
         }
         if let Ok(a) = s.parse::<IpAddr>() {
             return Some(Identification::addr(a));
+        }
+        // A distinguished name: "C=DE, O=Example, CN=gw" (strongSwan's order), "asn1dn:...".
+        let dn = s.strip_prefix("asn1dn:").unwrap_or(s);
+        if dn.contains('=') && !dn.starts_with('@') {
+            return crate::identity::dn_from_text(dn).map(|data| Identification { kind: id_type::DER_ASN1_DN, data });
         }
         if let Some(rest) = s.strip_prefix('@') {
             return Some(Identification::fqdn(rest));
@@ -155,6 +192,9 @@ impl fmt::Display for Identification {
                 write!(f, "{}", Ipv6Addr::from(b))
             }
             (id_type::FQDN, _) | (id_type::RFC822_ADDR, _) => f.write_str(&String::from_utf8_lossy(&self.data)),
+            (id_type::DER_ASN1_DN, _) if crate::identity::dn_text(&self.data).is_some() => {
+                f.write_str(&crate::identity::dn_text(&self.data).unwrap_or_default())
+            }
             _ => {
                 write!(f, "type{}:#", self.kind)?;
                 for b in &self.data {

@@ -48,6 +48,19 @@ fn nat_notifies(sa: &IkeSa, spi_r: u64, fake: Option<&[u8]>) -> [Payload; 2] {
     ]
 }
 
+//= https://www.rfc-editor.org/rfc/rfc7427#section-4
+//# ... each endpoint SHOULD send [SIGNATURE_HASH_ALGORITHMS] in the IKE_SA_INIT messages
+/// Our SIGNATURE_HASH_ALGORITHMS notification (RFC 7427 section 4).
+fn hash_notify() -> Payload {
+    Payload::notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, crate::sign::hash_notify_data())
+}
+
+/// The hash algorithms of the peer's SIGNATURE_HASH_ALGORITHMS, if it sent one.
+fn peer_hashes(payloads: &[Payload]) -> Vec<u16> {
+    find_notify(payloads, NotifyType::SIGNATURE_HASH_ALGORITHMS)
+        .map_or_else(Vec::new, |n| crate::sign::parse_hash_notify(&n.data))
+}
+
 /// Compares the peer's NAT detection hashes with the addresses we see: (we are behind a NAT,
 /// the peer is).
 //= https://www.rfc-editor.org/rfc/rfc7296#section-2.23
@@ -94,6 +107,7 @@ impl Initiator {
         out.push(Payload::Nonce(self.ni.clone()));
         let fake = sa.conn.encap.then_some(self.fake_nat.as_slice());
         out.extend(nat_notifies(sa, 0, fake));
+        out.push(hash_notify());
         out
     }
 }
@@ -169,7 +183,17 @@ impl Task for Initiator {
         }
         let nat = detect(payloads, sa.spi_i, msg.header.spi_r, sa.local, sa.remote);
         let Initiator { ke, ni, child, .. } = *self;
-        let resume = InitResume { ni, child, algs, nr, spi_r: msg.header.spi_r, response: raw.to_vec(), nat };
+        let resume = InitResume {
+            ni,
+            child,
+            algs,
+            nr,
+            spi_r: msg.header.spi_r,
+            response: raw.to_vec(),
+            nat,
+            hashes: peer_hashes(payloads),
+            certreq: ike_auth::certreq_hashes(payloads),
+        };
         if cx.cfg.offload_dh {
             // The secret is computed elsewhere; the exchange goes on in `resume_i`.
             cx.dh_jobs.push_back(DhJob::new(DhOwner::Initiator(sa.id), ke, data.clone()));
@@ -194,6 +218,8 @@ pub struct InitResume {
     spi_r: u64,
     response: Vec<u8>,
     nat: (bool, bool),
+    hashes: Vec<u16>,
+    certreq: Vec<[u8; 20]>,
 }
 
 impl AwaitingSecret for InitResume {
@@ -222,6 +248,8 @@ pub fn resume_i(sa: &mut IkeSa, r: InitResume, g_ir: Result<Zeroizing<Vec<u8>>, 
     sa.ni = r.ni;
     sa.nr = r.nr;
     sa.init_response = r.response;
+    sa.peer_hashes = r.hashes;
+    sa.peer_certreq = r.certreq;
     let (local_nat, remote_nat) = r.nat;
     sa.nat_local = local_nat || sa.conn.encap;
     sa.nat_remote = remote_nat;
@@ -281,6 +309,8 @@ pub struct PreparedInit {
     remote: SocketAddr,
     request: Vec<u8>,
     nat: (bool, bool),
+    hashes: Vec<u16>,
+    certreq: Option<Payload>,
 }
 
 impl core::fmt::Debug for PreparedInit {
@@ -428,8 +458,25 @@ pub fn prepare_r(
     // Offloading: a share that is not ready is made by the job, on a worker.
     let share = if cx.cfg.offload_dh { cx.key_share_ready(algs.dh) } else { Some(cx.key_share(algs.dh)) };
     let nat = detect(payloads, msg.header.spi_i, 0, local, remote);
-    let prepared =
-        PreparedInit { id, conn, number, algs, ni, spi_i: msg.header.spi_i, local, remote, request: raw.to_vec(), nat };
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
+    //# HDR, SAr1, KEr, Nr, [CERTREQ]
+    // The CAs of every connection this peer might end up on (the connection is picked by its
+    // identity in IKE_AUTH).
+    let certreq = ike_auth::certreq_payload(matching.iter().map(|c| c.as_ref()));
+    let prepared = PreparedInit {
+        id,
+        conn,
+        number,
+        algs,
+        ni,
+        spi_i: msg.header.spi_i,
+        local,
+        remote,
+        request: raw.to_vec(),
+        nat,
+        hashes: peer_hashes(payloads),
+        certreq,
+    };
     let job = match share {
         Some(share) => DhJob::new(DhOwner::Responder(id), share, ke_data),
         None => DhJob::with_new_share(DhOwner::Responder(id), algs.dh, ke_data),
@@ -487,6 +534,9 @@ pub fn finish_r(
         Payload::Nonce(nr.clone()),
     ];
     answer.extend(nat_notifies(&sa, sa.spi_r, conn.encap.then_some(&fake[..])));
+    answer.extend(p.certreq);
+    answer.push(hash_notify());
+    sa.peer_hashes = p.hashes;
     sa.ni = p.ni;
     sa.nr = nr;
     let header = Header {

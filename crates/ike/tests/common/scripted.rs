@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 
-use rampart_ike::auth::{Authenticator, PskAuthenticator, SignedOctets};
+use rampart_ike::auth::{AuthInput, Authenticator, PskAuthenticator, SignedOctets};
 use rampart_ike::crypto::{DhGroup, Encr, KeyShare, Prf, RandomSource, SeededRandom};
 use rampart_ike::keys::{IkeSaKeys, skeyseed};
 use rampart_ike::message::{
@@ -143,11 +143,12 @@ impl ScriptedPeer {
             sk_p: &keys.sk_pi,
             prf: Prf::HmacSha256,
         };
-        let auth = PskAuthenticator::new(psk);
-        let data = auth.sign(&octets);
+        let bytes = octets.to_bytes();
+        let (method, data) =
+            PskAuthenticator::new(psk).sign(&AuthInput { octets: &bytes, prf: Prf::HmacSha256 }, &[]).unwrap();
         let payloads = vec![
             Payload::IdI(id),
-            Payload::Auth { method: auth.method(), data },
+            Payload::Auth { method, data },
             Payload::Sa(vec![esp_proposal(0x1000_0001, None)]),
             Payload::TsI(vec![tsi]),
             Payload::TsR(vec![tsr]),

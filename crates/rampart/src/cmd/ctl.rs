@@ -42,6 +42,8 @@ enum CtlCommand {
     Reload,
     /// The process's metrics (both planes under `rampart run`), as `/stats` shows them.
     Stats,
+    /// Certificates, CAs and CRLs the daemon loaded (as `swanctl --list-certs`).
+    ListCerts,
 }
 
 /// Runs `rampart ctl`.
@@ -52,6 +54,7 @@ pub fn run(args: CtlArgs) -> Result<(), CmdError> {
         CtlCommand::Terminate { name } => Request::Terminate { name: name.clone() },
         CtlCommand::Reload => Request::Reload,
         CtlCommand::Stats => Request::Stats,
+        CtlCommand::ListCerts => Request::ListCerts,
     };
     let r = call(&args.socket, &request, Duration::from_secs(60))
         .map_err(|e| CmdError(format!("{}: {e} (is `rampart ike` running?)", args.socket.display())))?;
@@ -66,8 +69,9 @@ pub fn run(args: CtlArgs) -> Result<(), CmdError> {
     match args.command {
         CtlCommand::ListSas => print!("{}", render_sas(&result)),
         CtlCommand::Stats => print_stats(&result),
+        CtlCommand::ListCerts => print!("{}", render_certs(&result)),
         CtlCommand::Reload => {
-            for k in ["added", "removed", "changed", "unchanged"] {
+            for k in ["added", "removed", "changed", "unchanged", "credentials_reloaded"] {
                 let names: Vec<&str> =
                     result[k].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
                 println!("{k:9}  {}", if names.is_empty() { "-".to_string() } else { names.join(", ") });
@@ -218,6 +222,53 @@ fn render_sas(v: &Value) -> String {
             let _ = writeln!(out, "    local  {}", join("local_ts"));
             let _ = writeln!(out, "    remote {}", join("remote_ts"));
         }
+    }
+    out
+}
+
+/// `list-certs` for people, as `swanctl --list-certs` lays it out.
+fn render_certs(v: &Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for c in v.as_array().into_iter().flatten() {
+        let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+        match c["kind"].as_str() {
+            Some("x509crl") => {
+                let _ = writeln!(out, "CRL  issuer \"{}\", {} revoked  ({})", s("issuer"), c["revoked"], s("file"));
+            }
+            _ => {
+                let _ =
+                    writeln!(out, "{}  subject \"{}\"", if c["ca"] == true { "CA  " } else { "cert" }, s("subject"));
+                let _ = writeln!(out, "      issuer  \"{}\"", s("issuer"));
+                let _ = writeln!(out, "      serial  {}", s("serial"));
+                let _ = writeln!(
+                    out,
+                    "      valid   {} .. {}{}",
+                    c["not_before"],
+                    c["not_after"],
+                    if c["expired"] == true { "  (expired)" } else { "" }
+                );
+                let alt: Vec<&str> =
+                    c["alt_names"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+                if !alt.is_empty() {
+                    let _ = writeln!(out, "      altNames {}", alt.join(", "));
+                }
+                let _ = writeln!(
+                    out,
+                    "      key     {}{}  ({}){}",
+                    s("key"),
+                    if c["has_private_key"] == true { ", has private key" } else { "" },
+                    s("file"),
+                    c["used_by"].as_array().filter(|a| !a.is_empty()).map_or(String::new(), |a| format!(
+                        "  used by {}",
+                        a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+                    ))
+                );
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no certificates loaded\n");
     }
     out
 }

@@ -36,8 +36,8 @@ pub const ID_A: &str = "gw-a.sw.test";
 pub const ID_B: &str = "gw-b.sw.test";
 const CHARON: &str = "/usr/sbin/charon-systemd";
 const SWANCTL: &str = "/usr/sbin/swanctl";
-const PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 kdf pem pkcs1 pkcs8 pubkey \
-                       kernel-libipsec kernel-netlink socket-default vici counters";
+const PLUGINS: &str = "random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 kdf x509 pem pkcs1 pkcs8 \
+                       pubkey constraints revocation kernel-libipsec kernel-netlink socket-default vici counters";
 
 /// Whether this test can run (root, strongSwan installed); says why not on stderr.
 pub fn can_run(test: &str, need_strongswan: bool) -> bool {
@@ -155,6 +155,9 @@ pub struct SwanOpts {
     pub charon_extra: String,
     /// Selectors instead of the side's LANs (local, remote).
     pub ts: Option<(String, String)>,
+    /// Certificates instead of the PSK: (our certificate's file in `x509/`, and the files to
+    /// copy into the swanctl folders: (source, folder)).
+    pub certs: Option<(String, Vec<(PathBuf, &'static str)>)>,
 }
 
 impl Default for SwanOpts {
@@ -166,6 +169,7 @@ impl Default for SwanOpts {
             child_extra: String::new(),
             charon_extra: String::new(),
             ts: None,
+            certs: None,
         }
     }
 }
@@ -186,9 +190,19 @@ impl Charon {
     /// Starts charon in namespace `ns` with its files under `base`.
     pub fn start_in(ns: &str, base: &Path, side: Side, o: &SwanOpts) -> Charon {
         let dir = base.join(format!("swan-{}", side.letter()));
-        for sub in ["x509", "x509ca", "private", "rsa", "ecdsa", "pkcs8", "pubkey"] {
+        for sub in ["x509", "x509ca", "x509crl", "private", "rsa", "ecdsa", "pkcs8", "pubkey"] {
             std::fs::create_dir_all(dir.join("swanctl").join(sub)).unwrap();
         }
+        if let Some((_, files)) = &o.certs {
+            for (src, folder) in files {
+                let dst = dir.join("swanctl").join(folder).join(src.file_name().unwrap());
+                std::fs::copy(src, dst).unwrap();
+            }
+        }
+        let (lauth, rauth) = match &o.certs {
+            Some((cert, _)) => (format!("auth = pubkey\n      certs = {cert}"), "auth = pubkey".to_string()),
+            None => ("auth = psk".to_string(), "auth = psk".to_string()),
+        };
         let vici = dir.join("charon.vici");
         let conf = format!(
             r#"charon {{
@@ -228,11 +242,11 @@ impl Charon {
     proposals = {ike}
     {conn_extra}
     local {{
-      auth = psk
+      {lauth}
       id = {lid}
     }}
     remote {{
-      auth = psk
+      {rauth}
       id = {rid}
     }}
     children {{
@@ -257,6 +271,8 @@ secrets {{
             lwan = side.wan(),
             rwan = side.peer_wan(),
             ike = o.ike_proposals,
+            lauth = lauth,
+            rauth = rauth,
             esp = o.esp_proposals,
             conn_extra = o.conn_extra,
             child_extra = o.child_extra,

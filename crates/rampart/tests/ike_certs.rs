@@ -1,0 +1,264 @@
+//! Certificate authentication between `rampart ike` and strongSwan 5.9 in network namespaces,
+//! as root: a CA, an intermediate and leaves made with strongSwan's `pki`, for ECDSA P-256 and
+//! P-384, RSA-3072 (RSASSA-PSS both ways) and Ed25519, each with Rampart as responder and as
+//! initiator, the CHILD_SA keys in Rampart's database checked against charon's key log; then a
+//! revoked leaf, a leaf of a CA Rampart does not trust and a wrong identity refused with their
+//! cause in Rampart's log.
+
+mod ike_support;
+
+use std::path::{Path, PathBuf};
+
+use ike_support::*;
+
+fn pki(args: &[&str], out: &Path) {
+    let o = std::process::Command::new("pki").args(args).output().expect("pki (strongswan-pki)");
+    assert!(o.status.success(), "pki {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(out, o.stdout).unwrap();
+}
+
+/// A key of `kind` ("ecdsa", "rsa", "ed25519") and its certificate for `id`, issued by the
+/// intermediate in `dir` (made first).
+fn leaf(dir: &Path, name: &str, kind: &str, id: &str, issuer: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let crt = dir.join(format!("{name}.pem"));
+    let (t, size) = match kind {
+        "rsa" => ("rsa", Some("3072")),
+        "ecdsa" | "ecdsa256" => ("ecdsa", Some("256")),
+        "ecdsa384" => ("ecdsa", Some("384")),
+        other => (other, None),
+    };
+    let mut generate = vec!["--gen", "--type", t, "--outform", "pem"];
+    generate.extend(size.map(|s| ["--size", s]).into_iter().flatten());
+    pki(&generate, &key);
+    let pubkey = dir.join(format!("{name}.pub"));
+    pki(&["--pub", "--in", key.to_str().unwrap(), "--outform", "pem"], &pubkey);
+    let mut issue = vec!["--issue", "--in", pubkey.to_str().unwrap(), "--lifetime", "30", "--cacert"];
+    let cacert = dir.join(format!("{issuer}.pem"));
+    let cakey = dir.join(format!("{issuer}.key"));
+    issue.extend([cacert.to_str().unwrap(), "--cakey", cakey.to_str().unwrap()]);
+    let dn = format!("C=XX, O=sw-test, CN={id}");
+    issue.extend(["--dn", &dn, "--san", id, "--flag", "serverAuth", "--outform", "pem"]);
+    issue.extend(extra);
+    pki(&issue, &crt);
+    (crt, key)
+}
+
+/// Root (ECDSA P-256) -> intermediate (ECDSA P-384) in `dir`.
+fn ca(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let d = |n: &str| dir.join(n);
+    pki(&["--gen", "--type", "ecdsa", "--size", "256", "--outform", "pem"], &d("root.key"));
+    pki(
+        &[
+            "--self",
+            "--ca",
+            "--lifetime",
+            "60",
+            "--in",
+            d("root.key").to_str().unwrap(),
+            "--dn",
+            "C=XX, O=sw-test, CN=sw-test Root",
+            "--outform",
+            "pem",
+        ],
+        &d("root.pem"),
+    );
+    pki(&["--gen", "--type", "ecdsa", "--size", "384", "--outform", "pem"], &d("inter.key"));
+    pki(&["--pub", "--in", d("inter.key").to_str().unwrap(), "--outform", "pem"], &d("inter.pub"));
+    pki(
+        &[
+            "--issue",
+            "--ca",
+            "--lifetime",
+            "50",
+            "--in",
+            d("inter.pub").to_str().unwrap(),
+            "--cacert",
+            d("root.pem").to_str().unwrap(),
+            "--cakey",
+            d("root.key").to_str().unwrap(),
+            "--dn",
+            "C=XX, O=sw-test, CN=sw-test Intermediate",
+            "--outform",
+            "pem",
+        ],
+        &d("inter.pem"),
+    );
+}
+
+/// Rampart's swanctl folders: its certificate and key, the intermediate, the root (and the
+/// CRL when there is one).
+fn rampart_creds(dir: &Path, pki_dir: &Path, crt: &Path, key: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let c = dir.join("rampart-creds");
+    for f in ["x509", "x509ca", "x509crl", "private"] {
+        std::fs::create_dir_all(c.join(f)).unwrap();
+    }
+    std::fs::copy(crt, c.join("x509/me.pem")).unwrap();
+    std::fs::copy(pki_dir.join("inter.pem"), c.join("x509/inter.pem")).unwrap();
+    std::fs::copy(pki_dir.join("root.pem"), c.join("x509ca/root.pem")).unwrap();
+    if pki_dir.join("inter.crl").exists() {
+        std::fs::copy(pki_dir.join("inter.crl"), c.join("x509crl/inter.crl")).unwrap();
+    }
+    std::fs::copy(key, c.join("private/me.key")).unwrap();
+    std::fs::set_permissions(c.join("private/me.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    c
+}
+
+fn rampart_conf(topo: &Topo, side: Side, creds: &Path, child_extra: &str) -> String {
+    Rampart::daemon_section(topo, side, &format!("swanctl_dir = \"{}\"", creds.display()))
+        + &Rampart::gw_connection(side, "", child_extra)
+            .replace(
+                &format!("local = {{ auth = \"psk\", id = \"{}\" }}", side.id()),
+                &format!("local = {{ auth = \"pubkey\", certs = \"me.pem\", id = \"{}\" }}", side.id()),
+            )
+            .replace("remote = { auth = \"psk\"", "remote = { auth = \"pubkey\"")
+}
+
+fn swan_certs(pki_dir: &Path, crt: &Path, key: &Path, kind: &str) -> Option<(String, Vec<(PathBuf, &'static str)>)> {
+    let key_folder = match kind {
+        "rsa" => "rsa",
+        "ecdsa" | "ecdsa256" | "ecdsa384" => "ecdsa",
+        _ => "pkcs8",
+    };
+    Some((
+        crt.file_name().unwrap().to_str().unwrap().to_string(),
+        vec![
+            (crt.to_path_buf(), "x509"),
+            (key.to_path_buf(), key_folder),
+            (pki_dir.join("root.pem"), "x509ca"),
+            (pki_dir.join("inter.pem"), "x509ca"),
+        ],
+    ))
+}
+
+/// For each key type: strongSwan initiates to Rampart, then Rampart initiates to strongSwan;
+/// both sides authenticate with certificates of that type through the intermediate.
+#[test]
+fn certificates_of_every_key_type_both_roles() {
+    if !can_run("certificates_of_every_key_type_both_roles", true) {
+        return;
+    }
+    for kind in ["ecdsa256", "ecdsa384", "rsa", "ed25519"] {
+        for rampart_initiates in [false, true] {
+            let topo = Topo::new("ct");
+            let p = topo.dir.join("pki");
+            ca(&p);
+            let (r_side, s_side) = if rampart_initiates { (Side::A, Side::B) } else { (Side::B, Side::A) };
+            let (rc, rk) = leaf(&p, "rampart", kind, r_side.id(), "inter", &[]);
+            let (sc, sk) = leaf(&p, "swan", kind, s_side.id(), "inter", &[]);
+            let creds = rampart_creds(&topo.dir, &p, &rc, &rk);
+            let opts = SwanOpts {
+                certs: swan_certs(&p, &sc, &sk, kind),
+                charon_extra: "rsa_pss = yes".into(),
+                ..Default::default()
+            };
+            let what = format!("{kind}, rampart {}", if rampart_initiates { "initiates" } else { "responds" });
+            let (r, c) = if rampart_initiates {
+                let c = Charon::start(&topo, s_side, &opts);
+                let r = Rampart::start(&topo, r_side, &rampart_conf(&topo, r_side, &creds, "start_action = \"start\""));
+                (r, c)
+            } else {
+                let r = Rampart::start(&topo, r_side, &rampart_conf(&topo, r_side, &creds, ""));
+                let c = Charon::start(&topo, s_side, &opts);
+                let out = c.initiate();
+                assert!(out.contains("initiate completed successfully"), "{what}: {out}\n{}", r.log());
+                (r, c)
+            };
+            assert!(wait_until(secs(15), || r.up() == 1), "{what}: {}\n{}", r.log(), c.log());
+            assert_eq!(check_keys(&r, &c, Some(rampart_initiates)), 1, "{what}");
+            if kind == "rsa" {
+                assert!(c.log().contains("RSA_EMSA_PSS"), "{what}: strongSwan checked an RSASSA-PSS signature");
+            }
+            let sa = &r.list()[0];
+            assert_eq!(sa["remote_id"], s_side.id(), "{what}");
+        }
+    }
+}
+
+/// strongSwan presents a revoked leaf, a leaf of a CA Rampart does not trust, and a leaf for
+/// another identity: Rampart answers AUTHENTICATION_FAILED and logs why (the serial for the
+/// revoked one).
+#[test]
+fn revoked_untrusted_and_wrong_identity_are_refused() {
+    if !can_run("revoked_untrusted_and_wrong_identity_are_refused", true) {
+        return;
+    }
+    let topo = Topo::new("cr");
+    let p = topo.dir.join("pki");
+    ca(&p);
+    let (rc, rk) = leaf(&p, "rampart", "ecdsa", Side::B.id(), "inter", &[]);
+    let (revoked, revoked_key) = leaf(&p, "revoked", "ecdsa", Side::A.id(), "inter", &["--serial", "0badc0de"]);
+    let crl = p.join("inter.crl");
+    pki(
+        &[
+            "--signcrl",
+            "--cacert",
+            p.join("inter.pem").to_str().unwrap(),
+            "--cakey",
+            p.join("inter.key").to_str().unwrap(),
+            "--lifetime",
+            "30",
+            "--reason",
+            "key-compromise",
+            "--cert",
+            revoked.to_str().unwrap(),
+            "--outform",
+            "pem",
+        ],
+        &crl,
+    );
+    let creds = rampart_creds(&topo.dir, &p, &rc, &rk);
+    let r = Rampart::start(&topo, Side::B, &rampart_conf(&topo, Side::B, &creds, ""));
+    let c = Charon::start(
+        &topo,
+        Side::A,
+        &SwanOpts { certs: swan_certs(&p, &revoked, &revoked_key, "ecdsa"), ..Default::default() },
+    );
+    let out = c.initiate();
+    assert!(!out.contains("initiate completed successfully"), "{out}");
+    assert!(wait_until(secs(5), || r.log().contains("0b:ad:c0:de")), "{}", r.log());
+    assert!(r.log().contains("revoked"), "{}", r.log());
+    assert!(c.log().contains("AUTHENTICATION_FAILED"), "{}", c.log());
+    drop(c);
+    // A CA of its own.
+    let other = topo.dir.join("other");
+    ca(&other);
+    let (sc, sk) = leaf(&other, "stranger", "ecdsa", Side::A.id(), "inter", &[]);
+    let mut c = Charon::start_in(
+        &topo.ns(Side::A),
+        &topo.dir.join("s2"),
+        Side::A,
+        &SwanOpts {
+            certs: Some((
+                "stranger.pem".into(),
+                vec![
+                    (sc, "x509"),
+                    (sk, "ecdsa"),
+                    (other.join("root.pem"), "x509ca"),
+                    (other.join("inter.pem"), "x509ca"),
+                    (p.join("root.pem"), "x509ca"),
+                ],
+            )),
+            ..Default::default()
+        },
+    );
+    let out = c.initiate();
+    assert!(!out.contains("initiate completed successfully"), "{out}");
+    assert!(wait_until(secs(5), || r.log().contains("no trusted CA")), "{}", r.log());
+    c.kill9();
+    drop(c);
+    // The right CA, the wrong name.
+    let (wc, wk) = leaf(&p, "wrong", "ecdsa", "gw-x.sw.test", "inter", &[]);
+    let c = Charon::start_in(
+        &topo.ns(Side::A),
+        &topo.dir.join("s3"),
+        Side::A,
+        &SwanOpts { certs: swan_certs(&p, &wc, &wk, "ecdsa"), ..Default::default() },
+    );
+    let out = c.initiate();
+    assert!(!out.contains("initiate completed successfully"), "{out}");
+    assert!(r.up() == 0);
+    let _ = c;
+}
