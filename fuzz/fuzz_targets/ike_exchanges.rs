@@ -26,7 +26,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use rampart_ike::auth::{Authenticator, PskAuthenticator, SignedOctets};
+use rampart_ike::auth::{AuthInput, Authenticator, PskAuthenticator, SignedOctets};
 use rampart_ike::crypto::{DhGroup, Encr, KeyShare, Prf, RandomSource, SeededRandom};
 use rampart_ike::keys::{IkeSaKeys, skeyseed};
 use rampart_ike::message::{
@@ -331,8 +331,13 @@ fn endpoint_initiates(now: Instant, input: &mut Input<'_>) -> Option<Run> {
     let id = Identification::fqdn(if choices & 1 == 0 { PEER_ID } else { "stranger.fuzz.test" });
     let octets =
         SignedOctets { message: &answer, peer_nonce: &ni, id: &id, sk_p: &run.keys.sk_pr, prf: Prf::HmacSha256 };
-    let auth = PskAuthenticator::new(if choices & 2 == 0 { PSK } else { b"another-psk-0123456789" });
-    let data = if choices & 4 == 0 { auth.sign(&octets) } else { input.bytes(64) };
+    let psk: &[u8] = if choices & 2 == 0 { PSK } else { b"another-psk-0123456789" };
+    let signed = octets.to_bytes();
+    let (method, mut data) =
+        PskAuthenticator::new(psk).sign(&AuthInput { octets: &signed, prf: Prf::HmacSha256 }, &[]).ok()?;
+    if choices & 4 != 0 {
+        data = input.bytes(64);
+    }
     let spi = input.u32();
     run.peer_spis.push(spi);
     let (tsi, tsr) = selectors(input);
@@ -340,7 +345,7 @@ fn endpoint_initiates(now: Instant, input: &mut Input<'_>) -> Option<Run> {
     // From the endpoint's side: TSi is its own network, TSr the peer's.
     let body = vec![
         Payload::IdR(id),
-        Payload::Auth { method: auth.method(), data },
+        Payload::Auth { method, data },
         Payload::Sa(vec![esp_proposal(spi, None)]),
         Payload::TsI(tsr),
         Payload::TsR(tsi),

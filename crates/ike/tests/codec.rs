@@ -179,6 +179,24 @@ fn ts_and_delete_errors() {
     assert!(Message::parse(&with_payload(payload_type::DELETE, &[1, 0, 0, 0])).is_ok());
 }
 
+/// Selector types other than IPv4 and IPv6 ranges (RFC 4595's Fibre Channel, type 9) are
+/// skipped; a TS payload of nothing else reads as no selectors at all, which narrowing turns
+/// into TS_UNACCEPTABLE. Rampart never sends such a payload, so it does not emit back.
+#[test]
+fn ts_payload_of_unknown_selector_types_reads_as_none() {
+    let fc = [9, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut body = vec![2, 0, 0, 0];
+    body.extend_from_slice(&fc);
+    body.extend_from_slice(&[7, 6, 0, 16, 0, 80, 0, 80, 10, 0, 0, 0, 10, 0, 0, 255]);
+    let m = Message::parse(&with_payload(payload_type::TSI, &body)).unwrap();
+    let Payload::TsI(ts) = &m.payloads[0] else { panic!("{:?}", m.payloads) };
+    assert_eq!(ts.len(), 1, "the IPv4 range is kept, the Fibre Channel selector skipped");
+    let mut only_fc = vec![1, 0, 0, 0];
+    only_fc.extend_from_slice(&fc);
+    let m = Message::parse(&with_payload(payload_type::TSI, &only_fc)).unwrap();
+    assert_eq!(m.payloads, vec![Payload::TsI(vec![])]);
+}
+
 #[test]
 fn unknown_critical_payload_is_reported() {
     let mut b = with_payload(201, &[1, 2]);
