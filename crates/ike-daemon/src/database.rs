@@ -1,5 +1,6 @@
-//! The daemon's side of the SA database: CHILD_SAs become ESP SA records and outbound
-//! policies, written make-before-break, and what the data plane writes back (usage counters,
+//! The daemon's side of the SA database: CHILD_SAs become SA records (ESP or AH, as
+//! negotiated) and outbound policies whose templates name that protocol, written
+//! make-before-break, and what the data plane writes back (usage counters,
 //! acquire and expiry events) becomes work for the endpoint.
 //!
 //! Rules this module keeps:
@@ -22,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use rampart_sa::{Direction, Mode, SaConfig, TrafficSelector};
+use rampart_sa::{Direction, Mode, Protocol, SaConfig, TrafficSelector};
 use rampart_sadb::{
     Capacities, Event as DbEvent, IpPrefix, LimitKind, Policy, PolicyAction, PolicyDir, PolicyId, PortRange, SaId,
     Selector, Template, UsageCounters, WriteError, Writer,
@@ -94,18 +95,20 @@ pub fn range_prefixes(start: IpAddr, end: IpAddr) -> Vec<(IpAddr, u8)> {
     out
 }
 
-/// The outbound policies of one CHILD_SA (or trap): one per pair of local and remote prefixes.
+/// The outbound policies of one CHILD_SA (or trap): one per pair of local and remote prefixes,
+/// each sending through an SA of the CHILD_SA's protocol (the template's, ESP or AH: the data
+/// plane binds a policy only to an SA of its template's protocol).
 pub fn policies_for(
     local_ts: &[TrafficSelector],
     remote_ts: &[TrafficSelector],
-    local: IpAddr,
-    remote: IpAddr,
+    (local, remote): (IpAddr, IpAddr),
+    protocol: Protocol,
     mode: Mode,
     reqid: u32,
     base: u32,
 ) -> Vec<Policy> {
     let mut out = Vec::new();
-    let template = Template { protocol: rampart_sa::Protocol::Esp, src: local, dst: remote, spi: 0, mode, reqid };
+    let template = Template { protocol, src: local, dst: remote, spi: 0, mode, reqid };
     for l in local_ts {
         for r in remote_ts {
             if l.start.is_ipv4() != r.start.is_ipv4() {
@@ -435,8 +438,8 @@ impl Database {
         let policies = policies_for(
             &inbound.local_ts,
             &inbound.remote_ts,
-            inbound.local,
-            inbound.remote,
+            (inbound.local, inbound.remote),
+            inbound.protocol,
             inbound.mode,
             reqid,
             CHILD_PRIORITY,
@@ -566,7 +569,8 @@ impl Database {
         };
         for c in conn.children.iter().filter(|c| c.start_action.traps()) {
             let r = reqid(&conn.name, &c.name);
-            for p in policies_for(&c.local_ts, &c.remote_ts, *local, *remote, c.mode, r, TRAP_PRIORITY) {
+            let protocol = c.proposals().protocol();
+            for p in policies_for(&c.local_ts, &c.remote_ts, (*local, *remote), protocol, c.mode, r, TRAP_PRIORITY) {
                 let trap = Some((conn.name.clone(), c.name.clone()));
                 if let Some(e) = self.policies.get_mut(&p) {
                     e.trap = trap;
@@ -850,6 +854,73 @@ mod tests {
                 assert_eq!(n, usize::from((s..=e).contains(&a)), "{s}-{e} address {a}: {ps:?}");
             }
         }
+    }
+
+    /// An AH CHILD_SA's SAs are stored as AH and its policies (and a trap of an AH child) have
+    /// AH templates: the templates match the outbound SA they are bound to, as the data plane
+    /// requires (`Template::matches`).
+    #[test]
+    fn ah_children_get_ah_sas_and_templates() {
+        use rampart_ike::config::{ChildConfig, ConnectionConfig, StartAction};
+        use rampart_ike::message::Identification;
+        use rampart_sa::{Integrity, Lifetimes, Suite};
+        let path = std::env::temp_dir().join(format!("rampart-db-ah-{}.sadb", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let caps = Capacities { sas: 16, policies: 16, ..Capacities::default() };
+        let mut db = Database::open(&path, caps, Duration::from_secs(5)).unwrap();
+        let suite = Suite::ah(Integrity::AesGmac { key_bits: 256 }).unwrap();
+        let sa = |spi, direction, local: &str, remote: &str| SaConfig {
+            spi,
+            protocol: Protocol::Ah,
+            direction,
+            suite,
+            encryption_key: Default::default(),
+            integrity_key: zeroize::Zeroizing::new(vec![7; 36]),
+            mode: Mode::Tunnel,
+            local: ip(local),
+            remote: ip(remote),
+            encap: None,
+            esn: false,
+            replay_window: if direction == Direction::Inbound { 1024 } else { 0 },
+            local_ts: vec![TrafficSelector::from_prefix(ip("198.18.1.0"), 24)],
+            remote_ts: vec![TrafficSelector::from_prefix(ip("198.18.2.0"), 24)],
+            lifetimes: Lifetimes::default(),
+        };
+        let inbound = sa(0x1111, Direction::Inbound, "192.0.2.1", "192.0.2.2");
+        let outbound = sa(0x2222, Direction::Outbound, "192.0.2.1", "192.0.2.2");
+        let now = Instant::now();
+        db.install_child(now, IkeSaId(1), ChildSaId(1), "gw", "net", &inbound, Some(&outbound), None);
+        let w = db.w.as_ref().unwrap();
+        let metas: Vec<_> = w.sas().collect();
+        assert_eq!(metas.len(), 2);
+        assert!(metas.iter().all(|m| m.protocol == Protocol::Ah));
+        let out = metas.iter().find(|m| m.direction == Direction::Outbound).unwrap();
+        let policies: Vec<_> = w.policies().cloned().collect();
+        assert_eq!(policies.len(), 1);
+        let PolicyAction::Protect(t) = policies[0].policy.action else { panic!("{policies:?}") };
+        assert_eq!(t.protocol, Protocol::Ah);
+        assert!(t.matches(out), "the template serves the AH SA it is bound to");
+        assert_eq!(policies[0].sa, Some(out.id));
+
+        // A trap of an AH child: an AH template, no SA.
+        let mut conn = ConnectionConfig::psk("trap", Identification::fqdn("a.test"), None, b"k");
+        conn.local_addrs = vec![ip("192.0.2.1")];
+        conn.remote_addrs = vec![ip("192.0.2.3")];
+        let mut child = ChildConfig::ah(
+            "t",
+            vec![TrafficSelector::from_prefix(ip("198.18.1.0"), 24)],
+            vec![TrafficSelector::from_prefix(ip("198.18.3.0"), 24)],
+            rampart_ike::proposal::parse_ah_proposals("sha256").unwrap(),
+        );
+        child.start_action = StartAction::Trap;
+        conn.children = vec![child];
+        db.install_traps(&conn);
+        let w = db.w.as_ref().unwrap();
+        let trap: Vec<_> = w.policies().filter(|p| p.sa.is_none()).collect();
+        assert_eq!(trap.len(), 1);
+        assert!(matches!(trap[0].policy.action, PolicyAction::Protect(t) if t.protocol == Protocol::Ah));
+        drop(db);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

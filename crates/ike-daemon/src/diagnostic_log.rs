@@ -34,6 +34,17 @@ pub fn log(d: &Diagnostic) {
             error = %reason,
             "key exchange value refused"
         ),
+        Diagnostic::AhOverNat { remote, connection, child, initiator, nat } => rate_limited!(
+            warn,
+            PER_SECOND,
+            peer = %remote,
+            connection = %connection,
+            child_name = %child,
+            nat = *nat,
+            role = if *initiator { "initiator" } else { "responder" },
+            "AH CHILD_SA not negotiated: the IKE SA uses NAT traversal and AH cannot be UDP-encapsulated \
+             (RFC 3948 covers ESP only); use esp_proposals for this child or remove the NAT"
+        ),
         Diagnostic::AuthenticationFailed { remote, connection, peer_id, cause } => rate_limited!(
             warn,
             PER_SECOND,

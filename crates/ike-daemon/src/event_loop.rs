@@ -224,7 +224,7 @@ fn dh_groups(cfg: &Config) -> Vec<DhGroup> {
             out.extend(p.dh.iter().copied());
         }
         for ch in &c.children {
-            out.extend(ch.esp_proposals.iter().filter_map(|p| p.pfs_group()));
+            out.extend(ch.proposals().pfs_groups());
         }
     }
     out.sort_by_key(|g| g.id());
@@ -580,6 +580,7 @@ impl Daemon {
                 let conn = self.conn_of(ike);
                 info!(%ike, %child, connection = %conn, child_name = %name,
                     spi_in = format_args!("{:08x}", inbound.spi), spi_out = format_args!("{:08x}", outbound.spi),
+                    protocol = inbound.protocol.name(), suite = %inbound.suite,
                     encap = inbound.encap.is_some(), "CHILD_SA installed");
                 self.db.install_child(now, ike, child, &conn, &name, &inbound, Some(&outbound), None);
                 self.negotiating.remove(&(conn, name.clone()));
@@ -997,10 +998,14 @@ fn seconds_until(now: Instant, at: Option<Instant>) -> serde_json::Value {
     at.map_or(serde_json::Value::Null, |t| t.saturating_duration_since(now).as_secs().into())
 }
 
-/// The ESP suite of a CHILD_SA in swanctl spelling (`aes256gcm16`, `aes192-sha256`).
-fn esp_suite(a: &rampart_ike::proposal::EspAlgorithms) -> String {
+/// The suite of a CHILD_SA in swanctl spelling: ESP's (`aes256gcm16`, `aes192-sha256`) or
+/// AH's integrity algorithm (`sha256`, `aes256gmac`).
+fn child_suite(a: &rampart_ike::proposal::ChildAlgorithms) -> String {
     use rampart_ike::proposal::{esp_encr_name, esp_integ_name};
     let integ = esp_integ_name(a.suite.integrity());
+    if a.protocol == rampart_sa::Protocol::Ah {
+        return integ.to_string();
+    }
     let encr = esp_encr_name(a.suite.encryption());
     if integ.is_empty() { encr } else { format!("{encr}-{integ}") }
 }
@@ -1066,7 +1071,9 @@ pub fn list_sas(ep: &Endpoint, db: &Database, now: Instant) -> serde_json::Value
                         "spi_out": format!("{:08x}", c.spi_out),
                         "outbound": c.outbound_active,
                         "mode": match c.mode { rampart_sa::Mode::Tunnel => "tunnel", rampart_sa::Mode::Transport => "transport" },
-                        "esp": esp_suite(&c.algorithms),
+                        "protocol": c.algorithms.protocol.name(),
+                        "esp": (c.algorithms.protocol == rampart_sa::Protocol::Esp).then(|| child_suite(&c.algorithms)),
+                        "ah": (c.algorithms.protocol == rampart_sa::Protocol::Ah).then(|| child_suite(&c.algorithms)),
                         "pfs": c.algorithms.dh.map(|g| g.name()),
                         "esn": c.algorithms.esn,
                         "encap": c.encap.map(|e| json!({ "local_port": e.local_port, "remote_port": e.remote_port })),

@@ -511,3 +511,45 @@ fn certificate_mistakes_are_refused_with_the_file_and_reason() {
     assert!(!e.contains("c2VjcmV0"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `ah_proposals` in a child (swanctl.conf spelling): the child negotiates AH with them; both
+/// `esp_proposals` and `ah_proposals` in one child are refused at the second with the reason;
+/// refused algorithms name the keyword and why, at the value.
+#[test]
+fn ah_proposals_make_an_ah_child_and_esp_with_ah_is_refused() {
+    let esp = "esp_proposals = \"aes256gcm16, chacha20poly1305\"";
+    let cfg = parse(&GOOD.replace(esp, "ah_proposals = \"sha256, aes256gmac-ecp256-esn\"")).unwrap();
+    let child = &cfg.connections[0].children[0];
+    assert_eq!(child.proposals().protocol(), rampart_sa::Protocol::Ah);
+    assert!(child.esp_proposals.is_empty());
+    assert_eq!(child.proposals().describe(), "AH:sha256-noesn, aes256gmac-ecp256-esn");
+    let cfg = parse(&GOOD.replace(esp, "ah_proposals = [\"default\"]")).unwrap();
+    assert_eq!(cfg.connections[0].children[0].proposals().describe(), "AH:sha256-sha384-sha512-noesn");
+    // A child without either keeps ESP and its defaults.
+    assert_eq!(cfg.connections[1].children[0].proposals().protocol(), rampart_sa::Protocol::Esp);
+
+    // Both: refused at the second key (line 30 here), whichever comes first.
+    for (first, second) in [(esp, "ah_proposals = \"sha256\""), ("ah_proposals = \"sha256\"", esp)] {
+        let t = GOOD.replace(esp, &format!("{first}\n{second}"));
+        let e = parse(&t).expect_err("ESP and AH in one child");
+        assert!(
+            e.starts_with("rampart.toml:30:1: connections.gw.children.net: esp_proposals and ah_proposals both given: AH+ESP bundles in one CHILD_SA are not implemented"),
+            "{e}"
+        );
+    }
+    for (text, want) in [
+        (r#"ah_proposals = "md5""#, "algorithm 'md5' is refused: MD5 is broken (RFC 8221 section 6)"),
+        (r#"ah_proposals = "sha1""#, "algorithm 'sha1' is refused: Rampart offers only SHA-2 integrity (RFC 8221"),
+        (r#"ah_proposals = "aes256-sha256""#, "'aes256' is an encryption algorithm, and AH has none"),
+        (r#"ah_proposals = "aes192gmac""#, "AES-GMAC has no 192-bit key size"),
+        (r#"ah_proposals = "ecp256""#, "proposal has no integrity algorithm"),
+    ] {
+        let e = error_with(29, text);
+        assert!(
+            e.starts_with("rampart.toml:29:16: connections.gw.children.net.ah_proposals") && e.contains(want),
+            "{text}: {e}"
+        );
+    }
+    let e = error_with(29, r#"ah_proposals = """#);
+    assert!(e.starts_with("rampart.toml:29:16: connections.gw.children.net.ah_proposals is empty"), "{e}");
+}

@@ -1,7 +1,7 @@
 //! Connection configuration as plain structs, named after swanctl.conf keys so that the TOML
 //! layer maps one to one: a connection (`connections.<name>`) with addresses, IKE proposals,
 //! local/remote auth and IDs, DPD and rekey times, and its children (`children.<name>`) with
-//! traffic selectors, ESP proposals, mode and start action.
+//! traffic selectors, ESP or AH proposals, mode and start action.
 //!
 //! No parsing of files here and no behaviour: defaults follow strongSwan's.
 
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::cert::Certificate;
 use crate::message::Identification;
-use crate::proposal::{EspProposal, IkeProposal};
+use crate::proposal::{AhProposal, ChildProposals, EspProposal, IkeProposal};
 use crate::sign::PrivateKey;
 use crate::trust::TrustStore;
 
@@ -177,6 +177,10 @@ pub struct ChildConfig {
     pub remote_ts: Vec<TrafficSelector>,
     /// `esp_proposals`, a DH group in them meaning PFS on CREATE_CHILD_SA.
     pub esp_proposals: Vec<EspProposal>,
+    /// `ah_proposals`: when not empty the child negotiates AH (RFC 4302) with these, and
+    /// `esp_proposals` is not used (a CHILD_SA is one or the other: AH+ESP bundles are not
+    /// implemented, and the configuration file refuses a child with both).
+    pub ah_proposals: Vec<AhProposal>,
     /// `mode`: tunnel or transport.
     pub mode: Mode,
     /// `start_action`.
@@ -187,14 +191,14 @@ pub struct ChildConfig {
     pub life_time: Duration,
     /// `rand_time`: up to this much is subtracted at random from rekey_time. Default: life - rekey.
     pub rand_time: Duration,
-    /// `rekey_bytes`: rekey after this many bytes on either ESP SA (0: no byte limit). The data
-    /// plane counts; the daemon compares.
+    /// `rekey_bytes`: rekey after this many bytes on either SA of the pair (0: no byte limit).
+    /// The data plane counts; the daemon compares.
     pub rekey_bytes: u64,
-    /// `life_bytes`: the ESP SAs stop after this many bytes (0: none).
+    /// `life_bytes`: the SAs stop after this many bytes (0: none).
     pub life_bytes: u64,
     /// `rekey_packets`: rekey after this many packets (0: no packet limit).
     pub rekey_packets: u64,
-    /// `life_packets`: the ESP SAs stop after this many packets (0: none).
+    /// `life_packets`: the SAs stop after this many packets (0: none).
     pub life_packets: u64,
 }
 
@@ -211,6 +215,7 @@ impl ChildConfig {
             local_ts,
             remote_ts,
             esp_proposals: esp,
+            ah_proposals: Vec::new(),
             mode: Mode::Tunnel,
             start_action: StartAction::None,
             rekey_time: Duration::from_secs(3600),
@@ -220,6 +225,25 @@ impl ChildConfig {
             life_bytes: 0,
             rekey_packets: 0,
             life_packets: 0,
+        }
+    }
+
+    /// A tunnel-mode AH child (no encryption: RFC 4302) with strongSwan's default times.
+    pub fn ah(
+        name: &str,
+        local_ts: Vec<TrafficSelector>,
+        remote_ts: Vec<TrafficSelector>,
+        ah: Vec<AhProposal>,
+    ) -> Self {
+        ChildConfig { ah_proposals: ah, ..ChildConfig::new(name, local_ts, remote_ts, Vec::new()) }
+    }
+
+    /// The proposals the child negotiates with: AH when `ah_proposals` has any, else ESP.
+    pub fn proposals(&self) -> ChildProposals<'_> {
+        if self.ah_proposals.is_empty() {
+            ChildProposals::Esp(&self.esp_proposals)
+        } else {
+            ChildProposals::Ah(&self.ah_proposals)
         }
     }
 }

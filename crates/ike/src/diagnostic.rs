@@ -1,7 +1,8 @@
 //! What the endpoint did not answer, and why (DESIGN.md rule 6: nothing dropped in silence):
 //! every datagram the core drops without an answer is counted under one [`Ignored`] reason,
 //! and the refusals an operator needs to read about (a datagram dropped, NO_PROPOSAL_CHOSEN
-//! with what was offered and what is configured, AUTHENTICATION_FAILED with its precise cause)
+//! with what was offered and what is configured, an AH child refused over NAT,
+//! AUTHENTICATION_FAILED with its precise cause)
 //! are queued as [`Diagnostic`]s for the daemon to log, rate limited, with the peer's address.
 //!
 //! The core does no I/O, so it neither logs nor reads a clock here: the daemon drains
@@ -159,7 +160,8 @@ pub enum Diagnostic {
     NoProposalChosen {
         /// The peer's address and port.
         remote: SocketAddr,
-        /// `IKE` or `ESP`.
+        /// `IKE`, or for a CHILD_SA request the protocol of the peer's first proposal (`ESP`,
+        /// `AH`); the offer and the configuration name the protocol of each proposal.
         protocol: &'static str,
         /// What the peer offered, in swanctl spelling.
         offered: String,
@@ -176,6 +178,23 @@ pub enum Diagnostic {
         group: &'static str,
         /// What was wrong with the value.
         reason: String,
+    },
+    /// An AH child not negotiated because its IKE SA uses NAT traversal: AH's ICV covers the
+    /// outer addresses a NAT rewrites, and UDP encapsulation (RFC 3948) is defined for ESP only.
+    /// As initiator the child is not proposed; as responder it is refused with
+    /// NO_PROPOSAL_CHOSEN.
+    AhOverNat {
+        /// The peer's address and port.
+        remote: SocketAddr,
+        /// The connection.
+        connection: String,
+        /// The child.
+        child: String,
+        /// Whether we were to initiate the CHILD_SA (else the peer asked for it).
+        initiator: bool,
+        /// Which side the NAT was detected at (`local`, `remote`, `both`, or `forced` by
+        /// `encap = yes`).
+        nat: &'static str,
     },
     /// A peer's IKE_AUTH refused with AUTHENTICATION_FAILED.
     AuthenticationFailed {

@@ -26,7 +26,7 @@ use crate::message::{
     Payload,
 };
 use crate::offload::{AuthDone, AuthJob, DhDone, DhJob, DhOwner, InlineShares, KeyShareSource};
-use crate::proposal::{EspAlgorithms, IkeAlgorithms};
+use crate::proposal::{ChildAlgorithms, IkeAlgorithms};
 use crate::state::{ChildState, Ctx, Ids, IkeSa, IkeState};
 use crate::tasks::{child_create, child_delete, child_rekey, ike_auth, ike_delete, ike_dpd, ike_init, ike_rekey};
 
@@ -93,11 +93,11 @@ pub struct ChildSaInfo {
     pub local_ts: Vec<TrafficSelector>,
     /// The peer's selectors.
     pub remote_ts: Vec<TrafficSelector>,
-    /// The negotiated ESP suite, PFS group and ESN.
-    pub algorithms: EspAlgorithms,
+    /// The negotiated protocol (ESP or AH), suite, PFS group and ESN.
+    pub algorithms: ChildAlgorithms,
     /// Tunnel or transport.
     pub mode: Mode,
-    /// UDP encapsulation (NAT-T) of its ESP, with the ports.
+    /// UDP encapsulation (NAT-T) of its ESP, with the ports (never for AH).
     pub encap: Option<UdpEncap>,
     /// When it is rekeyed (`None`: never, or already rekeyed).
     pub rekey_at: Option<Instant>,

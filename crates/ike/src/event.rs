@@ -14,7 +14,7 @@ use crate::message::{Identification, NotifyType};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IkeSaId(pub u64);
 
-/// Handle of a CHILD_SA (a pair of ESP SAs) inside one [`crate::Endpoint`].
+/// Handle of a CHILD_SA (a pair of ESP or AH SAs) inside one [`crate::Endpoint`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChildSaId(pub u64);
 
@@ -115,9 +115,9 @@ pub enum Event {
         child: ChildSaId,
         /// The child config's name.
         name: String,
-        /// Inbound ESP SA (our SPI).
+        /// Inbound SA (our SPI), ESP or AH.
         inbound: SaConfig,
-        /// Outbound ESP SA (the peer's SPI).
+        /// Outbound SA (the peer's SPI).
         outbound: SaConfig,
     },
     /// Make-before-break rekey: install `inbound` now, keeping `old`'s inbound SA until its
@@ -145,7 +145,7 @@ pub enum Event {
         /// Its outbound SA.
         outbound: SaConfig,
     },
-    /// Remove both ESP SAs of a CHILD_SA (and its policies, unless a successor took them).
+    /// Remove both SAs of a CHILD_SA (and its policies, unless a successor took them).
     DeleteChildSa {
         /// The IKE SA.
         ike: IkeSaId,

@@ -11,7 +11,7 @@
 //! Module map:
 //! - [`message`]: the wire codec (header, payload chain, every payload); [`sk`]: the Encrypted
 //!   payload; [`crypto`]: PRF, integrity, ciphers, DH groups; [`keys`]: key derivation;
-//!   [`proposal`]: swanctl keywords, RFC 8247 policy, selection; [`ts`]: selector narrowing;
+//!   [`proposal`]: swanctl keywords, RFC 8247 policy, ESP and AH selection; [`ts`]: selector narrowing;
 //!   [`nat`], [`cookie`]: NAT detection and cookies; [`auth`]: authenticators and the proof;
 //!   [`hex`]: hex decoding.
 //! - [`config`]: what a connection, its children and the endpoint are configured with, as plain
@@ -25,7 +25,8 @@
 //!   tasks, timers); [`endpoint`]: all IKE SAs, routing, half-open limits.
 //! - [`event`]: what the endpoint hands back; [`exchange_log`]: exchange counts and round-trip
 //!   times for a daemon's metrics; [`diagnostic`]: what was dropped without an answer and why,
-//!   and the refusals (NO_PROPOSAL_CHOSEN, AUTHENTICATION_FAILED) a daemon logs.
+//!   and the refusals (NO_PROPOSAL_CHOSEN, an AH child over NAT, AUTHENTICATION_FAILED) a
+//!   daemon logs.
 #![forbid(unsafe_code)]
 
 pub mod auth;

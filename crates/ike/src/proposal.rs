@@ -2,12 +2,16 @@
 //! RFC 8221 algorithm policy, how they become SA payload proposals, and how one proposal is
 //! selected from a peer's offer (RFC 7296 section 2.7).
 //!
+//! A CHILD_SA is ESP or AH ([`ChildProposals`]): the same steps (to the wire, selection, the
+//! answer and its check) for both protocols, each proposal naming its own (RFC 7296 section
+//! 3.3.1), AH with integrity transforms only (section 3.3.3).
+//!
 //! Nothing here touches keys. A transform Rampart does not implement is never selected; a
 //! forbidden one cannot even be configured.
 
 use core::fmt;
 
-use rampart_sa::{Encryption, Integrity, PolicyError, Suite};
+use rampart_sa::{Encryption, Integrity, PolicyError, Protocol, Suite};
 
 use crate::crypto::{DhGroup, Encr, Integ, Prf};
 use crate::message::{Proposal, ProtocolId, Transform, transform_type as tt};
@@ -94,6 +98,17 @@ pub struct EspProposal {
     pub esn: Vec<bool>,
 }
 
+/// One AH proposal (RFC 4302): integrity algorithms only, AH having no encryption.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AhProposal {
+    /// Integrity algorithms (HMAC-SHA-2 or AES-GMAC), at least one.
+    pub integ: Vec<Integrity>,
+    /// Diffie-Hellman groups for PFS (empty: no PFS).
+    pub dh: Vec<DhGroup>,
+    /// Extended sequence numbers, in order of preference (`[false]` when unspecified).
+    pub esn: Vec<bool>,
+}
+
 /// The algorithms of an IKE SA after selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IkeAlgorithms {
@@ -109,8 +124,11 @@ pub struct IkeAlgorithms {
 
 /// The algorithms of a CHILD_SA after selection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EspAlgorithms {
-    /// The policy-checked ESP suite.
+pub struct ChildAlgorithms {
+    /// ESP or AH.
+    pub protocol: Protocol,
+    /// The policy-checked suite (for AH: NULL encryption with the integrity transform,
+    /// [`Suite::ah`]).
     pub suite: Suite,
     /// PFS group, when the exchange carries a KE payload.
     pub dh: Option<DhGroup>,
@@ -338,6 +356,57 @@ pub fn parse_esp_proposal(s: &str) -> Result<Vec<EspProposal>, ProposalError> {
     Ok(out)
 }
 
+/// Parses one AH proposal as swanctl.conf writes it (`sha256`, `sha384-sha256-esn`,
+/// `aes256gmac-ecp256` where the group asks for PFS). AH has integrity algorithms only:
+/// HMAC-SHA-256/384/512 and AES-GMAC with a 128 or 256-bit key; MD5 and SHA-1 are refused with
+/// RFC 8221's reason, an encryption algorithm or a PRF as misplaced.
+pub fn parse_ah_proposal(s: &str) -> Result<AhProposal, ProposalError> {
+    let (mut integ, mut dh, mut esn) = (vec![], vec![], vec![]);
+    for word in s.to_ascii_lowercase().split('-').filter(|w| !w.is_empty()) {
+        //= https://www.rfc-editor.org/rfc/rfc8221#section-6
+        //# | AUTH_HMAC_MD5_96  | MUST NOT | ... | AUTH_HMAC_SHA1_96 | MUST-
+        // Integrity keywords (and their refusals) come from the AH suite parser.
+        match Suite::ah_from_swanctl(word) {
+            Ok(suite) => {
+                integ.push(suite.integrity());
+                continue;
+            }
+            Err(PolicyError::Unknown { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match token(word)? {
+            Token::Dh(g) => dh.push(g),
+            Token::Esn(e) => esn.push(e),
+            Token::Ike(_) | Token::Esp(_) => {
+                return Err(ProposalError::Misplaced {
+                    keyword: word.to_string(),
+                    reason: "is an encryption algorithm, and AH has none (RFC 4302): use esp_proposals to encrypt",
+                });
+            }
+            Token::Prf(_) => {
+                return Err(ProposalError::Misplaced {
+                    keyword: word.to_string(),
+                    reason: "is a PRF, which only IKE proposals have",
+                });
+            }
+            // Every integrity keyword token() knows is one the AH suite parser read above.
+            Token::Integ(..) => return Err(ProposalError::Unknown(word.to_string())),
+        }
+    }
+    if integ.is_empty() {
+        return Err(ProposalError::Missing("integrity algorithm (AH: sha256, sha384, sha512, aes128gmac, aes256gmac)"));
+    }
+    if esn.is_empty() {
+        esn.push(false);
+    }
+    Ok(AhProposal { integ, dh, esn })
+}
+
+/// Parses a comma-separated list of AH proposals (`ah_proposals = a, b`).
+pub fn parse_ah_proposals(list: &str) -> Result<Vec<AhProposal>, ProposalError> {
+    list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(parse_ah_proposal).collect()
+}
+
 /// Parses a comma-separated list of IKE proposals (`proposals = a, b` in swanctl.conf).
 pub fn parse_ike_proposals(list: &str) -> Result<Vec<IkeProposal>, ProposalError> {
     let mut out = Vec::new();
@@ -365,14 +434,27 @@ fn esp_encr_transform(e: Encryption) -> Transform {
     }
 }
 
-fn esp_integ_id(i: Integrity) -> u16 {
+/// The IKEv2 integrity transform number (`rampart_sa::integ_id`).
+fn integ_transform_id(i: Integrity) -> u16 {
+    use rampart_sa::integ_id as id;
     match i {
-        Integrity::None => 0,
-        Integrity::HmacSha256_128 => 12,
-        Integrity::HmacSha384_192 => 13,
-        Integrity::HmacSha512_256 => 14,
-        Integrity::AesGmac { .. } => rampart_sa::Suite::ah(i).map_or(0, |s| s.integ_id()),
+        Integrity::None => id::NONE,
+        Integrity::HmacSha256_128 => id::HMAC_SHA2_256_128,
+        Integrity::HmacSha384_192 => id::HMAC_SHA2_384_192,
+        Integrity::HmacSha512_256 => id::HMAC_SHA2_512_256,
+        Integrity::AesGmac { key_bits: 128 } => id::AES_128_GMAC,
+        Integrity::AesGmac { .. } => id::AES_256_GMAC,
     }
+}
+
+/// The D-H (when `with_dh`) and ESN transforms of a CHILD_SA proposal, ESP or AH.
+fn pfs_and_esn_transforms(dh: &[DhGroup], esn: &[bool], with_dh: bool) -> Vec<Transform> {
+    let groups = if with_dh { dh } else { &[] };
+    groups
+        .iter()
+        .map(|g| Transform::new(tt::DH, g.id()))
+        .chain(esn.iter().map(|e| Transform::new(tt::ESN, u16::from(*e))))
+        .collect()
 }
 
 impl IkeProposal {
@@ -397,17 +479,113 @@ impl EspProposal {
     /// out (the first CHILD_SA, made in IKE_AUTH, has no KE payload).
     pub fn to_wire(&self, number: u8, spi: u32, with_dh: bool) -> Proposal {
         let mut t: Vec<Transform> = self.encr.iter().map(|e| esp_encr_transform(*e)).collect();
-        t.extend(self.integ.iter().map(|i| Transform::new(tt::INTEG, esp_integ_id(*i))));
-        if with_dh {
-            t.extend(self.dh.iter().map(|g| Transform::new(tt::DH, g.id())));
-        }
-        t.extend(self.esn.iter().map(|e| Transform::new(tt::ESN, u16::from(*e))));
+        t.extend(self.integ.iter().map(|i| Transform::new(tt::INTEG, integ_transform_id(*i))));
+        t.extend(pfs_and_esn_transforms(&self.dh, &self.esn, with_dh));
         Proposal { number, protocol: ProtocolId::Esp, spi: spi.to_be_bytes().to_vec(), transforms: t }
     }
 
     /// Whether the proposal asks for PFS.
     pub fn pfs_group(&self) -> Option<DhGroup> {
         self.dh.first().copied()
+    }
+}
+
+impl AhProposal {
+    /// The SA payload proposal for our inbound `spi`: protocol AH, integrity transforms, the
+    /// groups (unless `with_dh` is false, as in IKE_AUTH) and ESN.
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-3.3.3
+    //# AH          INTEG, ESN               D-H
+    pub fn to_wire(&self, number: u8, spi: u32, with_dh: bool) -> Proposal {
+        let mut t: Vec<Transform> =
+            self.integ.iter().map(|i| Transform::new(tt::INTEG, integ_transform_id(*i))).collect();
+        t.extend(pfs_and_esn_transforms(&self.dh, &self.esn, with_dh));
+        Proposal { number, protocol: ProtocolId::Ah, spi: spi.to_be_bytes().to_vec(), transforms: t }
+    }
+
+    /// Whether the proposal asks for PFS.
+    pub fn pfs_group(&self) -> Option<DhGroup> {
+        self.dh.first().copied()
+    }
+}
+
+/// The proposals of one child: ESP or AH, never both in one CHILD_SA (Rampart does not do
+/// AH+ESP bundles). Every CHILD_SA step (request, selection, answer, its check, the PFS group
+/// of a retry, the log of a refusal) goes through this one type, whichever the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildProposals<'a> {
+    /// `esp_proposals`.
+    Esp(&'a [EspProposal]),
+    /// `ah_proposals`.
+    Ah(&'a [AhProposal]),
+}
+
+impl ChildProposals<'_> {
+    /// The protocol the child negotiates.
+    pub fn protocol(self) -> Protocol {
+        match self {
+            ChildProposals::Esp(_) => Protocol::Esp,
+            ChildProposals::Ah(_) => Protocol::Ah,
+        }
+    }
+
+    /// The SA payload of a request for our inbound `spi`, proposals numbered from 1.
+    pub fn to_wire(self, spi: u32, with_dh: bool) -> Vec<Proposal> {
+        match self {
+            ChildProposals::Esp(ps) => {
+                ps.iter().enumerate().map(|(i, p)| p.to_wire(i as u8 + 1, spi, with_dh)).collect()
+            }
+            ChildProposals::Ah(ps) => {
+                ps.iter().enumerate().map(|(i, p)| p.to_wire(i as u8 + 1, spi, with_dh)).collect()
+            }
+        }
+    }
+
+    /// The PFS group of the first proposal (the one a CREATE_CHILD_SA guesses its KE for).
+    pub fn pfs_group(self) -> Option<DhGroup> {
+        match self {
+            ChildProposals::Esp(ps) => ps.first().and_then(EspProposal::pfs_group),
+            ChildProposals::Ah(ps) => ps.first().and_then(AhProposal::pfs_group),
+        }
+    }
+
+    /// The PFS group of each proposal that asks for PFS (the one its KE payload would carry).
+    pub fn pfs_groups(self) -> Vec<DhGroup> {
+        match self {
+            ChildProposals::Esp(ps) => ps.iter().filter_map(EspProposal::pfs_group).collect(),
+            ChildProposals::Ah(ps) => ps.iter().filter_map(AhProposal::pfs_group).collect(),
+        }
+    }
+
+    /// Every PFS group any proposal names.
+    pub fn groups(self) -> Vec<DhGroup> {
+        match self {
+            ChildProposals::Esp(ps) => ps.iter().flat_map(|p| p.dh.iter().copied()).collect(),
+            ChildProposals::Ah(ps) => ps.iter().flat_map(|p| p.dh.iter().copied()).collect(),
+        }
+    }
+
+    /// Responder: selects from the peer's offer ([`select_esp`] or [`select_ah`]).
+    pub fn select(self, offered: &[Proposal], with_dh: bool) -> Option<(u8, u32, ChildAlgorithms)> {
+        match self {
+            ChildProposals::Esp(ps) => select_esp(offered, ps, with_dh),
+            ChildProposals::Ah(ps) => select_ah(offered, ps, with_dh),
+        }
+    }
+
+    /// Initiator: checks the responder's answer ([`accept_esp_answer`] or [`accept_ah_answer`]).
+    pub fn accept(self, answer: &[Proposal], with_dh: bool) -> Option<(u32, ChildAlgorithms)> {
+        match self {
+            ChildProposals::Esp(ps) => accept_esp_answer(answer, ps, with_dh),
+            ChildProposals::Ah(ps) => accept_ah_answer(answer, ps, with_dh),
+        }
+    }
+
+    /// The proposals in swanctl spelling, with the protocol (`ESP:aes256gcm16`, `AH:sha256`).
+    pub fn describe(self) -> String {
+        match self {
+            ChildProposals::Esp(ps) => format!("ESP:{}", describe(ps)),
+            ChildProposals::Ah(ps) => format!("AH:{}", describe(ps)),
+        }
     }
 }
 
@@ -481,16 +659,60 @@ fn esp_encr_from(t: &Transform) -> Option<Encryption> {
     }
 }
 
+/// The integrity transforms ESP takes (HMAC-SHA-2; AES-GMAC is AH's). MD5 and SHA-1 map to
+/// nothing and are never selected (RFC 8221 section 6, RFC 8247 section 2.3).
 fn esp_integ_from(id: u16) -> Option<Integrity> {
+    use rampart_sa::integ_id as i;
     match id {
-        12 => Some(Integrity::HmacSha256_128),
-        13 => Some(Integrity::HmacSha384_192),
-        14 => Some(Integrity::HmacSha512_256),
+        i::HMAC_SHA2_256_128 => Some(Integrity::HmacSha256_128),
+        i::HMAC_SHA2_384_192 => Some(Integrity::HmacSha384_192),
+        i::HMAC_SHA2_512_256 => Some(Integrity::HmacSha512_256),
         _ => None,
     }
 }
 
-fn select_esp_one(p: &Proposal, ours: &EspProposal, with_dh: bool) -> Option<EspAlgorithms> {
+/// The integrity transforms AH takes: HMAC-SHA-2 and AES-GMAC 128/256 (RFC 4543). MD5, SHA-1
+/// and AES-192-GMAC map to nothing and are never selected.
+//= https://www.rfc-editor.org/rfc/rfc8221#section-6
+//# | AUTH_HMAC_MD5_96  | MUST NOT | ... | AUTH_HMAC_SHA1_96 | MUST-
+fn ah_integ_from(t: &Transform) -> Option<Integrity> {
+    use rampart_sa::integ_id as i;
+    if t.key_length.is_some() {
+        return None;
+    }
+    match t.id {
+        i::AES_128_GMAC => Some(Integrity::AesGmac { key_bits: 128 }),
+        i::AES_256_GMAC => Some(Integrity::AesGmac { key_bits: 256 }),
+        id => esp_integ_from(id),
+    }
+}
+
+/// The PFS group and ESN of a CHILD_SA proposal (the same rules for ESP and AH).
+fn select_pfs_and_esn(p: &Proposal, dh: &[DhGroup], esn: &[bool], with_dh: bool) -> Option<(Option<DhGroup>, bool)> {
+    let group = if with_dh && !dh.is_empty() {
+        Some(pick(p, tt::DH, |t| DhGroup::from_id(t.id).filter(|g| dh.contains(g)))?)
+    } else if with_dh && of_type(p, tt::DH).any(|t| t.id != 0) && of_type(p, tt::DH).all(|t| t.id != 0) {
+        // The peer insists on PFS and we have none configured.
+        return None;
+    } else {
+        None
+    };
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-3.3.2
+    //# ... ESN ... if it is not present, (only) No Extended Sequence Numbers is assumed.
+    let offered_esn: Vec<bool> = {
+        let v: Vec<bool> = of_type(p, tt::ESN).filter_map(|t| (t.id <= 1).then_some(t.id == 1)).collect();
+        if of_type(p, tt::ESN).next().is_none() { vec![false] } else { v }
+    };
+    let esn = offered_esn.into_iter().find(|e| esn.contains(e))?;
+    Some((group, esn))
+}
+
+/// The SPI of a CHILD_SA proposal (4 bytes for ESP and AH, RFC 7296 section 3.3.1).
+fn child_spi(p: &Proposal) -> Option<u32> {
+    <[u8; 4]>::try_from(p.spi.as_slice()).ok().map(u32::from_be_bytes)
+}
+
+fn select_esp_one(p: &Proposal, ours: &EspProposal, with_dh: bool) -> Option<ChildAlgorithms> {
     if p.protocol != ProtocolId::Esp || p.spi.len() != 4 {
         return None;
     }
@@ -505,36 +727,63 @@ fn select_esp_one(p: &Proposal, ours: &EspProposal, with_dh: bool) -> Option<Esp
         pick(p, tt::INTEG, |t| esp_integ_from(t.id).filter(|i| ours.integ.contains(i)))?
     };
     let suite = Suite::new(encr, integ).ok()?;
-    let dh = if with_dh && !ours.dh.is_empty() {
-        Some(pick(p, tt::DH, |t| DhGroup::from_id(t.id).filter(|g| ours.dh.contains(g)))?)
-    } else if with_dh && of_type(p, tt::DH).any(|t| t.id != 0) && of_type(p, tt::DH).all(|t| t.id != 0) {
-        // The peer insists on PFS and we have none configured.
+    let (dh, esn) = select_pfs_and_esn(p, &ours.dh, &ours.esn, with_dh)?;
+    Some(ChildAlgorithms { protocol: Protocol::Esp, suite, dh, esn })
+}
+
+//= https://www.rfc-editor.org/rfc/rfc7296#section-3.3.3
+//# AH          INTEG, ESN               D-H
+//= https://www.rfc-editor.org/rfc/rfc7296#section-3.3.6
+//# If the responder receives a proposal that contains a Transform Type
+//# it does not understand, or a proposal that is missing a mandatory
+//# Transform Type, it MUST consider this proposal unacceptable; however,
+//# other proposals in the same SA payload are processed as usual.
+// An AH proposal with an encryption transform (or a PRF) proposes what AH does not have: it is
+// unacceptable, the other proposals are still considered.
+fn select_ah_one(p: &Proposal, ours: &AhProposal, with_dh: bool) -> Option<ChildAlgorithms> {
+    if p.protocol != ProtocolId::Ah || p.spi.len() != 4 {
         return None;
-    } else {
-        None
-    };
-    //= https://www.rfc-editor.org/rfc/rfc7296#section-3.3.2
-    //# ... ESN ... if it is not present, (only) No Extended Sequence Numbers is assumed.
-    let offered_esn: Vec<bool> = {
-        let v: Vec<bool> = of_type(p, tt::ESN).filter_map(|t| (t.id <= 1).then_some(t.id == 1)).collect();
-        if of_type(p, tt::ESN).next().is_none() { vec![false] } else { v }
-    };
-    let esn = offered_esn.into_iter().find(|e| ours.esn.contains(e))?;
-    Some(EspAlgorithms { suite, dh, esn })
+    }
+    if p.transforms.iter().any(|t| !matches!(t.kind, tt::INTEG | tt::DH | tt::ESN)) {
+        return None;
+    }
+    let integ = pick(p, tt::INTEG, |t| ah_integ_from(t).filter(|i| ours.integ.contains(i)))?;
+    let suite = Suite::ah(integ).ok()?;
+    let (dh, esn) = select_pfs_and_esn(p, &ours.dh, &ours.esn, with_dh)?;
+    Some(ChildAlgorithms { protocol: Protocol::Ah, suite, dh, esn })
 }
 
 /// Responder: selects an ESP proposal; returns the proposal number, the peer's SPI (its
 /// inbound, our outbound) and the algorithms. `with_dh` is false for the CHILD_SA of IKE_AUTH,
 /// whose D-H transforms are ignored (RFC 7296 section 1.2).
-pub fn select_esp(offered: &[Proposal], ours: &[EspProposal], with_dh: bool) -> Option<(u8, u32, EspAlgorithms)> {
+pub fn select_esp(offered: &[Proposal], ours: &[EspProposal], with_dh: bool) -> Option<(u8, u32, ChildAlgorithms)> {
     offered.iter().find_map(|p| {
-        let spi: [u8; 4] = p.spi.as_slice().try_into().ok()?;
-        ours.iter().find_map(|o| select_esp_one(p, o, with_dh)).map(|a| (p.number, u32::from_be_bytes(spi), a))
+        let spi = child_spi(p)?;
+        ours.iter().find_map(|o| select_esp_one(p, o, with_dh)).map(|a| (p.number, spi, a))
     })
 }
 
+/// Responder: selects an AH proposal (ESP ones in the offer are passed over, RFC 7296
+/// section 3.3.1: a proposal's protocol is its own); as [`select_esp`].
+pub fn select_ah(offered: &[Proposal], ours: &[AhProposal], with_dh: bool) -> Option<(u8, u32, ChildAlgorithms)> {
+    offered.iter().find_map(|p| {
+        let spi = child_spi(p)?;
+        ours.iter().find_map(|o| select_ah_one(p, o, with_dh)).map(|a| (p.number, spi, a))
+    })
+}
+
+/// The responder's answer for our inbound `spi`: one proposal of the chosen protocol with one
+/// transform of each type.
+pub fn child_answer(number: u8, algs: &ChildAlgorithms, spi: u32) -> Proposal {
+    let (dh, esn) = (algs.dh.into_iter().collect(), vec![algs.esn]);
+    match algs.protocol {
+        Protocol::Esp => esp_answer(number, algs, spi),
+        Protocol::Ah => AhProposal { integ: vec![algs.suite.integrity()], dh, esn }.to_wire(number, spi, true),
+    }
+}
+
 /// The responder's ESP answer for our inbound `spi`.
-pub fn esp_answer(number: u8, algs: &EspAlgorithms, spi: u32) -> Proposal {
+pub fn esp_answer(number: u8, algs: &ChildAlgorithms, spi: u32) -> Proposal {
     let integ = if algs.suite.is_aead() { vec![] } else { vec![algs.suite.integrity()] };
     let one = EspProposal {
         encr: vec![algs.suite.encryption()],
@@ -545,17 +794,33 @@ pub fn esp_answer(number: u8, algs: &EspAlgorithms, spi: u32) -> Proposal {
     one.to_wire(number, spi, true)
 }
 
-/// Initiator: checks the responder's ESP answer; returns its SPI and the algorithms.
-pub fn accept_esp_answer(answer: &[Proposal], ours: &[EspProposal], with_dh: bool) -> Option<(u32, EspAlgorithms)> {
+/// The one proposal of an answer, if it has at most one transform of each type.
+//= https://www.rfc-editor.org/rfc/rfc7296#section-2.7
+//# The responder MUST choose a single suite, which may be
+//# any subset of the SA proposal following the rules below.
+fn single_suite(answer: &[Proposal]) -> Option<&Proposal> {
     let [p] = answer else { return None };
     for kind in [tt::ENCR, tt::INTEG, tt::DH, tt::ESN] {
         if p.transforms.iter().filter(|t| t.kind == kind).count() > 1 {
             return None;
         }
     }
-    let spi: [u8; 4] = p.spi.as_slice().try_into().ok()?;
+    Some(p)
+}
+
+/// Initiator: checks the responder's ESP answer; returns its SPI and the algorithms.
+pub fn accept_esp_answer(answer: &[Proposal], ours: &[EspProposal], with_dh: bool) -> Option<(u32, ChildAlgorithms)> {
+    let p = single_suite(answer)?;
     let algs = ours.iter().find_map(|o| select_esp_one(p, o, with_dh))?;
-    Some((u32::from_be_bytes(spi), algs))
+    Some((child_spi(p)?, algs))
+}
+
+/// Initiator: checks the responder's AH answer (an ESP answer to an AH request is refused);
+/// returns its SPI and the algorithms.
+pub fn accept_ah_answer(answer: &[Proposal], ours: &[AhProposal], with_dh: bool) -> Option<(u32, ChildAlgorithms)> {
+    let p = single_suite(answer)?;
+    let algs = ours.iter().find_map(|o| select_ah_one(p, o, with_dh))?;
+    Some((child_spi(p)?, algs))
 }
 
 /// An ESP cipher's swanctl.conf keyword.
@@ -568,7 +833,7 @@ pub fn esp_encr_name(e: Encryption) -> String {
     }
 }
 
-/// An ESP integrity algorithm's swanctl.conf keyword (empty for none).
+/// An ESP or AH integrity algorithm's swanctl.conf keyword (empty for none).
 pub fn esp_integ_name(i: Integrity) -> &'static str {
     match i {
         Integrity::HmacSha256_128 => "sha256",
@@ -583,13 +848,14 @@ pub fn esp_integ_name(i: Integrity) -> &'static str {
 /// A transform as swanctl.conf would write it, or its type and number when Rampart has no
 /// keyword for it (`encr3`, `dh25`).
 fn transform_name(p: &Proposal, t: &Transform) -> String {
-    let esp = p.protocol == ProtocolId::Esp;
+    let (esp, ah) = (p.protocol == ProtocolId::Esp, p.protocol == ProtocolId::Ah);
     let named = match t.kind {
-        tt::ENCR if esp => esp_encr_from(t).map(esp_encr_name),
+        tt::ENCR if esp || ah => esp_encr_from(t).map(esp_encr_name),
         tt::ENCR => Encr::from_transform(t.id, t.key_length).map(Encr::name),
         tt::PRF => Prf::from_id(t.id).map(|x| x.name().to_string()),
         tt::INTEG if t.id == 0 => Some(String::new()),
         tt::INTEG if esp => esp_integ_from(t.id).map(|i| esp_integ_name(i).to_string()),
+        tt::INTEG if ah => ah_integ_from(t).map(|i| esp_integ_name(i).to_string()),
         tt::INTEG => Integ::from_id(t.id).map(|x| x.name().to_string()),
         tt::DH if t.id == 0 => Some(String::new()),
         tt::DH => DhGroup::from_id(t.id).map(|g| g.name().to_string()),
@@ -654,6 +920,16 @@ impl fmt::Display for EspProposal {
         let mut words: Vec<String> = Vec::new();
         words.extend(self.encr.iter().map(|e| esp_encr_name(*e)));
         words.extend(self.integ.iter().map(|i| esp_integ_name(*i).to_string()));
+        words.extend(self.dh.iter().map(|g| g.name().to_string()));
+        words.extend(self.esn.iter().map(|e| if *e { "esn".to_string() } else { "noesn".to_string() }));
+        words.retain(|w| !w.is_empty());
+        f.write_str(&words.join("-"))
+    }
+}
+
+impl fmt::Display for AhProposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words: Vec<String> = self.integ.iter().map(|i| esp_integ_name(*i).to_string()).collect();
         words.extend(self.dh.iter().map(|g| g.name().to_string()));
         words.extend(self.esn.iter().map(|e| if *e { "esn".to_string() } else { "noesn".to_string() }));
         words.retain(|w| !w.is_empty());

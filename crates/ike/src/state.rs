@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_sa::{Direction, Lifetimes, Mode, SaConfig, TrafficSelector, UdpEncap};
+use rampart_sa::{Direction, Lifetimes, Mode, Protocol, SaConfig, TrafficSelector, UdpEncap};
 use zeroize::Zeroizing;
 
 use crate::auth::AuthVerified;
@@ -34,7 +34,7 @@ use crate::keys::{ChildKeys, IkeSaKeys, child_keymat};
 use crate::message::Identification;
 use crate::message::{ExchangeType, Message, Payload};
 use crate::offload::{AuthJob, DhJob, KeyShareSource};
-use crate::proposal::{EspAlgorithms, IkeAlgorithms};
+use crate::proposal::{ChildAlgorithms, IkeAlgorithms};
 
 /// Where an IKE SA is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub enum Created {
     Ike(IkeSaId),
 }
 
-/// One CHILD_SA: a pair of ESP SAs.
+/// One CHILD_SA: a pair of ESP or AH SAs.
 #[derive(Debug)]
 pub struct ChildSa {
     /// Handle.
@@ -97,7 +97,7 @@ pub struct ChildSa {
     /// The peer's SPI (our outbound).
     pub spi_out: u32,
     /// Algorithms.
-    pub algs: EspAlgorithms,
+    pub algs: ChildAlgorithms,
     /// Mode.
     pub mode: Mode,
     /// Our side's (narrowed) selectors.
@@ -133,7 +133,7 @@ pub struct ChildParams<'a> {
     /// The peer's SPI.
     pub spi_out: u32,
     /// Algorithms.
-    pub algs: EspAlgorithms,
+    pub algs: ChildAlgorithms,
     /// Mode.
     pub mode: Mode,
     /// Our selectors.
@@ -222,7 +222,7 @@ impl Ctx<'_> {
 pub struct Ids {
     next_ike: u64,
     next_child: u64,
-    /// Inbound ESP SPIs in use.
+    /// Inbound ESP and AH SPIs in use.
     pub child_spis: HashSet<u32>,
     /// Our IKE SPIs in use.
     pub ike_spis: HashSet<u64>,
@@ -241,7 +241,8 @@ impl Ids {
         ChildSaId(self.next_child)
     }
 
-    /// A fresh inbound ESP SPI (never 0-255, RFC 4303 section 2.1, never one in use).
+    /// A fresh inbound ESP or AH SPI (never 0-255, RFC 4303 section 2.1 and RFC 4302 section
+    /// 2.4, never one in use).
     pub fn child_spi(&mut self, rng: &mut dyn RandomSource) -> u32 {
         loop {
             let mut b = [0u8; 4];
@@ -434,6 +435,18 @@ impl IkeSa {
         self.nat_local || self.nat_remote
     }
 
+    /// Where the NAT is, for a log line: `local` (or `forced` by `encap = yes`), `remote`,
+    /// `both`, or `none`.
+    pub fn nat_side(&self) -> &'static str {
+        match (self.nat_local, self.nat_remote) {
+            (true, true) => "both",
+            (true, false) if self.conn.encap => "forced",
+            (true, false) => "local",
+            (false, true) => "remote",
+            (false, false) => "none",
+        }
+    }
+
     /// The exchange of the request we wait an answer to, if any.
     pub fn outstanding_kind(&self) -> Option<TaskKind> {
         self.outstanding.as_ref().map(|o| o.task.kind())
@@ -442,11 +455,26 @@ impl IkeSa {
     /// Builds the CHILD_SA an exchange negotiated: KEYMAT split into its keys, the inbound and
     /// outbound SAs, the rekey and expiry times. `None` on an IKE SA whose peer has not
     /// authenticated: only the proof that the AUTH check returns ([`AuthVerified`], kept in
-    /// `auth`) lets a CHILD_SA be made.
+    /// `auth`) lets a CHILD_SA be made. `None` too for AH on an IKE SA with NAT traversal
+    /// (AH cannot be UDP-encapsulated), whatever the exchange asked.
     pub fn make_child(&self, cx: &mut Ctx<'_>, p: ChildParams<'_>) -> Option<ChildSa> {
         let _proof: &AuthVerified = self.auth.as_ref()?;
         let keys = self.keys.as_ref()?;
+        let protocol = p.algs.protocol;
+        //= https://www.rfc-editor.org/rfc/rfc3948#section-1
+        //# Because the protection of the outer IP addresses in IPsec AH is
+        //# inherently incompatible with NAT, the IPsec AH was left out of the
+        //# scope of this protocol specification.
+        if protocol == Protocol::Ah && self.nat() {
+            return None;
+        }
         let suite = p.algs.suite;
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-2.17
+        //# For ESP and AH, [IPSECARCH] defines the order, namely: the
+        //# encryption key (if any) MUST be taken from the first bits and the
+        //# integrity key (if any) MUST be taken from the remaining bits.
+        // AH has an integrity key only (its suite's encryption key is empty): the HMAC key, or
+        // for AES-GMAC the AES key and the 4-byte salt (RFC 4543 section 7.1).
         let (el, il) = (suite.encryption_key_len(), suite.integrity_key_len());
         let keymat: Zeroizing<Vec<u8>> = child_keymat(keys.prf, &keys.sk_d, p.g_ir, p.ni, p.nr, 2 * (el + il));
         let ck = ChildKeys::split(&keymat, el, il)?;
@@ -455,7 +483,8 @@ impl IkeSa {
         } else {
             (ck.encr_r.clone(), ck.integ_r.clone(), ck.encr_i.clone(), ck.integ_i.clone())
         };
-        let encap = self.nat().then_some(UdpEncap { local_port: self.local.port(), remote_port: self.remote.port() });
+        let encap = (self.nat() && protocol == Protocol::Esp)
+            .then_some(UdpEncap { local_port: self.local.port(), remote_port: self.remote.port() });
         let lifetimes = Lifetimes {
             soft_seconds: p.cfg.rekey_time.as_secs(),
             hard_seconds: p.cfg.life_time.as_secs(),
@@ -465,7 +494,7 @@ impl IkeSa {
             hard_packets: p.cfg.life_packets,
         };
         let base = |spi, direction, ek, ik| SaConfig {
-            protocol: rampart_sa::Protocol::Esp,
+            protocol,
             spi,
             direction,
             suite,

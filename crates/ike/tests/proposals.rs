@@ -225,3 +225,73 @@ fn offers_are_described_in_swanctl_spelling() {
     assert_eq!(describe_offer(&[esp[0].to_wire(1, 9, true)]), "ESP:aes192-sha512-esn");
     assert_eq!(describe(&esp), "aes192-sha512-esn");
 }
+
+/// `ah_proposals` as swanctl.conf writes them: integrity algorithms only, PFS groups, ESN;
+/// MD5 and SHA-1 refused with RFC 8221's reason, ciphers and PRFs as misplaced.
+#[test]
+fn ah_keywords() {
+    let p = parse_ah_proposals("sha256, sha384-sha512-aes128gmac-aes256gmac-ecp256-esn").unwrap();
+    assert_eq!(p.len(), 2);
+    assert_eq!((p[0].integ.clone(), p[0].esn.clone()), (vec![Integrity::HmacSha256_128], vec![false]));
+    assert_eq!(
+        p[1].integ,
+        vec![
+            Integrity::HmacSha384_192,
+            Integrity::HmacSha512_256,
+            Integrity::AesGmac { key_bits: 128 },
+            Integrity::AesGmac { key_bits: 256 }
+        ]
+    );
+    assert_eq!((p[1].pfs_group(), p[1].esn.clone()), (Some(DhGroup::Ecp256), vec![true]));
+    assert_eq!(describe(&p), "sha256-noesn, sha384-sha512-aes128gmac-aes256gmac-ecp256-esn");
+    // On the wire: protocol AH, 4-byte SPI, INTEG transforms (IANA numbers), the group only
+    // where a KE goes with it, ESN; no ENCR.
+    let w = p[1].to_wire(2, 0x0102_0304, true);
+    assert_eq!((w.number, w.protocol, w.spi.clone()), (2, ProtocolId::Ah, vec![1, 2, 3, 4]));
+    let kinds: Vec<(u8, u16)> = w.transforms.iter().map(|t| (t.kind, t.id)).collect();
+    assert_eq!(
+        kinds,
+        vec![(tt::INTEG, 13), (tt::INTEG, 14), (tt::INTEG, 9), (tt::INTEG, 11), (tt::DH, 19), (tt::ESN, 1)]
+    );
+    assert!(p[1].to_wire(2, 5, false).transforms.iter().all(|t| t.kind != tt::DH));
+
+    for (s, word) in [("md5", "md5"), ("sha1", "sha1"), ("sha256-sha1", "sha1")] {
+        let e = parse_ah_proposal(s).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(word) && msg.contains("RFC 8221"), "{s}: {msg}");
+    }
+    let msg = parse_ah_proposal("aes256-sha256").unwrap_err().to_string();
+    assert!(msg.contains("'aes256'") && msg.contains("AH has none"), "{msg}");
+    let msg = parse_ah_proposal("sha256-prfsha256").unwrap_err().to_string();
+    assert!(msg.contains("'prfsha256'") && msg.contains("PRF"), "{msg}");
+    assert!(matches!(parse_ah_proposal("aes192gmac"), Err(ProposalError::Policy(_))));
+    assert!(matches!(parse_ah_proposal("ecp256-esn"), Err(ProposalError::Missing(_))));
+    assert!(matches!(parse_ah_proposal("sha256-modp1024"), Err(ProposalError::Forbidden { .. })));
+    assert!(matches!(parse_ah_proposal("sha256-frob"), Err(ProposalError::Unknown(_))));
+}
+
+/// AH selection: the peer's order, integrity only, ESP proposals passed over; the answer is one
+/// AH proposal, which the initiator's check takes and an ESP answer does not satisfy.
+#[test]
+fn ah_selection_and_answer() {
+    let ours = parse_ah_proposals("sha512-aes256gmac-x25519").unwrap();
+    let theirs = parse_ah_proposals("sha256, aes256gmac-sha512-x25519-ecp256").unwrap();
+    let mut offered: Vec<Proposal> = theirs.iter().enumerate().map(|(i, p)| p.to_wire(i as u8 + 2, 77, true)).collect();
+    offered.insert(0, parse_esp_proposals("aes256gcm16").unwrap()[0].to_wire(1, 77, true));
+    let (n, spi, a) = select_ah(&offered, &ours, true).unwrap();
+    assert_eq!((n, spi, a.protocol, a.dh), (3, 77, rampart_sa::Protocol::Ah, Some(DhGroup::Curve25519)));
+    assert_eq!(a.suite.integrity(), Integrity::AesGmac { key_bits: 256 }, "the peer's preference");
+    assert!(select_esp(&offered[2..], &parse_esp_proposals("aes256gcm16").unwrap(), true).is_none());
+    let answer = child_answer(n, &a, 0x4242);
+    assert_eq!(answer.protocol, ProtocolId::Ah);
+    assert!(answer.transforms.iter().all(|t| t.kind != tt::ENCR));
+    assert_eq!(accept_ah_answer(std::slice::from_ref(&answer), &ours, true), Some((0x4242, a)));
+    assert_eq!(ChildProposals::Ah(&ours).accept(std::slice::from_ref(&answer), true), Some((0x4242, a)));
+    let esp_answer = parse_esp_proposals("aes256gcm16").unwrap()[0].to_wire(1, 0x4242, true);
+    assert_eq!(accept_ah_answer(&[esp_answer], &ours, true), None);
+    // Two integrity transforms in an answer are not one suite.
+    let mut double = answer.clone();
+    double.transforms.insert(0, Transform::new(tt::INTEG, 14));
+    assert_eq!(accept_ah_answer(&[double], &ours, true), None);
+    assert_eq!(describe_offer(&[answer]), "AH:aes256gmac-curve25519-noesn");
+}

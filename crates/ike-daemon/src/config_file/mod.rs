@@ -24,7 +24,7 @@
 //! [connections.gw.children.net]
 //! local_ts = "198.18.1.0/24"
 //! remote_ts = "198.18.2.0/24"
-//! esp_proposals = "aes256gcm16, chacha20poly1305"
+//! esp_proposals = "aes256gcm16, chacha20poly1305"   # or ah_proposals = "sha256, aes256gmac"
 //! start_action = "start"
 //!
 //! [secrets.ike-gw]
@@ -55,7 +55,7 @@ use rampart_ike::config::{
     AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, SharedSecret, StartAction, Unique,
 };
 use rampart_ike::message::Identification;
-use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
+use rampart_ike::proposal::{parse_ah_proposals, parse_esp_proposals, parse_ike_proposals};
 use std::sync::Arc;
 
 /// What happens to a CHILD_SA's policies when its peer is found dead (`dpd_action`) or closes
@@ -780,6 +780,9 @@ fn read_auth(
     Ok(a)
 }
 
+/// `ah_proposals = "default"`: every HMAC-SHA-2 Rampart has for AH, in one proposal.
+const DEFAULT_AH: &str = "sha256-sha384-sha512";
+
 const IGNORED_CHILD: &[&str] = &[
     "updown",
     "hostaccess",
@@ -851,11 +854,23 @@ fn read_child(
     let mut acts = ChildActions { dpd_action: ChildAction::Clear, close_action: ChildAction::Clear };
     let (mut life, mut rand, mut life_bytes, mut life_packets) = (None, None, None, None);
     let (mut local_ts, mut remote_ts) = (None, None);
+    // Whether esp_proposals or ah_proposals came already (a second of them is refused).
+    let mut proposals_seen = false;
     for (k, v) in t.iter() {
         let key: &str = k.get_ref();
+        let proposals_key = matches!(key, "esp_proposals" | "ah_proposals");
         match key {
             "local_ts" => local_ts = Some(read_ts(doc, what, key, v, dynamic_local)?),
             "remote_ts" => remote_ts = Some(read_ts(doc, what, key, v, dynamic_remote)?),
+            "esp_proposals" | "ah_proposals" if proposals_seen => {
+                return Err(doc.err(
+                    &k.span(),
+                    format!(
+                        "{what}: esp_proposals and ah_proposals both given: AH+ESP bundles in one CHILD_SA are \
+                         not implemented (use two children, or one of the two)"
+                    ),
+                ));
+            }
             "esp_proposals" => {
                 let mut out = Vec::new();
                 for (s, span) in doc.list(key, v)? {
@@ -873,7 +888,18 @@ fn read_child(
                 c.esp_proposals = out;
             }
             "ah_proposals" => {
-                return Err(doc.err(&k.span(), format!("{what}.ah_proposals: AH is not supported (ESP only)")));
+                let mut out = Vec::new();
+                for (s, span) in doc.list(key, v)? {
+                    let s = if s == "default" { DEFAULT_AH.to_string() } else { s };
+                    out.extend(
+                        parse_ah_proposals(&s).map_err(|e| doc.err(&span, format!("{what}.ah_proposals: {e}")))?,
+                    );
+                }
+                if out.is_empty() {
+                    return Err(doc.err(&v.span(), format!("{what}.ah_proposals is empty")));
+                }
+                c.ah_proposals = out;
+                c.esp_proposals.clear();
             }
             "mode" => {
                 c.mode = match doc.string(key, v)? {
@@ -916,6 +942,7 @@ fn read_child(
             }
             _ => {}
         }
+        proposals_seen |= proposals_key;
     }
     c.local_ts = local_ts.map_or_else(|| dynamic_ts(doc, what, name_span, "local_ts", dynamic_local), Ok)?;
     c.remote_ts = remote_ts.map_or_else(|| dynamic_ts(doc, what, name_span, "remote_ts", dynamic_remote), Ok)?;

@@ -41,6 +41,16 @@ impl ProtocolId {
     }
 }
 
+impl From<rampart_sa::Protocol> for ProtocolId {
+    /// The Protocol ID of a CHILD_SA's proposals, notifies and deletes (2 for AH, 3 for ESP).
+    fn from(p: rampart_sa::Protocol) -> ProtocolId {
+        match p {
+            rampart_sa::Protocol::Esp => ProtocolId::Esp,
+            rampart_sa::Protocol::Ah => ProtocolId::Ah,
+        }
+    }
+}
+
 /// Transform types (RFC 7296 section 3.3.2).
 pub mod transform_type {
     /// Encryption algorithm (ENCR).

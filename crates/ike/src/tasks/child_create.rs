@@ -1,16 +1,18 @@
 //! Creating a CHILD_SA (RFC 7296 sections 1.3.1, 2.9, 2.17): the CREATE_CHILD_SA exchange, and
 //! the CHILD_SA parts shared with IKE_AUTH and the rekey (proposal, traffic selectors with
-//! narrowing, transport mode, optional PFS key exchange).
+//! narrowing, transport mode, optional PFS key exchange), for ESP and AH children alike
+//! (`ChildConfig::proposals`). An AH child is never negotiated on an IKE SA that uses NAT
+//! traversal: as initiator it is not proposed, as responder it is refused.
 
-use rampart_sa::{Mode, TrafficSelector};
+use rampart_sa::{Mode, Protocol, TrafficSelector};
 use zeroize::Zeroizing;
 
 use crate::config::ChildConfig;
 use crate::crypto::{DhGroup, KeyShare};
 use crate::diagnostic::Diagnostic;
 use crate::event::Event;
-use crate::message::{ExchangeType, Message, NotifyType, Payload, Proposal, error_notify, find_notify};
-use crate::proposal::{EspAlgorithms, accept_esp_answer, describe, describe_offer, esp_answer, select_esp};
+use crate::message::{ExchangeType, Message, NotifyType, Payload, ProtocolId, error_notify, find_notify};
+use crate::proposal::{ChildAlgorithms, child_answer, describe_offer};
 use crate::state::{ChildParams, Ctx, Flow, IkeSa, Response, Task, TaskKind, nonce};
 use crate::ts;
 
@@ -28,9 +30,7 @@ pub fn request_payloads(
     if cfg.mode == Mode::Transport {
         out.push(Payload::notify(NotifyType::USE_TRANSPORT_MODE, vec![]));
     }
-    let proposals: Vec<Proposal> =
-        cfg.esp_proposals.iter().enumerate().map(|(i, p)| p.to_wire(i as u8 + 1, spi_in, with_dh)).collect();
-    out.push(Payload::Sa(proposals));
+    out.push(Payload::Sa(cfg.proposals().to_wire(spi_in, with_dh)));
     if let Some(n) = ni {
         out.push(Payload::Nonce(n.to_vec()));
     }
@@ -51,7 +51,7 @@ pub struct Chosen {
     /// The peer's SPI.
     pub peer_spi: u32,
     /// Algorithms.
-    pub algs: EspAlgorithms,
+    pub algs: ChildAlgorithms,
     /// Mode.
     pub mode: Mode,
     /// Narrowed TSi (the initiator's side: our remote side).
@@ -67,22 +67,53 @@ fn list<'a>(
     payloads.iter().find_map(f).map(Vec::as_slice)
 }
 
+/// Why the responder chose no child configuration for a CHILD_SA request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The error notify to answer with.
+    pub notify: NotifyType,
+    /// AH children whose selectors and proposals fit the request but which cannot run over
+    /// the IKE SA's NAT traversal (their names).
+    pub ah_over_nat: Vec<String>,
+}
+
+impl From<NotifyType> for Refusal {
+    fn from(notify: NotifyType) -> Refusal {
+        Refusal { notify, ah_over_nat: Vec::new() }
+    }
+}
+
 /// Responder: picks the child configuration whose selectors and proposals fit the request.
-/// `candidates` restricts the search (a rekey keeps the child's configuration).
+/// `candidates` restricts the search (a rekey keeps the child's configuration); `nat` says
+/// that the IKE SA uses NAT traversal, which rules AH children out.
 pub fn choose(
     children: &[ChildConfig],
     candidates: &[usize],
     payloads: &[Payload],
     with_dh: bool,
-) -> Result<Chosen, NotifyType> {
+    nat: bool,
+) -> Result<Chosen, Refusal> {
     let offered = payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s.as_slice()) } else { None });
     let tsi = list(payloads, |p| if let Payload::TsI(t) = p { Some(t) } else { None });
     let tsr = list(payloads, |p| if let Payload::TsR(t) = p { Some(t) } else { None });
     let (Some(offered), Some(tsi), Some(tsr)) = (offered, tsi, tsr) else {
-        return Err(NotifyType::INVALID_SYNTAX);
+        return Err(NotifyType::INVALID_SYNTAX.into());
     };
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-3.3.1
+    //# SPI Size (1 octet) - For an initial IKE SA negotiation, this field
+    //# MUST be zero; the SPI is obtained from the outer header.  During
+    //# subsequent negotiations, it is equal to the size, in octets, of the
+    //# SPI of the corresponding protocol (8 for IKE, 4 for ESP and AH).
+    //= https://www.rfc-editor.org/rfc/rfc7296#section-3.10.1
+    //# INVALID_SYNTAX ... Indicates the IKE message that was received was invalid
+    //# because some type, length, or value was out of range
+    // The request is authenticated (it came inside SK), so the answer may say INVALID_SYNTAX.
+    if offered.iter().any(|p| matches!(p.protocol, ProtocolId::Esp | ProtocolId::Ah) && p.spi.len() != 4) {
+        return Err(NotifyType::INVALID_SYNTAX.into());
+    }
     let wants_transport = find_notify(payloads, NotifyType::USE_TRANSPORT_MODE).is_some();
     let mut failure = NotifyType::TS_UNACCEPTABLE;
+    let mut ah_over_nat = Vec::new();
     for &i in candidates {
         let Some(cfg) = children.get(i) else { continue };
         let n_tsi = ts::narrow(tsi, &cfg.remote_ts);
@@ -101,14 +132,27 @@ pub fn choose(
             }
             (Mode::Tunnel, _) => Mode::Tunnel,
         };
-        match select_esp(offered, &cfg.esp_proposals, with_dh) {
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-3.3.1
+        //# Protocol ID (1 octet) - Specifies the IPsec protocol identifier for
+        //# the current negotiation.
+        // An ESP child selects only ESP proposals and an AH child only AH ones: an offer of the
+        // other protocol alone is NO_PROPOSAL_CHOSEN.
+        match cfg.proposals().select(offered, with_dh) {
+            //= https://www.rfc-editor.org/rfc/rfc3948#section-1
+            //# Because the protection of the outer IP addresses in IPsec AH is
+            //# inherently incompatible with NAT, the IPsec AH was left out of the
+            //# scope of this protocol specification.
+            Some(_) if nat && cfg.proposals().protocol() == Protocol::Ah => {
+                ah_over_nat.push(cfg.name.clone());
+                failure = NotifyType::NO_PROPOSAL_CHOSEN;
+            }
             Some((number, peer_spi, algs)) => {
                 return Ok(Chosen { cfg_index: i, number, peer_spi, algs, mode, tsi: n_tsi, tsr: n_tsr });
             }
             None => failure = NotifyType::NO_PROPOSAL_CHOSEN,
         }
     }
-    Err(failure)
+    Err(Refusal { notify: failure, ah_over_nat })
 }
 
 /// Responder: the answer's CHILD_SA payloads.
@@ -117,7 +161,7 @@ pub fn answer_payloads(c: &Chosen, spi_in: u32, nr: Option<&[u8]>, ke: Option<&K
     if c.mode == Mode::Transport {
         out.push(Payload::notify(NotifyType::USE_TRANSPORT_MODE, vec![]));
     }
-    out.push(Payload::Sa(vec![esp_answer(c.number, &c.algs, spi_in)]));
+    out.push(Payload::Sa(vec![child_answer(c.number, &c.algs, spi_in)]));
     if let Some(n) = nr {
         out.push(Payload::Nonce(n.to_vec()));
     }
@@ -134,7 +178,7 @@ pub struct Accepted {
     /// The peer's SPI.
     pub peer_spi: u32,
     /// Algorithms.
-    pub algs: EspAlgorithms,
+    pub algs: ChildAlgorithms,
     /// Mode.
     pub mode: Mode,
     /// Our (narrowed) selectors.
@@ -156,7 +200,7 @@ pub fn accept(
     }
     let answer = payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s.as_slice()) } else { None });
     let (peer_spi, algs) =
-        answer.and_then(|a| accept_esp_answer(a, &cfg.esp_proposals, with_dh)).ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
+        answer.and_then(|a| cfg.proposals().accept(a, with_dh)).ok_or(NotifyType::NO_PROPOSAL_CHOSEN)?;
     let tsi = list(payloads, |p| if let Payload::TsI(t) = p { Some(t) } else { None }).unwrap_or(&[]);
     let tsr = list(payloads, |p| if let Payload::TsR(t) = p { Some(t) } else { None }).unwrap_or(&[]);
     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.9
@@ -193,7 +237,7 @@ pub fn nonce_and_ke(payloads: &[Payload]) -> (Option<&[u8]>, Option<KeRef<'_>>) 
 pub fn requested_group(cfg: &ChildConfig, payloads: &[Payload], current: Option<DhGroup>) -> Option<DhGroup> {
     let n = find_notify(payloads, NotifyType::INVALID_KE_PAYLOAD)?;
     let g = DhGroup::from_id(u16::from_be_bytes(<[u8; 2]>::try_from(n.data.as_slice()).ok()?))?;
-    (Some(g) != current && cfg.esp_proposals.iter().any(|p| p.dh.contains(&g))).then_some(g)
+    (Some(g) != current && cfg.proposals().groups().contains(&g)).then_some(g)
 }
 
 /// Initiator state of a CREATE_CHILD_SA for a new CHILD_SA.
@@ -208,7 +252,7 @@ pub struct Initiator {
 impl Initiator {
     /// Creates a CHILD_SA from `cfg`.
     pub fn new(cfg: ChildConfig) -> Initiator {
-        let group = cfg.esp_proposals.first().and_then(|p| p.pfs_group());
+        let group = cfg.proposals().pfs_group();
         Initiator { cfg, group, retried: false, state: None }
     }
 }
@@ -220,10 +264,12 @@ impl Task for Initiator {
 
     /// The request.
     fn build_i(&mut self, sa: &mut IkeSa, cx: &mut Ctx<'_>) -> Option<(ExchangeType, Vec<Payload>)> {
+        if refuse_ah_over_nat(sa, cx, &self.cfg) {
+            return None;
+        }
         let spi_in = cx.ids.child_spi(cx.rng);
         let ni = nonce(cx.rng);
         let ke = self.group.map(|g| cx.key_share(g));
-        let _ = sa;
         let p = request_payloads(&self.cfg, spi_in, Some(&ni), ke.as_ref(), &self.cfg.local_ts, &self.cfg.remote_ts);
         self.state = Some((spi_in, ni, ke));
         Some((ExchangeType::CreateChildSa, p))
@@ -292,13 +338,11 @@ impl Task for Initiator {
 pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Response {
     let conn = sa.conn.clone();
     let all: Vec<usize> = (0..conn.children.len()).collect();
-    let chosen = match choose(&conn.children, &all, payloads, true) {
+    let chosen = match choose(&conn.children, &all, payloads, true, sa.nat()) {
         Ok(c) => c,
-        Err(e) => {
-            if e == NotifyType::NO_PROPOSAL_CHOSEN {
-                note_no_esp_proposal(sa, cx, payloads);
-            }
-            return Response::Payloads(vec![Payload::notify(e, vec![])]);
+        Err(r) => {
+            note_refusal(sa, cx, payloads, &r);
+            return Response::Payloads(vec![Payload::notify(r.notify, vec![])]);
         }
     };
     let cfg = &conn.children[chosen.cfg_index];
@@ -420,20 +464,62 @@ impl<'p> ChildAnswer<'p> {
     }
 }
 
-/// Queues the diagnostic of a CHILD_SA request answered with NO_PROPOSAL_CHOSEN: what the peer
-/// offered and what the connection's children have.
-pub fn note_no_esp_proposal(sa: &IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) {
+/// Queues the diagnostics of a CHILD_SA request the responder refused: for
+/// NO_PROPOSAL_CHOSEN what the peer offered and what the connection's children have, and for
+/// each AH child that fit but cannot run over the NAT, why.
+pub fn note_refusal(sa: &IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload], r: &Refusal) {
+    for child in &r.ah_over_nat {
+        cx.diag.note(|| Diagnostic::AhOverNat {
+            remote: sa.remote,
+            connection: sa.conn.name.clone(),
+            child: child.clone(),
+            initiator: false,
+            nat: sa.nat_side(),
+        });
+    }
+    if r.notify != NotifyType::NO_PROPOSAL_CHOSEN {
+        return;
+    }
     let offered = payloads.iter().find_map(|p| if let Payload::Sa(s) = p { Some(s.as_slice()) } else { None });
+    let protocol = match offered.and_then(|o| o.first()).map(|p| p.protocol) {
+        Some(ProtocolId::Ah) => "AH",
+        _ => "ESP",
+    };
     cx.diag.note(|| Diagnostic::NoProposalChosen {
         remote: sa.remote,
-        protocol: "ESP",
+        protocol,
         offered: describe_offer(offered.unwrap_or(&[])),
         configured: sa
             .conn
             .children
             .iter()
-            .map(|c| format!("{}/{}: {}", sa.conn.name, c.name, describe(&c.esp_proposals)))
+            .map(|c| format!("{}/{}: {}", sa.conn.name, c.name, c.proposals().describe()))
             .collect::<Vec<_>>()
             .join("; "),
     });
+}
+
+/// Initiator: whether `cfg` is an AH child that this IKE SA cannot carry because it uses NAT
+/// traversal; if so the CHILD_SA fails here (event and diagnostic) and is never proposed.
+//= https://www.rfc-editor.org/rfc/rfc3948#section-1
+//# Because the protection of the outer IP addresses in IPsec AH is
+//# inherently incompatible with NAT, the IPsec AH was left out of the
+//# scope of this protocol specification.
+pub fn refuse_ah_over_nat(sa: &IkeSa, cx: &mut Ctx<'_>, cfg: &ChildConfig) -> bool {
+    if cfg.proposals().protocol() != Protocol::Ah || !sa.nat() {
+        return false;
+    }
+    cx.diag.note(|| Diagnostic::AhOverNat {
+        remote: sa.remote,
+        connection: sa.conn.name.clone(),
+        child: cfg.name.clone(),
+        initiator: true,
+        nat: sa.nat_side(),
+    });
+    cx.events.push_back(Event::ChildSaFailed {
+        ike: sa.id,
+        name: cfg.name.clone(),
+        reason: NotifyType::NO_PROPOSAL_CHOSEN,
+    });
+    true
 }

@@ -1,6 +1,6 @@
-//! Rekeying a CHILD_SA (RFC 7296 sections 1.3.3, 2.8, 2.8.1): CREATE_CHILD_SA with REKEY_SA,
-//! optional PFS, make-before-break installation, and simultaneous rekeys settled by the
-//! lowest nonce.
+//! Rekeying a CHILD_SA (RFC 7296 sections 1.3.3, 2.8, 2.8.1): CREATE_CHILD_SA with REKEY_SA
+//! (naming the old SA's protocol, ESP or AH), optional PFS, make-before-break installation, and
+//! simultaneous rekeys settled by the lowest nonce.
 //!
 //! ```text
 //!  initiator (no collision)                     responder
@@ -25,7 +25,7 @@ use crate::state::{
     ChildParams, ChildState, Created, Ctx, Flow, IkeSa, PeerRekey, Response, Task, TaskKind, jittered, nonce,
 };
 use crate::tasks::child_create::{
-    ChildAnswer, Chosen, accept, choose, nonce_and_ke, request_payloads, requested_group,
+    ChildAnswer, Chosen, accept, choose, nonce_and_ke, note_refusal, request_payloads, requested_group,
 };
 use crate::tasks::child_delete;
 
@@ -94,12 +94,16 @@ impl Task for Initiator {
         let c = sa.children.iter_mut().find(|c| c.id == self.old && c.state == ChildState::Installed)?;
         c.state = ChildState::Rekeying;
         let cfg = c.cfg.clone();
-        let group = self.group.unwrap_or_else(|| cfg.esp_proposals.first().and_then(|p| p.pfs_group()));
+        let group = self.group.unwrap_or_else(|| cfg.proposals().pfs_group());
         let ke = group.map(|g| cx.key_share(g));
         let spi_in = cx.ids.child_spi(cx.rng);
         let ni = nonce(cx.rng);
+        //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3.3
+        //# The Child SA being rekeyed is identified by the SPI field in the
+        //# Notify payload; this is the SPI the exchange initiator would expect
+        //# in inbound ESP or AH packets.
         let mut p = vec![Payload::Notify(Notify {
-            protocol: ProtocolId::Esp,
+            protocol: c.algs.protocol.into(),
             spi: c.spi_in.to_be_bytes().to_vec(),
             kind: NotifyType::REKEY_SA,
             data: vec![],
@@ -251,7 +255,9 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
         return Response::Payloads(vec![Payload::notify(NotifyType::TEMPORARY_FAILURE, vec![])]);
     }
     let spi = <[u8; 4]>::try_from(n.spi.as_slice()).map(u32::from_be_bytes);
-    let found = spi.ok().and_then(|spi| sa.children.iter().find(|c| c.spi_out == spi && n.protocol == ProtocolId::Esp));
+    let found = spi.ok().and_then(|spi| {
+        sa.children.iter().find(|c| c.spi_out == spi && n.protocol == ProtocolId::from(c.algs.protocol))
+    });
     let Some(old) = found else {
         //= https://www.rfc-editor.org/rfc/rfc7296#section-1.3.3
         //# ... CHILD_SA_NOT_FOUND ... the SPI of the Child SA it was trying to rekey
@@ -268,9 +274,12 @@ pub fn process_r(sa: &mut IkeSa, cx: &mut Ctx<'_>, payloads: &[Payload]) -> Resp
     let (old_id, cfg) = (old.id, old.cfg.clone());
     // The rekeyed child keeps the configuration (and so the selectors) of the old one.
     let children = [cfg.clone()];
-    let chosen: Chosen = match choose(&children, &[0], payloads, true) {
+    let chosen: Chosen = match choose(&children, &[0], payloads, true, sa.nat()) {
         Ok(c) => c,
-        Err(e) => return Response::Payloads(vec![Payload::notify(e, vec![])]),
+        Err(r) => {
+            note_refusal(sa, cx, payloads, &r);
+            return Response::Payloads(vec![Payload::notify(r.notify, vec![])]);
+        }
     };
     let ours = match ChildAnswer::new(sa, cx, payloads, &chosen) {
         Ok(a) => a,

@@ -18,7 +18,7 @@ use crate::event::{DownReason, Event};
 use crate::message::{ExchangeType, Identification, Message, NotifyType, Payload, error_notify, find_notify};
 use crate::offload::{AuthDone, AuthJob};
 use crate::state::{AuthPending, ChildParams, Ctx, Flow, IkeSa, IkeState, Response, Task, TaskKind};
-use crate::tasks::child_create::{accept, answer_payloads, choose, note_no_esp_proposal, request_payloads};
+use crate::tasks::child_create::{accept, answer_payloads, choose, note_refusal, refuse_ah_over_nat, request_payloads};
 use crate::tasks::ike_rekey;
 
 /// CERT and CERTREQ encoding: X.509 Certificate - Signature (RFC 7296 section 3.6).
@@ -189,6 +189,10 @@ impl Task for Initiator {
         if sa.initial_contact {
             p.push(Payload::notify(NotifyType::INITIAL_CONTACT, vec![]));
         }
+        // An AH child behind a NAT fails here and the IKE SA comes up without it.
+        if self.child.as_ref().is_some_and(|cfg| refuse_ah_over_nat(sa, cx, cfg)) {
+            self.child = None;
+        }
         if let Some(cfg) = &self.child {
             let spi = cx.ids.child_spi(cx.rng);
             self.spi_in = Some(spi);
@@ -263,7 +267,7 @@ impl Task for Initiator {
             match accept(cfg, payloads, &cfg.local_ts, &cfg.remote_ts, false) {
                 Ok(acc) => {
                     let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
-                    sa.add_child(
+                    let made = sa.add_child(
                         cx,
                         ChildParams {
                             cfg,
@@ -279,6 +283,10 @@ impl Task for Initiator {
                             we_initiated: true,
                         },
                     );
+                    if made.is_none() {
+                        let reason = NotifyType::NO_PROPOSAL_CHOSEN;
+                        cx.events.push_back(Event::ChildSaFailed { ike: sa.id, name: cfg.name.clone(), reason });
+                    }
                 }
                 Err(reason) => {
                     cx.ids.child_spis.remove(&spi_in);
@@ -500,7 +508,7 @@ fn complete_r(
     if payloads.iter().any(|p| matches!(p, Payload::Sa(_))) {
         let conn = sa.conn.clone();
         let all: Vec<usize> = (0..conn.children.len()).collect();
-        match choose(&conn.children, &all, payloads, false) {
+        match choose(&conn.children, &all, payloads, false, sa.nat()) {
             Ok(chosen) => {
                 let cfg = &conn.children[chosen.cfg_index];
                 let spi_in = cx.ids.child_spi(cx.rng);
@@ -523,16 +531,16 @@ fn complete_r(
                 );
                 if child.is_some() {
                     answer.extend(answer_payloads(&chosen, spi_in, None, None));
+                } else {
+                    answer.push(Payload::notify(NotifyType::NO_PROPOSAL_CHOSEN, vec![]));
                 }
             }
             //= https://www.rfc-editor.org/rfc/rfc7296#section-1.2
             //# If creating the Child SA during the IKE_AUTH exchange fails, the IKE SA will still
             //# be created as usual.
-            Err(e) => {
-                if e == NotifyType::NO_PROPOSAL_CHOSEN {
-                    note_no_esp_proposal(sa, cx, payloads);
-                }
-                answer.push(Payload::notify(e, vec![]));
+            Err(r) => {
+                note_refusal(sa, cx, payloads, &r);
+                answer.push(Payload::notify(r.notify, vec![]));
             }
         }
     }

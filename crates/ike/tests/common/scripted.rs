@@ -42,6 +42,17 @@ pub fn esp_proposal(spi: u32, pfs: Option<DhGroup>) -> Proposal {
     Proposal { number: 1, protocol: ProtocolId::Esp, spi: spi.to_be_bytes().to_vec(), transforms }
 }
 
+/// An AH proposal numbered `number` with our inbound `spi`: the integrity transforms `integ`
+/// (IKEv2 numbers, `rampart_sa::integ_id`), optionally a PFS group, and No ESN.
+pub fn ah_proposal(number: u8, spi: u32, integ: &[u16], pfs: Option<DhGroup>) -> Proposal {
+    let mut transforms: Vec<Transform> = integ.iter().map(|i| Transform::new(tt::INTEG, *i)).collect();
+    if let Some(g) = pfs {
+        transforms.push(Transform::new(tt::DH, g.id()));
+    }
+    transforms.push(Transform::new(tt::ESN, 0));
+    Proposal { number, protocol: ProtocolId::Ah, spi: spi.to_be_bytes().to_vec(), transforms }
+}
+
 /// The scripted initiator of one IKE SA.
 pub struct ScriptedPeer {
     pub rng: SeededRandom,
@@ -134,6 +145,19 @@ impl ScriptedPeer {
 
     /// IKE_AUTH with PSK as `id`, creating a CHILD_SA for `tsi` -> `tsr`.
     pub fn auth(&mut self, id: &str, psk: &[u8], tsi: TrafficSelector, tsr: TrafficSelector) -> Vec<u8> {
+        self.auth_with(id, psk, tsi, tsr, vec![esp_proposal(0x1000_0001, None)])
+    }
+
+    /// IKE_AUTH with PSK as `id`, creating a CHILD_SA for `tsi` -> `tsr` with `sa` as the
+    /// proposals of its SA payload.
+    pub fn auth_with(
+        &mut self,
+        id: &str,
+        psk: &[u8],
+        tsi: TrafficSelector,
+        tsr: TrafficSelector,
+        sa: Vec<Proposal>,
+    ) -> Vec<u8> {
         let id = Identification::fqdn(id);
         let keys = self.keys.as_ref().unwrap();
         let octets = SignedOctets {
@@ -149,7 +173,7 @@ impl ScriptedPeer {
         let payloads = vec![
             Payload::IdI(id),
             Payload::Auth { method, data },
-            Payload::Sa(vec![esp_proposal(0x1000_0001, None)]),
+            Payload::Sa(sa),
             Payload::TsI(vec![tsi]),
             Payload::TsR(vec![tsr]),
         ];

@@ -145,7 +145,8 @@ fn addr_port(v: &Value) -> (String, String) {
 
 /// `swanctl --list-sas` style: per IKE SA its addresses and ports with the identities, the
 /// algorithms and DH group, NAT-T, rekey and expiry; per CHILD_SA its mode and encapsulation,
-/// ESP suite, PFS group, times, and the bytes and packets the data plane counted each way.
+/// protocol and suite (`ESP:aes256gcm16`, `AH:sha256`), PFS group, times, and the bytes and
+/// packets the data plane counted each way.
 fn render_sas(v: &Value) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -189,7 +190,10 @@ fn render_sas(v: &Value) -> String {
                 (Some(l), Some(r)) => format!("-in-UDP {l}->{r}"),
                 _ => String::new(),
             };
-            let mut esp = format!("ESP:{}", s(&c["esp"]));
+            let mut esp = match c["protocol"].as_str() {
+                Some("ah") => format!("AH:{}", s(&c["ah"])),
+                _ => format!("ESP:{}", s(&c["esp"])),
+            };
             if let Some(g) = c["pfs"].as_str() {
                 esp.push_str(&format!(", PFS {g}"));
             }
@@ -286,16 +290,13 @@ mod tests {
         assert_eq!(times(&serde_json::json!({ "rekey_in_s": 60, "expire_in_s": null })), "rekeying in 1m 0s");
     }
 
-    /// Two endpoints bring a tunnel up (PFS-less AES-GCM over a modp3072 IKE SA); what the
-    /// daemon answers to `list-sas` is rendered as an operator reads it.
-    #[test]
-    fn list_sas_shows_algorithms_nat_times_and_counters() {
+    /// Two endpoints (A initiating) with one child each made by `child(mine, theirs)`: A's
+    /// `list-sas` answer once the tunnel is up.
+    fn list_sas_of_a_tunnel(child: impl Fn(&str, &str) -> rampart_ike::ChildConfig) -> Value {
         use rampart_ike::crypto::SeededRandom;
         use rampart_ike::message::Identification;
-        use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
-        use rampart_ike::{ChildConfig, ConnectionConfig, Endpoint, EndpointConfig};
-        use rampart_sa::TrafficSelector;
-        let ts = |a: &str, l| TrafficSelector::from_prefix(a.parse().unwrap(), l);
+        use rampart_ike::proposal::parse_ike_proposals;
+        use rampart_ike::{ConnectionConfig, Endpoint, EndpointConfig};
         let conn = |me: &str, peer: &str, mine: &str, theirs: &str| {
             let mut c = ConnectionConfig::psk(
                 "gw",
@@ -306,12 +307,7 @@ mod tests {
             c.local_addrs = vec![if me == "a" { "192.0.2.1" } else { "192.0.2.2" }.parse().unwrap()];
             c.remote_addrs = vec![if me == "a" { "192.0.2.2" } else { "192.0.2.1" }.parse().unwrap()];
             c.proposals = parse_ike_proposals("aes256-sha256-modp3072").unwrap();
-            let mut child = ChildConfig::new(
-                "net",
-                vec![ts(mine, 24)],
-                vec![ts(theirs, 24)],
-                parse_esp_proposals("aes256gcm16").unwrap(),
-            );
+            let mut child = child(mine, theirs);
             child.rekey_time = std::time::Duration::from_secs(3600);
             c.children = vec![child];
             c
@@ -330,7 +326,26 @@ mod tests {
                 a.handle(now, t.to, t.from, &t.bytes);
             }
         }
-        let json = rampart_ike_daemon::list_sas(&a, &rampart_ike_daemon::database::Database::none(), now);
+        rampart_ike_daemon::list_sas(&a, &rampart_ike_daemon::database::Database::none(), now)
+    }
+
+    fn ts(a: &str) -> rampart_sa::TrafficSelector {
+        rampart_sa::TrafficSelector::from_prefix(a.parse().unwrap(), 24)
+    }
+
+    /// Two endpoints bring a tunnel up (PFS-less AES-GCM over a modp3072 IKE SA); what the
+    /// daemon answers to `list-sas` is rendered as an operator reads it.
+    #[test]
+    fn list_sas_shows_algorithms_nat_times_and_counters() {
+        use rampart_ike::proposal::parse_esp_proposals;
+        let json = list_sas_of_a_tunnel(|mine, theirs| {
+            rampart_ike::ChildConfig::new(
+                "net",
+                vec![ts(mine)],
+                vec![ts(theirs)],
+                parse_esp_proposals("aes256gcm16").unwrap(),
+            )
+        });
         let sa = &json[0];
         assert_eq!(sa["proposal"], "aes256-sha256-prfsha256-modp3072");
         assert_eq!(sa["dh_group"], "modp3072");
@@ -354,5 +369,25 @@ mod tests {
         assert!(lines[8].starts_with("    out "), "{text}");
         assert_eq!(lines[9], "    local  198.18.1.0/24", "{text}");
         assert_eq!(lines[10], "    remote 198.18.2.0/24", "{text}");
+    }
+
+    /// An AH CHILD_SA: the protocol and its algorithm, with the PFS group and ESN.
+    #[test]
+    fn list_sas_shows_the_ah_protocol_and_algorithm() {
+        use rampart_ike::proposal::parse_ah_proposals;
+        let json = list_sas_of_a_tunnel(|mine, theirs| {
+            rampart_ike::ChildConfig::ah(
+                "net",
+                vec![ts(mine)],
+                vec![ts(theirs)],
+                parse_ah_proposals("aes256gmac-esn").unwrap(),
+            )
+        });
+        let child = &json[0]["children"][0];
+        assert_eq!((child["protocol"].as_str(), child["ah"].as_str()), (Some("ah"), Some("aes256gmac")));
+        assert!(child["esp"].is_null() && child["encap"].is_null());
+        let text = render_sas(&json);
+        let line = text.lines().find(|l| l.starts_with("  net: #")).unwrap_or_default();
+        assert!(line.ends_with(", INSTALLED, TUNNEL, AH:aes256gmac, ESN"), "{text}");
     }
 }
