@@ -121,6 +121,18 @@ for f in /usr/share/doc/rampart/examples/*.toml; do
       # IKE examples may point at a secrets file beside them (permissions are checked).
       cp "$(dirname "$f")"/*.toml "$WORK/" 2> /dev/null || true
       chmod 600 "$WORK"/*.toml
+      if grep -q '^swanctl_dir = "/etc/rampart/swanctl"' "$f"; then
+        # Certificates the example names, made with strongSwan's pki: a CA and the hub's.
+        S="$WORK/swanctl"
+        mkdir -p "$S/x509" "$S/x509ca" "$S/ecdsa"
+        pki --gen --type ecdsa --size 256 --outform pem > "$WORK/ca.key"
+        pki --self --ca --in "$WORK/ca.key" --dn "CN=Example Branches CA" --outform pem > "$S/x509ca/root.pem"
+        (umask 077 && pki --gen --type ecdsa --size 256 --outform pem > "$S/ecdsa/hub.key")
+        pki --pub --in "$S/ecdsa/hub.key" \
+          | pki --issue --cacert "$S/x509ca/root.pem" --cakey "$WORK/ca.key" --dn "CN=hub.example.net" \
+              --san hub.example.net --outform pem > "$S/x509/hub.pem"
+        sed -i "s|^swanctl_dir = \"/etc/rampart/swanctl\"|swanctl_dir = \"$S\"|" "$WORK/$(basename "$f")"
+      fi
       /usr/bin/rampart ike --check --config "$WORK/$(basename "$f")" > /dev/null 2> "$WORK/err" \
         || { cat "$WORK/err"; fail "example $f"; }
       ;;

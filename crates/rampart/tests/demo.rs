@@ -76,6 +76,41 @@ fn demo_brings_up_every_tunnel_and_loses_nothing() {
     assert!(left.is_empty(), "the demo left {left:?} behind");
 }
 
+/// `--auth cert`: the run's CA issues every gateway's and site's certificate; the tunnels come
+/// up with signatures and carry the traffic; the keys go with the scratch folder.
+#[test]
+fn demo_with_certificates() {
+    if !root() {
+        eprintln!("SKIPPED demo_with_certificates: needs root (network namespaces, XDP)");
+        return;
+    }
+    let json = std::env::temp_dir().join(format!("rampart-demo-cert-{}.json", std::process::id()));
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(["demo", "--auth", "cert", "--tunnels", "10", "--duration", "2", "--rate", "2000", "--json"])
+        .arg(&json)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rampart demo");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "rampart demo --auth cert failed:\n{text}");
+    let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert!(text.contains("11 certificates (ECDSA P-256)"), "{text}");
+    assert!(text.contains("(IKEv2 certificates, ECDSA P-256"), "{text}");
+    assert_eq!((summary["auth"].as_str(), summary["tunnels_up"].as_u64()), (Some("cert"), Some(10)), "{summary}");
+    for dir in ["hub_to_sites", "sites_to_hub"] {
+        assert_eq!(summary[dir]["tunnels_passing"], 10, "{dir}: {summary}");
+        assert_eq!(summary[dir]["lost"], 0, "{dir}: {summary}");
+    }
+    let left = leftovers(pid);
+    assert!(left.is_empty(), "the demo left {left:?} behind (its scratch folder holds the keys)");
+}
+
 #[test]
 fn demo_refuses_bad_arguments_before_touching_anything() {
     for args in [&["--tunnels", "0"][..], &["--duration", "0"], &["--size", "10"], &["--tunnels", "999999"]] {

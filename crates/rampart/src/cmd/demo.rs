@@ -11,6 +11,7 @@
 //! lacks it names, with the command that installs it. The layout is in [`plan`].
 
 pub mod agent;
+pub mod pki;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use rampart_ike_daemon::control::{Request, call};
 use serde_json::{Value, json};
 
@@ -51,6 +52,26 @@ pub struct DemoArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// How the gateways authenticate: a pre-shared key made for the run, or certificates from a
+    /// CA made for the run (ECDSA P-256, RFC 7427 signatures).
+    #[arg(long, value_enum, default_value_t = DemoAuth::Psk)]
+    auth: DemoAuth,
+}
+
+/// `--auth`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DemoAuth {
+    /// One pre-shared key per site, random for the run.
+    Psk,
+    /// A certificate per gateway and site, issued by the run's CA.
+    Cert,
+}
+
+/// What a gateway's configuration authenticates with.
+enum Credentials<'a> {
+    Psk(&'a str),
+    /// The gateway's swanctl folder.
+    Cert(&'a Path),
 }
 
 /// The four namespaces.
@@ -223,12 +244,16 @@ impl Demo {
     }
 
     /// The `rampart run` file of one gateway.
-    fn config(&self, n: Ns, tunnels: u32, core: usize, psk: &str) -> String {
+    fn config(&self, n: Ns, tunnels: u32, core: usize, credentials: &Credentials<'_>) -> String {
         let mut s = String::new();
+        let swanctl_dir = match credentials {
+            Credentials::Cert(dir) => format!("swanctl_dir = \"{}\"\n", dir.display()),
+            Credentials::Psk(_) => String::new(),
+        };
         let _ = write!(
             s,
             "# rampart demo: the {} gateway (rampart run)\nmetrics_listen = \"127.0.0.1:9184\"\nlog_format = \"plain\"\n\n\
-             [daemon]\ndatabase = \"{}\"\ncontrol_socket = \"{}\"\nsa_capacity = {}\npolicy_capacity = {}\n\n\
+             [daemon]\ndatabase = \"{}\"\ncontrol_socket = \"{}\"\nsa_capacity = {}\npolicy_capacity = {}\n{swanctl_dir}\n\
              [dataplane]\ncores = [{core}]\nxdp_mode = \"native\"\nring_size = 512\nstats_file = \"{}\"\n\n\
              [dataplane.lan]\nname = \"lan0\"\n\n[dataplane.wan]\nname = \"wan0\"\n",
             n.short(),
@@ -259,14 +284,30 @@ impl Demo {
                 )
             };
             let start = if n == Ns::Branch { "start_action = \"start\"\n" } else { "" };
+            let (local_auth, remote_auth, secret) = match credentials {
+                Credentials::Psk(psk) => (
+                    format!("{{ auth = \"psk\", id = \"{lid}\" }}"),
+                    format!("{{ auth = \"psk\", id = \"{rid}\" }}"),
+                    format!(
+                        "[secrets.ike-site{k}]\nid-a = \"hub.demo.invalid\"\nid-b = \"site{k}.demo.invalid\"\nsecret = \"{psk}\"\n"
+                    ),
+                ),
+                Credentials::Cert(_) => {
+                    let cert = if n == Ns::Hub { "hub.pem".to_string() } else { format!("site{k}.pem") };
+                    (
+                        format!("{{ auth = \"pubkey\", id = \"{lid}\", certs = \"{cert}\" }}"),
+                        format!("{{ auth = \"pubkey\", id = \"{rid}\", cacerts = \"{}\" }}", pki::CA_FILE),
+                        String::new(),
+                    )
+                }
+            };
             let _ = write!(
                 s,
                 "\n[connections.site{k}]\nlocal_addrs = \"{local}\"\nremote_addrs = \"{remote}\"\n\
                  proposals = \"aes256gcm16-prfsha256-x25519\"\n\
-                 local = {{ auth = \"psk\", id = \"{lid}\" }}\nremote = {{ auth = \"psk\", id = \"{rid}\" }}\n\
+                 local = {local_auth}\nremote = {remote_auth}\n\
                  [connections.site{k}.children.net]\nlocal_ts = \"{lts}\"\nremote_ts = \"{rts}\"\n\
-                 esp_proposals = \"aes256gcm16\"\n{start}\
-                 [secrets.ike-site{k}]\nid-a = \"hub.demo.invalid\"\nid-b = \"site{k}.demo.invalid\"\nsecret = \"{psk}\"\n"
+                 esp_proposals = \"aes256gcm16\"\n{start}{secret}"
             );
         }
         s
@@ -621,7 +662,7 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
     d.announce(n);
     d.topology(n)?;
     d.interrupted()?;
-    let (up, ike_secs) = d.bring_up_tunnels(n)?;
+    let (up, ike_secs) = d.bring_up_tunnels(n, args.auth)?;
     let rx = d.start_agents(n)?;
     d.warm_up(&rx, n, u64::from(args.size), args.rate)?;
     let m = d.measure(&rx, &args)?;
@@ -631,6 +672,7 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
         let j = json!({
             "tunnels": n,
             "tunnels_up": up,
+            "auth": if args.auth == DemoAuth::Cert { "cert" } else { "psk" },
             "ike_seconds": ike_secs,
             "seconds": args.duration,
             "measured_seconds": m.seconds,
@@ -726,12 +768,30 @@ impl Demo {
 
     /// Starts both gateways (the hub answers, the branch initiates one connection per site) and
     /// waits, showing progress, until every tunnel is up. Returns the tunnels up and the time.
-    fn bring_up_tunnels(&mut self, n: u32) -> Result<(usize, f64), CmdError> {
+    fn bring_up_tunnels(&mut self, n: u32, auth: DemoAuth) -> Result<(usize, f64), CmdError> {
         let d = self;
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-        let psk = random_psk()?;
-        let hub_cfg = d.config(Ns::Hub, n, 0, &psk);
-        let branch_cfg = d.config(Ns::Branch, n, 1 % cores, &psk);
+        let (hub_cfg, branch_cfg) = match auth {
+            DemoAuth::Psk => {
+                let psk = random_psk()?;
+                let c = Credentials::Psk(&psk);
+                (d.config(Ns::Hub, n, 0, &c), d.config(Ns::Branch, n, 1 % cores, &c))
+            }
+            DemoAuth::Cert => {
+                let t = Instant::now();
+                let (hub, branch) =
+                    pki::make(&d.dir.join("pki"), "hub.demo.invalid", n, |k| format!("site{k}.demo.invalid"))?;
+                say(format!(
+                    "  pki        a CA for this run, {} certificates (ECDSA P-256) in {:.1} s",
+                    n + 1,
+                    t.elapsed().as_secs_f64()
+                ));
+                (
+                    d.config(Ns::Hub, n, 0, &Credentials::Cert(hub.path())),
+                    d.config(Ns::Branch, n, 1 % cores, &Credentials::Cert(branch.path())),
+                )
+            }
+        };
         d.start_gateway(Ns::Hub, &hub_cfg)?;
         d.wait_control(Ns::Hub)?;
         let t_ike = Instant::now();
@@ -761,7 +821,14 @@ impl Demo {
             std::thread::sleep(Duration::from_millis(200));
         };
         let ike_secs = t_ike.elapsed().as_secs_f64();
-        d.progress(&format!("  tunnels    {up}/{n} up in {ike_secs:.1} s (IKEv2 PSK, AES-256-GCM ESP, x25519)"), true);
+        let how = match auth {
+            DemoAuth::Psk => "PSK",
+            DemoAuth::Cert => "certificates, ECDSA P-256",
+        };
+        d.progress(
+            &format!("  tunnels    {up}/{n} up in {ike_secs:.1} s (IKEv2 {how}, AES-256-GCM ESP, x25519)"),
+            true,
+        );
 
         Ok((up, ike_secs))
     }
