@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
-use super::CmdError;
+use crate::cmd::CmdError;
 
 /// The CA's file name in every gateway's `x509ca/`.
 pub const CA_FILE: &str = "ca.pem";
