@@ -654,7 +654,7 @@ fn read_connection(
     // wildcard) picks each peer's key by its identity when it authenticates.
     if c.local.auth == AuthMethod::Psk || c.remote.auth == AuthMethod::Psk {
         let local_id = c.local.id.clone().or_else(|| c.local_addrs.first().map(|a| Identification::addr(*a)));
-        let found = secrets::find(secrets, local_id.as_ref(), c.remote.id.as_ref());
+        let found = rampart_ike::config::find_secret(shared, local_id.as_ref(), c.remote.id.as_ref());
         let template = c.remote.id.as_ref().is_none_or(Identification::is_pattern);
         match found {
             Some(s) => c.psk = Some(s.psk.clone()),

@@ -151,31 +151,3 @@ pub(crate) fn read(doc: &mut Doc<'_>, t: &DeTable<'_>, out: &mut Vec<IkeSecret>)
     }
     Ok(())
 }
-
-/// The best secret for a pair of identities, strongSwan's way: a secret naming both wins over
-/// one naming one of them, which wins over one naming none; a secret naming identities of which
-/// none matches is not a candidate. Ties go to the first one read.
-pub(crate) fn find<'s>(
-    secrets: &'s [IkeSecret],
-    local: Option<&Identification>,
-    remote: Option<&Identification>,
-) -> Option<&'s IkeSecret> {
-    let mut best: Option<(u8, &IkeSecret)> = None;
-    for s in secrets {
-        let score = if s.ids.is_empty() {
-            1
-        } else {
-            let l = local.is_some_and(|id| s.ids.contains(id));
-            let r = remote.is_some_and(|id| s.ids.contains(id));
-            match (l, r) {
-                (true, true) => 3,
-                (true, false) | (false, true) => 2,
-                (false, false) => continue,
-            }
-        };
-        if best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, s));
-        }
-    }
-    best.map(|(_, s)| s)
-}
