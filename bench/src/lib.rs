@@ -10,6 +10,9 @@
 #[cfg(ipsec_mb)]
 pub mod ipsec_mb;
 
+/// What the per-packet ESP and AH benchmarks share.
+pub mod burst;
+
 /// The data-plane traffic benchmark (`bin/traffic`): generator, sink, forwarder, orchestration.
 pub mod traffic;
 

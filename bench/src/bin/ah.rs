@@ -11,109 +11,23 @@
 //! instruction count with `valgrind --tool=callgrind --toggle-collect='ah::pipeline::{{closure}}'`
 //! and `--toggle-collect='ah::bare_mac::{{closure}}'`).
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rampart_bench::{Table, gbit_per_s, median, pin_current_thread, warm_up};
+use rampart_bench::burst::{BURST, FRAME, HEADROOM, Mix, Work, arg_value, inner_packet, measure, mixes, sa_config};
+use rampart_bench::{Table, gbit_per_s, pin_current_thread};
 use rampart_crypto::{Backend, Integrity, MacOp, SaCrypto, Suite};
 use rampart_esp::{
-    Decapsulated, Direction, DropReason, InboundSa, IpsecLocation, Lifetimes, Mode, OutboundSa, PacketBuf, Prepared,
-    Protocol, Received, SaConfig, TrafficSelector, parse_outer,
+    Decapsulated, Direction, DropReason, InboundSa, IpsecLocation, OutboundSa, PacketBuf, Prepared, Protocol, Received,
+    parse_outer,
 };
-use zeroize::Zeroizing;
 
-const BURST: usize = 32;
-const HEADROOM: usize = 256;
-const FRAME: usize = 2048;
-
-struct Mix {
-    name: &'static str,
-    lens: Vec<usize>,
-}
-
-fn mixes() -> Vec<Mix> {
-    let imix = [vec![64; 7], vec![570; 4], vec![1400]].concat();
-    vec![Mix { name: "64", lens: vec![64] }, Mix { name: "IMIX", lens: imix }, Mix { name: "1400", lens: vec![1400] }]
-}
-
-fn config(suite: Suite, direction: Direction) -> SaConfig {
-    let a: IpAddr = Ipv4Addr::new(192, 0, 2, 1).into();
-    let b: IpAddr = Ipv4Addr::new(192, 0, 2, 2).into();
-    let (local, remote) = if direction == Direction::Outbound { (a, b) } else { (b, a) };
-    let ts_a = TrafficSelector::from_prefix(Ipv4Addr::new(198, 18, 1, 0).into(), 24);
-    let ts_b = TrafficSelector::from_prefix(Ipv4Addr::new(198, 18, 2, 0).into(), 24);
-    let (local_ts, remote_ts) = if direction == Direction::Outbound { (ts_a, ts_b) } else { (ts_b, ts_a) };
-    SaConfig {
-        protocol: Protocol::Ah,
-        spi: 0x1000,
-        direction,
-        suite,
-        encryption_key: Zeroizing::new(Vec::new()),
-        integrity_key: Zeroizing::new(vec![0x24; suite.integrity_key_len()]),
-        mode: Mode::Tunnel,
-        local,
-        remote,
-        encap: None,
-        esn: false,
-        replay_window: 1024,
-        local_ts: vec![local_ts],
-        remote_ts: vec![remote_ts],
-        lifetimes: Lifetimes::default(),
-    }
-}
-
-/// An IPv4/UDP packet of `len` bytes from 198.18.1.10 to 198.18.2.10.
-fn inner_packet(len: usize) -> Vec<u8> {
-    let mut p = vec![0u8; len];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&[198, 18, 1, 10]);
-    p[16..20].copy_from_slice(&[198, 18, 2, 10]);
-    let c = rampart_wire::checksum::checksum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
-    p[22..24].copy_from_slice(&5001u16.to_be_bytes());
-    p[24..26].copy_from_slice(&((len - 20) as u16).to_be_bytes());
-    p
-}
-
-#[derive(Clone, Copy)]
-enum Work {
-    Timed { period: Duration, reps: usize },
-    Fixed(usize),
-}
-
-fn measure(work: Work, per_call: usize, mut f: impl FnMut()) -> f64 {
-    let (period, reps) = match work {
-        Work::Timed { period, reps } => (period, reps),
-        Work::Fixed(rounds) => {
-            for _ in 0..rounds {
-                f();
-            }
-            return f64::NAN;
-        }
-    };
-    warm_up(period / 2, &mut f);
-    let mut samples = Vec::new();
-    for _ in 0..reps {
-        let start = Instant::now();
-        let mut calls = 0u64;
-        while start.elapsed() < period {
-            f();
-            calls += 1;
-        }
-        samples.push(start.elapsed().as_nanos() as f64 / (calls as f64 * per_call as f64));
-    }
-    median(&samples)
-}
+const PROTO: Protocol = Protocol::Ah;
 
 /// Protects and verifies a burst in place, round and round: after a round trip each frame holds
 /// its inner packet again.
 fn pipeline(suite: Suite, backend: Backend, mix: &Mix, work: Work) -> f64 {
-    let mut tx = OutboundSa::new(&config(suite, Direction::Outbound), backend).unwrap();
-    let mut rx = InboundSa::new(&config(suite, Direction::Inbound), backend).unwrap();
+    let mut tx = OutboundSa::new(&sa_config(PROTO, suite, Direction::Outbound), backend).unwrap();
+    let mut rx = InboundSa::new(&sa_config(PROTO, suite, Direction::Inbound), backend).unwrap();
     let lens: Vec<usize> = (0..BURST).map(|i| mix.lens[i % mix.lens.len()]).collect();
     let mut frames: Vec<Vec<u8>> = lens
         .iter()
@@ -145,7 +59,7 @@ fn pipeline(suite: Suite, backend: Backend, mix: &Mix, work: Work) -> f64 {
 /// The bare MAC of the bytes AH covers (outer header, AH header, inner packet), twice per packet:
 /// once as the sender computes it, once as the receiver does.
 fn bare_mac(suite: Suite, backend: Backend, mix: &Mix, work: Work) -> f64 {
-    let cfg = config(suite, Direction::Outbound);
+    let cfg = sa_config(PROTO, suite, Direction::Outbound);
     let sa = SaCrypto::new(suite, &[], &cfg.integrity_key, backend).unwrap();
     let ah_len = 12 + if suite.is_gmac() { 8 } else { 0 } + suite.icv_len();
     let bufs: Vec<Vec<u8>> = (0..BURST).map(|i| vec![0x5a; 20 + ah_len + mix.lens[i % mix.lens.len()]]).collect();
@@ -163,11 +77,6 @@ fn bare_mac(suite: Suite, backend: Backend, mix: &Mix, work: Work) -> f64 {
             std::hint::black_box(&ops[0].tag);
         }
     })
-}
-
-fn arg_value(name: &str) -> Option<usize> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
 }
 
 fn main() {
