@@ -34,6 +34,21 @@ pub enum OpenError {
         /// What differs.
         error: LayoutError,
     },
+    /// The filesystem has no room for the file. It is sparse, but every page of it may be
+    /// written: on a full tmpfs that write is a SIGBUS in the writer, not an error, so creation
+    /// asks for the whole size up front.
+    #[error(
+        "{}: the SA database needs {need} bytes and its filesystem has {available} free; free space there (a tmpfs such as /dev/shm can be remounted larger) or lower the capacities (sa_capacity, policy_capacity)",
+        path.display()
+    )]
+    NoRoom {
+        /// The database file.
+        path: PathBuf,
+        /// The file's size.
+        need: u64,
+        /// Bytes free for unprivileged use on its filesystem.
+        available: u64,
+    },
     /// Another process holds the writer lock.
     #[error("{}: another writer holds the database (pid {pid}); there is one writer at a time", path.display())]
     WriterBusy {

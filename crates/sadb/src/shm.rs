@@ -138,6 +138,20 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
     move |source| OpenError::Io { path: path.to_path_buf(), source }
 }
 
+/// Refuses a file its filesystem has no room for (see [`OpenError::NoRoom`]).
+fn check_room(path: &Path, need: u64) -> Result<(), OpenError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let st = rustix::fs::statvfs(dir).map_err(|e| OpenError::Io { path: path.into(), source: e.into() })?;
+    let available = st.f_bavail.saturating_mul(st.f_frsize);
+    if available < need {
+        return Err(OpenError::NoRoom { path: path.into(), need, available });
+    }
+    Ok(())
+}
+
 impl Db {
     /// Creates a database file at `path`; fails with `AlreadyExists` if there is one. The file
     /// is built under a temporary name and linked into place, so that nobody ever attaches to
@@ -147,6 +161,7 @@ impl Db {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let seed = std::collections::hash_map::RandomState::new().hash_one((std::process::id(), now.as_nanos()));
         let header = layout.fixed_header(seed, now.as_secs());
+        check_room(path, layout.file_size)?;
         let file_name = path.file_name().ok_or_else(|| OpenError::Io {
             path: path.into(),
             source: io::Error::new(io::ErrorKind::InvalidInput, "not a file path"),

@@ -453,3 +453,49 @@ fn a_new_writer_sees_what_the_old_one_left() {
         check_seeded(&r.find_sa(c.spi, dst).unwrap()).unwrap();
     }
 }
+
+/// A database on a filesystem without room for it is refused when it is made, with the sizes
+/// and what to do, instead of a SIGBUS in the writer once the pages fill. As root: a 1 MiB
+/// tmpfs mounted for the test.
+#[test]
+fn a_full_filesystem_is_refused_when_the_database_is_made() {
+    if effective_uid() != 0 {
+        eprintln!("SKIPPED a_full_filesystem_is_refused_when_the_database_is_made: needs root (mounts a tmpfs)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rampart-sadb-small-tmpfs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "rampart-test"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount tmpfs");
+    let result = std::panic::catch_unwind(|| {
+        let path = dir.join("big.sadb");
+        let e = Writer::create(&path, Capacities::default()).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, OpenError::NoRoom { need, available, .. } if need > available), "{e:?}");
+        assert!(text.contains("needs") && text.contains("sa_capacity"), "{text}");
+        assert!(!path.exists(), "a refused database left a file");
+        // What fits is made as before.
+        let w = Writer::create(dir.join("small.sadb"), caps(4, 4)).unwrap();
+        drop(w);
+    });
+    let _ = std::process::Command::new("umount").arg(&dir).status();
+    let _ = std::fs::remove_dir(&dir);
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// The effective user id, read from /proc (no unsafe, no extra crate).
+fn effective_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX)
+}
