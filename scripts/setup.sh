@@ -2,8 +2,8 @@
 # Installs what Rampart's build, tests, demo and benchmarks need on a Debian machine, as root:
 # clang (the XDP program), iproute2/ethtool (namespaces, veth), strongSwan with kernel-libipsec
 # (the real IKEv2/ESP peer), tcpdump/iperf3 (captures and load), intel-ipsec-mb (a benchmark
-# reference), scapy/cryptography (the independent ESP oracle), cargo-fuzz (builds the fuzz
-# targets, pinned). Safe to run again.
+# reference), libfaketime (wall-clock jumps), scapy/cryptography (the independent ESP oracle),
+# cargo-fuzz (builds the fuzz targets, pinned). Safe to run again.
 #
 #   scripts/setup.sh          everything the build, the tests, the demo and the benchmarks need
 #   scripts/setup.sh --demo   only what `scripts/demo.sh` needs (clang, iproute2, ethtool)
@@ -13,7 +13,7 @@ APT_PACKAGES=(
   clang llvm libbpf-dev iproute2 ethtool iputils-ping netcat-openbsd tcpdump iperf3
   strongswan-charon strongswan-swanctl charon-systemd strongswan-pki
   libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins
-  libipsec-mb-dev
+  libipsec-mb-dev libfaketime
   systemd
 )
 PIP_PACKAGES=(scapy==2.8.0 cryptography==48.0.0)

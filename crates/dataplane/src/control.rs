@@ -134,7 +134,7 @@ impl Control {
 
     /// Time-based lifetimes run out without traffic: every SA is checked once a second.
     fn sweep_lifetimes(&self) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = rampart_sadb::clock::now();
         for e in self.builder.entries() {
             let expiry =
                 self.builder.reader().check_lifetimes(e.id, e.config.spi, &e.config.lifetimes, e.install_time, now);

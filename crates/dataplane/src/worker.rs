@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use rampart_nic::{Desc, Umem, XskSocket};
 use rampart_telemetry::{LatencyCell, LatencyRecorder};
@@ -94,10 +94,6 @@ pub struct BurstLatency {
     pub inbound: LatencyCell,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 impl Worker {
     /// A worker over its UMEM and sockets (fill rings are filled here).
     pub fn new(p: WorkerParams, mut umem: Umem, mut pairs: Vec<QueuePair>) -> Worker {
@@ -108,7 +104,7 @@ impl Worker {
         }
         let tables_handle = p.tables;
         let tables = tables_handle.load();
-        let ctx = Ctx::new(p.path, &tables, umem.rx_offset(), unix_now());
+        let ctx = Ctx::new(p.path, &tables, umem.rx_offset(), rampart_sadb::clock::now());
         Worker {
             ctx,
             tables_handle,
@@ -154,7 +150,7 @@ impl Worker {
                 // Once a second, busy or not: wall-clock seconds for the database's usage area,
                 // the kernel's ring statistics (a system call, never per burst).
                 last_second = self.ctx.now_ms / 1000;
-                self.ctx.now_s = unix_now();
+                self.ctx.now_s = rampart_sadb::clock::now();
                 self.read_kernel_stats();
                 let expired = self.ctx.reasm.expire(&mut self.umem, self.ctx.now_ms) as u64;
                 for _ in 0..expired {

@@ -57,7 +57,7 @@ pub fn reqid(connection: &str, child: &str) -> u32 {
     h.max(1)
 }
 
-/// Unix seconds now.
+/// Unix seconds now: the wall clock (certificate validity), not the database's clock.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -357,7 +357,7 @@ impl Database {
             self.delete(id);
         }
         let w = self.w.as_mut()?;
-        match w.install_sa(cfg, reqid, unix_now()) {
+        match w.install_sa(cfg, reqid, rampart_sadb::clock::now()) {
             Ok(id) => {
                 self.stats.sas_installed += 1;
                 Some(id)
@@ -737,11 +737,11 @@ impl Database {
         for id in due {
             self.delete(id);
         }
-        let unix = unix_now();
+        let db_now = rampart_sadb::clock::now();
         let due: Vec<SaId> = self
             .stale
             .iter()
-            .filter(|(_, s)| s.delete_at.is_some_and(|t| now >= t) || (s.hard_at != 0 && unix >= s.hard_at))
+            .filter(|(_, s)| s.delete_at.is_some_and(|t| now >= t) || (s.hard_at != 0 && db_now >= s.hard_at))
             .map(|(id, _)| *id)
             .collect();
         // The policies bound to the due SAs, in one pass over the policies (after a restart most

@@ -636,11 +636,11 @@ impl Daemon {
             self.cfg.connections.iter().filter(|c| !c.dpd_delay.is_zero()).map(|c| c.name.as_str()).collect();
         let ikes = &self.ikes;
         let requests = self.db.poll(now, &|ike| ikes.get(&ike).is_some_and(|e| dpd_conns.contains(e.conn.as_str())));
-        let unix = database::unix_now();
+        let db_now = rampart_sadb::clock::now();
         for r in requests {
             match r {
                 DbRequest::Activity(ike, secs) => {
-                    if let Some(at) = now.checked_sub(Duration::from_secs(unix.saturating_sub(secs))) {
+                    if let Some(at) = now.checked_sub(Duration::from_secs(db_now.saturating_sub(secs))) {
                         self.ep.note_activity(now, ike, at);
                     }
                 }

@@ -13,8 +13,8 @@ use ike_support::*;
 use rampart_esp::Direction;
 use rampart_sadb::{Event, Flow, PolicyAction};
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+fn db_now() -> u64 {
+    rampart_sadb::clock::now()
 }
 
 /// Each outbound SA of either side is an inbound SA of the other: same SPI, same key. (Old
@@ -190,11 +190,11 @@ fn usage_counters_drive_byte_rekeys_and_liveness() {
     };
     // Under the soft limit: nothing. Over it: one rekey, not one per report.
     let first = inbound(&a);
-    a.reader().account(first, 50_000, 50, unix_now());
+    a.reader().account(first, 50_000, 50, db_now());
     std::thread::sleep(secs(2));
     assert_eq!(a.stat("child_sa_rekeys"), 0);
-    a.reader().account(first, 60_000, 60, unix_now());
-    a.reader().account(first, 10_000, 10, unix_now());
+    a.reader().account(first, 60_000, 60, db_now());
+    a.reader().account(first, 10_000, 10, db_now());
     assert!(wait_until(secs(5), || a.stat("child_sa_rekeys") == 1), "{}", a.log());
     std::thread::sleep(secs(2));
     assert_eq!(a.stat("child_sa_rekeys"), 1);
@@ -208,7 +208,7 @@ fn usage_counters_drive_byte_rekeys_and_liveness() {
     b.kill9();
     let sa = inbound(&a);
     for _ in 0..16 {
-        a.reader().account(sa, 100, 1, unix_now());
+        a.reader().account(sa, 100, 1, db_now());
         std::thread::sleep(Duration::from_millis(500));
     }
     assert_eq!(a.up(), 1, "ESP activity kept the IKE SA: {}", a.log());
@@ -284,8 +284,8 @@ fn list_sas_shows_algorithms_times_and_usage() {
             .map(|m| m.id)
             .expect("SA in the database")
     };
-    a.reader().account(id_of(spi("spi_in"), Direction::Inbound), 123_456, 789, unix_now());
-    a.reader().account(id_of(spi("spi_out"), Direction::Outbound), 65_432, 10, unix_now());
+    a.reader().account(id_of(spi("spi_in"), Direction::Inbound), 123_456, 789, db_now());
+    a.reader().account(id_of(spi("spi_out"), Direction::Outbound), 65_432, 10, db_now());
     let (ok, out) = a.ctl_cli(&["list-sas"]);
     assert!(ok, "{out}");
     for want in [

@@ -52,6 +52,7 @@
 //! so that the next writer can roll an interrupted write forward. The file is created sparse
 //! (`ftruncate`): untouched slots cost no memory.
 
+pub mod clock;
 pub mod compiled;
 mod error;
 pub mod events;

@@ -198,7 +198,7 @@ fn fill_ts(side: &'static str, from: &[TrafficSelector]) -> Result<([TsRecord; M
 
 impl SaRecord {
     /// Builds the record of an SA configuration. `reqid` ties SAs and policy templates of one
-    /// tunnel together (0: none); `install_time` is in Unix seconds.
+    /// tunnel together (0: none); `install_time` is in the database's seconds ([`crate::clock::now`]).
     pub fn from_config(cfg: &SaConfig, reqid: u32, install_time: u64) -> Result<SaRecord, RecordError> {
         let suite = cfg.suite;
         for (which, key, expected) in [
@@ -411,7 +411,7 @@ impl SaRecord {
         self.replay_window
     }
 
-    /// Unix seconds when the SA was installed.
+    /// The database's seconds ([`crate::clock::now`]) when the SA was installed.
     pub fn install_time(&self) -> u64 {
         self.install_time
     }
@@ -521,7 +521,7 @@ pub struct SaMeta {
     pub esn: bool,
     /// ESP or AH.
     pub protocol: rampart_sa::Protocol,
-    /// Unix seconds of installation.
+    /// The database's seconds ([`crate::clock::now`]) of installation.
     pub install_time: u64,
 }
 

@@ -48,7 +48,7 @@ pub(crate) struct UsageSlot {
     pub incarnation: AtomicU64,
     pub bytes: AtomicU64,
     pub packets: AtomicU64,
-    /// Unix seconds of the last use.
+    /// The database's seconds of the last use.
     pub last_use: AtomicU64,
     /// Outbound: highest sequence number reserved by any data plane, ever, for this SA.
     pub seq_reserved: AtomicU64,

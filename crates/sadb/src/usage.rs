@@ -42,7 +42,7 @@ pub struct UsageCounters {
     pub bytes: u64,
     /// Packets protected or accepted.
     pub packets: u64,
-    /// Unix seconds of the last use (0: never).
+    /// The database's seconds ([`crate::clock::now`]) of the last use (0: never).
     pub last_use: u64,
     /// Outbound: highest sequence number reserved; a restarted data plane continues above it.
     pub seq_reserved: u64,
@@ -78,8 +78,8 @@ fn slot_of(db: &Db, sa: SaId) -> Option<&UsageSlot> {
 }
 
 impl Reader {
-    /// Adds a burst's bytes and packets to an SA's counters and notes the time (Unix
-    /// seconds). Returns false (and counts nothing) if the slot holds another SA now.
+    /// Adds a burst's bytes and packets to an SA's counters and notes the time (the
+    /// database's seconds, [`crate::clock::now`]). Returns false (and counts nothing) if the slot holds another SA now.
     pub fn account(&self, sa: SaId, bytes: u64, packets: u64, now: u64) -> bool {
         let Some(u) = slot_of(self.db(), sa) else { return false };
         u.bytes.fetch_add(bytes, Ordering::Relaxed);

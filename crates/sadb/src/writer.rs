@@ -383,7 +383,7 @@ impl Writer {
         Err(WriteError::Full { what, capacity })
     }
 
-    /// Installs an SA. `reqid` ties it to a tunnel (0: none); `install_time` is Unix seconds.
+    /// Installs an SA. `reqid` ties it to a tunnel (0: none); `install_time` is in the database's seconds ([`crate::clock::now`]).
     /// The SA is not yet used for outbound traffic: bind it to policies with
     /// [`Writer::set_policy_sa`] or [`Writer::bind_matching_policies`].
     pub fn install_sa(&mut self, cfg: &SaConfig, reqid: u32, install_time: u64) -> Result<SaId, WriteError> {

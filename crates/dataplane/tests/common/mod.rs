@@ -329,6 +329,8 @@ pub fn policy(db: &Path, action: &str, src: &str, dst: &str, tsrc: &str, tdst: &
 /// drop.
 pub struct Gateway {
     pub child: Option<Child>,
+    /// Environment for the process (set before `spawn`).
+    pub env: Vec<(String, String)>,
     pub stats: PathBuf,
     pub log: PathBuf,
     pub config: PathBuf,
@@ -338,6 +340,18 @@ pub struct Gateway {
 impl Gateway {
     /// Writes the configuration and starts the data plane; waits until it runs.
     pub fn start(topo: &Topology, which: &str, db: &Path, dir: &Path, queues: u32) -> Gateway {
+        Gateway::start_with(topo, which, db, dir, queues, Vec::new())
+    }
+
+    /// [`Gateway::start`] with environment variables for the process.
+    pub fn start_with(
+        topo: &Topology,
+        which: &str,
+        db: &Path,
+        dir: &Path,
+        queues: u32,
+        env: Vec<(String, String)>,
+    ) -> Gateway {
         let stats = dir.join(format!("stats-{which}.json"));
         let config = dir.join(format!("{which}.toml"));
         let q: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
@@ -349,7 +363,8 @@ impl Gateway {
             q = q.join(", ")
         );
         std::fs::write(&config, text).unwrap();
-        let mut g = Gateway { child: None, stats, log: dir.join(format!("{which}.log")), config, which: which.into() };
+        let mut g =
+            Gateway { child: None, env, stats, log: dir.join(format!("{which}.log")), config, which: which.into() };
         g.spawn(topo);
         g
     }
@@ -362,6 +377,7 @@ impl Gateway {
             .command(&self.which, &rampart_bin())
             .args(["dataplane", "--stats-interval", "1", "--config"])
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

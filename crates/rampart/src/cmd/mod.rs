@@ -74,8 +74,3 @@ impl From<xfrm::ArgError> for CmdError {
         CmdError(e.to_string())
     }
 }
-
-/// Unix seconds now.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}

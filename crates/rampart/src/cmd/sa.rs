@@ -19,7 +19,7 @@ use rampart_sadb::{PortRange, SaRecord};
 use zeroize::Zeroizing;
 
 use super::xfrm::{self, ArgError, Tokens, once};
-use super::{CmdError, DbArgs, unix_now};
+use super::{CmdError, DbArgs};
 
 /// `rampart sa`.
 #[derive(Args, Debug)]
@@ -615,7 +615,7 @@ fn to_config(a: SaAdd) -> Result<(SaConfig, u32), ArgError> {
 fn add(db: &DbArgs, words: &[String]) -> Result<(), CmdError> {
     let (cfg, reqid) = parse_add(words).and_then(to_config).map_err(|e| CmdError(format!("sa add: {e}")))?;
     let mut w = db.writer()?;
-    let id = w.install_sa(&cfg, reqid, unix_now()).map_err(|e| CmdError(format!("sa add: {e}")))?;
+    let id = w.install_sa(&cfg, reqid, rampart_sadb::clock::now()).map_err(|e| CmdError(format!("sa add: {e}")))?;
     if cfg.direction == Direction::Outbound {
         // Make-before-break: the newest outbound SA serves the policies of its template.
         w.bind_matching_policies(id)?;

@@ -160,11 +160,6 @@ pub fn seeded_policy(seed: u64) -> Policy {
     }
 }
 
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// Name of the environment variable that turns a test binary run into a child role.
 pub const CHILD_ENV: &str = "RAMPART_SADB_TEST_CHILD";
 
