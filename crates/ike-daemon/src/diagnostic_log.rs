@@ -54,6 +54,16 @@ pub fn log(d: &Diagnostic) {
             cause = %cause,
             "AUTHENTICATION_FAILED: {cause}"
         ),
+        Diagnostic::Unfragmented { remote, exchange, size, fragment_size, why } => rate_limited!(
+            warn,
+            PER_SECOND,
+            peer = %remote,
+            exchange = *exchange,
+            size = *size,
+            fragment_size = *fragment_size,
+            why = %why,
+            "IKE message bigger than fragment_size sent whole, the path may drop it: {why}"
+        ),
     }
 }
 
@@ -86,6 +96,35 @@ fn dropped(reason: Ignored, remote: &std::net::SocketAddr, detail: &str) {
         }
         Ignored::RateLimited => {
             rate_limited!(info, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
+        }
+        // A broken fragment, or one past a limit: worth a warning.
+        Ignored::FragmentInvalid => {
+            rate_limited!(warn, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
+        }
+        Ignored::FragmentTooMany => {
+            rate_limited!(warn, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
+        }
+        Ignored::FragmentTooBig => {
+            rate_limited!(warn, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
+        }
+        Ignored::FragmentMemory => {
+            rate_limited!(warn, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
+        }
+        Ignored::FragmentNotNegotiated => {
+            rate_limited!(info, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
+        }
+        Ignored::FragmentTotalChanged => {
+            rate_limited!(info, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
+        }
+        Ignored::FragmentTimeout => {
+            rate_limited!(info, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
+        }
+        // Retransmissions and their leftovers: normal on a lossy path.
+        Ignored::FragmentDuplicate => {
+            rate_limited!(debug, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
+        }
+        Ignored::FragmentSuperseded => {
+            rate_limited!(debug, PER_SECOND, peer = %remote, reason = label, detail = %detail, "{message}")
         }
     }
 }

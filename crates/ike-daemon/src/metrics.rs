@@ -15,20 +15,23 @@ use std::sync::Arc;
 
 use rampart_telemetry::schema::{
     IKE_ACQUIRES, IKE_CHILD_SA_EVENTS, IKE_CHILD_SAS, IKE_CONFIG_RELOADS, IKE_CONTROL_REQUESTS, IKE_DROPPED_DATAGRAMS,
-    IKE_EXCHANGE_SECONDS, IKE_EXCHANGES, IKE_FAILURES, IKE_MESSAGES, IKE_NAT_KEEPALIVES, IKE_RETRANSMITS,
-    IKE_SA_EVENTS, IKE_SAS,
+    IKE_EXCHANGE_SECONDS, IKE_EXCHANGES, IKE_FAILURES, IKE_FRAGMENTATION, IKE_MESSAGES, IKE_NAT_KEEPALIVES,
+    IKE_RETRANSMITS, IKE_SA_EVENTS, IKE_SAS,
 };
 use rampart_telemetry::{Counter, Gauge, LatencyCell, Metrics};
 
 use crate::stats::Counters;
 use rampart_ike::diagnostic::Ignored;
 use rampart_ike::event::DownReason;
-use rampart_ike::exchange_log::{EXCHANGES, ExchangeLog, exchange_label};
+use rampart_ike::exchange_log::{EXCHANGES, ExchangeLog, FragmentCounts, exchange_label};
 use rampart_ike::message::NotifyType;
 use rampart_ike::state::IkeState;
 
 /// Reads one field of [`Counters`].
 type Field = fn(&Counters) -> u64;
+
+/// Reads one field of the exchange log's [`FragmentCounts`].
+type FragmentField = fn(&FragmentCounts) -> u64;
 
 /// Registry handles, each tied to one field of [`Counters`].
 pub struct Published {
@@ -43,6 +46,9 @@ pub struct Published {
     /// The exchange log's counts at the last publish.
     last_completed: [[u64; 2]; 4],
     last_retransmits: [u64; 4],
+    /// `rampart_ike_fragmentation_total`, each with the field of [`FragmentCounts`] it counts.
+    fragmentation: Vec<(FragmentField, Counter)>,
+    last_fragmentation: FragmentCounts,
     /// `rampart_ike_failures_total` for IKE SAs, by [`IKE_FAILURE_REASONS`] index.
     ike_failures: [Counter; 3],
     /// `rampart_ike_dropped_datagrams_total` for each reason the endpoint drops a datagram.
@@ -134,6 +140,13 @@ impl Published {
             exchange_seconds: EXCHANGES.map(|e| m.latency(&IKE_EXCHANGE_SECONDS, [exchange_label(e)])),
             last_completed: [[0; 2]; 4],
             last_retransmits: [0; 4],
+            fragmentation: vec![
+                (|f| f.messages_sent, m.counter(&IKE_FRAGMENTATION, ["messages_sent"])),
+                (|f| f.fragments_sent, m.counter(&IKE_FRAGMENTATION, ["fragments_sent"])),
+                (|f| f.fragments_received, m.counter(&IKE_FRAGMENTATION, ["fragments_received"])),
+                (|f| f.messages_reassembled, m.counter(&IKE_FRAGMENTATION, ["messages_reassembled"])),
+            ],
+            last_fragmentation: FragmentCounts::default(),
             ike_failures: IKE_FAILURE_REASONS.map(|r| m.counter(&IKE_FAILURES, [r])),
             ignored: Ignored::ALL.map(|r| m.counter(&IKE_DROPPED_DATAGRAMS, [r.label()])),
             last_ignored: [0; Ignored::ALL.len()],
@@ -188,6 +201,10 @@ impl Published {
         }
         self.last_completed = log.completed;
         self.last_retransmits = log.retransmits;
+        for (get, h) in &self.fragmentation {
+            h.add(get(&log.fragments).saturating_sub(get(&self.last_fragmentation)));
+        }
+        self.last_fragmentation = log.fragments;
         for (exchange, rtt) in log.take_rtts() {
             if let Some(i) = EXCHANGES.iter().position(|e| *e == exchange) {
                 self.exchange_seconds[i].record(rtt);
@@ -217,6 +234,8 @@ mod tests {
         log.answered(ExchangeType::IkeAuth, Duration::from_millis(4));
         log.responded(ExchangeType::CreateChildSa);
         log.retransmitted(ExchangeType::IkeAuth);
+        log.fragments.messages_sent = 1;
+        log.fragments.fragments_sent = 4;
         let mut drops = [0u64; Ignored::ALL.len()];
         drops[0] = 3;
         p.publish(&Counters::default(), &mut log, &drops, &[], 0);
@@ -237,6 +256,8 @@ mod tests {
         assert_eq!(get("rampart_ike_exchanges_total{exchange=\"create_child_sa\",role=\"responder\"}"), 2.0);
         assert_eq!(get("rampart_ike_exchanges_total{exchange=\"informational\",role=\"responder\"}"), 0.0);
         assert_eq!(get("rampart_ike_retransmits_total{exchange=\"ike_auth\"}"), 1.0);
+        assert_eq!(get("rampart_ike_fragmentation_total{what=\"fragments_sent\"}"), 4.0);
+        assert_eq!(get("rampart_ike_fragmentation_total{what=\"messages_reassembled\"}"), 0.0);
         assert_eq!(get("rampart_ike_exchange_seconds_count{exchange=\"ike_auth\"}"), 1.0);
         assert_eq!(get("rampart_ike_exchange_seconds_count{exchange=\"create_child_sa\"}"), 0.0);
         let median = get("rampart_ike_exchange_seconds{exchange=\"ike_auth\",quantile=\"0.5\"}");

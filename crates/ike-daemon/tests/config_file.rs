@@ -553,3 +553,47 @@ fn ah_proposals_make_an_ah_child_and_esp_with_ah_is_refused() {
     let e = error_with(29, r#"ah_proposals = """#);
     assert!(e.starts_with("rampart.toml:29:16: connections.gw.children.net.ah_proposals is empty"), "{e}");
 }
+
+/// `fragmentation` (yes, accept, no; IKEv1's force taken as yes) and `fragment_size` (0 or 576
+/// to 65535) read as strongSwan spells them; other values refused with what is allowed.
+#[test]
+fn fragmentation_and_fragment_size() {
+    use rampart_ike::config::Fragmentation;
+    let with = |conn: &str, daemon: &str| {
+        parse(
+            &GOOD
+                .replace("mobike = \"no\"\n", &format!("mobike = \"no\"\n{conn}\n"))
+                .replace("cookie_threshold = 100\n", &format!("cookie_threshold = 100\n{daemon}\n")),
+        )
+    };
+    let cfg = parse(GOOD).unwrap();
+    assert_eq!(cfg.connections[0].fragmentation, Fragmentation::Yes, "the default");
+    assert_eq!(cfg.daemon.endpoint.fragment_size, 1280, "the default");
+    for (word, want) in [
+        ("yes", Fragmentation::Yes),
+        ("accept", Fragmentation::Accept),
+        ("no", Fragmentation::No),
+        ("force", Fragmentation::Yes),
+    ] {
+        let cfg = with(&format!("fragmentation = \"{word}\""), "").unwrap();
+        assert_eq!(cfg.connections[0].fragmentation, want, "{word}");
+    }
+    let e = with("fragmentation = \"sometimes\"", "").unwrap_err();
+    assert!(e.contains("use yes, accept or no"), "{e}");
+    for (n, ok) in [(0, true), (576, true), (1400, true), (65535, true), (575, false), (65536, false), (-1, false)] {
+        let r = with("", &format!("fragment_size = {n}"));
+        match r {
+            Ok(cfg) => {
+                assert!(ok, "{n} taken");
+                assert_eq!(cfg.daemon.endpoint.fragment_size, n as usize);
+            }
+            Err(e) => {
+                assert!(!ok, "{n}: {e}");
+                assert!(
+                    e.contains("'fragment_size' must be 0 (576 for IPv4, 1280 for IPv6) or 576 to 65535 bytes"),
+                    "{e}"
+                );
+            }
+        }
+    }
+}

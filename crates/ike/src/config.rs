@@ -140,6 +140,31 @@ impl fmt::Debug for Psk {
     }
 }
 
+/// `fragmentation`: IKE fragmentation (RFC 7383), in swanctl.conf's spelling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fragmentation {
+    /// Announce support (IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT), take the peer's
+    /// fragments, and send our protected messages in fragments when they would not fit
+    /// [`EndpointConfig::fragment_size`] (`yes`, the default).
+    Yes,
+    /// Announce support and take the peer's fragments, but send every message whole
+    /// (`accept`).
+    Accept,
+    /// Do not announce support; fragments from the peer are dropped (`no`).
+    No,
+}
+
+impl Fragmentation {
+    /// The name swanctl.conf gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fragmentation::Yes => "yes",
+            Fragmentation::Accept => "accept",
+            Fragmentation::No => "no",
+        }
+    }
+}
+
 /// `start_action` of a child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartAction {
@@ -292,6 +317,8 @@ pub struct ConnectionConfig {
     pub trust: Arc<TrustStore>,
     /// `unique`.
     pub unique: Unique,
+    /// `fragmentation` (RFC 7383).
+    pub fragmentation: Fragmentation,
     /// `children`.
     pub children: Vec<ChildConfig>,
 }
@@ -321,6 +348,7 @@ impl ConnectionConfig {
             secrets: Arc::new(Vec::new()),
             trust: Arc::new(TrustStore::default()),
             unique: Unique::No,
+            fragmentation: Fragmentation::Yes,
             children: vec![],
         }
     }
@@ -411,6 +439,21 @@ pub struct EndpointConfig {
     /// [`crate::offload::AuthJob`]s ([`crate::Endpoint::poll_auth_job`]); without it both run
     /// inside [`crate::Endpoint::handle`]. Off by default.
     pub offload_dh: bool,
+    /// `fragment_size` (strongSwan's charon option): the largest IP datagram, IP and UDP headers
+    /// included, that a protected message is sent in before it is sent in IKE fragments (RFC
+    /// 7383, where negotiated and the connection says `fragmentation = yes`). Default 1280, the
+    /// IPv6 minimum MTU, which fits IPv4 paths of that MTU too; 0: 576 for IPv4 peers and 1280
+    /// for IPv6 peers (RFC 7383 section 2.5.1). [`crate::fragment::datagram_budget`] says what is
+    /// taken off for the headers.
+    pub fragment_size: usize,
+    /// How long the fragments of an incomplete message are kept: the reassembly is dropped (and
+    /// its fragments counted as `fragment_timeout`) this long after its first fragment came
+    /// (30 s; the peer resends every fragment on each retransmission).
+    pub fragment_timeout: Duration,
+    /// Bytes of fragments all IKE SAs together may hold in reassembly (16 MiB); a fragment that
+    /// would pass it is dropped and counted (`fragment_memory`). Each IKE SA holds at most
+    /// [`crate::fragment::MAX_SA_BYTES`] besides.
+    pub fragment_memory: usize,
 }
 
 impl Default for EndpointConfig {
@@ -427,6 +470,9 @@ impl Default for EndpointConfig {
             replay_window: rampart_sa::DEFAULT_REPLAY_WINDOW,
             rekey_delete_delay: Duration::ZERO,
             offload_dh: false,
+            fragment_size: 1280,
+            fragment_timeout: Duration::from_secs(30),
+            fragment_memory: 16 << 20,
         }
     }
 }

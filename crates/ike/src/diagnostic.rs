@@ -44,11 +44,40 @@ pub enum Ignored {
     /// A request retransmitted while its answer is being computed (the signature check of an
     /// IKE_AUTH on the worker pool).
     InProgress,
+    /// An IKE fragment (RFC 7383) on an IKE SA that did not negotiate fragmentation.
+    FragmentNotNegotiated,
+    /// An IKE fragment whose Fragment Number is 0 or above its Total Fragments, or whose Total
+    /// Fragments is 0 (RFC 7383 section 2.6).
+    FragmentInvalid,
+    /// An IKE fragment already held (same message, number and total: a replay or the peer's
+    /// retransmission), or a fragment other than the first of a request already answered
+    /// (RFC 7383 section 2.6.1).
+    FragmentDuplicate,
+    /// An IKE fragment whose Total Fragments is below that of the fragments held for its
+    /// message; or, counted per fragment, the fragments held when one with a higher total
+    /// started the reassembly over (RFC 7383 section 2.6).
+    FragmentTotalChanged,
+    /// An IKE fragment of a message announced in more than [`crate::fragment::MAX_FRAGMENTS`]
+    /// fragments.
+    FragmentTooMany,
+    /// The fragments of a message that grew past [`crate::fragment::MAX_MESSAGE_BYTES`] (each
+    /// one held, and the one that passed the limit).
+    FragmentTooBig,
+    /// An IKE fragment that would pass the memory for reassembly of its IKE SA
+    /// ([`crate::fragment::MAX_SA_BYTES`]) or of all of them
+    /// ([`crate::EndpointConfig::fragment_memory`]).
+    FragmentMemory,
+    /// The fragments of a message that was not complete within
+    /// [`crate::EndpointConfig::fragment_timeout`].
+    FragmentTimeout,
+    /// The fragments of an incomplete message given up for a newer one in the same direction
+    /// (RFC 7383 section 2.6.1), or for the same message that arrived whole.
+    FragmentSuperseded,
 }
 
 impl Ignored {
     /// Every reason, in the order of [`crate::Endpoint::ignored`].
-    pub const ALL: [Ignored; 10] = [
+    pub const ALL: [Ignored; 19] = [
         Ignored::Unparseable,
         Ignored::MalformedInit,
         Ignored::BlockedPeer,
@@ -59,6 +88,15 @@ impl Ignored {
         Ignored::DuplicateInit,
         Ignored::RateLimited,
         Ignored::InProgress,
+        Ignored::FragmentNotNegotiated,
+        Ignored::FragmentInvalid,
+        Ignored::FragmentDuplicate,
+        Ignored::FragmentTotalChanged,
+        Ignored::FragmentTooMany,
+        Ignored::FragmentTooBig,
+        Ignored::FragmentMemory,
+        Ignored::FragmentTimeout,
+        Ignored::FragmentSuperseded,
     ];
 
     /// The metric label (`rampart_ike_dropped_datagrams_total{reason}`).
@@ -74,6 +112,15 @@ impl Ignored {
             Ignored::DuplicateInit => "duplicate_ike_sa_init",
             Ignored::RateLimited => "rate_limited",
             Ignored::InProgress => "in_progress",
+            Ignored::FragmentNotNegotiated => "fragment_not_negotiated",
+            Ignored::FragmentInvalid => "fragment_invalid",
+            Ignored::FragmentDuplicate => "fragment_duplicate",
+            Ignored::FragmentTotalChanged => "fragment_total_changed",
+            Ignored::FragmentTooMany => "fragment_too_many",
+            Ignored::FragmentTooBig => "fragment_too_big",
+            Ignored::FragmentMemory => "fragment_memory",
+            Ignored::FragmentTimeout => "fragment_timeout",
+            Ignored::FragmentSuperseded => "fragment_superseded",
         }
     }
 
@@ -90,6 +137,15 @@ impl Ignored {
             Ignored::DuplicateInit => "retransmitted IKE_SA_INIT dropped while its answer is being computed",
             Ignored::RateLimited => "unprotected error answer held back by the rate limit",
             Ignored::InProgress => "request retransmitted while its answer is being computed: dropped",
+            Ignored::FragmentNotNegotiated => "IKE fragment on an IKE SA without fragmentation dropped",
+            Ignored::FragmentInvalid => "IKE fragment with an invalid Fragment Number or Total Fragments dropped",
+            Ignored::FragmentDuplicate => "IKE fragment already received dropped",
+            Ignored::FragmentTotalChanged => "IKE fragment whose Total Fragments changed dropped",
+            Ignored::FragmentTooMany => "IKE fragment of a message in too many fragments dropped",
+            Ignored::FragmentTooBig => "IKE fragments of a message too big to reassemble dropped",
+            Ignored::FragmentMemory => "IKE fragment dropped: the reassembly memory is full",
+            Ignored::FragmentTimeout => "IKE fragments of a message never completed dropped",
+            Ignored::FragmentSuperseded => "IKE fragments of an incomplete message given up for a newer one",
         }
     }
 
@@ -140,6 +196,29 @@ impl fmt::Display for AuthFailure {
             AuthFailure::NotVerified => f.write_str("AUTH did not verify (a different pre-shared key?)"),
             AuthFailure::Incomplete => f.write_str("IKE_AUTH request without IDi or AUTH"),
             AuthFailure::Rejected(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Why a protected message bigger than the fragment size went out whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unfragmented {
+    /// The peer did not announce IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT (or we did not).
+    NotNegotiated,
+    /// The connection says `fragmentation = accept` (or `no`).
+    Configured(crate::config::Fragmentation),
+    /// The fragment size leaves no room for a fragment's contents.
+    NoRoom,
+}
+
+impl fmt::Display for Unfragmented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unfragmented::NotNegotiated => {
+                f.write_str("fragmentation is not negotiated (no IKEV2_FRAGMENTATION_SUPPORTED from both sides)")
+            }
+            Unfragmented::Configured(c) => write!(f, "the connection says fragmentation = {}", c.name()),
+            Unfragmented::NoRoom => f.write_str("fragment_size leaves no room for a fragment"),
         }
     }
 }
@@ -207,6 +286,20 @@ pub enum Diagnostic {
         /// The precise cause.
         cause: AuthFailure,
     },
+    /// A protected message that does not fit `fragment_size` was sent whole (the path may
+    /// drop it, or its IP fragments). Noted once per message, not per retransmission.
+    Unfragmented {
+        /// The peer's address and port.
+        remote: SocketAddr,
+        /// The exchange of the message.
+        exchange: &'static str,
+        /// Bytes of the IP datagram it goes in.
+        size: usize,
+        /// The fragment size it exceeds.
+        fragment_size: usize,
+        /// Why it was not fragmented.
+        why: Unfragmented,
+    },
 }
 
 /// Diagnostics kept between two drains at most (the oldest stay, the newest are only counted).
@@ -226,6 +319,20 @@ impl Diagnostics {
     /// room for it.
     pub fn dropped(&mut self, reason: Ignored, remote: SocketAddr, detail: impl FnOnce() -> String) {
         self.counts[reason.index()] += 1;
+        if self.queue.len() < MAX_PENDING {
+            self.queue.push_back(Diagnostic::Dropped { reason, remote, detail: detail() });
+        } else {
+            self.overflowed += 1;
+        }
+    }
+
+    /// Counts `n` datagrams dropped at once for `reason` (the fragments held for a message that
+    /// is given up) with one diagnostic.
+    pub fn discarded(&mut self, reason: Ignored, n: u64, remote: SocketAddr, detail: impl FnOnce() -> String) {
+        if n == 0 {
+            return;
+        }
+        self.counts[reason.index()] += n;
         if self.queue.len() < MAX_PENDING {
             self.queue.push_back(Diagnostic::Dropped { reason, remote, detail: detail() });
         } else {

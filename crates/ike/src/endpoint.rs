@@ -21,6 +21,7 @@ use crate::crypto::RandomSource;
 use crate::diagnostic::{Diagnostic, Diagnostics, Ignored};
 use crate::event::{ChildSaId, Event, IkeSaId, Transmit};
 use crate::exchange_log::ExchangeLog;
+use crate::fragment::Pool;
 use crate::message::{
     ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, HEADER_LEN, Header, Identification, Message, NotifyType, ParseError,
     Payload,
@@ -138,6 +139,10 @@ pub struct IkeSaInfo {
     pub remote_id: Option<Identification>,
     /// The negotiated algorithms and Diffie-Hellman group (once IKE_SA_INIT is done).
     pub algorithms: Option<IkeAlgorithms>,
+    /// IKE fragmentation (RFC 7383) negotiated in IKE_SA_INIT.
+    pub fragmentation: bool,
+    /// IKE fragments of the peer's messages held for reassembly now.
+    pub fragments_held: usize,
     /// When it is rekeyed (`None`: never, or not established).
     pub rekey_at: Option<Instant>,
     /// When it is deleted at the latest.
@@ -173,6 +178,7 @@ macro_rules! ctx {
                 }
             }),
             auth_jobs: &mut $self.auth_jobs,
+            fragments: &mut $self.fragment_pool,
         }
     };
 }
@@ -213,6 +219,8 @@ pub struct Endpoint {
     diag: Diagnostics,
     /// The second the unprotected answers are counted in, and how many went out in it.
     unprotected: (Option<Instant>, u32),
+    /// Bytes of IKE fragments all IKE SAs hold in reassembly.
+    fragment_pool: Pool,
 }
 
 impl fmt::Debug for Endpoint {
@@ -253,6 +261,7 @@ impl Endpoint {
             exchanges: ExchangeLog::default(),
             diag: Diagnostics::default(),
             unprotected: (None, 0),
+            fragment_pool: Pool::default(),
         }
     }
 
@@ -314,6 +323,12 @@ impl Endpoint {
     /// Every datagram dropped without an answer, counted by reason (the counts only grow).
     pub fn ignored(&self) -> &Diagnostics {
         &self.diag
+    }
+
+    /// Bytes of IKE fragments held in reassembly by all IKE SAs together (at most
+    /// [`EndpointConfig::fragment_memory`]).
+    pub fn fragment_memory(&self) -> usize {
+        self.fragment_pool.used
     }
 
     /// The next Diffie-Hellman computation to run elsewhere ([`EndpointConfig::offload_dh`]).
@@ -573,7 +588,8 @@ impl Endpoint {
             if self.sas.get(&id).is_none_or(|s| s.state != IkeState::Dead) {
                 continue;
             }
-            let Some(sa) = self.sas.remove(&id) else { continue };
+            let Some(mut sa) = self.sas.remove(&id) else { continue };
+            sa.fragments.clear(&mut self.fragment_pool);
             if self.by_spi.get(&sa.our_spi()) == Some(&id) {
                 self.by_spi.remove(&sa.our_spi());
             }
@@ -963,6 +979,8 @@ fn info(sa: &IkeSa) -> IkeSaInfo {
         local_id: sa.conn.local_identity(sa.local.ip()),
         remote_id: sa.auth.as_ref().map(|a| a.peer().clone()),
         algorithms: sa.algs,
+        fragmentation: sa.fragmentation,
+        fragments_held: sa.fragments.held(),
         rekey_at: sa.rekey_at,
         expire_at: sa.expire_at,
         children: sa

@@ -1,6 +1,7 @@
 //! What the endpoint's exchanges did, for metrics: exchanges completed by type and role,
-//! requests retransmitted by type, and the round-trip time of each exchange we initiated (from
-//! the first send of the request to the answer), kept until the daemon drains them.
+//! requests retransmitted by type, the round-trip time of each exchange we initiated (from
+//! the first send of the request to the answer), kept until the daemon drains them, and the
+//! messages that went in IKE fragments (RFC 7383) each way.
 //!
 //! Counts only: no message content, no key, nothing per packet of the data plane.
 
@@ -38,7 +39,22 @@ pub struct ExchangeLog {
     pub completed: [[u64; 2]; 4],
     /// Requests we sent again, by [`EXCHANGES`] index.
     pub retransmits: [u64; 4],
+    /// IKE fragmentation, both ways.
+    pub fragments: FragmentCounts,
     rtts: VecDeque<(ExchangeType, Duration)>,
+}
+
+/// Messages sent in IKE fragments and reassembled from them (RFC 7383).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragmentCounts {
+    /// Messages we sent in fragments (once each, not per retransmission).
+    pub messages_sent: u64,
+    /// The fragments those messages were cut into.
+    pub fragments_sent: u64,
+    /// Fragments received that authenticated and were kept for reassembly.
+    pub fragments_received: u64,
+    /// Messages reassembled from fragments and processed.
+    pub messages_reassembled: u64,
 }
 
 impl ExchangeLog {

@@ -9,18 +9,28 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::config::EndpointConfig;
-use crate::crypto::RandomSource;
-use crate::diagnostic::Ignored;
+use crate::config::{EndpointConfig, Fragmentation};
+use crate::diagnostic::{Diagnostic, Ignored, Unfragmented};
 use crate::event::{DownReason, Event, Transmit};
 use crate::exchange_log::exchange_label;
+use crate::fragment::{self, Inserted, Slot};
 use crate::message::{
-    ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, Header, Message, NotifyType, Payload, ProtocolId, find_notify,
-    unsupported_critical,
+    ExchangeType, FLAG_INITIATOR, FLAG_RESPONSE, HEADER_LEN, Header, Message, NotifyType, ParseError, Payload,
+    ProtocolId, emit_chain, find_notify, parse_chain, unsupported_critical,
 };
 use crate::sk::{self, SkError, SkKeys};
 use crate::state::{ChildState, Ctx, Flow, IkeSa, IkeState, Outstanding, Response, Task};
 use crate::tasks::{child_create, child_delete, child_rekey, ike_auth, ike_delete, ike_dpd, ike_rekey};
+
+/// What became of a message the window let through.
+enum Opened {
+    /// It authenticated: its payloads (`Err`: authenticated but malformed), and, when it was
+    /// reassembled from fragments, its first fragment, whose header it is processed under.
+    Payloads(Result<Vec<Payload>, ParseError>, Option<Message>),
+    /// Nothing to process: it did not authenticate, or it was a fragment that was kept or
+    /// dropped (counted either way).
+    Nothing,
+}
 
 impl IkeSa {
     fn header(&self, exchange: ExchangeType, message_id: u32, response: bool) -> Header {
@@ -44,25 +54,127 @@ impl IkeSa {
         }
     }
 
-    /// Seals payloads in an SK payload with our direction's keys.
-    fn seal(&mut self, header: Header, payloads: &[Payload], rng: &mut dyn RandomSource) -> Option<Vec<u8>> {
+    /// Seals payloads with our direction's keys: in one Encrypted payload, or, when that
+    /// datagram would exceed the fragment size and fragmentation is negotiated and on, in
+    /// Encrypted Fragment payloads (RFC 7383 section 2.5). The datagrams to send, in order.
+    fn seal(&mut self, cx: &mut Ctx<'_>, header: Header, payloads: &[Payload]) -> Option<Vec<Vec<u8>>> {
         let keys = self.keys.as_ref()?;
         let (ek, ak) = if self.initiator { (&keys.sk_ei, &keys.sk_ai) } else { (&keys.sk_er, &keys.sk_ar) };
         let sk = SkKeys { encr: keys.encr, integ: keys.integ, encryption_key: ek, integrity_key: ak };
-        sk::seal(header, payloads, &sk, &mut self.iv_counter, rng)
+        let mut plain = Vec::new();
+        let first = emit_chain(payloads, &mut plain);
+        let whole = HEADER_LEN + sk.overhead(plain.len());
+        let budget = fragment::datagram_budget(cx.cfg.fragment_size, self.local, self.remote);
+        if whole <= budget {
+            return sk::seal_encoded(header, first, plain, &sk, &mut self.iv_counter, cx.rng).map(|b| vec![b]);
+        }
+        //= https://www.rfc-editor.org/rfc/rfc7383#section-2.4
+        //# The IKE Fragmentation MUST NOT be used unless both peers have indicated their
+        //# support for it.
+        let mut why = if !self.fragmentation {
+            Some(Unfragmented::NotNegotiated)
+        } else if self.conn.fragmentation != Fragmentation::Yes {
+            Some(Unfragmented::Configured(self.conn.fragmentation))
+        } else {
+            None
+        };
+        if why.is_none() {
+            match sk::seal_fragments(header, first, &plain, &sk, &mut self.iv_counter, cx.rng, budget) {
+                Some(frags) => {
+                    cx.exchanges.fragments.messages_sent += 1;
+                    cx.exchanges.fragments.fragments_sent += frags.len() as u64;
+                    return Some(frags);
+                }
+                None => why = Some(Unfragmented::NoRoom),
+            }
+        }
+        if let Some(why) = why {
+            let (remote, exchange) = (self.remote, exchange_label(header.exchange));
+            let size = whole + fragment::datagram_overhead(self.local, self.remote);
+            let fragment_size = fragment::fragment_size(cx.cfg.fragment_size, self.remote);
+            cx.diag.note(|| Diagnostic::Unfragmented { remote, exchange, size, fragment_size, why });
+        }
+        sk::seal_encoded(header, first, plain, &sk, &mut self.iv_counter, cx.rng).map(|b| vec![b])
     }
 
-    /// Opens a message from the peer.
-    fn open(&self, msg: &Message, raw: &[u8]) -> Result<Vec<Payload>, SkError> {
+    /// The keys the peer's messages are protected with.
+    fn peer_keys(&self) -> Result<SkKeys<'_>, SkError> {
         let keys = self.keys.as_ref().ok_or(SkError::Integrity)?;
         let (ek, ak) = if self.initiator { (&keys.sk_er, &keys.sk_ar) } else { (&keys.sk_ei, &keys.sk_ai) };
-        let sk = SkKeys { encr: keys.encr, integ: keys.integ, encryption_key: ek, integrity_key: ak };
-        sk::open(msg, raw, &sk)
+        Ok(SkKeys { encr: keys.encr, integ: keys.integ, encryption_key: ek, integrity_key: ak })
     }
 
-    fn transmit(&mut self, cx: &mut Ctx<'_>, bytes: Vec<u8>) {
+    /// Opens a whole message from the peer.
+    fn open(&self, msg: &Message, raw: &[u8]) -> Result<Vec<Payload>, SkError> {
+        sk::open(msg, raw, &self.peer_keys()?)
+    }
+
+    /// Opens a message from the peer that the window let through: a whole one, or a fragment
+    /// (RFC 7383 section 2.6), checked, authenticated and kept until its message is complete.
+    /// What is not authenticated, or dropped, is counted here.
+    fn open_message(&mut self, cx: &mut Ctx<'_>, remote: SocketAddr, msg: &Message, raw: &[u8], slot: Slot) -> Opened {
+        let Some(f) = msg.encrypted.and_then(|e| e.fragment) else {
+            return match self.open(msg, raw) {
+                Ok(p) => Opened::Payloads(Ok(p), None),
+                Err(SkError::Malformed(e)) => Opened::Payloads(Err(e), None),
+                Err(e) => {
+                    self.refused(cx, remote, msg, e);
+                    Opened::Nothing
+                }
+            };
+        };
+        let id = msg.header.message_id;
+        if !self.fragmentation {
+            cx.diag.dropped(Ignored::FragmentNotNegotiated, remote, || {
+                format!("{}: fragment {} of {} of message ID {id}", self.id, f.number, f.total)
+            });
+            return Opened::Nothing;
+        }
+        if let Err((reason, detail)) = self.fragments.check(slot, id, f) {
+            cx.diag.dropped(reason, remote, || format!("{}: {detail}", self.id));
+            return Opened::Nothing;
+        }
+        //= https://www.rfc-editor.org/rfc/rfc7383#section-2.6
+        //# Verify IKE Fragment message authenticity by checking the ICV in the Encrypted
+        //# Fragment payload. If the ICV check fails, the message MUST be discarded.
+        let chunk = match self.peer_keys().and_then(|k| sk::open_fragment(msg, raw, &k)) {
+            Ok(c) => c,
+            Err(SkError::Malformed(e)) => {
+                cx.diag.dropped(Ignored::FragmentInvalid, remote, || {
+                    format!("{}: fragment {} of {} of message ID {id}: {e}", self.id, f.number, f.total)
+                });
+                return Opened::Nothing;
+            }
+            Err(e) => {
+                self.refused(cx, remote, msg, e);
+                return Opened::Nothing;
+            }
+        };
+        let first = msg.encrypted.filter(|_| f.number == 1).map(|e| (msg.clone(), e.first_inner));
+        let pool = (&mut *cx.fragments, cx.cfg.fragment_memory);
+        match self.fragments.insert(cx.now, slot, id, f, chunk, first, pool, cx.diag, remote) {
+            Inserted::Dropped => Opened::Nothing,
+            Inserted::Kept => {
+                cx.exchanges.fragments.fragments_received += 1;
+                Opened::Nothing
+            }
+            Inserted::Complete(a) => {
+                cx.exchanges.fragments.fragments_received += 1;
+                cx.exchanges.fragments.messages_reassembled += 1;
+                //= https://www.rfc-editor.org/rfc/rfc7383#section-2.6
+                //# the decrypted content of all Encrypted Fragment payloads is merged together to
+                //# form the content of the original Encrypted payload
+                let payloads = parse_chain(&a.plain, 0, a.first_inner, false).map(|(p, _)| p);
+                Opened::Payloads(payloads, Some(a.message))
+            }
+        }
+    }
+
+    fn transmit(&mut self, cx: &mut Ctx<'_>, datagrams: &[Vec<u8>]) {
         self.last_sent = cx.now;
-        cx.transmits.push_back(Transmit { from: self.local, to: self.remote, bytes });
+        for bytes in datagrams {
+            cx.transmits.push_back(Transmit { from: self.local, to: self.remote, bytes: bytes.clone() });
+        }
     }
 
     /// Queues a request task; it is sent when the window is free.
@@ -93,22 +205,22 @@ impl IkeSa {
     ) {
         let message_id = self.next_request_id;
         let header = self.header(exchange, message_id, false);
-        let bytes = if exchange == ExchangeType::IkeSaInit {
+        let datagrams = if exchange == ExchangeType::IkeSaInit {
             let b = Message::emit_plain(header, &payloads);
             self.init_request = b.clone();
-            Some(b)
+            Some(vec![b])
         } else {
-            self.seal(header, &payloads, cx.rng)
+            self.seal(cx, header, &payloads)
         };
-        let Some(bytes) = bytes else {
+        let Some(datagrams) = datagrams else {
             self.die(cx, DownReason::Failed("could not seal a request".into()));
             return;
         };
         self.next_request_id = self.next_request_id.wrapping_add(1);
-        self.transmit(cx, bytes.clone());
+        self.transmit(cx, &datagrams);
         let next_at = cx.now + cx.cfg.retransmit_timeout;
         self.outstanding =
-            Some(Outstanding { message_id, exchange, bytes, task, retransmits: 0, next_at, sent_at: cx.now });
+            Some(Outstanding { message_id, exchange, datagrams, task, retransmits: 0, next_at, sent_at: cx.now });
     }
 
     /// Handles a datagram addressed to this IKE SA.
@@ -151,29 +263,31 @@ impl IkeSa {
                 format!("{}: response with the initiator flag of our own role", self.id)
             });
         }
-        let payloads = if h.exchange == ExchangeType::IkeSaInit {
+        let (payloads, msg) = if h.exchange == ExchangeType::IkeSaInit {
             if msg.encrypted.is_some() {
                 return cx
                     .diag
                     .dropped(Ignored::Unexpected, remote, || format!("{}: encrypted IKE_SA_INIT response", self.id));
             }
-            msg.payloads.clone()
+            (msg.payloads.clone(), msg)
         } else {
-            match self.open(&msg, raw) {
-                Ok(p) => p,
-                Err(SkError::Malformed(_)) => {
+            match self.open_message(cx, remote, &msg, raw, Slot::Response) {
+                Opened::Payloads(Ok(p), whole) => (p, whole.unwrap_or(msg)),
+                Opened::Payloads(Err(_), _) => {
                     // Authenticated but broken: the exchange failed.
                     let Some(out) = self.outstanding.take() else { return };
+                    self.retire_fragments(cx, Slot::Response, out.message_id);
                     cx.exchanges.answered(out.exchange, cx.now.saturating_duration_since(out.sent_at));
                     let flow = out.task.failed(self, cx);
                     self.after_flow(cx, flow);
                     return;
                 }
-                Err(e) => return self.refused(cx, remote, &msg, e),
+                Opened::Nothing => return,
             }
         };
         self.last_heard = cx.now;
         let Some(out) = self.outstanding.take() else { return };
+        self.retire_fragments(cx, Slot::Response, out.message_id);
         cx.exchanges.answered(out.exchange, cx.now.saturating_duration_since(out.sent_at));
         let flow = if let Some(kind) = unsupported_critical(&payloads) {
             let _ = kind;
@@ -196,14 +310,25 @@ impl IkeSa {
     fn refused(&self, cx: &mut Ctx<'_>, remote: SocketAddr, msg: &Message, e: SkError) {
         let h = msg.header;
         let what = if h.is_response() { "response" } else { "request" };
+        let fragment = msg
+            .encrypted
+            .and_then(|e| e.fragment)
+            .map_or_else(String::new, |f| format!(", fragment {} of {}", f.number, f.total));
         match e {
             SkError::Missing => cx.diag.dropped(Ignored::Unexpected, remote, || {
                 format!("{}: {} {what} without an Encrypted payload", self.id, exchange_label(h.exchange))
             }),
             _ => cx.diag.dropped(Ignored::BadIcv, remote, || {
-                format!("{}: {} {what}, message ID {}", self.id, exchange_label(h.exchange), h.message_id)
+                format!("{}: {} {what}, message ID {}{fragment}", self.id, exchange_label(h.exchange), h.message_id)
             }),
         }
+    }
+
+    /// Gives up the reassembly in `slot` of messages up to `id` (that message was taken, whole
+    /// or reassembled, or the window moved past it).
+    fn retire_fragments(&mut self, cx: &mut Ctx<'_>, slot: Slot, id: u32) {
+        let remote = self.remote;
+        self.fragments.retire(slot, id.saturating_add(1), cx.fragments, cx.diag, remote);
     }
 
     fn handle_request(&mut self, cx: &mut Ctx<'_>, local: SocketAddr, remote: SocketAddr, raw: &[u8], msg: Message) {
@@ -216,17 +341,32 @@ impl IkeSa {
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.2
         //# The responder MUST remember each response until it receives a request whose sequence
         //# number is larger than or equal to the sequence number in the response plus its window size.
-        if let Some((last_id, bytes)) = &self.last_response
+        if let Some((last_id, _)) = &self.last_response
             && *last_id == id
         {
             // A retransmitted request: answer with the cached response, only if it authenticates.
-            match self.open(&msg, raw) {
-                Ok(_) => {
+            let opened = match msg.encrypted.and_then(|e| e.fragment) {
+                None => self.open(&msg, raw).map(|_| ()),
+                //= https://www.rfc-editor.org/rfc/rfc7383#section-2.6.1
+                //# [a retransmitted request] MUST only trigger a retransmission of the response
+                //# message (fragmented or not) if the Fragment Number field in the received
+                //# fragments is set to 1; otherwise, it MUST be ignored.
+                Some(f) if f.number != 1 || !self.fragmentation => {
+                    return cx.diag.dropped(Ignored::FragmentDuplicate, remote, || {
+                        format!("{}: fragment {} of {} of request {id}, answered already", self.id, f.number, f.total)
+                    });
+                }
+                Some(_) => self.peer_keys().and_then(|k| sk::open_fragment(&msg, raw, &k)).map(|_| ()),
+            };
+            match opened {
+                Ok(()) => {
                     //= https://www.rfc-editor.org/rfc/rfc7296#section-2.11
                     //# The response MUST be sent to the IP address and port from which the request came.
-                    let bytes = bytes.clone();
+                    let datagrams = self.last_response.as_ref().map_or_else(Vec::new, |(_, d)| d.clone());
                     self.last_sent = cx.now;
-                    cx.transmits.push_back(Transmit { from: local, to: remote, bytes });
+                    for bytes in datagrams {
+                        cx.transmits.push_back(Transmit { from: local, to: remote, bytes });
+                    }
                 }
                 Err(e) => self.refused(cx, remote, &msg, e),
             }
@@ -247,10 +387,9 @@ impl IkeSa {
                 )
             });
         }
-        let payloads = match self.open(&msg, raw) {
-            Ok(p) => Ok(p),
-            Err(SkError::Malformed(_)) => Err(()),
-            Err(e) => return self.refused(cx, remote, &msg, e),
+        let (payloads, msg) = match self.open_message(cx, remote, &msg, raw, Slot::Request) {
+            Opened::Payloads(p, whole) => (p, whole.unwrap_or(msg)),
+            Opened::Nothing => return,
         };
         self.last_heard = cx.now;
         //= https://www.rfc-editor.org/rfc/rfc7296#section-2.11
@@ -265,7 +404,7 @@ impl IkeSa {
         let response = match payloads {
             //= https://www.rfc-editor.org/rfc/rfc7296#section-2.21.1
             //# If a message is malformed ... the response MUST contain INVALID_SYNTAX
-            Err(()) => Response::Payloads(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]),
+            Err(_) => Response::Payloads(vec![Payload::notify(NotifyType::INVALID_SYNTAX, vec![])]),
             Ok(p) => {
                 //= https://www.rfc-editor.org/rfc/rfc7296#section-2.5
                 //# If the critical flag is set and the payload type is unrecognized, the message MUST
@@ -303,12 +442,13 @@ impl IkeSa {
             Response::Deferred => return,
         };
         let header = self.header(exchange, id, true);
-        if let Some(bytes) = self.seal(header, &payloads, cx.rng) {
-            self.last_response = Some((id, bytes.clone()));
-            self.transmit(cx, bytes);
+        if let Some(datagrams) = self.seal(cx, header, &payloads) {
+            self.transmit(cx, &datagrams);
+            self.last_response = Some((id, datagrams));
             cx.exchanges.responded(exchange);
         }
         self.expected_request_id = id.wrapping_add(1);
+        self.retire_fragments(cx, Slot::Request, id);
         if let Some(reason) = then {
             self.die(cx, reason);
         } else {
@@ -337,6 +477,7 @@ impl IkeSa {
         self.state = IkeState::Dead;
         self.outstanding = None;
         self.queue.clear();
+        self.fragments.clear(cx.fragments);
         if was_up || reason != DownReason::HalfOpenTimeout {
             cx.events.push_back(Event::IkeSaDown { ike: self.id, reason });
         }
@@ -354,6 +495,7 @@ impl IkeSa {
             return None;
         }
         consider(self.outstanding.as_ref().map(|o| o.next_at));
+        consider(self.fragments.deadline(cfg.fragment_timeout));
         if let Some(cap) = self.dpd_deadline() {
             consider(Some(cap));
         }
@@ -396,6 +538,8 @@ impl IkeSa {
     /// Runs the timers that are due.
     pub fn on_timeout(&mut self, cx: &mut Ctx<'_>) {
         let now = cx.now;
+        let remote = self.remote;
+        self.fragments.expire(now, cx.cfg.fragment_timeout, cx.fragments, cx.diag, remote);
         if self.half_open_until.is_some_and(|t| now >= t) && self.auth.is_none() {
             self.die(cx, DownReason::HalfOpenTimeout);
             return;
@@ -418,8 +562,10 @@ impl IkeSa {
             cx.exchanges.retransmitted(out.exchange);
             let wait = cx.cfg.retransmit_timeout.mul_f64(cx.cfg.retransmit_base.powi(out.retransmits as i32));
             out.next_at = now + wait;
-            let bytes = out.bytes.clone();
-            self.transmit(cx, bytes);
+            //= https://www.rfc-editor.org/rfc/rfc7383#section-2.6.1
+            //# ... retransmit ... the fragments ... (the same datagrams, never sealed again)
+            let datagrams = out.datagrams.clone();
+            self.transmit(cx, &datagrams);
         }
         if self.state != IkeState::Established || self.successor.is_some() {
             return;
@@ -460,7 +606,7 @@ impl IkeSa {
         if self.nat_local && now >= self.last_sent + cx.cfg.keep_alive {
             //= https://www.rfc-editor.org/rfc/rfc3948#section-4
             //# NAT-keepalive packet ... a single octet 0xFF
-            self.transmit(cx, vec![0xff]);
+            self.transmit(cx, &[vec![0xff]]);
         }
     }
 }

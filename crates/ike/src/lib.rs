@@ -10,7 +10,8 @@
 //!
 //! Module map:
 //! - [`message`]: the wire codec (header, payload chain, every payload); [`sk`]: the Encrypted
-//!   payload; [`crypto`]: PRF, integrity, ciphers, DH groups; [`keys`]: key derivation;
+//!   payload and its fragments; [`fragment`]: IKE fragmentation's sizes, limits and
+//!   reassembly (RFC 7383); [`crypto`]: PRF, integrity, ciphers, DH groups; [`keys`]: key derivation;
 //!   [`proposal`]: swanctl keywords, RFC 8247 policy, ESP and AH selection; [`ts`]: selector narrowing;
 //!   [`nat`], [`cookie`]: NAT detection and cookies; [`auth`]: authenticators and the proof;
 //!   [`hex`]: hex decoding.
@@ -38,6 +39,7 @@ pub mod diagnostic;
 pub mod endpoint;
 pub mod event;
 pub mod exchange_log;
+pub mod fragment;
 pub mod hex;
 pub mod identity;
 pub mod ike_sa;
@@ -53,6 +55,8 @@ pub mod tasks;
 pub mod trust;
 pub mod ts;
 
-pub use config::{AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, Psk, StartAction};
+pub use config::{
+    AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, Fragmentation, Psk, StartAction,
+};
 pub use endpoint::{ChildSaInfo, Endpoint, EndpointError, IkeSaInfo};
 pub use event::{ChildSaId, DownReason, Event, IkeSaId, Transmit};

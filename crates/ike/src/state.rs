@@ -30,6 +30,7 @@ use crate::crypto::{DhGroup, KeError, KeyShare, RandomSource};
 use crate::diagnostic::Diagnostics;
 use crate::event::{ChildSaId, DownReason, Event, IkeSaId, Transmit};
 use crate::exchange_log::ExchangeLog;
+use crate::fragment::{Pool, Reassembler};
 use crate::keys::{ChildKeys, IkeSaKeys, child_keymat};
 use crate::message::Identification;
 use crate::message::{ExchangeType, Message, Payload};
@@ -157,8 +158,9 @@ pub struct Outstanding {
     pub message_id: u32,
     /// Its exchange type.
     pub exchange: ExchangeType,
-    /// The bytes, for retransmission.
-    pub bytes: Vec<u8>,
+    /// The datagrams it went in (one, or its IKE fragments), for retransmission: sent again as
+    /// they are (RFC 7383 section 2.6.1).
+    pub datagrams: Vec<Vec<u8>>,
     /// The task waiting for the answer.
     pub task: Box<dyn Task>,
     /// Retransmissions so far.
@@ -203,6 +205,8 @@ pub struct Ctx<'a> {
     pub unix_time: u64,
     /// Signature checks handed out ([`EndpointConfig::offload_dh`]).
     pub auth_jobs: &'a mut VecDeque<AuthJob>,
+    /// The bytes all IKE SAs hold in reassembly of IKE fragments.
+    pub fragments: &'a mut Pool,
 }
 
 impl Ctx<'_> {
@@ -321,8 +325,8 @@ pub struct IkeSa {
     pub next_request_id: u32,
     /// Message ID we expect in the peer's next request.
     pub expected_request_id: u32,
-    /// Our last response: its message ID and bytes.
-    pub last_response: Option<(u32, Vec<u8>)>,
+    /// Our last response: its message ID and the datagrams it went in (one, or its fragments).
+    pub last_response: Option<(u32, Vec<Vec<u8>>)>,
     /// The request we wait an answer to.
     pub outstanding: Option<Outstanding>,
     /// Requests waiting for the window.
@@ -360,6 +364,11 @@ pub struct IkeSa {
     pub peer_certreq: Vec<[u8; 20]>,
     /// A responder's IKE_AUTH whose signature work runs elsewhere ([`crate::offload::AuthJob`]).
     pub auth_pending: Option<AuthPending>,
+    /// IKE fragmentation (RFC 7383) was negotiated: both sides sent
+    /// IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT (a rekeyed IKE SA keeps it).
+    pub fragmentation: bool,
+    /// The peer's fragmented messages being put back together.
+    pub fragments: Reassembler,
 }
 
 /// A responder's IKE_AUTH request waiting for its [`crate::offload::AuthDone`].
@@ -422,6 +431,8 @@ impl IkeSa {
             peer_hashes: Vec::new(),
             peer_certreq: Vec::new(),
             auth_pending: None,
+            fragmentation: false,
+            fragments: Reassembler::default(),
         }
     }
 

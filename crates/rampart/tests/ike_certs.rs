@@ -3,7 +3,8 @@
 //! P-384, RSA-3072 (RSASSA-PSS both ways) and Ed25519, each with Rampart as responder and as
 //! initiator, the CHILD_SA keys in Rampart's database checked against charon's key log; then a
 //! revoked leaf, a leaf of a CA Rampart does not trust and a wrong identity refused with their
-//! cause in Rampart's log.
+//! cause in Rampart's log; and an RSA-4096 chain over a 1280-byte link that loses IP fragments,
+//! which only IKE fragmentation (RFC 7383) gets through, both roles.
 
 mod ike_support;
 
@@ -24,6 +25,7 @@ fn leaf(dir: &Path, name: &str, kind: &str, id: &str, issuer: &str, extra: &[&st
     let crt = dir.join(format!("{name}.pem"));
     let (t, size) = match kind {
         "rsa" => ("rsa", Some("3072")),
+        "rsa4096" => ("rsa", Some("4096")),
         "ecdsa" | "ecdsa256" => ("ecdsa", Some("256")),
         "ecdsa384" => ("ecdsa", Some("384")),
         other => (other, None),
@@ -46,9 +48,14 @@ fn leaf(dir: &Path, name: &str, kind: &str, id: &str, issuer: &str, extra: &[&st
 
 /// Root (ECDSA P-256) -> intermediate (ECDSA P-384) in `dir`.
 fn ca(dir: &Path) {
+    ca_of(dir, ["ecdsa", "256"], ["ecdsa", "384"]);
+}
+
+/// Root -> intermediate in `dir`, with keys of these (type, size).
+fn ca_of(dir: &Path, root: [&str; 2], inter: [&str; 2]) {
     std::fs::create_dir_all(dir).unwrap();
     let d = |n: &str| dir.join(n);
-    pki(&["--gen", "--type", "ecdsa", "--size", "256", "--outform", "pem"], &d("root.key"));
+    pki(&["--gen", "--type", root[0], "--size", root[1], "--outform", "pem"], &d("root.key"));
     pki(
         &[
             "--self",
@@ -64,7 +71,7 @@ fn ca(dir: &Path) {
         ],
         &d("root.pem"),
     );
-    pki(&["--gen", "--type", "ecdsa", "--size", "384", "--outform", "pem"], &d("inter.key"));
+    pki(&["--gen", "--type", inter[0], "--size", inter[1], "--outform", "pem"], &d("inter.key"));
     pki(&["--pub", "--in", d("inter.key").to_str().unwrap(), "--outform", "pem"], &d("inter.pub"));
     pki(
         &[
@@ -107,8 +114,12 @@ fn rampart_creds(dir: &Path, pki_dir: &Path, crt: &Path, key: &Path) -> PathBuf 
 }
 
 fn rampart_conf(topo: &Topo, side: Side, creds: &Path, child_extra: &str) -> String {
+    rampart_conf_with(topo, side, creds, "", child_extra)
+}
+
+fn rampart_conf_with(topo: &Topo, side: Side, creds: &Path, conn_extra: &str, child_extra: &str) -> String {
     Rampart::daemon_section(topo, side, &format!("swanctl_dir = \"{}\"", creds.display()))
-        + &Rampart::gw_connection(side, "", child_extra)
+        + &Rampart::gw_connection(side, conn_extra, child_extra)
             .replace(
                 &format!("local = {{ auth = \"psk\", id = \"{}\" }}", side.id()),
                 &format!("local = {{ auth = \"pubkey\", certs = \"me.pem\", id = \"{}\" }}", side.id()),
@@ -118,7 +129,7 @@ fn rampart_conf(topo: &Topo, side: Side, creds: &Path, child_extra: &str) -> Str
 
 fn swan_certs(pki_dir: &Path, crt: &Path, key: &Path, kind: &str) -> Option<(String, Vec<(PathBuf, &'static str)>)> {
     let key_folder = match kind {
-        "rsa" => "rsa",
+        "rsa" | "rsa4096" => "rsa",
         "ecdsa" | "ecdsa256" | "ecdsa384" => "ecdsa",
         _ => "pkcs8",
     };
@@ -261,4 +272,106 @@ fn revoked_untrusted_and_wrong_identity_are_refused() {
     assert!(!out.contains("initiate completed successfully"), "{out}");
     assert!(r.up() == 0);
     let _ = c;
+}
+
+/// Both namespaces' link at MTU 1280, and no IP reassembly in either (a path that loses IP
+/// fragments, as many do): an IKE datagram over 1280 bytes never arrives.
+fn lose_ip_fragments_over_mtu_1280(topo: &Topo) {
+    for side in [Side::A, Side::B] {
+        let ns = topo.ns(side);
+        run(&["ip", "-n", &ns, "link", "set", "wan", "mtu", "1280"]);
+        let o =
+            topo.exec(side, &["sysctl", "-q", "-w", "net.ipv4.ipfrag_low_thresh=0", "net.ipv4.ipfrag_high_thresh=0"]);
+        assert!(o.status.success(), "sysctl: {}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+/// A counter of Rampart's `rampart_ike_fragmentation_total{what}`.
+fn fragmentation(r: &Rampart, what: &str) -> u64 {
+    let stats = r.ctl(rampart_ike_daemon::control::Request::Stats);
+    stats["metrics"][format!("rampart_ike_fragmentation_total{{what=\"{what}\"}}")].as_u64().unwrap_or(0)
+}
+
+/// Root, intermediate and both leaves RSA-4096: IKE_AUTH carries a 4096-bit certificate or two
+/// and a 512-byte signature each way, 2 to 3.5 KB. Over a 1280-byte link that loses IP fragments it
+/// completes only in IKE fragments, with Rampart as responder and as initiator, and the keys
+/// agree; with strongSwan's `fragmentation = no`, or Rampart's `fragmentation = accept` as
+/// initiator, it does not complete.
+#[test]
+fn an_rsa4096_chain_over_a_1280_byte_link_comes_up_in_ike_fragments() {
+    if !can_run("an_rsa4096_chain_over_a_1280_byte_link_comes_up_in_ike_fragments", true) {
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("rampart-ike-frag-pki-{}", std::process::id()));
+    let p = base.join("pki");
+    ca_of(&p, ["rsa", "4096"], ["rsa", "4096"]);
+    let leaves = [(Side::A, "leaf-a"), (Side::B, "leaf-b")]
+        .map(|(side, name)| leaf(&p, name, "rsa4096", side.id(), "inter", &[]));
+    let leaf_of = |side: Side| &leaves[if side == Side::A { 0 } else { 1 }];
+    let swan_opts = |side: Side, conn_extra: &str| {
+        let (c, k) = leaf_of(side);
+        SwanOpts {
+            certs: swan_certs(&p, c, k, "rsa4096"),
+            charon_extra: "rsa_pss = yes".into(),
+            conn_extra: conn_extra.into(),
+            ..Default::default()
+        }
+    };
+    for rampart_initiates in [false, true] {
+        let topo = Topo::new("cf");
+        lose_ip_fragments_over_mtu_1280(&topo);
+        let (r_side, s_side) = if rampart_initiates { (Side::A, Side::B) } else { (Side::B, Side::A) };
+        let (rc, rk) = leaf_of(r_side);
+        let creds = rampart_creds(&topo.dir, &p, rc, rk);
+        let what = format!("rampart {}", if rampart_initiates { "initiates" } else { "responds" });
+        let (r, c) = if rampart_initiates {
+            let c = Charon::start(&topo, s_side, &swan_opts(s_side, ""));
+            let r = Rampart::start(&topo, r_side, &rampart_conf(&topo, r_side, &creds, "start_action = \"start\""));
+            (r, c)
+        } else {
+            let r = Rampart::start(&topo, r_side, &rampart_conf(&topo, r_side, &creds, ""));
+            let c = Charon::start(&topo, s_side, &swan_opts(s_side, ""));
+            let out = c.initiate();
+            assert!(out.contains("initiate completed successfully"), "{what}: {out}\n{}", r.log());
+            (r, c)
+        };
+        assert!(wait_until(secs(20), || r.up() == 1), "{what}: {}\n{}", r.log(), c.log());
+        assert_eq!(check_keys(&r, &c, Some(rampart_initiates)), 1, "{what}");
+        // strongSwan put Rampart's IKE_AUTH message together from fragments, and Rampart
+        // strongSwan's.
+        assert!(c.log().contains("reassembled fragmented IKE message"), "{what}: {}", c.log());
+        assert!(wait_until(secs(5), || fragmentation(&r, "messages_reassembled") >= 1), "{what}: {}", r.log());
+        let (messages, fragments) = (fragmentation(&r, "messages_sent"), fragmentation(&r, "fragments_sent"));
+        assert!(messages >= 1 && fragments > messages, "{what}: {messages} messages in {fragments} fragments");
+    }
+    // strongSwan without fragmentation: its IKE_AUTH request goes whole, as IP fragments the
+    // path loses, and never reaches Rampart.
+    let topo = Topo::new("cn");
+    lose_ip_fragments_over_mtu_1280(&topo);
+    let (rc, rk) = leaf_of(Side::B);
+    let creds = rampart_creds(&topo.dir, &p, rc, rk);
+    let r = Rampart::start(&topo, Side::B, &rampart_conf(&topo, Side::B, &creds, ""));
+    let mut o = swan_opts(Side::A, "fragmentation = no\n    keyingtries = 1");
+    o.charon_extra += "\n  retransmit_tries = 2\n  retransmit_timeout = 1\n  retransmit_base = 1";
+    let c = Charon::start(&topo, Side::A, &o);
+    let out = c.initiate();
+    assert!(!out.contains("initiate completed successfully"), "{out}");
+    assert_eq!(r.up(), 0, "{}", r.log());
+    assert_eq!(fragmentation(&r, "messages_reassembled"), 0);
+    drop((r, c, topo));
+    // Rampart with `fragmentation = accept` initiating: it takes fragments but sends its own
+    // IKE_AUTH whole, which the path loses; it says so in its log.
+    let topo = Topo::new("ca");
+    lose_ip_fragments_over_mtu_1280(&topo);
+    let (rc, rk) = leaf_of(Side::A);
+    let creds = rampart_creds(&topo.dir, &p, rc, rk);
+    let c = Charon::start(&topo, Side::B, &swan_opts(Side::B, ""));
+    let conf = rampart_conf_with(&topo, Side::A, &creds, "fragmentation = \"accept\"", "start_action = \"start\"");
+    let r = Rampart::start(&topo, Side::A, &conf);
+    assert!(wait_until(secs(5), || r.log().contains("sent whole")), "{}", r.log());
+    std::thread::sleep(secs(3));
+    assert_eq!(r.up(), 0, "{}", r.log());
+    assert_eq!(fragmentation(&r, "messages_sent"), 0);
+    drop((r, c, topo));
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -202,6 +202,8 @@ metrics! {
         "rampart_ike_messages_total", "IKE datagrams received (rx) and sent (tx), retransmissions included.";
     IKE_RETRANSMITS: counter["exchange"] =
         "rampart_ike_retransmits_total", "Requests sent again because no answer came.";
+    IKE_FRAGMENTATION: counter["what"] =
+        "rampart_ike_fragmentation_total", "IKE fragmentation (RFC 7383): messages sent in fragments and the fragments they took, fragments received that authenticated, messages reassembled from them.";
     IKE_SA_EVENTS: counter["event"] =
         "rampart_ike_sa_events_total", "IKE SAs established, down, down for a dead peer, failed to come up, rekeyed.";
     IKE_CHILD_SA_EVENTS: counter["event"] =

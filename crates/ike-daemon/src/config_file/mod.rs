@@ -52,7 +52,8 @@ use rampart_config::{Doc, Value, get, read_file};
 
 use self::secrets::IkeSecret;
 use rampart_ike::config::{
-    AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, SharedSecret, StartAction, Unique,
+    AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, Fragmentation, SharedSecret, StartAction,
+    Unique,
 };
 use rampart_ike::message::Identification;
 use rampart_ike::proposal::{parse_ah_proposals, parse_esp_proposals, parse_ike_proposals};
@@ -116,7 +117,7 @@ pub struct DaemonConfig {
     /// stays on the old SA while the peer's data plane loads the new one (100 ms).
     pub rekey_switch_delay: Duration,
     /// The endpoint settings (`retransmit_*`, `cookie_threshold`, `cookie_threshold_ip`,
-    /// `block_threshold`, `half_open_timeout`, `keep_alive`, `replay_window`).
+    /// `block_threshold`, `half_open_timeout`, `keep_alive`, `replay_window`, `fragment_size`).
     pub endpoint: EndpointConfig,
 }
 
@@ -396,6 +397,7 @@ fn read_daemon(
             "half_open_timeout",
             "keep_alive",
             "replay_window",
+            "fragment_size",
         ],
         &[],
     )?;
@@ -466,6 +468,22 @@ fn read_daemon(
             "cookie_threshold_ip" => e.cookie_threshold_ip = positive_usize(doc, key, v)?,
             "block_threshold" => e.block_threshold = positive_usize(doc, key, v)?,
             "half_open_timeout" => e.half_open_timeout = doc.duration(key, v)?,
+            // strongSwan's charon.fragment_size: the whole IP datagram of a fragment; 0: 576
+            // for IPv4 peers, 1280 for IPv6 (RFC 7383 section 2.5.1).
+            "fragment_size" => {
+                let n = doc.integer(key, v)?;
+                e.fragment_size = usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n == 0 || (MIN_FRAGMENT_SIZE..=65535).contains(n))
+                    .ok_or_else(|| {
+                        doc.err(
+                            &v.span(),
+                            format!(
+                                "'fragment_size' must be 0 (576 for IPv4, 1280 for IPv6) or {MIN_FRAGMENT_SIZE} to 65535 bytes"
+                            ),
+                        )
+                    })?;
+            }
             "keep_alive" => e.keep_alive = doc.duration(key, v)?,
             "replay_window" => {
                 let n = doc.integer(key, v)?;
@@ -480,19 +498,13 @@ fn read_daemon(
     Ok(secrets_file)
 }
 
+/// The smallest `fragment_size` taken: the datagram every IPv4 host must accept (RFC 791),
+/// which leaves room for a fragment's headers, IV and ICV.
+const MIN_FRAGMENT_SIZE: usize = 576;
+
 /// swanctl.conf connection keys Rampart accepts and ignores with a warning.
-const IGNORED_CONN: &[&str] = &[
-    "mobike",
-    "fragmentation",
-    "send_certreq",
-    "send_cert",
-    "keyingtries",
-    "pools",
-    "dscp",
-    "aggressive",
-    "pull",
-    "childless",
-];
+const IGNORED_CONN: &[&str] =
+    &["mobike", "send_certreq", "send_cert", "keyingtries", "pools", "dscp", "aggressive", "pull", "childless"];
 
 fn addrs(doc: &Doc<'_>, key: &str, v: &Value<'_>) -> Result<Vec<IpAddr>, ConfError> {
     let mut out = Vec::new();
@@ -538,6 +550,7 @@ fn read_connection(
             "remote",
             "children",
             "unique",
+            "fragmentation",
         ],
         IGNORED_CONN,
     )?;
@@ -600,6 +613,24 @@ fn read_connection(
                     c.local = a;
                 } else {
                     c.remote = a;
+                }
+            }
+            "fragmentation" => {
+                c.fragmentation = match doc.string(key, v)? {
+                    "yes" => Fragmentation::Yes,
+                    "accept" => Fragmentation::Accept,
+                    "no" => Fragmentation::No,
+                    // strongSwan sends even IKEv1's first message in fragments with it; for
+                    // IKEv2 it means yes.
+                    "force" => {
+                        doc.warn(&v.span(), format_args!("{what}.fragmentation = force is IKEv1's; taken as 'yes'"));
+                        Fragmentation::Yes
+                    }
+                    other => {
+                        return Err(
+                            doc.err(&v.span(), format!("{what}.fragmentation = {other}: use yes, accept or no"))
+                        );
+                    }
                 }
             }
             "unique" => {

@@ -555,15 +555,29 @@ fn emit_ts(ts: &[TrafficSelector], out: &mut Vec<u8>) {
     }
 }
 
-/// Where the Encrypted payload sits in a parsed message.
+/// The fields an Encrypted Fragment payload (SKF, RFC 7383 section 2.5) has before its IV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragmentNumber {
+    /// Fragment Number, from 1 (as received: [`crate::fragment`] checks it).
+    pub number: u16,
+    /// Total Fragments.
+    pub total: u16,
+}
+
+/// Where the Encrypted payload (SK), or the Encrypted Fragment payload (SKF), sits in a parsed
+/// message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EncryptedLocation {
-    /// Type of the first payload inside.
+    /// Type of the first payload inside (an SKF's Next Payload: the first inner payload's type
+    /// in fragment 1, zero in the others).
     pub first_inner: u8,
-    /// Offset of the SK payload's generic header in the message.
+    /// Offset of the SK or SKF payload's generic header in the message.
     pub header_offset: usize,
-    /// Offset of the SK payload's body (IV onwards); the body runs to the end of the message.
+    /// Offset of the IV; the rest of the message is IV, ciphertext and ICV. Everything before
+    /// it (the SKF's fragment fields too) is what an AEAD authenticates as associated data.
     pub body_offset: usize,
+    /// `Some` for an Encrypted Fragment payload: its Fragment Number and Total Fragments.
+    pub fragment: Option<FragmentNumber>,
 }
 
 /// A parsed message: the header, the cleartext payloads, and where the SK payload is.
@@ -654,15 +668,26 @@ pub(crate) fn parse_chain(
         }
         let body = r.take(len - 4, "payload body")?;
         if next == payload_type::SK || next == payload_type::SKF {
-            if !allow_sk || next == payload_type::SKF {
+            if !allow_sk {
                 return Err(ParseError::Invalid("Encrypted payload where none may be"));
             }
+            //= https://www.rfc-editor.org/rfc/rfc7383#section-2.5
+            //# As is the case for the Encrypted payload, the Encrypted Fragment payload, if
+            //# present in a message, MUST be the last payload in the message.
             if pos + len != buf.len() {
                 return Err(ParseError::EncryptedNotLast);
             }
+            let (fragment, body_offset) = if next == payload_type::SKF {
+                let mut f = Reader::new(body);
+                let number = f.u16("Encrypted Fragment payload")?;
+                let total = f.u16("Encrypted Fragment payload")?;
+                (Some(FragmentNumber { number, total }), pos + 8)
+            } else {
+                (None, pos + 4)
+            };
             return Ok((
                 payloads,
-                Some(EncryptedLocation { first_inner: following, header_offset: pos, body_offset: pos + 4 }),
+                Some(EncryptedLocation { first_inner: following, header_offset: pos, body_offset, fragment }),
             ));
         }
         payloads.push(Payload::parse_body(next, flags & 0x80 != 0, body)?);

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::{ChildConfig, ConnectionConfig};
+use crate::config::{ChildConfig, ConnectionConfig, Fragmentation};
 use crate::cookie::CookieJar;
 use zeroize::Zeroizing;
 
@@ -53,6 +53,24 @@ fn nat_notifies(sa: &IkeSa, spi_r: u64, fake: Option<&[u8]>) -> [Payload; 2] {
 /// Our SIGNATURE_HASH_ALGORITHMS notification (RFC 7427 section 4).
 fn hash_notify() -> Payload {
     Payload::notify(NotifyType::SIGNATURE_HASH_ALGORITHMS, crate::sign::hash_notify_data())
+}
+
+//= https://www.rfc-editor.org/rfc/rfc7383#section-2.3
+//# The initiator indicates its support for IKE fragmentation and willingness to use it by
+//# including a Notification payload of type IKEV2_FRAGMENTATION_SUPPORTED in the
+//# IKE_SA_INIT request message. If the responder also supports this extension and is willing
+//# to use it, it includes this notification in the response message.
+/// Our IKEV2_FRAGMENTATION_SUPPORTED notification (no data, RFC 7383 section 2.3), unless
+/// the connection says `fragmentation = no`.
+fn fragmentation_notify(conn: &ConnectionConfig) -> Option<Payload> {
+    (conn.fragmentation != Fragmentation::No)
+        .then(|| Payload::notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, vec![]))
+}
+
+/// Whether the peer's IKE_SA_INIT says IKEV2_FRAGMENTATION_SUPPORTED (its data, if any, is
+/// ignored as section 2.3 asks).
+fn peer_fragments(payloads: &[Payload]) -> bool {
+    find_notify(payloads, NotifyType::IKEV2_FRAGMENTATION_SUPPORTED).is_some()
 }
 
 /// The hash algorithms of the peer's SIGNATURE_HASH_ALGORITHMS, if it sent one.
@@ -107,6 +125,7 @@ impl Initiator {
         out.push(Payload::Nonce(self.ni.clone()));
         let fake = sa.conn.encap.then_some(self.fake_nat.as_slice());
         out.extend(nat_notifies(sa, 0, fake));
+        out.extend(fragmentation_notify(&sa.conn));
         out.push(hash_notify());
         out
     }
@@ -193,6 +212,7 @@ impl Task for Initiator {
             nat,
             hashes: peer_hashes(payloads),
             certreq: ike_auth::certreq_hashes(payloads),
+            fragmentation: sa.conn.fragmentation != Fragmentation::No && peer_fragments(payloads),
         };
         if cx.cfg.offload_dh {
             // The secret is computed elsewhere; the exchange goes on in `resume_i`.
@@ -220,6 +240,7 @@ pub struct InitResume {
     nat: (bool, bool),
     hashes: Vec<u16>,
     certreq: Vec<[u8; 20]>,
+    fragmentation: bool,
 }
 
 impl AwaitingSecret for InitResume {
@@ -250,6 +271,7 @@ pub fn resume_i(sa: &mut IkeSa, r: InitResume, g_ir: Result<Zeroizing<Vec<u8>>, 
     sa.init_response = r.response;
     sa.peer_hashes = r.hashes;
     sa.peer_certreq = r.certreq;
+    sa.fragmentation = r.fragmentation;
     let (local_nat, remote_nat) = r.nat;
     sa.nat_local = local_nat || sa.conn.encap;
     sa.nat_remote = remote_nat;
@@ -311,6 +333,7 @@ pub struct PreparedInit {
     nat: (bool, bool),
     hashes: Vec<u16>,
     certreq: Option<Payload>,
+    fragmentation: bool,
 }
 
 impl core::fmt::Debug for PreparedInit {
@@ -476,6 +499,7 @@ pub fn prepare_r(
         nat,
         hashes: peer_hashes(payloads),
         certreq,
+        fragmentation: peer_fragments(payloads),
     };
     let job = match share {
         Some(share) => DhJob::new(DhOwner::Responder(id), share, ke_data),
@@ -535,6 +559,10 @@ pub fn finish_r(
     ];
     answer.extend(nat_notifies(&sa, sa.spi_r, conn.encap.then_some(&fake[..])));
     answer.extend(p.certreq);
+    if p.fragmentation {
+        answer.extend(fragmentation_notify(&conn));
+        sa.fragmentation = conn.fragmentation != Fragmentation::No;
+    }
     answer.push(hash_notify());
     sa.peer_hashes = p.hashes;
     sa.ni = p.ni;
@@ -552,7 +580,7 @@ pub fn finish_r(
     };
     let bytes = Message::emit_plain(header, &answer);
     sa.init_response = bytes.clone();
-    sa.last_response = Some((0, bytes.clone()));
+    sa.last_response = Some((0, vec![bytes.clone()]));
     sa.expected_request_id = 1;
     sa.half_open_until = Some(cx.now + cx.cfg.half_open_timeout);
     sa.last_sent = cx.now;

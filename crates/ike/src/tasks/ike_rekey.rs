@@ -63,6 +63,8 @@ fn new_sa(
     sa.auth = old.auth.as_ref().map(|a| a.inherit());
     sa.nat_local = old.nat_local;
     sa.nat_remote = old.nat_remote;
+    // IKE fragmentation, negotiated in IKE_SA_INIT, stays with the IKE SA's successor.
+    sa.fragmentation = old.fragmentation;
     schedule(&mut sa, cx);
     Some(sa)
 }

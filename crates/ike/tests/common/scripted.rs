@@ -66,6 +66,8 @@ pub struct ScriptedPeer {
     pub keys: Option<IkeSaKeys>,
     /// Message ID of our next request.
     pub next_id: u32,
+    /// Send IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT (RFC 7383).
+    pub fragmentation: bool,
     iv_i: u64,
     iv_r: u64,
 }
@@ -89,6 +91,7 @@ impl ScriptedPeer {
             init_request: vec![],
             keys: None,
             next_id: 0,
+            fragmentation: false,
             iv_i: 0,
             iv_r: 0,
         }
@@ -111,11 +114,14 @@ impl ScriptedPeer {
     /// IKE_SA_INIT with our key share (or `ke_data` instead of its public value).
     pub fn init(&mut self, ke_data: Option<Vec<u8>>) -> Vec<u8> {
         let data = ke_data.unwrap_or_else(|| self.ke.public().to_vec());
-        let payloads = vec![
+        let mut payloads = vec![
             Payload::Sa(vec![ike_proposal(self.group)]),
             Payload::Ke { group: self.group.id(), data },
             Payload::Nonce(self.ni.clone()),
         ];
+        if self.fragmentation {
+            payloads.push(Payload::notify(rampart_ike::message::NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, vec![]));
+        }
         let bytes = Message::emit_plain(self.header(ExchangeType::IkeSaInit, 0, FLAG_INITIATOR), &payloads);
         self.init_request = bytes.clone();
         self.next_id = 1;
@@ -192,6 +198,45 @@ impl ScriptedPeer {
         self.seal(self.header(exchange, message_id, FLAG_INITIATOR | rampart_ike::message::FLAG_RESPONSE), payloads)
     }
 
+    /// A request of ours with the next message ID, in Encrypted Fragment payloads of at most
+    /// `message_len` bytes each.
+    pub fn request_fragments(
+        &mut self,
+        exchange: ExchangeType,
+        payloads: &[Payload],
+        message_len: usize,
+    ) -> Vec<Vec<u8>> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (first, plain) = encode(payloads);
+        self.fragments_of(exchange, id, first, &plain, message_len)
+    }
+
+    /// Request `id` made of the encoded inner payloads `plain` (first payload of type
+    /// `first`), whatever they hold, in Encrypted Fragment payloads of at most `message_len`
+    /// bytes each.
+    pub fn fragments_of(
+        &mut self,
+        exchange: ExchangeType,
+        id: u32,
+        first: u8,
+        plain: &[u8],
+        message_len: usize,
+    ) -> Vec<Vec<u8>> {
+        let keys = self.keys.as_ref().unwrap();
+        let k = SkKeys { encr: keys.encr, integ: keys.integ, encryption_key: &keys.sk_ei, integrity_key: &keys.sk_ai };
+        let header = self.header(exchange, id, FLAG_INITIATOR);
+        sk::seal_fragments(header, first, plain, &k, &mut self.iv_i, &mut self.rng, message_len).unwrap()
+    }
+
+    /// Request `id` made of `plain` in one Encrypted payload.
+    pub fn whole_of(&mut self, exchange: ExchangeType, id: u32, first: u8, plain: Vec<u8>) -> Vec<u8> {
+        let keys = self.keys.as_ref().unwrap();
+        let k = SkKeys { encr: keys.encr, integ: keys.integ, encryption_key: &keys.sk_ei, integrity_key: &keys.sk_ai };
+        let header = self.header(exchange, id, FLAG_INITIATOR);
+        sk::seal_encoded(header, first, plain, &k, &mut self.iv_i, &mut self.rng).unwrap()
+    }
+
     fn seal(&mut self, header: Header, payloads: &[Payload]) -> Vec<u8> {
         let keys = self.keys.as_ref().unwrap();
         let k = SkKeys { encr: keys.encr, integ: keys.integ, encryption_key: &keys.sk_ei, integrity_key: &keys.sk_ai };
@@ -207,6 +252,23 @@ impl ScriptedPeer {
         let _ = self.iv_r;
         (m, p)
     }
+}
+
+/// A payload chain as it goes on the wire, and the type of its first payload.
+pub fn encode(payloads: &[Payload]) -> (u8, Vec<u8>) {
+    let h = Header {
+        spi_i: 0,
+        spi_r: 0,
+        next_payload: 0,
+        major: 2,
+        minor: 0,
+        exchange: ExchangeType::Informational,
+        flags: 0,
+        message_id: 0,
+        length: 0,
+    };
+    let m = Message::emit_plain(h, payloads);
+    (m[16], m[rampart_ike::message::HEADER_LEN..].to_vec())
 }
 
 /// A datagram with its addresses, as a socket would see it.
