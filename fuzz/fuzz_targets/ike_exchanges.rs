@@ -7,7 +7,9 @@
 //! exchanges, one step after another:
 //!
 //! - any plaintext inside SK (raw payload chains: malformed ones too) as IKE_AUTH,
-//!   CREATE_CHILD_SA, INFORMATIONAL or another exchange type, with the next message ID or any;
+//!   CREATE_CHILD_SA, INFORMATIONAL or another exchange type, with the next message ID or any,
+//!   whole or in IKE fragments (RFC 7383, negotiated when the peer initiates) of a size the
+//!   input picks, sent in order, skipped, doubled or out of order;
 //! - CREATE_CHILD_SA built from the input: a new CHILD_SA or the rekey of one (REKEY_SA), with
 //!   or without KE (a genuine key share or arbitrary bytes), with selectors inside, across or
 //!   outside the policy, and the rekey of the IKE SA;
@@ -175,6 +177,31 @@ impl Run {
         self.collect();
     }
 
+    /// Seals the encoded chain `plain` in Encrypted Fragment payloads of at most `message_len`
+    /// bytes each and sends them as the input says: each in its turn (the default), left out,
+    /// sent twice, or replaced by another of them.
+    fn send_fragments(&mut self, header: Header, first: u8, plain: &[u8], message_len: usize, input: &mut Input<'_>) {
+        let mut rng = SeededRandom::new(u64::from(header.message_id));
+        let mut iv = self.iv;
+        let frags = sk::seal_fragments(header, first, plain, &self.keys(true), &mut iv, &mut rng, message_len);
+        self.iv = iv;
+        let Some(frags) = frags else { return };
+        for i in 0..frags.len() {
+            match input.byte() % 4 {
+                0 => self.send(frags[i].clone()),
+                1 => {}
+                2 => {
+                    self.send(frags[i].clone());
+                    self.send(frags[i].clone());
+                }
+                _ => {
+                    let j = usize::from(input.byte()) % frags.len();
+                    self.send(frags[j].clone());
+                }
+            }
+        }
+    }
+
     /// Seals `payloads` (or an encoded chain) in a message of the peer's and sends it.
     fn send_sealed(&mut self, header: Header, body: Body) {
         let mut rng = SeededRandom::new(u64::from(header.message_id));
@@ -217,8 +244,16 @@ impl Run {
             if !ours || m.encrypted.is_none() {
                 continue;
             }
-            if let Err(e) = sk::open(&m, &t.bytes, &self.keys(false)) {
+            let fragment = m.encrypted.and_then(|e| e.fragment);
+            let opened = match fragment {
+                None => sk::open(&m, &t.bytes, &self.keys(false)).map(|_| ()),
+                Some(_) => sk::open_fragment(&m, &t.bytes, &self.keys(false)).map(|_| ()),
+            };
+            if let Err(e) = opened {
                 assert!(self.rekeyed, "the endpoint's message on the IKE SA does not open: {e:?}");
+                continue;
+            }
+            if fragment.is_some_and(|f| f.number != 1) {
                 continue;
             }
             if m.header.is_response() {
@@ -258,6 +293,7 @@ impl Run {
 fn peer_initiates(now: Instant) -> Option<Run> {
     let mut ep = endpoint(false);
     let mut peer = ScriptedPeer::new(1, GROUP);
+    peer.fragmentation = true;
     let (peer_addr, ep_addr) = (sock("192.0.2.1", 500), sock("192.0.2.2", 500));
     ep.handle(now, ep_addr, peer_addr, &peer.init(None));
     let answer = ep.poll_transmit()?;
@@ -537,12 +573,21 @@ fn step(run: &mut Run, input: &mut Input<'_>) {
             let exch = exchange(input.byte());
             let first = input.byte();
             let plain = input.bytes(255);
-            let body = Body::Encoded { first, plain };
-            if input.byte() & 1 == 0 {
-                run.request(exch, body);
+            let how = input.byte();
+            let id = if how & 1 == 0 {
+                run.next_id += 1;
+                run.next_id - 1
             } else {
-                let id = input.u32();
-                run.request_with_id(exch, id, body);
+                input.u32()
+            };
+            if how & 2 == 0 {
+                run.request_with_id(exch, id, Body::Encoded { first, plain });
+            } else {
+                // In fragments of 64 to 574 bytes.
+                let message_len = 64 + 2 * usize::from(input.byte());
+                run.request_ids.insert(id);
+                let header = run.header(exch, id, false);
+                run.send_fragments(header, first, &plain, message_len, input);
             }
         }
         1 => {
