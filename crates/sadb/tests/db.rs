@@ -465,12 +465,10 @@ fn a_full_filesystem_is_refused_when_the_database_is_made() {
     }
     let dir = std::env::temp_dir().join(format!("rampart-sadb-small-tmpfs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "rampart-test"])
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount tmpfs");
+    // A syscall, not a spawned `mount`: a child process holds copies of the other tests' open
+    // databases (and their writer locks) until it execs.
+    rustix::mount::mount("rampart-test", &dir, "tmpfs", rustix::mount::MountFlags::empty(), c"size=1m")
+        .expect("mount a 1 MiB tmpfs");
     let result = std::panic::catch_unwind(|| {
         let path = dir.join("big.sadb");
         let e = Writer::create(&path, Capacities::default()).unwrap_err();
@@ -482,7 +480,7 @@ fn a_full_filesystem_is_refused_when_the_database_is_made() {
         let w = Writer::create(dir.join("small.sadb"), caps(4, 4)).unwrap();
         drop(w);
     });
-    let _ = std::process::Command::new("umount").arg(&dir).status();
+    let _ = rustix::mount::unmount(&dir, rustix::mount::UnmountFlags::empty());
     let _ = std::fs::remove_dir(&dir);
     if let Err(p) = result {
         std::panic::resume_unwind(p);
