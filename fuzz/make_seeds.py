@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Writes the genuine part of the seed corpora under fuzz/seeds/: IKEv2 messages built with
-scapy's IKEv2 layer (an encoder nobody here wrote) for the IKE targets, and the example
-configuration files of deploy/examples for the configuration target. The rest of each seed
+scapy's IKEv2 layer (an encoder nobody here wrote) for the IKE targets, the example
+configuration files of deploy/examples for the configuration target, and the test PKI of
+crates/ike/tests/data/pki (made by strongSwan's `pki`) for the X.509 target. The rest of each seed
 directory is a minimised corpus from earlier fuzzing runs (`cargo fuzz cmin`). Deterministic:
 run it again and nothing changes.
 
     python3 fuzz/make_seeds.py
 """
+import base64
 import hashlib
 import pathlib
 import random
@@ -75,3 +77,29 @@ for f in sorted(examples.glob("*.toml")):
     text = f.read_bytes()
     secrets = examples / f.name.replace(".toml", "-secrets.toml")
     write("config_files", text + (b"\0" + secrets.read_bytes() if secrets.exists() else b""))
+
+# x509_inputs: the first byte picks the input (see the target's doc).
+pki = HERE.parent / "crates" / "ike" / "tests" / "data" / "pki"
+
+
+def der(name):
+    text = (pki / name).read_text()
+    body = text.split("-----", 2)[2].split("-----END", 1)[0]
+    return base64.b64decode("".join(body.split()))
+
+
+def piece(data):
+    return len(data).to_bytes(2, "big") + data
+
+
+for name in ["p256.pem", "p384.pem", "rsa3072.pem", "ed25519.pem", "email.pem", "sha1.pem", "root.pem"]:
+    write("x509_inputs", b"\0" + der(name))
+for name in ["rsa4096-a.pem", "expired.pem"]:
+    write("x509_inputs", b"\1" + (pki / name).read_bytes())
+write("x509_inputs", b"\2" + (pki / "inter.crl.pem").read_bytes())
+thirty_days = (30 * 86400).to_bytes(4, "big")
+for leaf, inter in [("p256.pem", "inter.pem"), ("revoked.pem", "inter.pem"), ("stranger.pem", "inter.pem"),
+                    ("rsa4096-a.pem", "rsa4096-inter.pem")]:
+    write("x509_inputs", b"\3" + thirty_days + piece(der(leaf)) + piece(der(inter)))
+for name in ["p256.key", "rsa3072.pk8.key", "ed25519.key"]:
+    write("x509_inputs", b"\4" + (pki / name).read_bytes())
