@@ -55,6 +55,8 @@ fn demo_brings_up_every_tunnel_and_loses_nothing() {
 
     assert!(text.contains("tunnels up        10/10"), "{text}");
     assert_eq!(summary["tunnels_up"], 10, "{summary}");
+    // Every site on the hub's one PSK template, its key found by its identity.
+    assert_eq!(summary["hub_connections"], serde_json::json!({ "branches-psk": 10 }), "{summary}");
     for dir in ["hub_to_sites", "sites_to_hub"] {
         let d = &summary[dir];
         assert_eq!(d["tunnels_passing"], 10, "{dir}: {summary}");
@@ -76,17 +78,21 @@ fn demo_brings_up_every_tunnel_and_loses_nothing() {
     assert!(left.is_empty(), "the demo left {left:?} behind");
 }
 
-/// `--auth cert`: the run's CA issues every gateway's and site's certificate; the tunnels come
-/// up with signatures and carry the traffic; the keys go with the scratch folder.
+/// `--auth mixed`: 100 sites with certificates from the run's CA and 100 with a pre-shared key
+/// each come up at the same time on the hub's two `%any` templates (picked by each site's
+/// identity, selectors narrowed to its subnet), and every tunnel carries traffic both ways
+/// through both data planes; the keys go with the scratch folder.
 #[test]
-fn demo_with_certificates() {
+fn demo_with_certificate_and_psk_sites_on_one_template_each() {
     if !root() {
-        eprintln!("SKIPPED demo_with_certificates: needs root (network namespaces, XDP)");
+        eprintln!(
+            "SKIPPED demo_with_certificate_and_psk_sites_on_one_template_each: needs root (network namespaces, XDP)"
+        );
         return;
     }
     let json = std::env::temp_dir().join(format!("rampart-demo-cert-{}.json", std::process::id()));
     let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-        .args(["demo", "--auth", "cert", "--tunnels", "10", "--duration", "2", "--rate", "2000", "--json"])
+        .args(["demo", "--auth", "mixed", "--tunnels", "200", "--duration", "2", "--rate", "4000", "--json"])
         .arg(&json)
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::null())
@@ -97,14 +103,19 @@ fn demo_with_certificates() {
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "rampart demo --auth cert failed:\n{text}");
+    assert!(out.status.success(), "rampart demo --auth mixed failed:\n{text}");
     let summary: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let _ = std::fs::remove_file(&json);
-    assert!(text.contains("11 certificates (ECDSA P-256)"), "{text}");
-    assert!(text.contains("(IKEv2 certificates, ECDSA P-256"), "{text}");
-    assert_eq!((summary["auth"].as_str(), summary["tunnels_up"].as_u64()), (Some("cert"), Some(10)), "{summary}");
+    assert!(text.contains("101 certificates (ECDSA P-256)"), "{text}");
+    assert!(text.contains("(IKEv2 certificates, ECDSA P-256, and PSK"), "{text}");
+    assert_eq!((summary["auth"].as_str(), summary["tunnels_up"].as_u64()), (Some("mixed"), Some(200)), "{summary}");
+    assert_eq!(
+        summary["hub_connections"],
+        serde_json::json!({ "branches-cert": 100, "branches-psk": 100 }),
+        "{summary}"
+    );
     for dir in ["hub_to_sites", "sites_to_hub"] {
-        assert_eq!(summary[dir]["tunnels_passing"], 10, "{dir}: {summary}");
+        assert_eq!(summary[dir]["tunnels_passing"], 200, "{dir}: {summary}");
         assert_eq!(summary[dir]["lost"], 0, "{dir}: {summary}");
     }
     let left = leftovers(pid);

@@ -52,8 +52,9 @@ pub struct DemoArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// How the gateways authenticate: a pre-shared key made for the run, or certificates from a
-    /// CA made for the run (ECDSA P-256, RFC 7427 signatures).
+    /// How the sites authenticate: a pre-shared key of their own made for the run,
+    /// certificates from a CA made for the run (ECDSA P-256, RFC 7427 signatures), or every
+    /// other site each way. The hub serves them all from one template per method.
     #[arg(long, value_enum, default_value_t = DemoAuth::Psk)]
     auth: DemoAuth,
 }
@@ -65,13 +66,60 @@ enum DemoAuth {
     Psk,
     /// A certificate per gateway and site, issued by the run's CA.
     Cert,
+    /// Even sites with certificates, odd sites with pre-shared keys, at the same time.
+    Mixed,
 }
 
-/// What a gateway's configuration authenticates with.
-enum Credentials<'a> {
-    Psk(&'a str),
-    /// The gateway's swanctl folder.
-    Cert(&'a Path),
+impl DemoAuth {
+    /// How site `k` authenticates.
+    fn site(self, k: u32) -> SiteAuth {
+        match self {
+            DemoAuth::Psk => SiteAuth::Psk,
+            DemoAuth::Cert => SiteAuth::Cert,
+            DemoAuth::Mixed if k.is_multiple_of(2) => SiteAuth::Cert,
+            DemoAuth::Mixed => SiteAuth::Psk,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            DemoAuth::Psk => "psk",
+            DemoAuth::Cert => "cert",
+            DemoAuth::Mixed => "mixed",
+        }
+    }
+}
+
+/// How one site authenticates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SiteAuth {
+    Psk,
+    Cert,
+}
+
+/// The hub's identity.
+const HUB_ID: &str = "hub.demo.invalid";
+/// The hub's template for certificate sites, and the identities it accepts.
+const CERT_TEMPLATE: (&str, &str) = ("branches-cert", "*.cert.demo.invalid");
+/// The hub's template for PSK sites (their keys by identity in the secrets).
+const PSK_TEMPLATE: &str = "branches-psk";
+
+/// Site `k`'s identity: its certificate's name, or the one its key is filed under.
+fn site_id(k: u32, auth: SiteAuth) -> String {
+    match auth {
+        SiteAuth::Cert => format!("site{k}.cert.demo.invalid"),
+        SiteAuth::Psk => format!("site{k}.psk.demo.invalid"),
+    }
+}
+
+/// What the gateways authenticate with: each PSK site's key, and each gateway's swanctl folder
+/// when there are certificate sites.
+struct Credentials {
+    auth: DemoAuth,
+    /// Site `k`'s pre-shared key (empty for a certificate site).
+    psks: Vec<String>,
+    hub_dir: Option<PathBuf>,
+    branch_dir: Option<PathBuf>,
 }
 
 /// The four namespaces.
@@ -243,13 +291,13 @@ impl Demo {
         Ok(())
     }
 
-    /// The `rampart run` file of one gateway.
-    fn config(&self, n: Ns, tunnels: u32, core: usize, credentials: &Credentials<'_>) -> String {
+    /// The `rampart run` file of one gateway: the branch has one connection per site, the hub
+    /// one `%any` template per authentication method that every site lands on by its identity,
+    /// its selectors narrowed to the site's subnet.
+    fn config(&self, n: Ns, tunnels: u32, core: usize, credentials: &Credentials) -> String {
         let mut s = String::new();
-        let swanctl_dir = match credentials {
-            Credentials::Cert(dir) => format!("swanctl_dir = \"{}\"\n", dir.display()),
-            Credentials::Psk(_) => String::new(),
-        };
+        let dir = if n == Ns::Hub { &credentials.hub_dir } else { &credentials.branch_dir };
+        let swanctl_dir = dir.as_ref().map(|d| format!("swanctl_dir = \"{}\"\n", d.display())).unwrap_or_default();
         let _ = write!(
             s,
             "# rampart demo: the {} gateway (rampart run)\nmetrics_listen = \"127.0.0.1:9184\"\nlog_format = \"plain\"\n\n\
@@ -263,51 +311,78 @@ impl Demo {
             (tunnels * 4).max(64),
             self.stats_file(n).display(),
         );
-        for k in 0..tunnels {
-            let (local, remote, lts, rts, lid, rid) = if n == Ns::Hub {
-                (
-                    plan::HUB_WAN,
-                    plan::site_wan(k),
-                    plan::HUB_SUBNET.to_string(),
-                    format!("{}/24", plan::site_subnet(k)),
-                    "hub.demo.invalid".to_string(),
-                    format!("site{k}.demo.invalid"),
-                )
-            } else {
-                (
-                    plan::site_wan(k),
-                    plan::HUB_WAN,
-                    format!("{}/24", plan::site_subnet(k)),
-                    plan::HUB_SUBNET.to_string(),
-                    format!("site{k}.demo.invalid"),
-                    "hub.demo.invalid".to_string(),
+        let auths: Vec<SiteAuth> = (0..tunnels).map(|k| credentials.auth.site(k)).collect();
+        const PROPOSALS: &str = "proposals = \"aes256gcm16-prfsha256-x25519\"\n";
+        const ESP: &str = "esp_proposals = \"aes256gcm16\"\n";
+        let secret = |k: u32| {
+            format!(
+                "[secrets.ike-site{k}]\nid-hub = \"{HUB_ID}\"\nid-site = \"{}\"\nsecret = \"{}\"\n",
+                site_id(k, SiteAuth::Psk),
+                credentials.psks[k as usize]
+            )
+        };
+        if n == Ns::Hub {
+            let children = |name: &str| {
+                format!(
+                    "[connections.{name}.children.net]\nlocal_ts = \"{}\"\nremote_ts = \"{}\"\n{ESP}",
+                    plan::HUB_SUBNET,
+                    plan::SITES_SUBNET
                 )
             };
-            let start = if n == Ns::Branch { "start_action = \"start\"\n" } else { "" };
-            let (local_auth, remote_auth, secret) = match credentials {
-                Credentials::Psk(psk) => (
-                    format!("{{ auth = \"psk\", id = \"{lid}\" }}"),
-                    format!("{{ auth = \"psk\", id = \"{rid}\" }}"),
-                    format!(
-                        "[secrets.ike-site{k}]\nid-a = \"hub.demo.invalid\"\nid-b = \"site{k}.demo.invalid\"\nsecret = \"{psk}\"\n"
-                    ),
-                ),
-                Credentials::Cert(_) => {
-                    let cert = if n == Ns::Hub { "hub.pem".to_string() } else { format!("site{k}.pem") };
-                    (
-                        format!("{{ auth = \"pubkey\", id = \"{lid}\", certs = \"{cert}\" }}"),
-                        format!("{{ auth = \"pubkey\", id = \"{rid}\", cacerts = \"{}\" }}", pki::CA_FILE),
-                        String::new(),
-                    )
+            let head = |name: &str| {
+                format!(
+                    "\n[connections.{name}]\nlocal_addrs = \"{}\"\nremote_addrs = \"%any\"\n{PROPOSALS}unique = \"replace\"\n",
+                    plan::HUB_WAN
+                )
+            };
+            if auths.contains(&SiteAuth::Cert) {
+                let (name, ids) = CERT_TEMPLATE;
+                let _ = write!(
+                    s,
+                    "{}local = {{ auth = \"pubkey\", id = \"{HUB_ID}\", certs = \"hub.pem\" }}\n\
+                     remote = {{ auth = \"pubkey\", id = \"{ids}\", cacerts = \"{}\" }}\n{}",
+                    head(name),
+                    pki::CA_FILE,
+                    children(name)
+                );
+            }
+            if auths.contains(&SiteAuth::Psk) {
+                let _ = write!(
+                    s,
+                    "{}local = {{ auth = \"psk\", id = \"{HUB_ID}\" }}\nremote = {{ auth = \"psk\" }}\n{}",
+                    head(PSK_TEMPLATE),
+                    children(PSK_TEMPLATE)
+                );
+                for (k, _) in (0..tunnels).zip(&auths).filter(|(_, a)| **a == SiteAuth::Psk) {
+                    let _ = write!(s, "\n{}", secret(k));
                 }
+            }
+            return s;
+        }
+        for (k, &auth) in (0..tunnels).zip(&auths) {
+            let lid = site_id(k, auth);
+            let (local_auth, remote_auth, secret) = match auth {
+                SiteAuth::Psk => (
+                    format!("{{ auth = \"psk\", id = \"{lid}\" }}"),
+                    format!("{{ auth = \"psk\", id = \"{HUB_ID}\" }}"),
+                    secret(k),
+                ),
+                SiteAuth::Cert => (
+                    format!("{{ auth = \"pubkey\", id = \"{lid}\", certs = \"site{k}.pem\" }}"),
+                    format!("{{ auth = \"pubkey\", id = \"{HUB_ID}\", cacerts = \"{}\" }}", pki::CA_FILE),
+                    String::new(),
+                ),
             };
             let _ = write!(
                 s,
-                "\n[connections.site{k}]\nlocal_addrs = \"{local}\"\nremote_addrs = \"{remote}\"\n\
-                 proposals = \"aes256gcm16-prfsha256-x25519\"\n\
+                "\n[connections.site{k}]\nlocal_addrs = \"{}\"\nremote_addrs = \"{}\"\n{PROPOSALS}\
                  local = {local_auth}\nremote = {remote_auth}\n\
-                 [connections.site{k}.children.net]\nlocal_ts = \"{lts}\"\nremote_ts = \"{rts}\"\n\
-                 esp_proposals = \"aes256gcm16\"\n{start}{secret}"
+                 [connections.site{k}.children.net]\nlocal_ts = \"{}/24\"\nremote_ts = \"{}\"\n\
+                 {ESP}start_action = \"start\"\n{secret}",
+                plan::site_wan(k),
+                plan::HUB_WAN,
+                plan::site_subnet(k),
+                plan::HUB_SUBNET,
             );
         }
         s
@@ -406,6 +481,19 @@ impl Demo {
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// The established IKE SAs of gateway `n` by connection name.
+    fn connections(&self, n: Ns) -> BTreeMap<String, u64> {
+        let mut by_name = BTreeMap::new();
+        if let Ok(r) = call(&self.socket(n), &Request::ListSas, Duration::from_secs(10)) {
+            for sa in r.result.as_ref().and_then(Value::as_array).into_iter().flatten() {
+                if sa["state"] == "established" {
+                    *by_name.entry(sa["connection"].as_str().unwrap_or("?").to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+        by_name
     }
 
     /// Shows `line` as the current progress (rewritten in place on a terminal).
@@ -672,7 +760,8 @@ pub fn run(args: DemoArgs) -> Result<(), CmdError> {
         let j = json!({
             "tunnels": n,
             "tunnels_up": up,
-            "auth": if args.auth == DemoAuth::Cert { "cert" } else { "psk" },
+            "auth": args.auth.name(),
+            "hub_connections": d.connections(Ns::Hub),
             "ike_seconds": ike_secs,
             "seconds": args.duration,
             "measured_seconds": m.seconds,
@@ -771,27 +860,34 @@ impl Demo {
     fn bring_up_tunnels(&mut self, n: u32, auth: DemoAuth) -> Result<(usize, f64), CmdError> {
         let d = self;
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-        let (hub_cfg, branch_cfg) = match auth {
-            DemoAuth::Psk => {
-                let psk = random_psk()?;
-                let c = Credentials::Psk(&psk);
-                (d.config(Ns::Hub, n, 0, &c), d.config(Ns::Branch, n, 1 % cores, &c))
-            }
-            DemoAuth::Cert => {
-                let t = Instant::now();
-                let (hub, branch) =
-                    pki::make(&d.dir.join("pki"), "hub.demo.invalid", n, |k| format!("site{k}.demo.invalid"))?;
-                say(format!(
-                    "  pki        a CA for this run, {} certificates (ECDSA P-256) in {:.1} s",
-                    n + 1,
-                    t.elapsed().as_secs_f64()
-                ));
-                (
-                    d.config(Ns::Hub, n, 0, &Credentials::Cert(hub.path())),
-                    d.config(Ns::Branch, n, 1 % cores, &Credentials::Cert(branch.path())),
-                )
-            }
-        };
+        let sites: Vec<SiteAuth> = (0..n).map(|k| auth.site(k)).collect();
+        let psks = sites
+            .iter()
+            .map(|a| if *a == SiteAuth::Psk { random_psk() } else { Ok(String::new()) })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut credentials = Credentials { auth, psks, hub_dir: None, branch_dir: None };
+        let cert_sites: Vec<u32> = (0..n).filter(|k| sites[*k as usize] == SiteAuth::Cert).collect();
+        if !cert_sites.is_empty() {
+            let t = Instant::now();
+            let (hub, branch) = pki::make(&d.dir.join("pki"), HUB_ID, &cert_sites, |k| site_id(k, SiteAuth::Cert))?;
+            say(format!(
+                "  pki        a CA for this run, {} certificates (ECDSA P-256) in {:.1} s",
+                cert_sites.len() + 1,
+                t.elapsed().as_secs_f64()
+            ));
+            credentials.hub_dir = Some(hub.path().to_path_buf());
+            credentials.branch_dir = Some(branch.path().to_path_buf());
+        }
+        let templates: Vec<String> = [
+            (!cert_sites.is_empty()).then(|| format!("{} (certificates of {})", CERT_TEMPLATE.0, CERT_TEMPLATE.1)),
+            (cert_sites.len() < n as usize).then(|| format!("{PSK_TEMPLATE} (a key per site identity)")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        say(format!("  hub        one %any template per method for every site: {}", templates.join(", ")));
+        let hub_cfg = d.config(Ns::Hub, n, 0, &credentials);
+        let branch_cfg = d.config(Ns::Branch, n, 1 % cores, &credentials);
         d.start_gateway(Ns::Hub, &hub_cfg)?;
         d.wait_control(Ns::Hub)?;
         let t_ike = Instant::now();
@@ -824,6 +920,7 @@ impl Demo {
         let how = match auth {
             DemoAuth::Psk => "PSK",
             DemoAuth::Cert => "certificates, ECDSA P-256",
+            DemoAuth::Mixed => "certificates, ECDSA P-256, and PSK",
         };
         d.progress(
             &format!("  tunnels    {up}/{n} up in {ike_secs:.1} s (IKEv2 {how}, AES-256-GCM ESP, x25519)"),

@@ -75,13 +75,13 @@ fn issue(ca: &Ca, folder: &Folder, name: &str, id: &str) -> Result<(), CmdError>
     write(&folder.0.join("private").join(format!("{name}.key")), &key.serialize_pem(), 0o600)
 }
 
-/// Makes the CA and the certificates: the hub's (`hub.pem`, for `hub_id`) under `dir/hub`, every
-/// site's (`site<k>.pem`, for `site_id(k)`) under `dir/branch`, the CA in both. Returns the hub's
-/// and the branch's folders.
+/// Makes the CA and the certificates: the hub's (`hub.pem`, for `hub_id`) under `dir/hub`, each
+/// of the `sites`' (`site<k>.pem`, for `site_id(k)`) under `dir/branch`, the CA in both. Returns
+/// the hub's and the branch's folders.
 pub fn make(
     dir: &Path,
     hub_id: &str,
-    sites: u32,
+    sites: &[u32],
     site_id: impl Fn(u32) -> String,
 ) -> Result<(Folder, Folder), CmdError> {
     let ca = ca()?;
@@ -91,7 +91,7 @@ pub fn make(
         write(&f.0.join("x509ca").join(CA_FILE), &ca.pem, 0o644)?;
     }
     issue(&ca, &hub, "hub", hub_id)?;
-    for k in 0..sites {
+    for &k in sites {
         issue(&ca, &branch, &format!("site{k}"), &site_id(k))?;
     }
     Ok((hub, branch))
@@ -105,7 +105,7 @@ mod tests {
     fn the_gateways_get_the_ca_their_certificates_and_private_keys() {
         let dir = std::env::temp_dir().join(format!("rampart-demo-pki-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (hub, branch) = make(&dir, "hub.demo.invalid", 3, |k| format!("site{k}.demo.invalid")).unwrap();
+        let (hub, branch) = make(&dir, "hub.demo.invalid", &[0, 1, 2], |k| format!("site{k}.demo.invalid")).unwrap();
         let ca = std::fs::read(hub.path().join("x509ca").join(CA_FILE)).unwrap();
         assert_eq!(ca, std::fs::read(branch.path().join("x509ca").join(CA_FILE)).unwrap());
         let ca = rampart_ike::cert::Certificate::from_pem_or_der(&ca).unwrap().remove(0);

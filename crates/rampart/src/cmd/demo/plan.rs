@@ -29,6 +29,8 @@ pub const HUB_SUBNET: &str = "10.0.0.0/24";
 pub const BRANCH_LAN: Ipv4Addr = Ipv4Addr::new(10, 128, 0, 1);
 /// Prefix length of the branch LAN.
 pub const BRANCH_LAN_PREFIX: u8 = 9;
+/// Every site's subnet: what the hub's templates accept, narrowed to each site's /24.
+pub const SITES_SUBNET: &str = "10.128.0.0/9";
 /// UDP port of the traffic agents.
 pub const AGENT_PORT: u16 = 47_000;
 
