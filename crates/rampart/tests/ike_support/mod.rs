@@ -158,6 +158,8 @@ pub struct SwanOpts {
     /// Certificates instead of the PSK: (our certificate's file in `x509/`, and the files to
     /// copy into the swanctl folders: (source, folder)).
     pub certs: Option<(String, Vec<(PathBuf, &'static str)>)>,
+    /// A whole swanctl.conf instead of the one connection `gw` (its files, if any, in `certs`).
+    pub swanctl: Option<String>,
 }
 
 impl Default for SwanOpts {
@@ -170,6 +172,7 @@ impl Default for SwanOpts {
             charon_extra: String::new(),
             ts: None,
             certs: None,
+            swanctl: None,
         }
     }
 }
@@ -281,6 +284,7 @@ secrets {{
             lnet = o.ts.as_ref().map_or(side.lan(), |t| t.0.as_str()),
             rnet = o.ts.as_ref().map_or(side.peer_lan(), |t| t.1.as_str()),
         );
+        let swanctl = o.swanctl.clone().unwrap_or(swanctl);
         std::fs::write(dir.join("swanctl").join("swanctl.conf"), swanctl).unwrap();
         let ns = ns.to_string();
         let child = Command::new("ip")
@@ -294,7 +298,11 @@ secrets {{
         let c = Charon { side, ns, dir, child: Some(child) };
         assert!(wait_until(Duration::from_secs(10), || vici.exists()), "charon did not come up: {}", c.log());
         let out = c.swanctl(&["--load-all", "--file", &c.dir.join("swanctl/swanctl.conf").display().to_string()]);
-        assert!(out.contains("loaded connection 'gw'"), "swanctl --load-all: {out}");
+        let loaded = match o.swanctl {
+            Some(_) => out.contains("successfully loaded"),
+            None => out.contains("loaded connection 'gw'"),
+        };
+        assert!(loaded, "swanctl --load-all: {out}");
         c
     }
 
@@ -695,4 +703,108 @@ pub fn check_keys(r: &Rampart, c: &Charon, rampart_initiated: Option<bool>) -> u
         last.is_ok()
     });
     last.unwrap_or_else(|e| panic!("{e}"))
+}
+
+// Certificates made with strongSwan's `pki` (Debian's strongswan-pki).
+
+/// Runs strongSwan's `pki` with `args`, writing what it prints to `out`.
+pub fn pki(args: &[&str], out: &Path) {
+    let o = std::process::Command::new("pki").args(args).output().expect("pki (strongswan-pki)");
+    assert!(o.status.success(), "pki {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(out, o.stdout).unwrap();
+}
+
+/// A key of `kind` ("ecdsa", "rsa", "ed25519") and its certificate for `id`, issued by the
+/// intermediate in `dir` (made first).
+pub fn leaf(dir: &Path, name: &str, kind: &str, id: &str, issuer: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let crt = dir.join(format!("{name}.pem"));
+    let (t, size) = match kind {
+        "rsa" => ("rsa", Some("3072")),
+        "rsa4096" => ("rsa", Some("4096")),
+        "ecdsa" | "ecdsa256" => ("ecdsa", Some("256")),
+        "ecdsa384" => ("ecdsa", Some("384")),
+        other => (other, None),
+    };
+    let mut generate = vec!["--gen", "--type", t, "--outform", "pem"];
+    generate.extend(size.map(|s| ["--size", s]).into_iter().flatten());
+    pki(&generate, &key);
+    let pubkey = dir.join(format!("{name}.pub"));
+    pki(&["--pub", "--in", key.to_str().unwrap(), "--outform", "pem"], &pubkey);
+    let mut issue = vec!["--issue", "--in", pubkey.to_str().unwrap(), "--lifetime", "30", "--cacert"];
+    let cacert = dir.join(format!("{issuer}.pem"));
+    let cakey = dir.join(format!("{issuer}.key"));
+    issue.extend([cacert.to_str().unwrap(), "--cakey", cakey.to_str().unwrap()]);
+    let dn = format!("C=XX, O=sw-test, CN={id}");
+    issue.extend(["--dn", &dn, "--san", id, "--flag", "serverAuth", "--outform", "pem"]);
+    issue.extend(extra);
+    pki(&issue, &crt);
+    (crt, key)
+}
+
+/// Root (ECDSA P-256) -> intermediate (ECDSA P-384) in `dir`.
+pub fn ca(dir: &Path) {
+    ca_of(dir, ["ecdsa", "256"], ["ecdsa", "384"]);
+}
+
+/// Root -> intermediate in `dir`, with keys of these (type, size).
+pub fn ca_of(dir: &Path, root: [&str; 2], inter: [&str; 2]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let d = |n: &str| dir.join(n);
+    pki(&["--gen", "--type", root[0], "--size", root[1], "--outform", "pem"], &d("root.key"));
+    pki(
+        &[
+            "--self",
+            "--ca",
+            "--lifetime",
+            "60",
+            "--in",
+            d("root.key").to_str().unwrap(),
+            "--dn",
+            "C=XX, O=sw-test, CN=sw-test Root",
+            "--outform",
+            "pem",
+        ],
+        &d("root.pem"),
+    );
+    pki(&["--gen", "--type", inter[0], "--size", inter[1], "--outform", "pem"], &d("inter.key"));
+    pki(&["--pub", "--in", d("inter.key").to_str().unwrap(), "--outform", "pem"], &d("inter.pub"));
+    pki(
+        &[
+            "--issue",
+            "--ca",
+            "--lifetime",
+            "50",
+            "--in",
+            d("inter.pub").to_str().unwrap(),
+            "--cacert",
+            d("root.pem").to_str().unwrap(),
+            "--cakey",
+            d("root.key").to_str().unwrap(),
+            "--dn",
+            "C=XX, O=sw-test, CN=sw-test Intermediate",
+            "--outform",
+            "pem",
+        ],
+        &d("inter.pem"),
+    );
+}
+
+/// Rampart's swanctl folders: its certificate and key, the intermediate, the root (and the
+/// CRL when there is one).
+pub fn rampart_creds(dir: &Path, pki_dir: &Path, crt: &Path, key: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let c = dir.join("rampart-creds");
+    for f in ["x509", "x509ca", "x509crl", "private"] {
+        std::fs::create_dir_all(c.join(f)).unwrap();
+    }
+    std::fs::copy(crt, c.join("x509/me.pem")).unwrap();
+    std::fs::copy(pki_dir.join("inter.pem"), c.join("x509/inter.pem")).unwrap();
+    std::fs::copy(pki_dir.join("root.pem"), c.join("x509ca/root.pem")).unwrap();
+    if pki_dir.join("inter.crl").exists() {
+        std::fs::copy(pki_dir.join("inter.crl"), c.join("x509crl/inter.crl")).unwrap();
+    }
+    std::fs::copy(key, c.join("private/me.key")).unwrap();
+    std::fs::set_permissions(c.join("private/me.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    c
 }
