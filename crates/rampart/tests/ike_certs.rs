@@ -2,7 +2,8 @@
 //! as root: a CA, an intermediate and leaves made with strongSwan's `pki`, for ECDSA P-256 and
 //! P-384, RSA-3072 (RSASSA-PSS both ways) and Ed25519, each with Rampart as responder and as
 //! initiator, the CHILD_SA keys in Rampart's database checked against charon's key log; then a
-//! revoked leaf, a leaf of a CA Rampart does not trust and a wrong identity refused with their
+//! revoked leaf, an expired leaf, a leaf of a CA Rampart does not trust and a wrong identity
+//! refused with their
 //! cause in Rampart's log; and an RSA-4096 chain over a 1280-byte link that loses IP fragments,
 //! which only IKE fragmentation (RFC 7383) gets through, both roles.
 
@@ -91,8 +92,8 @@ fn certificates_of_every_key_type_both_roles() {
 /// another identity: Rampart answers AUTHENTICATION_FAILED and logs why (the serial for the
 /// revoked one).
 #[test]
-fn revoked_untrusted_and_wrong_identity_are_refused() {
-    if !can_run("revoked_untrusted_and_wrong_identity_are_refused", true) {
+fn revoked_expired_untrusted_and_wrong_identity_are_refused() {
+    if !can_run("revoked_expired_untrusted_and_wrong_identity_are_refused", true) {
         return;
     }
     let topo = Topo::new("cr");
@@ -169,6 +170,25 @@ fn revoked_untrusted_and_wrong_identity_are_refused() {
     );
     let out = c.initiate();
     assert!(!out.contains("initiate completed successfully"), "{out}");
+    assert!(r.up() == 0);
+    drop(c);
+    // The right CA and name, valid from ten days ago until yesterday.
+    let day = |offset: &str| {
+        let o = std::process::Command::new("date").args(["-u", "-d", offset, "+%d.%m.%y %T"]).output().unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let (from, until) = (day("-10 days"), day("-1 day"));
+    let (ec, ek) = leaf(&p, "expired", "ecdsa", Side::A.id(), "inter", &["--not-before", &from, "--not-after", &until]);
+    let c = Charon::start_in(
+        &topo.ns(Side::A),
+        &topo.dir.join("s4"),
+        Side::A,
+        &SwanOpts { certs: swan_certs(&p, &ec, &ek, "ecdsa"), ..Default::default() },
+    );
+    let out = c.initiate();
+    assert!(!out.contains("initiate completed successfully"), "{out}");
+    assert!(wait_until(secs(5), || r.log().contains("expired")), "{}", r.log());
+    assert!(c.log().contains("AUTHENTICATION_FAILED"), "{}", c.log());
     assert!(r.up() == 0);
     let _ = c;
 }
