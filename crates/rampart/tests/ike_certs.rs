@@ -3,9 +3,8 @@
 //! P-384, RSA-3072 (RSASSA-PSS both ways) and Ed25519, each with Rampart as responder and as
 //! initiator, the CHILD_SA keys in Rampart's database checked against charon's key log; then a
 //! revoked leaf, an expired leaf, a leaf of a CA Rampart does not trust and a wrong identity
-//! refused with their
-//! cause in Rampart's log; and an RSA-4096 chain over a 1280-byte link that loses IP fragments,
-//! which only IKE fragmentation (RFC 7383) gets through, both roles.
+//! refused with their cause in Rampart's log; and an RSA-4096 chain over a 1280-byte link that
+//! loses IP fragments, which only IKE fragmentation (RFC 7383) gets through, both roles.
 
 mod ike_support;
 
