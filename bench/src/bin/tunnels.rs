@@ -18,9 +18,15 @@
 //! database's allocated pages divided by the tunnels. Every row is measured in the same run on
 //! the same machine; the table prints the ratio to strongSwan.
 //!
+//! `--auth` picks how the tunnels authenticate, the same for both responders: `psk` (default:
+//! one key for every identity), `psk-each` (a key of its own per identity, the responder's
+//! secrets hold one per branch) or `cert` (ECDSA P-256 certificates, one per identity, from a CA
+//! made for the run with rcgen; the responder's template takes `*.tunnels.bench` under that CA
+//! and signs with its own P-256 key, RFC 7427).
+//!
 //! Run as root: `cargo run --release -p rampart-bench --bin tunnels -- [--tunnels 1000,10000]
 //! [--addrs 500] [--window 64] [--timeout 300] [--ike-proposal aes256gcm16-prfsha256-x25519]
-//! [--no-strongswan] [--dh-inline]`. Namespaces, processes and
+//! [--auth psk|psk-each|cert] [--no-strongswan] [--dh-inline]`. Namespaces, processes and
 //! files it creates are removed at the end, also on Ctrl-C.
 
 use std::collections::VecDeque;
@@ -34,9 +40,13 @@ use std::time::{Duration, Instant};
 
 use rampart_bench::Table;
 use rampart_esp::TrafficSelector;
+use rampart_ike::cert::Certificate;
+use rampart_ike::config::{AuthConfig, AuthMethod};
 use rampart_ike::crypto::{DhGroup, SystemRandom};
 use rampart_ike::message::Identification;
 use rampart_ike::proposal::{parse_esp_proposals, parse_ike_proposals};
+use rampart_ike::sign::PrivateKey;
+use rampart_ike::trust::TrustStore;
 use rampart_ike::{ChildConfig, ConnectionConfig, Endpoint, EndpointConfig, Event};
 use rampart_ike_daemon::pool::DhPool;
 use rampart_ike_daemon::sockets::{Inbound, Poller, Ready, SocketSet, classify};
@@ -53,6 +63,56 @@ fn ike_proposal() -> &'static str {
     IKE_PROPOSAL_ARG.get().map_or(DEFAULT_IKE_PROPOSAL, String::as_str)
 }
 const ESP_PROPOSAL: &str = "aes256gcm16";
+const HUB_ID: &str = "hub.tunnels.bench";
+
+/// How the tunnels authenticate (`--auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Auth {
+    /// One pre-shared key for every identity.
+    Psk,
+    /// A pre-shared key per identity.
+    PskEach,
+    /// An ECDSA P-256 certificate per identity.
+    Cert,
+}
+
+impl Auth {
+    fn parse(text: &str) -> Result<Auth, String> {
+        match text {
+            "psk" => Ok(Auth::Psk),
+            "psk-each" => Ok(Auth::PskEach),
+            "cert" => Ok(Auth::Cert),
+            other => Err(format!("--auth {other}: psk, psk-each or cert")),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Auth::Psk => "PSK, one key for all identities",
+            Auth::PskEach => "PSK, a key per identity",
+            Auth::Cert => "ECDSA P-256 certificates, one per identity",
+        }
+    }
+}
+
+/// Tunnel `i`'s identity.
+fn tunnel_id(i: usize) -> String {
+    format!("t{i}.tunnels.bench")
+}
+
+/// Tunnel `i`'s key when every identity has its own.
+fn tunnel_psk(i: usize) -> String {
+    format!("bench-psk-{i}-0123456789abcdef-0123456789")
+}
+
+/// `--auth`'s spelling of `auth`.
+fn arg_name(auth: Auth) -> &'static str {
+    match auth {
+        Auth::Psk => "psk",
+        Auth::PskEach => "psk-each",
+        Auth::Cert => "cert",
+    }
+}
 const CHARON: &str = "/usr/sbin/charon-systemd";
 const SWANCTL: &str = "/usr/sbin/swanctl";
 
@@ -116,6 +176,8 @@ fn role_initiator(args: &[String]) -> Result<(), String> {
     let window: usize = arg(args, "--window", 256).max(1);
     let timeout = Duration::from_secs(arg(args, "--timeout", 180));
     let report: String = arg(args, "--report", String::from("/dev/stdout"));
+    let auth = Auth::parse(&arg(args, "--auth", String::from("psk")))?;
+    let pki_dir = PathBuf::from(arg(args, "--pki", String::new()));
     let addrs: Vec<IpAddr> = (0..addrs_n).map(|i| IpAddr::V4(source_addr(i))).collect();
     let cfg = EndpointConfig {
         offload_dh: true,
@@ -125,16 +187,37 @@ fn role_initiator(args: &[String]) -> Result<(), String> {
         ..EndpointConfig::default()
     };
     let mut ep = Endpoint::new(cfg, Box::new(SystemRandom::new()));
+    // Certificates are checked against the wall clock.
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
+    ep.set_wall_clock(Instant::now(), unix.as_secs());
     let proposals = parse_ike_proposals(ike_proposal()).map_err(|e| e.to_string())?;
     let groups: Vec<DhGroup> = proposals.iter().flat_map(|p| p.dh.iter().copied()).collect();
     let esp = parse_esp_proposals(ESP_PROPOSAL).map_err(|e| e.to_string())?;
+    let trust = match auth {
+        Auth::Cert => {
+            let ca = Certificate::from_pem_or_der(&read(&pki_dir.join("ca.pem"))?).map_err(|e| e.to_string())?;
+            Arc::new(TrustStore { cas: ca, crls: Vec::new() })
+        }
+        _ => Arc::new(TrustStore::default()),
+    };
     for i in 0..n {
+        let key = if auth == Auth::PskEach { tunnel_psk(i) } else { PSK.to_string() };
         let mut c = ConnectionConfig::psk(
             &format!("t{i}"),
-            Identification::fqdn(&format!("t{i}.tunnels.bench")),
-            Some(Identification::fqdn("hub.tunnels.bench")),
-            PSK.as_bytes(),
+            Identification::fqdn(&tunnel_id(i)),
+            Some(Identification::fqdn(HUB_ID)),
+            key.as_bytes(),
         );
+        if auth == Auth::Cert {
+            let certs =
+                Certificate::from_pem_or_der(&read(&pki_dir.join(format!("t{i}.pem")))?).map_err(|e| e.to_string())?;
+            let key =
+                PrivateKey::from_pem_or_der(&read(&pki_dir.join(format!("t{i}.key")))?).map_err(|e| e.to_string())?;
+            c.local = AuthConfig { certs, key: Some(Arc::new(key)), ..AuthConfig::new(AuthMethod::Pubkey, c.local.id) };
+            c.remote = AuthConfig::new(AuthMethod::Pubkey, Some(Identification::fqdn(HUB_ID)));
+            c.psk = None;
+            c.trust = trust.clone();
+        }
         c.local_addrs = vec![addrs[i % addrs_n]];
         c.remote_addrs = vec![IpAddr::V4(RESPONDER)];
         c.proposals = proposals.clone();
@@ -244,6 +327,53 @@ fn role_initiator(args: &[String]) -> Result<(), String> {
     }
     let secs = last.duration_since(start).as_secs_f64();
     std::fs::write(&report, format!("{done} {failed} {secs} {sent}\n")).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The run's certificates (`--auth cert`) under `dir`: `ca.pem`, the responder's `hub.pem` and
+/// `hub.key`, and `t<i>.pem` / `t<i>.key` for each of `tunnels` identities, ECDSA P-256.
+fn make_pki(dir: &Path, tunnels: usize) -> Result<(), String> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let e = |what: &str, err: rcgen::Error| format!("certificates: {what}: {err}");
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|err| format!("{}: {err}", dir.join(name).display()))
+    };
+    let ca_key = KeyPair::generate().map_err(|err| e("CA key", err))?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name.push(DnType::CommonName, "Rampart tunnels bench CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    write("ca.pem", &ca.self_signed(&ca_key).map_err(|err| e("CA", err))?.pem())?;
+    let issuer = Issuer::new(ca, ca_key);
+    let started = Instant::now();
+    for (name, id) in std::iter::once(("hub".to_string(), HUB_ID.to_string()))
+        .chain((0..tunnels).map(|i| (format!("t{i}"), tunnel_id(i))))
+    {
+        let key = KeyPair::generate().map_err(|err| e(&id, err))?;
+        let mut params = CertificateParams::new(vec![id.clone()]).map_err(|err| e(&id, err))?;
+        params.distinguished_name.push(DnType::CommonName, &id);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        write(&format!("{name}.pem"), &params.signed_by(&key, &issuer).map_err(|err| e(&id, err))?.pem())?;
+        let key_path = dir.join(format!("{name}.key"));
+        write(&format!("{name}.key"), &key.serialize_pem())?;
+        std::fs::set_permissions(&key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|err| format!("{}: {err}", key_path.display()))?;
+    }
+    eprintln!("[tunnels] {} certificates made in {:.1} s", tunnels + 1, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// A swanctl-style credential folder for a responder: its certificate, key and the CA.
+fn responder_credentials(pki: &Path, dir: &Path, key_folder: &str) -> Result<(), String> {
+    for (file, folder) in [("hub.pem", "x509"), ("hub.key", key_folder), ("ca.pem", "x509ca")] {
+        std::fs::create_dir_all(dir.join(folder)).map_err(|e| e.to_string())?;
+        std::fs::copy(pki.join(file), dir.join(folder).join(file)).map_err(|e| format!("{file}: {e}"))?;
+    }
     Ok(())
 }
 
@@ -438,10 +568,42 @@ fn dataplane_memory(db: &Path, tunnels: f64) -> Result<(f64, f64), String> {
     ))
 }
 
-fn start_rampart(bed: &mut Bed, tunnels: usize, offload: bool) -> Result<(PathBuf, PathBuf), String> {
+fn start_rampart(bed: &mut Bed, tunnels: usize, offload: bool, run: &Run) -> Result<(PathBuf, PathBuf), String> {
     let db = PathBuf::from(format!("/dev/shm/{}.sadb", bed.ns_r));
     let _ = std::fs::remove_file(&db);
     let sock = bed.dir.join("ike.sock");
+    let (swanctl_dir, local, remote, secrets) = match run.auth {
+        Auth::Cert => {
+            let creds = bed.dir.join("rampart-creds");
+            responder_credentials(&run.pki, &creds, "private")?;
+            (
+                format!("swanctl_dir = \"{}\"\n", creds.display()),
+                format!("{{ auth = \"pubkey\", certs = \"hub.pem\", id = \"{HUB_ID}\" }}"),
+                "{ auth = \"pubkey\", id = \"*.tunnels.bench\", cacerts = \"ca.pem\" }".to_string(),
+                String::new(),
+            )
+        }
+        Auth::Psk => (
+            String::new(),
+            format!("{{ auth = \"psk\", id = \"{HUB_ID}\" }}"),
+            "{ auth = \"psk\" }".to_string(),
+            format!("[secrets.ike-any]\nsecret = \"{PSK}\"\n"),
+        ),
+        Auth::PskEach => (
+            String::new(),
+            format!("{{ auth = \"psk\", id = \"{HUB_ID}\" }}"),
+            "{ auth = \"psk\" }".to_string(),
+            (0..tunnels)
+                .map(|i| {
+                    format!(
+                        "[secrets.ike-t{i}]\nid-hub = \"{HUB_ID}\"\nid-branch = \"{}\"\nsecret = \"{}\"\n",
+                        tunnel_id(i),
+                        tunnel_psk(i)
+                    )
+                })
+                .collect(),
+        ),
+    };
     let cfg = format!(
         r#"[daemon]
 database = "{db}"
@@ -455,17 +617,15 @@ offload_dh = {offload}
 cookie_threshold = 1000000
 block_threshold = 1000000
 usage_interval = "1s"
-
+{swanctl_dir}
 [connections.hub]
 local_addrs = "{RESPONDER}"
 proposals = "{proposal}"
-local = {{ auth = "psk", id = "hub.tunnels.bench" }}
-remote = {{ auth = "psk" }}
+local = {local}
+remote = {remote}
 children.net = {{ local_ts = "10.200.0.0/16", remote_ts = "172.16.0.0/12", esp_proposals = "{ESP_PROPOSAL}" }}
 
-[secrets.ike-any]
-secret = "{PSK}"
-"#,
+{secrets}"#,
         db = db.display(),
         sas = (2 * tunnels + 1024).next_power_of_two(),
         pols = (tunnels + 1024).next_power_of_two(),
@@ -495,13 +655,41 @@ secret = "{PSK}"
     Ok((db, sock))
 }
 
-fn start_strongswan(bed: &mut Bed) -> Result<PathBuf, String> {
+fn start_strongswan(bed: &mut Bed, tunnels: usize, run: &Run) -> Result<PathBuf, String> {
     let d = bed.dir.join("swan");
     std::fs::create_dir_all(d.join("swanctl")).map_err(|e| e.to_string())?;
+    let (local, remote, secrets) = match run.auth {
+        Auth::Cert => {
+            responder_credentials(&run.pki, &d.join("swanctl"), "pkcs8")?;
+            (
+                format!("auth = pubkey\n      certs = hub.pem\n      id = {HUB_ID}"),
+                "auth = pubkey\n      id = *.tunnels.bench\n      cacerts = ca.pem".to_string(),
+                String::new(),
+            )
+        }
+        Auth::Psk => (
+            format!("auth = psk\n      id = {HUB_ID}"),
+            "auth = psk".to_string(),
+            format!("  ike-any {{\n    secret = \"{PSK}\"\n  }}\n"),
+        ),
+        Auth::PskEach => (
+            format!("auth = psk\n      id = {HUB_ID}"),
+            "auth = psk".to_string(),
+            (0..tunnels)
+                .map(|i| {
+                    format!(
+                        "  ike-t{i} {{\n    id-a = {HUB_ID}\n    id-b = {}\n    secret = \"{}\"\n  }}\n",
+                        tunnel_id(i),
+                        tunnel_psk(i)
+                    )
+                })
+                .collect(),
+        ),
+    };
     let vici = d.join("charon.vici");
     let conf = format!(
         r#"charon {{
-  load = random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 kdf pem pkcs1 pubkey kernel-libipsec kernel-netlink socket-default vici
+  load = random nonce openssl aes sha1 sha2 hmac gcm chapoly curve25519 kdf x509 pem pkcs1 pkcs8 pubkey constraints kernel-libipsec kernel-netlink socket-default vici
   install_routes = no
   block_threshold = 1000000
   cookie_threshold = 1000000
@@ -542,11 +730,10 @@ fn start_strongswan(bed: &mut Bed) -> Result<PathBuf, String> {
     local_addrs = {RESPONDER}
     proposals = {proposal}
     local {{
-      auth = psk
-      id = hub.tunnels.bench
+      {local}
     }}
     remote {{
-      auth = psk
+      {remote}
     }}
     children {{
       net {{
@@ -558,10 +745,7 @@ fn start_strongswan(bed: &mut Bed) -> Result<PathBuf, String> {
   }}
 }}
 secrets {{
-  ike-any {{
-    secret = "{PSK}"
-  }}
-}}
+{secrets}}}
 "#,
         proposal = ike_proposal()
     );
@@ -621,15 +805,29 @@ fn file_bytes(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.blocks() * 512).unwrap_or(0)
 }
 
-fn measure(kind: Responder, tunnels: usize, addrs: usize, window: usize, timeout: u64) -> Result<Outcome, String> {
+/// What every measurement of a run shares.
+struct Run {
+    auth: Auth,
+    /// `--auth cert`: the certificates of the run.
+    pki: PathBuf,
+}
+
+fn measure(
+    kind: Responder,
+    tunnels: usize,
+    addrs: usize,
+    window: usize,
+    timeout: u64,
+    run: &Run,
+) -> Result<Outcome, String> {
     let addrs = addrs.min(tunnels).max(1);
     let mut bed = Bed::new(if kind == Responder::StrongSwan { "s" } else { "r" }, addrs)?;
     let (db, sock, vici) = match kind {
         Responder::Rampart { offload } => {
-            let (db, sock) = start_rampart(&mut bed, tunnels, offload)?;
+            let (db, sock) = start_rampart(&mut bed, tunnels, offload, run)?;
             (Some(db), Some(sock), None)
         }
-        Responder::StrongSwan => (None, None, Some(start_strongswan(&mut bed)?)),
+        Responder::StrongSwan => (None, None, Some(start_strongswan(&mut bed, tunnels, run)?)),
     };
     // Settle, then the baseline.
     std::thread::sleep(Duration::from_millis(800));
@@ -640,10 +838,12 @@ fn measure(kind: Responder, tunnels: usize, addrs: usize, window: usize, timeout
     let report = bed.dir.join("report.txt");
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let script = format!(
-        "ulimit -n $(ulimit -Hn); exec {} --role initiator --tunnels {tunnels} --addrs {addrs} --window {window} --timeout {timeout} --report {} --ike-proposal {}",
+        "ulimit -n $(ulimit -Hn); exec {} --role initiator --tunnels {tunnels} --addrs {addrs} --window {window} --timeout {timeout} --report {} --ike-proposal {} --auth {} --pki {}",
         exe.display(),
         report.display(),
-        ike_proposal()
+        ike_proposal(),
+        arg_name(run.auth),
+        run.pki.display()
     );
     let out = Command::new("ip")
         .args(["netns", "exec", &bed.ns_i, "sh", "-c", &script])
@@ -713,6 +913,13 @@ fn orchestrate(args: &[String]) -> Result<(), String> {
     let timeout: u64 = arg(args, "--timeout", 300);
     let swan = !flag(args, "--no-strongswan") && Path::new(CHARON).exists();
     let inline = flag(args, "--dh-inline");
+    let auth = Auth::parse(&arg(args, "--auth", String::from("psk")))?;
+    let pki = std::env::temp_dir().join(format!("rampart-tunnels-pki-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&pki);
+    if auth == Auth::Cert {
+        make_pki(&pki, counts.iter().copied().max().unwrap_or(0))?;
+    }
+    let run = Run { auth, pki };
     let mut kinds = vec![Responder::Rampart { offload: true }];
     if inline {
         kinds.push(Responder::Rampart { offload: false });
@@ -721,9 +928,10 @@ fn orchestrate(args: &[String]) -> Result<(), String> {
         kinds.push(Responder::StrongSwan);
     }
     println!(
-        "tunnels: IKEv2 responders under Rampart's initiator ({}, ESP {ESP_PROPOSAL}, PSK), \
+        "tunnels: IKEv2 responders under Rampart's initiator ({}, ESP {ESP_PROPOSAL}, {}), \
          {addrs} source addresses, {window} handshakes in flight, {} CPUs",
         ike_proposal(),
+        auth.describe(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut table = Table::new(&[
@@ -746,7 +954,7 @@ fn orchestrate(args: &[String]) -> Result<(), String> {
         let mut rows = Vec::new();
         for &k in &kinds {
             eprintln!("[tunnels] {} x {n} ...", k.label());
-            match measure(k, n, addrs, window, timeout) {
+            match measure(k, n, addrs, window, timeout, &run) {
                 Ok(o) => rows.push((k, o)),
                 Err(e) => eprintln!("[tunnels] {} x {n}: {e}", k.label()),
             }
@@ -774,6 +982,7 @@ fn orchestrate(args: &[String]) -> Result<(), String> {
         }
         table.gap();
     }
+    let _ = std::fs::remove_dir_all(&run.pki);
     println!("{}", table.render());
     println!(
         "heap = growth of the responder's anonymous resident memory (RssAnon) per established tunnel; \
