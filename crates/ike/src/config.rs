@@ -84,6 +84,62 @@ pub struct SharedSecret {
     pub psk: Psk,
 }
 
+/// The shared secrets of a configuration in file order, indexed by the identities they name,
+/// so that a template with a key per branch finds a branch's key without reading them all.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    list: Vec<SharedSecret>,
+    /// Positions in `list` of the secrets naming each identity, ascending.
+    by_id: std::collections::HashMap<Identification, Vec<usize>>,
+    /// Position of the first secret naming no identity.
+    first_for_any: Option<usize>,
+}
+
+impl Secrets {
+    /// Indexes `list` (kept in its order).
+    pub fn new(list: Vec<SharedSecret>) -> Secrets {
+        let mut by_id: std::collections::HashMap<Identification, Vec<usize>> = std::collections::HashMap::new();
+        for (i, s) in list.iter().enumerate() {
+            for id in &s.ids {
+                let at = by_id.entry(id.clone()).or_default();
+                if at.last() != Some(&i) {
+                    at.push(i);
+                }
+            }
+        }
+        let first_for_any = list.iter().position(|s| s.ids.is_empty());
+        Secrets { list, by_id, first_for_any }
+    }
+
+    /// The best secret for a pair of identities: the same answer as [`find_secret`] over the
+    /// list, from the index.
+    pub fn find(&self, local: Option<&Identification>, remote: Option<&Identification>) -> Option<&SharedSecret> {
+        let positions =
+            |id: Option<&Identification>| id.and_then(|id| self.by_id.get(id)).map_or(&[][..], Vec::as_slice);
+        let (l, r) = (positions(local), positions(remote));
+        // Both: the first position in both lists; else the first in either.
+        let both = l.iter().find(|i| r.binary_search(i).is_ok());
+        let one = match (l.first(), r.first()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        both.or(one).or(self.first_for_any.as_ref()).map(|&i| &self.list[i])
+    }
+}
+
+impl std::ops::Deref for Secrets {
+    type Target = [SharedSecret];
+    fn deref(&self) -> &[SharedSecret] {
+        &self.list
+    }
+}
+
+impl From<Vec<SharedSecret>> for Secrets {
+    fn from(list: Vec<SharedSecret>) -> Secrets {
+        Secrets::new(list)
+    }
+}
+
 /// The best secret for a pair of identities, strongSwan's way: one naming both wins over one
 /// naming one of them, which wins over one naming none; one naming identities of which none
 /// matches is not a candidate. Ties go to the first one.
@@ -312,7 +368,7 @@ pub struct ConnectionConfig {
     pub psk: Option<Psk>,
     /// Keys by identity (the `secrets` section): a template for many branches picks each
     /// branch's key by its IDi ([`ConnectionConfig::psk_for`]).
-    pub secrets: Arc<Vec<SharedSecret>>,
+    pub secrets: Arc<Secrets>,
     /// The trusted CAs and CRLs the peer's certificate is checked against.
     pub trust: Arc<TrustStore>,
     /// `unique`.
@@ -345,7 +401,7 @@ impl ConnectionConfig {
             local: AuthConfig::new(AuthMethod::Psk, Some(local_id)),
             remote: AuthConfig::new(AuthMethod::Psk, remote_id),
             psk: Some(Psk::new(psk)),
-            secrets: Arc::new(Vec::new()),
+            secrets: Arc::default(),
             trust: Arc::new(TrustStore::default()),
             unique: Unique::No,
             fragmentation: Fragmentation::Yes,
@@ -375,7 +431,7 @@ impl ConnectionConfig {
     /// The pre-shared key for this pair of identities: the best match among the keys by
     /// identity, else the connection's own key.
     pub fn psk_for(&self, local: &Identification, remote: Option<&Identification>) -> Option<&Psk> {
-        find_secret(&self.secrets, Some(local), remote).map(|s| &s.psk).or(self.psk.as_ref())
+        self.secrets.find(Some(local), remote).map(|s| &s.psk).or(self.psk.as_ref())
     }
 
     /// Our identity: `local.id`, else our certificate's subject (`pubkey`), else the address.
@@ -473,6 +529,34 @@ impl Default for EndpointConfig {
             fragment_size: 1280,
             fragment_timeout: Duration::from_secs(30),
             fragment_memory: 16 << 20,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The index answers what reading every secret in order answers.
+        #[test]
+        fn the_index_finds_what_the_scan_finds(
+            names in proptest::collection::vec(proptest::collection::vec(0u8..6, 0..3), 0..12),
+            local in proptest::option::of(0u8..7),
+            remote in proptest::option::of(0u8..7),
+        ) {
+            let id = |n: u8| Identification::fqdn(&format!("id{n}.test"));
+            let list: Vec<SharedSecret> = names
+                .iter()
+                .enumerate()
+                .map(|(i, ids)| SharedSecret { ids: ids.iter().map(|&n| id(n)).collect(), psk: Psk::new(&[i as u8 + 1]) })
+                .collect();
+            let (local, remote) = (local.map(id), remote.map(id));
+            let scanned = find_secret(&list, local.as_ref(), remote.as_ref()).map(|s| s.psk.0.to_vec());
+            let secrets = Secrets::new(list);
+            let indexed = secrets.find(local.as_ref(), remote.as_ref()).map(|s| s.psk.0.to_vec());
+            prop_assert_eq!(scanned, indexed);
         }
     }
 }

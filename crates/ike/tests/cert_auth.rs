@@ -269,14 +269,14 @@ fn hub() -> Vec<ConnectionConfig> {
     psks.remote.id = None;
     psks.psk = None;
     psks.children[0].remote_ts = vec![ts("198.18.0.0/16")];
-    psks.secrets = Arc::new(
+    psks.secrets = Arc::new(rampart_ike::config::Secrets::new(
         (0..3)
             .map(|i| SharedSecret {
                 ids: vec![Identification::fqdn(&format!("branch{i}.psk.test"))],
                 psk: Psk::new(format!("branch-{i}-secret-0123456789").as_bytes()),
             })
             .collect(),
-    );
+    ));
     vec![certs, psks]
 }
 

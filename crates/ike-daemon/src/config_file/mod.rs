@@ -52,8 +52,8 @@ use rampart_config::{Doc, Value, get, read_file};
 
 use self::secrets::IkeSecret;
 use rampart_ike::config::{
-    AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, Fragmentation, SharedSecret, StartAction,
-    Unique,
+    AuthConfig, AuthMethod, ChildConfig, ConnectionConfig, EndpointConfig, Fragmentation, Secrets, SharedSecret,
+    StartAction, Unique,
 };
 use rampart_ike::message::Identification;
 use rampart_ike::proposal::{parse_ah_proposals, parse_esp_proposals, parse_ike_proposals};
@@ -261,8 +261,9 @@ impl Config {
             None => path.parent().unwrap_or(Path::new(".")).to_path_buf(),
         };
         let credentials = Credentials::load(&cred_dir)?;
-        let shared: Arc<Vec<SharedSecret>> =
-            Arc::new(secrets.iter().map(|s| SharedSecret { ids: s.ids.clone(), psk: s.psk.clone() }).collect());
+        let shared: Arc<Secrets> = Arc::new(Secrets::new(
+            secrets.iter().map(|s| SharedSecret { ids: s.ids.clone(), psk: s.psk.clone() }).collect(),
+        ));
         let mut connections = Vec::new();
         let mut actions = HashMap::new();
         let mut fingerprints = HashMap::new();
@@ -525,7 +526,7 @@ fn read_connection(
     name: &str,
     name_span: &Range<usize>,
     t: &DeTable<'_>,
-    (secrets, shared): (&[IkeSecret], &Arc<Vec<SharedSecret>>),
+    (secrets, shared): (&[IkeSecret], &Arc<Secrets>),
     creds: &Credentials,
 ) -> Result<(ConnectionConfig, Vec<(String, ChildActions)>), ConfError> {
     let what = format!("connections.{name}");
@@ -685,7 +686,7 @@ fn read_connection(
     // wildcard) picks each peer's key by its identity when it authenticates.
     if c.local.auth == AuthMethod::Psk || c.remote.auth == AuthMethod::Psk {
         let local_id = c.local.id.clone().or_else(|| c.local_addrs.first().map(|a| Identification::addr(*a)));
-        let found = rampart_ike::config::find_secret(shared, local_id.as_ref(), c.remote.id.as_ref());
+        let found = shared.find(local_id.as_ref(), c.remote.id.as_ref());
         let template = c.remote.id.as_ref().is_none_or(Identification::is_pattern);
         match found {
             Some(s) => c.psk = Some(s.psk.clone()),
