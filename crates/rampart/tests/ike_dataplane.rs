@@ -29,7 +29,10 @@ struct Net {
 
 impl Net {
     fn up() -> Net {
-        let name = format!("rkdp{}", std::process::id() % 100_000);
+        // The tests of this file run in parallel: each gets namespaces of its own.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("rkdp{}x{n}", std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("rampart-ike-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
