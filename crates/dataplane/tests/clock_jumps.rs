@@ -39,6 +39,7 @@ fn wall_clock_jumps_expire_nothing() {
         ("FAKETIME_DONT_FAKE_MONOTONIC".to_string(), "1".to_string()),
     ];
     let mut ga = Gateway::start_with(&topo, "ga", &scratch.dbs[0], &scratch.dir, 1, env);
+    let _faketime_files = FaketimeFiles(ga.child.as_ref().map(std::process::Child::id));
     let gb = Gateway::start(&topo, "gb", &scratch.dbs[1], &scratch.dir, 1);
     topo.wait_reachable("ha", "10.2.0.2", 10);
     assert_eq!(topo.ping("ha", "10.2.0.2", &["-c", "3", "-i", "0.2"]).1, 3);
@@ -66,4 +67,18 @@ fn wall_clock_jumps_expire_nothing() {
         .collect();
     assert!(expiries.is_empty(), "expiry events after wall clock jumps: {expiries:?}");
     drop(gb);
+}
+
+/// libfaketime's shared memory and semaphore of the faked gateway (`/dev/shm/faketime_shm_<pid>`,
+/// `/dev/shm/sem.faketime_sem_<pid>`): it removes them only when the process exits normally,
+/// and a stopped gateway does not; removed on drop.
+struct FaketimeFiles(Option<u32>);
+
+impl Drop for FaketimeFiles {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
+            let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
+        }
+    }
 }

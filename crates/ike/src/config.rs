@@ -111,8 +111,9 @@ impl Secrets {
         Secrets { list, by_id, first_for_any }
     }
 
-    /// The best secret for a pair of identities: the same answer as [`find_secret`] over the
-    /// list, from the index.
+    /// The best secret for a pair of identities, strongSwan's way: one naming both wins over
+    /// one naming one of them, which wins over one naming none; one naming identities of which
+    /// none matches is not a candidate. Ties go to the first one in file order.
     pub fn find(&self, local: Option<&Identification>, remote: Option<&Identification>) -> Option<&SharedSecret> {
         let positions =
             |id: Option<&Identification>| id.and_then(|id| self.by_id.get(id)).map_or(&[][..], Vec::as_slice);
@@ -138,34 +139,6 @@ impl From<Vec<SharedSecret>> for Secrets {
     fn from(list: Vec<SharedSecret>) -> Secrets {
         Secrets::new(list)
     }
-}
-
-/// The best secret for a pair of identities, strongSwan's way: one naming both wins over one
-/// naming one of them, which wins over one naming none; one naming identities of which none
-/// matches is not a candidate. Ties go to the first one.
-pub fn find_secret<'s>(
-    secrets: &'s [SharedSecret],
-    local: Option<&Identification>,
-    remote: Option<&Identification>,
-) -> Option<&'s SharedSecret> {
-    let mut best: Option<(u8, &SharedSecret)> = None;
-    for s in secrets {
-        let score = if s.ids.is_empty() {
-            1
-        } else {
-            let l = local.is_some_and(|id| s.ids.contains(id));
-            let r = remote.is_some_and(|id| s.ids.contains(id));
-            match (l, r) {
-                (true, true) => 3,
-                (true, false) | (false, true) => 2,
-                (false, false) => continue,
-            }
-        };
-        if best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, s));
-        }
-    }
-    best.map(|(_, s)| s)
 }
 
 /// `unique`: what a new IKE SA of an identity does to the older ones of the same connection.
@@ -537,6 +510,34 @@ impl Default for EndpointConfig {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The best secret for a pair of identities, strongSwan's way: one naming both wins over one
+    /// naming one of them, which wins over one naming none; one naming identities of which none
+    /// matches is not a candidate. Ties go to the first one.
+    fn find_secret<'s>(
+        secrets: &'s [SharedSecret],
+        local: Option<&Identification>,
+        remote: Option<&Identification>,
+    ) -> Option<&'s SharedSecret> {
+        let mut best: Option<(u8, &SharedSecret)> = None;
+        for s in secrets {
+            let score = if s.ids.is_empty() {
+                1
+            } else {
+                let l = local.is_some_and(|id| s.ids.contains(id));
+                let r = remote.is_some_and(|id| s.ids.contains(id));
+                match (l, r) {
+                    (true, true) => 3,
+                    (true, false) | (false, true) => 2,
+                    (false, false) => continue,
+                }
+            };
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, s));
+            }
+        }
+        best.map(|(_, s)| s)
+    }
 
     proptest! {
         /// The index answers what reading every secret in order answers.
